@@ -1,0 +1,126 @@
+"""A species' contour bank: the real F0/loudness stretches that generation starts from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_write
+
+__all__ = ["ContourBank", "Segment", "find_segments"]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One active stretch of a recording, at the control frame rate (all ``[frames]`` float32)."""
+
+    f0_hz: np.ndarray
+    loudness_db: np.ndarray
+    confidence: np.ndarray
+    recording: str
+
+    def __len__(self) -> int:
+        return int(self.f0_hz.shape[0])
+
+
+def find_segments(
+    loudness_db: np.ndarray,
+    frame_rate: float,
+    range_db: float = 40.0,
+    min_seconds: float = 0.03,
+    merge_gap_seconds: float = 0.15,
+    pad_seconds: float = 0.02,
+) -> list[tuple[int, int]]:
+    """Active stretches ``[(start, end), ...]`` (end exclusive) of a ``[frames]`` loudness curve.
+
+    A frame is active within ``range_db`` of the recording's loudest frame; gaps shorter than
+    ``merge_gap_seconds`` are bridged so a song's syllables stay together (the jitter splits them
+    again), stretches shorter than ``min_seconds`` are dropped as clicks, and each stretch is
+    padded so attacks and decays are kept.
+    """
+    loudness_db = np.asarray(loudness_db)
+    if loudness_db.size == 0:
+        return []
+    active = loudness_db >= loudness_db.max() - range_db
+    edges = np.diff(np.concatenate([[0], active.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    merged: list[list[int]] = []
+    gap = int(round(merge_gap_seconds * frame_rate))
+    for start, end in zip(starts, ends, strict=True):
+        if merged and start - merged[-1][1] <= gap:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    pad = int(round(pad_seconds * frame_rate))
+    shortest = int(round(min_seconds * frame_rate))
+    n = loudness_db.size
+    return [
+        (max(0, s - pad), min(n, e + pad)) for s, e in merged if e - s >= max(1, shortest)
+    ]
+
+
+class ContourBank:
+    """Segments of one species plus the grid they live on.
+
+    Saved as one ``.npz`` (concatenated arrays, offsets, recording names; no pickle).
+    """
+
+    def __init__(self, segments: Sequence[Segment], sample_rate: int, hop_length: int) -> None:
+        if not segments:
+            raise ValueError("a contour bank needs at least one segment")
+        self.segments = list(segments)
+        self.sample_rate = int(sample_rate)
+        self.hop_length = int(hop_length)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def recordings(self) -> list[str]:
+        return sorted({s.recording for s in self.segments})
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def total_seconds(self) -> float:
+        return sum(len(s) for s in self.segments) / self.frame_rate
+
+    def save(self, path: str | Path) -> None:
+        offsets = np.cumsum([0] + [len(s) for s in self.segments])
+        cat = lambda name: np.concatenate([getattr(s, name) for s in self.segments])  # noqa: E731
+        arrays = {
+            "f0_hz": cat("f0_hz").astype(np.float32),
+            "loudness_db": cat("loudness_db").astype(np.float32),
+            "confidence": cat("confidence").astype(np.float32),
+            "offsets": offsets.astype(np.int64),
+            "recordings": np.array([s.recording for s in self.segments], dtype=np.str_),
+            "grid": np.array([self.sample_rate, self.hop_length], dtype=np.int64),
+        }
+        atomic_write(path, lambda tmp: _save_npz(tmp, arrays))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ContourBank:
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                offsets, names = data["offsets"], data["recordings"]
+                f0, loud, conf = data["f0_hz"], data["loudness_db"], data["confidence"]
+                sample_rate, hop_length = (int(v) for v in data["grid"])
+        except (OSError, ValueError, KeyError, EOFError) as error:
+            raise ValueError(f"{path}: not a readable contour bank ({error})") from error
+        if offsets[-1] != f0.shape[0] or len(names) != len(offsets) - 1:
+            raise ValueError(f"{path}: contour bank arrays are inconsistent (truncated file?)")
+        segments = [
+            Segment(f0[a:b], loud[a:b], conf[a:b], str(name))
+            for a, b, name in zip(offsets[:-1], offsets[1:], names, strict=True)
+        ]
+        return cls(segments, sample_rate, hop_length)
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)

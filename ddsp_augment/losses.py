@@ -1,0 +1,71 @@
+"""Multi-scale spectral loss with the recording's background modelled apart from the bird.
+
+Each field recording adds its own stationary background (wind, traffic, insects, hiss, the
+recorder's bandwidth) under the bird. A decoder that cannot tell recordings apart smears those
+channels into its timbre. Here the model renders a clean bird and the loss adds, per recording and
+per FFT size, the background's measured noise-floor magnitude ``B`` in power:
+``|Ŷ| = sqrt(|Y_bird|² + B²)`` (the expected magnitude of uncorrelated signals). That is
+deterministic (no extra noise variance in the gradient) and exact for every scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .background import stft_magnitude
+
+__all__ = ["FFT_SIZES", "MultiScaleSpectralLoss"]
+
+# 2048 resolves 16 Hz at 32 kHz (harmonic spacing of low songs); 128 resolves 4 ms (trills).
+FFT_SIZES: tuple[int, ...] = (2048, 1024, 512, 256, 128)
+
+
+class MultiScaleSpectralLoss(nn.Module):
+    """L1 on linear and log STFT magnitudes over several FFT sizes.
+
+    Args:
+        sample_rate: Audio rate, to place ``fmin_hz``.
+        fft_sizes: FFT sizes (75 % overlap, Hann).
+        fmin_hz: Bins below this are ignored: birds sing above it, and low-frequency wind and
+            handling noise are not the species' sound.
+        log_weight: Weight of the log-magnitude term (the linear term has weight 1).
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        fft_sizes: Sequence[int] = FFT_SIZES,
+        fmin_hz: float = 500.0,
+        log_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if fmin_hz < 0 or fmin_hz >= sample_rate / 2:
+            raise ValueError(f"fmin_hz must be in [0, {sample_rate / 2}), got {fmin_hz}")
+        self.sample_rate = sample_rate
+        self.fft_sizes = tuple(fft_sizes)
+        self.fmin_hz = fmin_hz
+        self.log_weight = log_weight
+
+    def forward(
+        self, prediction: Tensor, target: Tensor, floors: Sequence[Tensor] | None = None
+    ) -> Tensor:
+        """Loss between ``[batch, samples]`` signals.
+
+        ``floors`` (one ``[batch, n_fft // 2 + 1]`` per FFT size) is each target recording's
+        background magnitude, power-added to the prediction's spectrum.
+        """
+        total = prediction.new_zeros(())
+        for i, n_fft in enumerate(self.fft_sizes):
+            first_bin = int(np.ceil(self.fmin_hz * n_fft / self.sample_rate))
+            pred = stft_magnitude(prediction, n_fft)
+            if floors is not None:
+                pred = torch.sqrt(pred**2 + floors[i][:, :, None] ** 2 + 1e-12)
+            pred = pred[:, first_bin:]
+            true = stft_magnitude(target, n_fft)[:, first_bin:]
+            total = total + (pred - true).abs().mean()
+            total = total + self.log_weight * (torch.log(pred + 1e-5) - torch.log(true + 1e-5)).abs().mean()
+        return total / len(self.fft_sizes)

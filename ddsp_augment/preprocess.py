@@ -1,0 +1,283 @@
+"""`preprocess`: recordings → per-recording feature files (F0, voicing, loudness, log-mel, segments).
+
+Layout: ``<data_path>/<species>/<file>`` → ``<output_path>/<species>/<stem>.npz`` plus
+``<output_path>/summary.json``. Each output stores the audio at the model rate too, so training
+reads one file per recording and never decodes MP3 again.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from .constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, SAMPLE_RATE
+from .contours import find_segments
+from .features import estimate_f0, log_mel, loudness_db
+from .io import AudioError, atomic_write, load_audio, scan_folder
+from .background import noise_floor
+from .losses import FFT_SIZES
+
+__all__ = [
+    "FORMAT_VERSION",
+    "PreprocessSettings",
+    "Recording",
+    "load_processed",
+    "preprocess_file",
+    "preprocess_folder",
+    "read_manifest",
+]
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PreprocessSettings:
+    sample_rate: int = SAMPLE_RATE
+    hop_length: int = HOP_LENGTH
+    f0_method: str = "numba"
+    fmin: float = F0_MIN_HZ
+    fmax: float = F0_MAX_HZ
+
+    def __post_init__(self) -> None:
+        if self.f0_method not in ("numba", "crepe"):
+            raise ValueError(f"f0_method must be 'numba' or 'crepe', got {self.f0_method!r}")
+        if not 0 < self.fmin < self.fmax <= self.sample_rate / 2:
+            raise ValueError(
+                f"need 0 < fmin < fmax <= sample_rate/2, got {self.fmin}, {self.fmax}"
+            )
+
+
+@dataclass
+class Recording:
+    """One preprocessed recording (arrays at the control frame rate unless stated)."""
+
+    name: str
+    species: str
+    recordist: str
+    audio: np.ndarray  # [samples] at sample_rate
+    sample_rate: int
+    hop_length: int
+    f0_hz: np.ndarray
+    confidence: np.ndarray
+    loudness_db: np.ndarray
+    segments: np.ndarray  # [n, 2] frame ranges, end exclusive
+    floors: list[np.ndarray]  # background magnitude per bin, one per losses.FFT_SIZES
+
+    @property
+    def seconds(self) -> float:
+        return self.audio.shape[0] / self.sample_rate
+
+
+def read_manifest(data_path: Path) -> dict[str, str]:
+    """``{relative path: recordist}`` from ``<data_path>/manifest.csv`` when it has those columns."""
+    manifest = data_path / "manifest.csv"
+    if not manifest.is_file():
+        return {}
+    with open(manifest, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "path" not in rows[0] or "recordist" not in rows[0]:
+        return {}
+    return {row["path"]: row["recordist"] for row in rows}
+
+
+def preprocess_file(
+    path: Path, species: str, recordist: str, settings: PreprocessSettings
+) -> Recording:
+    """Analyse one recording. Raises :class:`AudioError` naming the file on bad input."""
+    audio, sr = load_audio(path, settings.sample_rate)
+    hop = settings.hop_length
+    if audio.shape[0] < 4 * max(FFT_SIZES):
+        raise AudioError(path, f"too short ({audio.shape[0] / sr:.3f} s) to analyse")
+    f0, confidence = estimate_f0(
+        audio, sr, hop_length=hop, fmin=settings.fmin, fmax=settings.fmax, method=settings.f0_method
+    )
+    loud = loudness_db(audio, sr, hop_length=hop)
+    segments = np.array(find_segments(loud, sr / hop), dtype=np.int64).reshape(-1, 2)
+    if segments.shape[0] == 0:
+        raise AudioError(path, "no active stretch found")
+    return Recording(
+        name=path.stem,
+        species=species,
+        recordist=recordist,
+        audio=audio,
+        sample_rate=sr,
+        hop_length=hop,
+        f0_hz=f0,
+        confidence=confidence,
+        loudness_db=loud,
+        segments=segments,
+        floors=[noise_floor(audio, n) for n in FFT_SIZES],
+    )
+
+
+def _output_path(output_path: Path, species: str, source: Path) -> Path:
+    return output_path / species / f"{source.stem}.npz"
+
+
+def _save_recording(out: Path, rec: Recording, source: Path, mel: np.ndarray) -> None:
+    stat = source.stat()
+    arrays = {
+        "format_version": np.int64(FORMAT_VERSION),
+        "audio": rec.audio.astype(np.float32),
+        "grid": np.array([rec.sample_rate, rec.hop_length], np.int64),
+        "f0_hz": rec.f0_hz.astype(np.float32),
+        "confidence": rec.confidence.astype(np.float32),
+        "loudness_db": rec.loudness_db.astype(np.float32),
+        "log_mel": mel.astype(np.float32),
+        "segments": rec.segments,
+        "meta": np.array([rec.name, rec.species, rec.recordist, str(source)]),
+        "source_stamp": np.array([stat.st_size, stat.st_mtime_ns], np.int64),
+        **{f"floor_{n}": f for n, f in zip(FFT_SIZES, rec.floors, strict=True)},
+    }
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, write)
+
+
+def load_processed(path: str | Path) -> Recording:
+    """Read a file written by :func:`preprocess_folder`; a bad file raises naming it."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            version = int(data["format_version"])
+            if version != FORMAT_VERSION:
+                raise ValueError(f"format version {version}, expected {FORMAT_VERSION}")
+            name, species, recordist, _ = (str(v) for v in data["meta"])
+            sample_rate, hop_length = (int(v) for v in data["grid"])
+            return Recording(
+                name=name,
+                species=species,
+                recordist=recordist,
+                audio=data["audio"],
+                sample_rate=sample_rate,
+                hop_length=hop_length,
+                f0_hz=data["f0_hz"],
+                confidence=data["confidence"],
+                loudness_db=data["loudness_db"],
+                segments=data["segments"],
+                floors=[data[f"floor_{n}"] for n in FFT_SIZES],
+            )
+    except (OSError, ValueError, KeyError, EOFError) as error:
+        raise ValueError(f"{path}: not a readable preprocessed recording ({error})") from error
+
+
+def _is_up_to_date(out: Path, source: Path, settings: PreprocessSettings) -> bool:
+    if not out.is_file():
+        return False
+    try:
+        with np.load(out, allow_pickle=False) as data:
+            stat = source.stat()
+            return (
+                int(data["format_version"]) == FORMAT_VERSION
+                and list(data["source_stamp"]) == [stat.st_size, stat.st_mtime_ns]
+                and list(data["grid"]) == [settings.sample_rate, settings.hop_length]
+            )
+    except (OSError, ValueError, KeyError, EOFError):
+        return False
+
+
+def _process_one(
+    source: Path, species: str, recordist: str, output_path: Path, settings: PreprocessSettings
+) -> dict:
+    out = _output_path(output_path, species, source)
+    if _is_up_to_date(out, source, settings):
+        rec = load_processed(out)
+        status = "cached"
+    else:
+        try:
+            rec = preprocess_file(source, species, recordist, settings)
+        except AudioError as error:
+            return {"species": species, "file": str(source), "status": "skipped", "reason": str(error)}
+        mel = log_mel(rec.audio, rec.sample_rate, hop_length=rec.hop_length * 4)
+        _save_recording(out, rec, source, mel)
+        status = "done"
+    voiced = np.zeros(rec.f0_hz.shape[0], bool)
+    for start, end in rec.segments:
+        voiced[start:end] = rec.confidence[start:end] >= 0.5
+    return {
+        "species": species,
+        "file": str(source),
+        "status": status,
+        "seconds": rec.seconds,
+        "voiced_seconds": float(voiced.sum() * rec.hop_length / rec.sample_rate),
+    }
+
+
+def preprocess_folder(
+    data_path: str | Path,
+    output_path: str | Path,
+    settings: PreprocessSettings | None = None,
+    jobs: int = 1,
+    species: Iterable[str] | None = None,
+    progress: bool = True,
+) -> dict[str, dict]:
+    """Preprocess ``<data_path>/<species>/*`` into ``output_path``; returns the per-species summary.
+
+    Bad files are skipped with a warning and listed with their reason in the summary; outputs
+    whose source is unchanged are reused.
+    """
+    settings = settings or PreprocessSettings()
+    data_path, output_path = Path(data_path), Path(output_path)
+    items = scan_folder(data_path)
+    if species is not None:
+        wanted = set(species)
+        items = [(p, s) for p, s in items if s in wanted]
+    if not items:
+        raise FileNotFoundError(f"{data_path}: no audio files found under <species>/ folders")
+    recordists = read_manifest(data_path)
+    jobs_iter = (
+        delayed(_process_one)(
+            path,
+            sp,
+            recordists.get(path.relative_to(data_path).as_posix(), path.stem),
+            output_path,
+            settings,
+        )
+        for path, sp in items
+    )
+    results = list(
+        tqdm(
+            Parallel(n_jobs=jobs, return_as="generator")(jobs_iter),
+            total=len(items),
+            desc="preprocess",
+            unit="file",
+            disable=not progress,
+        )
+    )
+    summary: dict[str, dict] = {}
+    for r in results:
+        s = summary.setdefault(
+            r["species"],
+            {"files": 0, "seconds": 0.0, "voiced_seconds": 0.0, "skipped": []},
+        )
+        if r["status"] == "skipped":
+            s["skipped"].append({"file": r["file"], "reason": r["reason"]})
+            continue
+        s["files"] += 1
+        s["seconds"] += r["seconds"]
+        s["voiced_seconds"] += r["voiced_seconds"]
+    n_skipped = sum(len(s["skipped"]) for s in summary.values())
+    if n_skipped:
+        warnings.warn(
+            f"preprocess skipped {n_skipped} of {len(items)} files (reasons in summary.json)",
+            stacklevel=2,
+        )
+    output_path.mkdir(parents=True, exist_ok=True)
+    payload = {"settings": settings.__dict__, "species": summary}
+    atomic_write(
+        output_path / "summary.json",
+        lambda tmp: tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8"),
+    )
+    return summary

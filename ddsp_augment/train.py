@@ -1,0 +1,477 @@
+"""Training one DDSP model per species: validation by recordist, live metrics, collapse
+detection, best-model keeping, resume, and joblib parallelism over species.
+
+Parallelism goes through joblib, so a cluster user switches backend without code changes::
+
+    from joblib import parallel_config
+    with parallel_config(backend="dask"):   # or "ray" after ray.util.joblib.register_ray()
+        train_folder("data/processed", "models", jobs=8)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from .background import FLOOR_FFT_SIZE, render_noise_floor
+from .contours import ContourBank, Segment
+from .features import estimate_f0, loudness_db
+from .io import atomic_write
+from .losses import FFT_SIZES, MultiScaleSpectralLoss
+from .metrics import f0_accuracy, loudness_mae_db, spectral_distance
+from .model import DecoderConfig, SpeciesModel
+from .preprocess import Recording, load_processed
+from .storage import load_checkpoint, save_checkpoint, save_species_model
+
+__all__ = [
+    "CollapseError",
+    "TrainResult",
+    "TrainSettings",
+    "detect_collapse",
+    "split_by_recordist",
+    "train_folder",
+    "train_species",
+]
+
+_VOICED = 0.5  # confidence threshold for "voiced" frames
+_ACTIVE_DB = 40.0  # frames within this of the recording's max are active
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Training knobs (defaults: ≤ 5 min per species of ≤ 80 s audio on 2 CPU cores).
+
+    An "epoch" is ``steps_per_epoch`` batches of random crops centred on active frames: species
+    have seconds to minutes of audio, so passes over the data are not a useful unit.
+    """
+
+    epochs: int = 30
+    steps_per_epoch: int = 30
+    batch_size: int = 8
+    crop_seconds: float = 0.5
+    learning_rate: float = 2e-3
+    patience: int = 10
+    val_fraction: float = 0.25
+    seed: int = 0
+    device: str = "auto"
+    max_restarts: int = 2
+    threads: int | None = None
+    decoder: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "steps_per_epoch", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.crop_seconds <= 0 or self.learning_rate <= 0:
+            raise ValueError("crop_seconds and learning_rate must be > 0")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+
+class CollapseError(RuntimeError):
+    """Training collapsed (silence, or noise only on tonal song) and restarts did not help."""
+
+
+@dataclass
+class TrainResult:
+    species: str
+    directory: Path
+    history: list[dict[str, float]]
+    best: dict[str, float]
+    restarts: int
+    wall_seconds: float
+
+
+def split_by_recordist(
+    recordings: Sequence[Recording], val_fraction: float, seed: int
+) -> tuple[list[Recording], list[Recording]]:
+    """Hold out whole recordists (≈ ``val_fraction`` of the audio) for validation.
+
+    Clips from one recordist often come from one session (same bird, same microphone), so a
+    per-clip split would leak. With a single recordist, recordings are split instead; with a
+    single recording, it is used for both (and the model info says so).
+    """
+    if len(recordings) < 2 or val_fraction == 0:
+        return list(recordings), []
+    by_person: dict[str, list[Recording]] = {}
+    for rec in recordings:
+        by_person.setdefault(rec.recordist, []).append(rec)
+    groups = list(by_person.values()) if len(by_person) > 1 else [[r] for r in recordings]
+    order = np.random.default_rng(seed).permutation(len(groups))
+    total = sum(r.seconds for r in recordings)
+    val: list[Recording] = []
+    for index in order:
+        if sum(r.seconds for r in val) >= val_fraction * total or len(val) + 1 >= len(recordings):
+            break
+        if len(groups) - sum(1 for g in groups if g[0] in val) <= 1:
+            break
+        val.extend(groups[index])
+    train = [r for r in recordings if r not in val]
+    return train, val
+
+
+def detect_collapse(
+    output: np.ndarray, harmonic: np.ndarray, recording: Recording
+) -> str | None:
+    """Why a resynthesis counts as collapsed, or None.
+
+    Collapse modes known from DDSP on small data and high sample rates: the output goes silent,
+    or the harmonic branch dies and the noise branch takes over while the target is tonal.
+    """
+    hop = recording.hop_length
+    active = recording.loudness_db >= recording.loudness_db.max() - _ACTIVE_DB
+    mask = np.repeat(active, hop)[: output.shape[0]]
+    target_power = float(np.mean(recording.audio[: mask.size][mask] ** 2)) + 1e-12
+    output_power = float(np.mean(output[: mask.size][mask] ** 2)) + 1e-20
+    if 10 * math.log10(output_power / target_power) < -30:
+        return "silent output (>30 dB below the recording on active frames)"
+    tonal = float(np.mean(recording.confidence[active] >= _VOICED)) >= 0.5
+    harmonic_power = float(np.mean(harmonic[: mask.size][mask] ** 2))
+    if tonal and harmonic_power / output_power < 0.05:
+        return "harmonic part gone (<5 % of the energy) while the recording is tonal"
+    return None
+
+
+class _CropSampler:
+    """Random training crops centred on active frames, from a seeded numpy generator."""
+
+    def __init__(self, recordings: Sequence[Recording], crop_frames: int, rng: np.random.Generator):
+        self.recordings = recordings
+        self.crop_frames = crop_frames
+        self.rng = rng
+        centres = []
+        for index, rec in enumerate(recordings):
+            for start, end in rec.segments:
+                frames = np.arange(start, end)
+                centres.append(np.stack([np.full_like(frames, index), frames], 1))
+        self.centres = np.concatenate(centres)
+
+    def batch(self, size: int) -> tuple[np.ndarray, ...]:
+        picks = self.centres[self.rng.integers(0, len(self.centres), size)]
+        f0, loud, conf, audio, floors = [], [], [], [], []
+        n = self.crop_frames
+        for index, centre in picks:
+            rec = self.recordings[index]
+            last_start = rec.f0_hz.shape[0] - n - 1
+            start = int(np.clip(centre - n // 2, 0, max(0, last_start)))
+            f0.append(rec.f0_hz[start : start + n + 1])
+            loud.append(rec.loudness_db[start : start + n + 1])
+            conf.append(rec.confidence[start : start + n + 1])
+            audio.append(rec.audio[start * rec.hop_length : (start + n) * rec.hop_length])
+            floors.append(rec.floors)
+        floors_per_scale = [np.stack([f[i] for f in floors]) for i in range(len(FFT_SIZES))]
+        return np.stack(f0), np.stack(loud), np.stack(conf), np.stack(audio), floors_per_scale
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def _decoder_config(train: Sequence[Recording], overrides: dict[str, Any]) -> DecoderConfig:
+    active = np.concatenate(
+        [r.loudness_db[r.loudness_db >= r.loudness_db.max() - _ACTIVE_DB] for r in train]
+    )
+    first = train[0]
+    return DecoderConfig(
+        sample_rate=first.sample_rate,
+        hop_length=first.hop_length,
+        loudness_mean=float(active.mean()),
+        loudness_std=float(max(active.std(), 1.0)),
+        **overrides,
+    )
+
+
+def _contour_bank(recordings: Sequence[Recording]) -> ContourBank:
+    segments = [
+        Segment(
+            rec.f0_hz[a:b].copy(),
+            rec.loudness_db[a:b].copy(),
+            rec.confidence[a:b].copy(),
+            rec.name,
+        )
+        for rec in recordings
+        for a, b in rec.segments
+    ]
+    return ContourBank(segments, recordings[0].sample_rate, recordings[0].hop_length)
+
+
+@torch.no_grad()
+def _validate(model: SpeciesModel, recordings: Sequence[Recording], seed: int) -> dict[str, Any]:
+    """Resynthesise each recording from its own contours; metrics averaged over recordings."""
+    model.eval()
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    scores: dict[str, list[float]] = {"spectral": [], "f0": [], "loud": []}
+    collapse = None
+    for rec in recordings:
+        t = lambda a: torch.as_tensor(a, device=device)[None]  # noqa: E731
+        n = rec.audio.shape[0]
+        out, harmonic = model(t(rec.f0_hz), t(rec.loudness_db), t(rec.confidence), n, generator)
+        bird, harmonic = out[0].cpu().numpy(), harmonic[0].cpu().numpy()
+        reason = detect_collapse(bird, harmonic, rec)
+        collapse = collapse or (f"{rec.name}: {reason}" if reason else None)
+        heard = bird + render_noise_floor(rec.floors[FFT_SIZES.index(FLOOR_FFT_SIZE)], n, rng)
+        active = rec.loudness_db >= rec.loudness_db.max() - _ACTIVE_DB
+        scores["spectral"].append(spectral_distance(rec.audio, heard, rec.sample_rate))
+        scores["loud"].append(
+            loudness_mae_db(rec.loudness_db, loudness_db(heard, rec.sample_rate, rec.hop_length), active)
+        )
+        voiced = active & (rec.confidence >= _VOICED)
+        if voiced.any():
+            f0_out, _ = estimate_f0(bird, rec.sample_rate, hop_length=rec.hop_length)
+            scores["f0"].append(f0_accuracy(rec.f0_hz, f0_out, voiced))
+    model.train()
+    return {
+        "val_spectral_distance": float(np.mean(scores["spectral"])),
+        "f0_within_50_cents": float(np.mean(scores["f0"])) if scores["f0"] else float("nan"),
+        "loudness_mae_db": float(np.mean(scores["loud"])),
+        "collapse": collapse,
+    }
+
+
+def _write_history(directory: Path, history: list[dict[str, Any]]) -> None:
+    if not history:
+        return
+    keys = list(history[0])
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, keys)
+            writer.writeheader()
+            writer.writerows(history)
+
+    atomic_write(directory / "history.csv", write)
+
+
+def train_species(
+    recordings: Sequence[Recording],
+    output_dir: str | Path,
+    settings: TrainSettings | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = tqdm.write,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train one species model on ``recordings`` (one species) into ``output_dir``.
+
+    The best validation epoch that is not collapsed is saved as the model directory after every
+    improvement; the last state goes to ``output_dir/checkpoint`` every epoch for ``resume``.
+    Raises :class:`CollapseError` when restarts with lower learning rates keep collapsing.
+    """
+    settings = settings or TrainSettings()
+    if not recordings:
+        raise ValueError("train_species needs at least one recording")
+    species = recordings[0].species
+    output_dir = Path(output_dir)
+    started = time.perf_counter()
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    device = _resolve_device(settings.device)
+    torch.manual_seed(settings.seed)
+    train, val = split_by_recordist(recordings, settings.val_fraction, settings.seed)
+    val_on = val or train
+    model = SpeciesModel(_decoder_config(train, settings.decoder)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    generator = torch.Generator(device=device).manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    loss_fn = MultiScaleSpectralLoss(model.config.sample_rate)
+    frame_rate = model.config.sample_rate / model.config.hop_length
+    shortest = min(r.f0_hz.shape[0] for r in train) - 2
+    sampler = _CropSampler(train, max(8, min(int(settings.crop_seconds * frame_rate), shortest)), rng)
+    contours = _contour_bank(recordings)
+    floor_index = FFT_SIZES.index(FLOOR_FFT_SIZE)
+    backgrounds = np.stack([r.floors[floor_index] for r in recordings])
+    info = {
+        "training_data": {
+            "recordings": [r.name for r in train],
+            "validation_recordings": [r.name for r in val],
+            "validation": "held-out recordists" if val else "training recordings (too few to hold out)",
+            "recordists": sorted({r.recordist for r in recordings}),
+            "seconds": round(sum(r.seconds for r in train), 2),
+            "voiced_seconds": round(
+                sum(float(np.sum(r.confidence >= _VOICED)) for r in train) / frame_rate, 2
+            ),
+        },
+        "settings": {k: v for k, v in asdict(settings).items() if k != "decoder"},
+    }
+
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {}
+    best_state: dict[str, torch.Tensor] | None = None
+    start_epoch, restarts, stale, lr = 0, 0, 0, settings.learning_rate
+    checkpoint_dir = output_dir / "checkpoint"
+    if resume and (checkpoint_dir / "state.json").is_file():
+        meta = load_checkpoint(checkpoint_dir, model, optimizer, generator)
+        rng.bit_generator.state = meta["numpy_rng"]
+        history, best, restarts, stale, lr = (
+            meta["history"], meta["best"], meta["restarts"], meta["stale"], meta["lr"]
+        )
+        start_epoch = len(history)
+        best_state = _load_best_weights(output_dir, device) if best else None
+        log(f"[{species}] resuming at epoch {start_epoch + 1}/{settings.epochs}")
+
+    epoch = start_epoch
+    bar = tqdm(total=settings.epochs, initial=start_epoch, desc=species, disable=not progress)
+    while epoch < settings.epochs and stale < settings.patience:
+        epoch_start = time.perf_counter()
+        losses = []
+        model.train()
+        for _ in range(settings.steps_per_epoch):
+            f0, loud, conf, audio, floors = sampler.batch(settings.batch_size)
+            t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+            output, _ = model(t(f0), t(loud), t(conf), audio.shape[1], generator)
+            loss = loss_fn(output, t(audio), [t(f) for f in floors])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
+            optimizer.step()
+            losses.append(float(loss))
+        metrics = _validate(model, val_on, settings.seed)
+        collapse = metrics.pop("collapse")
+        row = {
+            "epoch": epoch + 1,
+            "loss": float(np.mean(losses)),
+            **metrics,
+            "lr": lr,
+            "collapsed": int(collapse is not None),
+            "seconds": round(time.perf_counter() - epoch_start, 2),
+        }
+        history.append(row)
+        log(
+            f"[{species}] epoch {epoch + 1}/{settings.epochs} loss {row['loss']:.3f} "
+            f"val_spec {row['val_spectral_distance']:.3f} f0@50c {row['f0_within_50_cents']:.3f} "
+            f"loud_mae {row['loudness_mae_db']:.2f} dB" + (f"  COLLAPSE: {collapse}" if collapse else "")
+        )
+        if collapse:
+            if restarts >= settings.max_restarts:
+                raise CollapseError(
+                    f"{species}: training collapsed {restarts + 1} times ({collapse}); "
+                    "try more or cleaner recordings, or a lower --learning_rate"
+                )
+            restarts += 1
+            lr *= 0.3
+            if best_state is not None:
+                model.load_state_dict(best_state)
+            else:
+                model = SpeciesModel(model.config).to(device)
+            optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+            log(f"[{species}] restarting from the best state with learning rate {lr:.2e}")
+        elif not best or row["val_spectral_distance"] < best["val_spectral_distance"]:
+            best, stale = dict(row), 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            save_species_model(
+                output_dir, species, model, contours, backgrounds,
+                {**info, "metrics": best, "complete": False},
+            )
+        else:
+            stale += 1
+        epoch += 1
+        save_checkpoint(
+            checkpoint_dir,
+            model,
+            optimizer,
+            {
+                "history": history, "best": best, "restarts": restarts, "stale": stale,
+                "lr": lr, "numpy_rng": rng.bit_generator.state,
+            },
+            generator,
+        )
+        _write_history(output_dir, history)
+        bar.update(1)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+    bar.close()
+    if best_state is None:
+        raise CollapseError(f"{species}: no epoch produced a usable model")
+    model.load_state_dict(best_state)
+    wall = time.perf_counter() - started
+    save_species_model(
+        output_dir, species, model, contours, backgrounds,
+        {**info, "metrics": best, "complete": True, "epochs_run": len(history), "restarts": restarts},
+    )
+    return TrainResult(species, output_dir, history, best, restarts, wall)
+
+
+def _load_best_weights(output_dir: Path, device: torch.device) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    path = output_dir / "weights.safetensors"
+    return load_file(str(path), device=str(device)) if path.is_file() else {}
+
+
+def load_species_recordings(processed_path: str | Path, species: str) -> list[Recording]:
+    files = sorted((Path(processed_path) / species).glob("*.npz"))
+    if not files:
+        raise FileNotFoundError(f"{Path(processed_path) / species}: no preprocessed recordings")
+    return [load_processed(f) for f in files]
+
+
+def _train_one(processed_path, output_path, species, settings, resume, progress) -> dict[str, Any]:
+    try:
+        result = train_species(
+            load_species_recordings(processed_path, species),
+            Path(output_path) / species,
+            settings,
+            resume=resume,
+            progress=progress,
+        )
+    except CollapseError as error:
+        return {"species": species, "status": "collapsed", "reason": str(error)}
+    return {
+        "species": species,
+        "status": "trained",
+        "wall_seconds": round(result.wall_seconds, 1),
+        "restarts": result.restarts,
+        **{k: result.best[k] for k in ("epoch", "val_spectral_distance", "f0_within_50_cents", "loudness_mae_db")},
+    }
+
+
+def train_folder(
+    processed_path: str | Path,
+    output_path: str | Path,
+    settings: TrainSettings | None = None,
+    species: Iterable[str] | None = None,
+    jobs: int = 1,
+    resume: bool = False,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train every species under ``processed_path`` (or ``species``), ``jobs`` at a time."""
+    settings = settings or TrainSettings()
+    processed_path = Path(processed_path)
+    names = sorted(species) if species else sorted(
+        p.name for p in processed_path.iterdir() if p.is_dir() and any(p.glob("*.npz"))
+    )
+    if not names:
+        raise FileNotFoundError(f"{processed_path}: no preprocessed species folders")
+    if jobs != 1 and settings.threads is None:
+        # Split the cores between workers instead of oversubscribing them.
+        settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    results = Parallel(n_jobs=jobs)(
+        delayed(_train_one)(processed_path, output_path, name, settings, resume, progress and jobs == 1)
+        for name in names
+    )
+    Path(output_path).mkdir(parents=True, exist_ok=True)
+    atomic_write(
+        Path(output_path) / "training_summary.json",
+        lambda tmp: tmp.write_text(json.dumps(results, indent=2), "utf-8"),
+    )
+    return results
