@@ -1,0 +1,166 @@
+"""Audio I/O with soundfile: load, validate, mix down, resample, scan folders, write atomically.
+
+Every problem with a user's file raises :class:`AudioError`, whose message starts with the path.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AudioError",
+    "atomic_write",
+    "load_audio",
+    "load_folder",
+    "resample",
+    "save_audio",
+    "scan_folder",
+]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+
+class AudioError(ValueError):
+    """A recording that cannot be used; ``str(error)`` is ``"<path>: <reason>"``."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def resample(audio: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
+    """Resample ``(..., time)`` float audio (soxr, high quality)."""
+    if orig_sr == new_sr:
+        return np.asarray(audio, np.float32)
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim == 1:
+        return soxr.resample(audio, orig_sr, new_sr).astype(np.float32)
+    flat = audio.reshape(-1, audio.shape[-1])
+    # soxr wants [time, channels]
+    out = soxr.resample(flat.T, orig_sr, new_sr).T
+    return np.ascontiguousarray(out.reshape(*audio.shape[:-1], -1), np.float32)
+
+
+def load_audio(
+    path: str | Path, sample_rate: int | None = None, mono: bool = True
+) -> tuple[np.ndarray, int]:
+    """Read a recording as float32.
+
+    Args:
+        path: wav, flac, ogg or mp3 file.
+        sample_rate: Resample to this rate (None keeps the file's rate).
+        mono: Mix channels down to ``[time]``; otherwise return ``[channels, time]``.
+
+    Returns:
+        ``(audio, sample_rate)``.
+
+    Raises:
+        AudioError: missing, unreadable or not audio, empty, NaN/inf samples, or all silent.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if not path.is_file():
+        raise AudioError(path, "not a file")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+        raise AudioError(path, f"unreadable or not audio ({error})") from error
+    if data.shape[0] == 0:
+        raise AudioError(path, "empty (zero samples)")
+    if not np.all(np.isfinite(data)):
+        raise AudioError(path, "contains NaN or infinite samples")
+    peak = float(np.max(np.abs(data)))
+    if peak == 0.0:
+        raise AudioError(path, "all samples are zero (silent)")
+    if peak >= 0.999:
+        clipped = float(np.mean(np.abs(data) >= 0.999))
+        if clipped > 1e-3:
+            warnings.warn(f"{path}: {clipped:.1%} of samples are clipped", stacklevel=2)
+    audio = data.mean(axis=1) if mono else data.T
+    audio = np.ascontiguousarray(audio, np.float32)
+    if sample_rate is not None and sample_rate != sr:
+        audio = resample(audio, sr, sample_rate)
+        sr = sample_rate
+    return audio, int(sr)
+
+
+def atomic_write(path: str | Path, write_fn: Callable[[Path], None]) -> None:
+    """Call ``write_fn(tmp)`` on a temporary file beside ``path``, then rename it into place.
+
+    A crash mid-write leaves the old file (or none), never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write_fn(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write ``[time]`` or ``[channels, time]`` float audio as 16-bit PCM wav, atomically."""
+    audio = np.asarray(audio, np.float32)
+    frames = audio.T if audio.ndim == 2 else audio
+    atomic_write(
+        path, lambda tmp: sf.write(str(tmp), frames, sample_rate, subtype="PCM_16", format="WAV")
+    )
+
+
+def scan_folder(root: str | Path) -> list[tuple[Path, str]]:
+    """``<root>/<species>/*.{wav,flac,ogg,mp3}`` → sorted ``[(path, species), ...]``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    return [
+        (path, species_dir.name)
+        for species_dir in sorted(p for p in root.iterdir() if p.is_dir())
+        for path in sorted(species_dir.iterdir())
+        if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS
+    ]
+
+
+def load_folder(
+    root: str | Path, sample_rate: int, on_error: str = "skip"
+) -> tuple[list[tuple[Path, str, np.ndarray]], list[tuple[Path, str]]]:
+    """Load every recording of :func:`scan_folder` at ``sample_rate``.
+
+    Returns ``(loaded, skipped)``: ``[(path, species, audio)]`` and ``[(path, reason)]``. With
+    ``on_error="raise"`` the first bad file raises; with ``"skip"`` one warning gives the count.
+    """
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+    loaded, skipped = [], []
+    for path, species in scan_folder(root):
+        try:
+            audio, _ = load_audio(path, sample_rate)
+        except AudioError as error:
+            if on_error == "raise":
+                raise
+            skipped.append((path, error.reason))
+            continue
+        loaded.append((path, species, audio))
+    if skipped:
+        warnings.warn(
+            f"{root}: skipped {len(skipped)} unusable file(s): "
+            + "; ".join(f"{p.name} ({r})" for p, r in skipped[:5]),
+            stacklevel=2,
+        )
+    return loaded, skipped
