@@ -110,7 +110,7 @@ def _track_peaks(power, bin_hz, first_bin, last_bin):  # pragma: no cover
                 if row[k] > low_best:
                     low_best, low_bin = row[k], k
             is_peak = row[low_bin] >= row[low_bin - 1] and row[low_bin] >= row[low_bin + 1]
-            if is_peak and low_best > 0.1 * best:
+            if is_peak and low_best > 0.25 * best:
                 best, best_bin = low_best, low_bin
         a = math.log(row[best_bin - 1] + 1e-20)
         b = math.log(row[best_bin] + 1e-20)

@@ -138,10 +138,14 @@ class Decoder(nn.Module):
         cfg = self.config
         hidden = self.core(self.input(self.scale_inputs(f0_hz, loudness_db, confidence)))
         raw = self.output(hidden).transpose(1, 2)  # [batch, frames, n_out]
-        amplitude = F.exp_sigmoid(raw[..., 0])
+        # Amplitudes are relative to the input loudness (a sine of amplitude 10^(dB/20) reads
+        # dB): the network learns a gain around 1 instead of the level itself, which keeps the
+        # output from starting, or collapsing, to silence on a few seconds of song.
+        level = torch.pow(10.0, loudness_db / 20.0)[..., None]
+        amplitude = level[..., 0] * F.exp_sigmoid(raw[..., 0], max_value=4.0)
         harmonics = F.exp_sigmoid(raw[..., 1 : 1 + cfg.n_harmonics])
         distribution = harmonics / harmonics.sum(-1, keepdim=True)
-        noise = F.exp_sigmoid(raw[..., 1 + cfg.n_harmonics :])
+        noise = level * F.exp_sigmoid(raw[..., 1 + cfg.n_harmonics :])
         return Controls(f0_hz, amplitude, distribution, noise)
 
 

@@ -22,8 +22,7 @@ from .constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, SAMPLE_RATE
 from .contours import find_segments
 from .features import estimate_f0, log_mel, loudness_db
 from .io import AudioError, atomic_write, load_audio, scan_folder
-from .background import noise_floor
-from .losses import FFT_SIZES
+from .background import FLOOR_FFT_SIZE, noise_floor
 
 __all__ = [
     "FORMAT_VERSION",
@@ -69,7 +68,7 @@ class Recording:
     confidence: np.ndarray
     loudness_db: np.ndarray
     segments: np.ndarray  # [n, 2] frame ranges, end exclusive
-    floors: list[np.ndarray]  # background magnitude per bin, one per losses.FFT_SIZES
+    background: np.ndarray  # background magnitude per bin (background.noise_floor)
 
     @property
     def seconds(self) -> float:
@@ -94,7 +93,7 @@ def preprocess_file(
     """Analyse one recording. Raises :class:`AudioError` naming the file on bad input."""
     audio, sr = load_audio(path, settings.sample_rate)
     hop = settings.hop_length
-    if audio.shape[0] < 4 * max(FFT_SIZES):
+    if audio.shape[0] < 4 * FLOOR_FFT_SIZE:
         raise AudioError(path, f"too short ({audio.shape[0] / sr:.3f} s) to analyse")
     f0, confidence = estimate_f0(
         audio, sr, hop_length=hop, fmin=settings.fmin, fmax=settings.fmax, method=settings.f0_method
@@ -114,7 +113,7 @@ def preprocess_file(
         confidence=confidence,
         loudness_db=loud,
         segments=segments,
-        floors=[noise_floor(audio, n) for n in FFT_SIZES],
+        background=noise_floor(audio),
     )
 
 
@@ -135,7 +134,7 @@ def _save_recording(out: Path, rec: Recording, source: Path, mel: np.ndarray) ->
         "segments": rec.segments,
         "meta": np.array([rec.name, rec.species, rec.recordist, str(source)]),
         "source_stamp": np.array([stat.st_size, stat.st_mtime_ns], np.int64),
-        **{f"floor_{n}": f for n, f in zip(FFT_SIZES, rec.floors, strict=True)},
+        "background": rec.background,
     }
 
     def write(tmp: Path) -> None:
@@ -167,7 +166,7 @@ def load_processed(path: str | Path) -> Recording:
                 confidence=data["confidence"],
                 loudness_db=data["loudness_db"],
                 segments=data["segments"],
-                floors=[data[f"floor_{n}"] for n in FFT_SIZES],
+                background=data["background"],
             )
     except (OSError, ValueError, KeyError, EOFError) as error:
         raise ValueError(f"{path}: not a readable preprocessed recording ({error})") from error

@@ -25,11 +25,10 @@ import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from .background import FLOOR_FFT_SIZE, render_noise_floor
 from .contours import ContourBank, Segment
 from .features import estimate_f0, loudness_db
 from .io import atomic_write
-from .losses import FFT_SIZES, MultiScaleSpectralLoss
+from .losses import MultiScaleSpectralLoss
 from .metrics import f0_accuracy, loudness_mae_db, spectral_distance
 from .model import DecoderConfig, SpeciesModel
 from .preprocess import Recording, load_processed
@@ -141,8 +140,8 @@ def detect_collapse(
         return "silent output (>30 dB below the recording on active frames)"
     tonal = float(np.mean(recording.confidence[active] >= _VOICED)) >= 0.5
     harmonic_power = float(np.mean(harmonic[: mask.size][mask] ** 2))
-    if tonal and harmonic_power / output_power < 0.05:
-        return "harmonic part gone (<5 % of the energy) while the recording is tonal"
+    if tonal and harmonic_power / output_power < 0.02:
+        return "harmonic part gone (<2 % of the energy) while the recording is tonal"
     return None
 
 
@@ -162,7 +161,7 @@ class _CropSampler:
 
     def batch(self, size: int) -> tuple[np.ndarray, ...]:
         picks = self.centres[self.rng.integers(0, len(self.centres), size)]
-        f0, loud, conf, audio, floors = [], [], [], [], []
+        f0, loud, conf, audio = [], [], [], []
         n = self.crop_frames
         for index, centre in picks:
             rec = self.recordings[index]
@@ -172,9 +171,7 @@ class _CropSampler:
             loud.append(rec.loudness_db[start : start + n + 1])
             conf.append(rec.confidence[start : start + n + 1])
             audio.append(rec.audio[start * rec.hop_length : (start + n) * rec.hop_length])
-            floors.append(rec.floors)
-        floors_per_scale = [np.stack([f[i] for f in floors]) for i in range(len(FFT_SIZES))]
-        return np.stack(f0), np.stack(loud), np.stack(conf), np.stack(audio), floors_per_scale
+        return np.stack(f0), np.stack(loud), np.stack(conf), np.stack(audio)
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -219,7 +216,6 @@ def _validate(model: SpeciesModel, recordings: Sequence[Recording], seed: int) -
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    rng = np.random.default_rng(seed)
     scores: dict[str, list[float]] = {"spectral": [], "f0": [], "loud": []}
     collapse = None
     for rec in recordings:
@@ -229,11 +225,10 @@ def _validate(model: SpeciesModel, recordings: Sequence[Recording], seed: int) -
         bird, harmonic = out[0].cpu().numpy(), harmonic[0].cpu().numpy()
         reason = detect_collapse(bird, harmonic, rec)
         collapse = collapse or (f"{rec.name}: {reason}" if reason else None)
-        heard = bird + render_noise_floor(rec.floors[FFT_SIZES.index(FLOOR_FFT_SIZE)], n, rng)
         active = rec.loudness_db >= rec.loudness_db.max() - _ACTIVE_DB
-        scores["spectral"].append(spectral_distance(rec.audio, heard, rec.sample_rate))
+        scores["spectral"].append(spectral_distance(rec.audio, bird, rec.sample_rate))
         scores["loud"].append(
-            loudness_mae_db(rec.loudness_db, loudness_db(heard, rec.sample_rate, rec.hop_length), active)
+            loudness_mae_db(rec.loudness_db, loudness_db(bird, rec.sample_rate, rec.hop_length), active)
         )
         voiced = active & (rec.confidence >= _VOICED)
         if voiced.any():
@@ -298,8 +293,7 @@ def train_species(
     shortest = min(r.f0_hz.shape[0] for r in train) - 2
     sampler = _CropSampler(train, max(8, min(int(settings.crop_seconds * frame_rate), shortest)), rng)
     contours = _contour_bank(recordings)
-    floor_index = FFT_SIZES.index(FLOOR_FFT_SIZE)
-    backgrounds = np.stack([r.floors[floor_index] for r in recordings])
+    backgrounds = np.stack([r.background for r in recordings])
     info = {
         "training_data": {
             "recordings": [r.name for r in train],
@@ -336,15 +330,15 @@ def train_species(
         losses = []
         model.train()
         for _ in range(settings.steps_per_epoch):
-            f0, loud, conf, audio, floors = sampler.batch(settings.batch_size)
+            f0, loud, conf, audio = sampler.batch(settings.batch_size)
             t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
             output, _ = model(t(f0), t(loud), t(conf), audio.shape[1], generator)
-            loss = loss_fn(output, t(audio), [t(f) for f in floors])
+            loss = loss_fn(output, t(audio))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         metrics = _validate(model, val_on, settings.seed)
         collapse = metrics.pop("collapse")
         row = {
@@ -359,7 +353,7 @@ def train_species(
         log(
             f"[{species}] epoch {epoch + 1}/{settings.epochs} loss {row['loss']:.3f} "
             f"val_spec {row['val_spectral_distance']:.3f} f0@50c {row['f0_within_50_cents']:.3f} "
-            f"loud_mae {row['loudness_mae_db']:.2f} dB" + (f"  COLLAPSE: {collapse}" if collapse else "")
+            f"loud_mae {row['loudness_mae_db']:.2f} dB ({row['seconds']:.0f} s)" + (f"  COLLAPSE: {collapse}" if collapse else "")
         )
         if collapse:
             if restarts >= settings.max_restarts:

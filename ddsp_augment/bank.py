@@ -1,0 +1,201 @@
+"""`SpeciesBank`: trained species models, sampled with jittered contours into new songs."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .background import noise_floor, render_noise_floor
+from .environment import SceneConfig, apply_scene
+from .features import estimate_f0, loudness_db
+from .io import resample
+from .jitter import JitterConfig, compose_song, jitter_contours
+from .storage import ModelFileError, SavedSpecies, is_model_dir, load_species_model
+
+__all__ = ["SpeciesBank"]
+
+_PEAK = 0.99
+
+
+def _rngs(seed: int | np.random.SeedSequence | None, n: int) -> list[np.random.Generator]:
+    """One independent generator per clip: clip ``i`` of a seeded call is always the same."""
+    sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    return [np.random.default_rng(child) for child in sequence.spawn(n)]
+
+
+def _peak_safe(audio: np.ndarray) -> np.ndarray:
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return audio * (_PEAK / peak) if peak > _PEAK else audio
+
+
+class SpeciesBank:
+    """A set of species models ready to sample.
+
+    Example::
+
+        bank = SpeciesBank.load("models/")
+        songs = bank.sample("Parus_major", n=4, seconds=3.0, sample_rate=32000, seed=0)
+    """
+
+    def __init__(self, entries: dict[str, SavedSpecies]) -> None:
+        if not entries:
+            raise ValueError("a SpeciesBank needs at least one species model")
+        self._entries = dict(sorted(entries.items()))
+        self._jitter = {
+            name: JitterConfig.from_segments(entry.contours.segments)
+            for name, entry in self._entries.items()
+        }
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        species: Iterable[str] | None = None,
+        device: str | torch.device = "cpu",
+    ) -> SpeciesBank:
+        """Load ``path`` — one species directory or a folder of them (optionally only ``species``)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such model directory")
+        if is_model_dir(path):
+            dirs = [path]
+        else:
+            dirs = sorted(p for p in path.iterdir() if is_model_dir(p))
+            if not dirs:
+                raise ModelFileError(path, "contains no species model (no */config.json)")
+        entries = {}
+        for directory in dirs:
+            entry = load_species_model(directory, device=device)
+            entries[entry.species] = entry
+        if species is not None:
+            wanted = list(species)
+            missing = sorted(set(wanted) - set(entries))
+            if missing:
+                raise KeyError(f"{path}: no model for species {missing}; have {sorted(entries)}")
+            entries = {name: entries[name] for name in wanted}
+        return cls(entries)
+
+    @property
+    def species(self) -> list[str]:
+        return list(self._entries)
+
+    def __contains__(self, species: str) -> bool:
+        return species in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entry(self, species: str) -> SavedSpecies:
+        try:
+            return self._entries[species]
+        except KeyError:
+            raise KeyError(f"no model for species {species!r}; bank has {self.species}") from None
+
+    def jitter_config(self, species: str, **overrides) -> JitterConfig:
+        """The species' default jitter (from its own measured variation), with ``overrides``."""
+        self.entry(species)
+        return dataclasses.replace(self._jitter[species], **overrides)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by weights, contours and background spectra."""
+        total = 0
+        for entry in self._entries.values():
+            total += sum(p.numel() * p.element_size() for p in entry.model.state_dict().values())
+            total += entry.backgrounds.nbytes
+            total += sum(
+                s.f0_hz.nbytes + s.loudness_db.nbytes + s.confidence.nbytes
+                for s in entry.contours.segments
+            )
+        return total
+
+    def sample(
+        self,
+        species: str,
+        n: int = 1,
+        seconds: float = 3.0,
+        sample_rate: int = 32000,
+        seed: int | np.random.SeedSequence | None = None,
+        backend: str = "numba",
+        scene: SceneConfig | None = None,
+        jitter: JitterConfig | None = None,
+        **jitter_overrides,
+    ) -> np.ndarray:
+        """New songs of ``species`` → float32 ``[n, round(seconds * sample_rate)]``, peak ≤ 0.99.
+
+        Each clip recombines and jitters the species' real contours, renders them through its
+        decoder and synthesiser (``backend`` "numba" on CPU, or "torch"), then places the bird in
+        ``scene`` (None: the clean bird). The same ``seed`` gives identical clips.
+        """
+        if n < 1 or seconds <= 0 or sample_rate <= 0:
+            raise ValueError(f"need n >= 1, seconds > 0, sample_rate > 0; got {n}, {seconds}, {sample_rate}")
+        entry = self.entry(species)
+        config = jitter or self.jitter_config(species, **jitter_overrides)
+        model_sr = entry.model.config.sample_rate
+        hop = entry.model.config.hop_length
+        n_model = int(round(seconds * model_sr))
+        n_out = int(round(seconds * sample_rate))
+        out = np.empty((n, n_out), np.float32)
+        for i, rng in enumerate(_rngs(seed, n)):
+            f0, loud, conf = compose_song(
+                entry.contours.segments, n_model // hop + 1, config, rng, model_sr / hop
+            )
+            audio = entry.model.synthesize(f0, loud, conf, n_model, rng, backend)
+            if scene is not None:
+                audio, _ = apply_scene(
+                    audio, model_sr, scene, rng, background_spectra=self._backgrounds(entry)
+                )
+            out[i] = self._to_rate(audio, model_sr, sample_rate, n_out)
+        return out
+
+    def resynthesize(
+        self,
+        species: str,
+        audio: np.ndarray,
+        sample_rate: int,
+        seed: int | np.random.SeedSequence | None = None,
+        backend: str = "numba",
+        keep_background: bool = False,
+        jitter: JitterConfig | None = None,
+        **jitter_overrides,
+    ) -> np.ndarray:
+        """Re-sing a real clip ``[samples]`` with ``species``' model, jittered; same length and level.
+
+        The clip's F0 and loudness are tracked, jittered (pitch, vibrato, gain; no syllable
+        edits, so timing follows the original) and rendered. ``keep_background`` adds noise with
+        the clip's own measured background under the new song.
+        """
+        entry = self.entry(species)
+        audio = np.asarray(audio, np.float32)
+        if audio.ndim != 1 or audio.size == 0:
+            raise ValueError(f"resynthesize expects a non-empty mono [samples] array, got {audio.shape}")
+        config = jitter or self.jitter_config(species, **jitter_overrides)
+        model_sr = entry.model.config.sample_rate
+        hop = entry.model.config.hop_length
+        rng = _rngs(seed, 1)[0]
+        x = resample(audio, sample_rate, model_sr) if sample_rate != model_sr else audio
+        f0, conf = estimate_f0(x, model_sr, hop_length=hop)
+        loud = loudness_db(x, model_sr, hop_length=hop)
+        f0, loud, conf = jitter_contours(f0, loud, conf, config, rng, model_sr / hop, keep_length=True)
+        bird = entry.model.synthesize(f0, loud, conf, x.shape[0], rng, backend)
+        original_rms = float(np.sqrt(np.mean(x**2)))
+        bird *= original_rms / max(float(np.sqrt(np.mean(bird**2))), 1e-9)
+        if keep_background:
+            bird = bird + render_noise_floor(noise_floor(x), x.shape[0], rng)
+        return self._to_rate(bird, model_sr, sample_rate, audio.shape[0])
+
+    @staticmethod
+    def _backgrounds(entry: SavedSpecies) -> np.ndarray:
+        return entry.backgrounds
+
+    @staticmethod
+    def _to_rate(audio: np.ndarray, source_sr: int, target_sr: int, n_out: int) -> np.ndarray:
+        if source_sr != target_sr:
+            audio = resample(audio, source_sr, target_sr)
+        if audio.shape[0] < n_out:
+            audio = np.pad(audio, (0, n_out - audio.shape[0]))
+        return _peak_safe(audio[:n_out].astype(np.float32, copy=False))
