@@ -146,9 +146,7 @@ class SpeciesBank:
             )
             audio = entry.model.synthesize(f0, loud, conf, n_model, rng, backend)
             if scene is not None:
-                audio, _ = apply_scene(
-                    audio, model_sr, scene, rng, background_spectra=self._backgrounds(entry)
-                )
+                audio, _ = apply_scene(audio, model_sr, scene, rng, background_spectra=entry.backgrounds)
             out[i] = self._to_rate(audio, model_sr, sample_rate, n_out)
         return out
 
@@ -174,23 +172,21 @@ class SpeciesBank:
         if audio.ndim != 1 or audio.size == 0:
             raise ValueError(f"resynthesize expects a non-empty mono [samples] array, got {audio.shape}")
         config = jitter or self.jitter_config(species, **jitter_overrides)
+        # Timing follows the original clip: no tempo change.
+        config = dataclasses.replace(config, tempo=(1.0, 1.0))
         model_sr = entry.model.config.sample_rate
         hop = entry.model.config.hop_length
         rng = _rngs(seed, 1)[0]
         x = resample(audio, sample_rate, model_sr) if sample_rate != model_sr else audio
         f0, conf = estimate_f0(x, model_sr, hop_length=hop)
         loud = loudness_db(x, model_sr, hop_length=hop)
-        f0, loud, conf = jitter_contours(f0, loud, conf, config, rng, model_sr / hop, keep_length=True)
+        f0, loud, conf = jitter_contours(f0, loud, conf, config, rng, model_sr / hop)
         bird = entry.model.synthesize(f0, loud, conf, x.shape[0], rng, backend)
         original_rms = float(np.sqrt(np.mean(x**2)))
         bird *= original_rms / max(float(np.sqrt(np.mean(bird**2))), 1e-9)
         if keep_background:
             bird = bird + render_noise_floor(noise_floor(x), x.shape[0], rng)
         return self._to_rate(bird, model_sr, sample_rate, audio.shape[0])
-
-    @staticmethod
-    def _backgrounds(entry: SavedSpecies) -> np.ndarray:
-        return entry.backgrounds
 
     @staticmethod
     def _to_rate(audio: np.ndarray, source_sr: int, target_sr: int, n_out: int) -> np.ndarray:

@@ -18,8 +18,9 @@ from .background import stft_magnitude
 
 __all__ = ["FFT_SIZES", "MultiScaleSpectralLoss"]
 
-# 2048 resolves 16 Hz at 32 kHz (harmonic spacing of low songs); 128 resolves 4 ms (trills).
-FFT_SIZES: tuple[int, ...] = (2048, 1024, 512, 256, 128)
+# Birdsong changes within milliseconds: 1024 (32 ms) resolves 31 Hz, 64 (2 ms) the fastest
+# trills; a 2048 window (64 ms) smears sweeps and punishes harmonics for small F0-track errors.
+FFT_SIZES: tuple[int, ...] = (1024, 512, 256, 128, 64)
 
 
 class MultiScaleSpectralLoss(nn.Module):

@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import scipy.fft as sfft
-import scipy.signal
 from numba import njit
 
 __all__ = ["fft_convolve", "filtered_noise", "harmonic_synth", "noise_impulse_responses"]
@@ -154,5 +153,8 @@ def filtered_noise(magnitudes: np.ndarray, noise: np.ndarray, hop_length: int) -
 
 def fft_convolve(audio: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
     """Linear convolution ``[n] * [m]`` → ``[n]`` (tail dropped), float32."""
-    out = scipy.signal.fftconvolve(audio, impulse_response)[: audio.shape[0]]
-    return out.astype(np.float32)
+    n = audio.shape[0]
+    size = sfft.next_fast_len(n + impulse_response.shape[0] - 1, real=True)
+    spectrum = sfft.rfft(audio, size, workers=1)
+    spectrum *= sfft.rfft(impulse_response, size, workers=1)
+    return sfft.irfft(spectrum, size, workers=1)[:n].astype(np.float32)
