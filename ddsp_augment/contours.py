@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,7 @@ class ContourBank:
                 offsets, names = data["offsets"], data["recordings"]
                 f0, loud, conf = data["f0_hz"], data["loudness_db"], data["confidence"]
                 sample_rate, hop_length = (int(v) for v in data["grid"])
-        except (OSError, ValueError, KeyError, EOFError) as error:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise ValueError(f"{path}: not a readable contour bank ({error})") from error
         if offsets[-1] != f0.shape[0] or len(names) != len(offsets) - 1:
             raise ValueError(f"{path}: contour bank arrays are inconsistent (truncated file?)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import warnings
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +169,7 @@ def load_processed(path: str | Path) -> Recording:
                 segments=data["segments"],
                 background=data["background"],
             )
-    except (OSError, ValueError, KeyError, EOFError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path}: not a readable preprocessed recording ({error})") from error
 
 
@@ -183,7 +184,7 @@ def _is_up_to_date(out: Path, source: Path, settings: PreprocessSettings) -> boo
                 and list(data["source_stamp"]) == [stat.st_size, stat.st_mtime_ns]
                 and list(data["grid"]) == [settings.sample_rate, settings.hop_length]
             )
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return False
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ __all__ = [
 
 FORMAT_NAME = "ddsp-augment-species-model"
 FORMAT_VERSION = 1
-_LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, EOFError, SafetensorError)
+_LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, EOFError, SafetensorError, zipfile.BadZipFile)
 
 
 class ModelFileError(ValueError):

@@ -42,7 +42,7 @@ def test_preprocess_folder_skips_bad_files_and_summarises(raw, tmp_path):
     for rec in recordings:
         assert rec.sample_rate == 32000
         assert rec.f0_hz.shape == rec.loudness_db.shape == (rec.audio.shape[0] // 64 + 1,)
-        assert rec.segments.shape[1] == 2 and len(rec.floors) == 5
+        assert rec.segments.shape[1] == 2 and rec.background.shape == (1025,)
         # great tit song sits at 3-8 kHz: the voiced frames must say so
         voiced = rec.confidence > 0.5
         assert 2500 < np.median(rec.f0_hz[voiced]) < 9000
