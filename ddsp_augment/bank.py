@@ -41,10 +41,13 @@ class SpeciesBank:
         songs = bank.sample("Parus_major", n=4, seconds=3.0, sample_rate=32000, seed=0)
     """
 
-    def __init__(self, entries: dict[str, SavedSpecies]) -> None:
+    def __init__(self, entries: dict[str, SavedSpecies], path: Path | None = None) -> None:
         if not entries:
             raise ValueError("a SpeciesBank needs at least one species model")
         self._entries = dict(sorted(entries.items()))
+        #: Where the bank was loaded from (None when built in memory): DataLoader workers reload
+        #: it from here with ``SpeciesBank.load(bank.path, species=bank.species)``.
+        self.path = path
         self._jitter = {
             name: JitterConfig.from_segments(entry.contours.segments)
             for name, entry in self._entries.items()
@@ -77,7 +80,7 @@ class SpeciesBank:
             if missing:
                 raise KeyError(f"{path}: no model for species {missing}; have {sorted(entries)}")
             entries = {name: entries[name] for name in wanted}
-        return cls(entries)
+        return cls(entries, path=path)
 
     @property
     def species(self) -> list[str]:
