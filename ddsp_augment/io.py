@@ -51,6 +51,19 @@ def resample(audio: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     return np.ascontiguousarray(out.reshape(*audio.shape[:-1], -1), np.float32)
 
 
+def _clipped_fraction(data: np.ndarray) -> float:
+    """Share of ``[time, channels]`` samples that look clipped (0.0 when fewer than 3).
+
+    A clipped waveform has flat tops: runs of identical samples at (near) full scale. Counting
+    only runs of 3+ keeps a clean full-scale sine (whose peak samples differ) from being flagged;
+    samples beyond ±1 (float files, decoder overshoot) are clipped on any conversion, so count.
+    """
+    loud = np.abs(data[1:-1]) >= 0.99
+    flat = loud & (data[1:-1] == data[:-2]) & (data[1:-1] == data[2:])
+    n_clipped = int(np.count_nonzero(flat)) + int(np.count_nonzero(np.abs(data) > 1.0))
+    return n_clipped / data.size if n_clipped >= 3 else 0.0
+
+
 def load_audio(
     path: str | Path, sample_rate: int | None = None, mono: bool = True
 ) -> tuple[np.ndarray, int]:
@@ -83,10 +96,9 @@ def load_audio(
     peak = float(np.max(np.abs(data)))
     if peak == 0.0:
         raise AudioError(path, "all samples are zero (silent)")
-    if peak >= 0.999:
-        clipped = float(np.mean(np.abs(data) >= 0.999))
-        if clipped > 1e-3:
-            warnings.warn(f"{path}: {clipped:.1%} of samples are clipped", stacklevel=2)
+    clipped = _clipped_fraction(data)
+    if clipped > 0.0:
+        warnings.warn(f"{path}: clipped ({clipped:.2%} of samples at full scale)", stacklevel=2)
     audio = data.mean(axis=1) if mono else data.T
     audio = np.ascontiguousarray(audio, np.float32)
     if sample_rate is not None and sample_rate != sr:
@@ -98,14 +110,20 @@ def load_audio(
 def atomic_write(path: str | Path, write_fn: Callable[[Path], None]) -> None:
     """Call ``write_fn(tmp)`` on a temporary file beside ``path``, then rename it into place.
 
-    A crash mid-write leaves the old file (or none), never a truncated one.
+    A crash mid-write leaves the old file (or none), never a truncated one. The temporary name
+    ends with ``path``'s suffix, so writers that pick the format from the extension (or append
+    one, like ``np.savez``) write where they are told.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        # mkstemp creates the file owner-only; give the result the usual permissions.
+        os.chmod(tmp, 0o644)
         write_fn(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -116,8 +134,14 @@ def atomic_write(path: str | Path, write_fn: Callable[[Path], None]) -> None:
 
 
 def save_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write ``[time]`` or ``[channels, time]`` float audio as 16-bit PCM wav, atomically."""
+    """Write ``[time]`` or ``[channels, time]`` float audio as 16-bit PCM wav, atomically.
+
+    Samples are clipped to [-1, 1] (16-bit PCM cannot hold more).
+    """
     audio = np.asarray(audio, np.float32)
+    if not np.all(np.isfinite(audio)):
+        raise ValueError(f"{path}: refusing to write NaN or infinite samples")
+    audio = np.clip(audio, -1.0, 1.0)
     frames = audio.T if audio.ndim == 2 else audio
     atomic_write(
         path, lambda tmp: sf.write(str(tmp), frames, sample_rate, subtype="PCM_16", format="WAV")
