@@ -29,6 +29,7 @@ __all__ = [
     "FORMAT_VERSION",
     "PreprocessSettings",
     "Recording",
+    "analyse_audio",
     "load_processed",
     "preprocess_file",
     "preprocess_folder",
@@ -91,9 +92,25 @@ def read_manifest(data_path: Path) -> dict[str, str]:
 def preprocess_file(
     path: Path, species: str, recordist: str, settings: PreprocessSettings
 ) -> Recording:
-    """Analyse one recording. Raises :class:`AudioError` naming the file on bad input."""
-    audio, sr = load_audio(path, settings.sample_rate)
-    hop = settings.hop_length
+    """Analyse one recording file. Raises :class:`AudioError` naming the file on bad input."""
+    audio, _ = load_audio(path, settings.sample_rate)
+    return analyse_audio(audio, path, species, recordist, settings)
+
+
+def analyse_audio(
+    audio: np.ndarray,
+    path: str | Path,
+    species: str,
+    recordist: str,
+    settings: PreprocessSettings | None = None,
+) -> Recording:
+    """Analyse mono ``audio [samples]`` already at ``settings.sample_rate``.
+
+    ``path`` names the recording in errors and in the model's training summary.
+    """
+    settings = settings or PreprocessSettings()
+    path = Path(path)
+    sr, hop = settings.sample_rate, settings.hop_length
     if audio.shape[0] < 4 * FLOOR_FFT_SIZE:
         raise AudioError(path, f"too short ({audio.shape[0] / sr:.3f} s) to analyse")
     f0, confidence = estimate_f0(
