@@ -271,12 +271,14 @@ def train_species(
     progress: bool = True,
     log: Callable[[str], None] = tqdm.write,
     on_epoch_end: Callable[[int], None] | None = None,
+    extra_info: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train one species model on ``recordings`` (one species) into ``output_dir``.
 
     The best validation epoch that is not collapsed is saved as the model directory after every
     improvement; the last state goes to ``output_dir/checkpoint`` every epoch for ``resume``.
     Raises :class:`CollapseError` when restarts with lower learning rates keep collapsing.
+    ``extra_info`` is stored in the model's ``config.json`` (e.g. a fingerprint of the data).
     """
     settings = settings or TrainSettings()
     if not recordings:
@@ -312,6 +314,7 @@ def train_species(
             ),
         },
         "settings": {k: v for k, v in asdict(settings).items() if k != "decoder"},
+        **(extra_info or {}),
     }
 
     history: list[dict[str, Any]] = []
