@@ -1,0 +1,466 @@
+"""The ``ddsp-augment`` command: preprocess → train → generate → evaluate.
+
+Every option takes the original plan's underscore spelling and a dashed one (``--data_path`` or
+``--data-path``). Defaults follow the plan's layout: ``data/raw/`` → ``data/processed/`` →
+``models/`` → ``results/songs/`` and ``results/evaluation/``.
+
+Problems with the user's input (missing folders, unreadable or foreign model files, invalid
+option values) print ``error: <file>: <reason>`` and exit with status 2, without a traceback
+(``--traceback`` shows one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+__all__ = ["build_parser", "format_table", "main"]
+
+_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """A problem with the command's input, reported as ``error: <message>`` (exit status 2)."""
+
+
+def _flags(name: str) -> list[str]:
+    """``--data_path`` and ``--data-path`` (one string when the name has no underscore)."""
+    underscore = f"--{name}"
+    dashed = f"--{name.replace('_', '-')}"
+    return [underscore] if dashed == underscore else [underscore, dashed]
+
+
+class _Range(argparse.Action):
+    """``MIN [MAX]`` → ``(min, max)``; one value means a fixed setting."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if len(values) > 2:
+            parser.error(f"{option_string}: expected MIN [MAX], got {len(values)} values")
+        setattr(namespace, self.dest, (values[0], values[-1]))
+
+
+def _range_option(
+    group: argparse._ArgumentGroup,
+    name: str,
+    help: str,
+    metavar: tuple[str, str] = ("MIN", "MAX"),
+) -> None:
+    group.add_argument(
+        *_flags(name), type=float, nargs="+", action=_Range, metavar=metavar, help=help
+    )
+
+
+def _pair(values: tuple[float, float]) -> str:
+    return f"{values[0]:g} {values[1]:g}"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """An aligned plain-text table; numbers are right-aligned, floats shown with 2 decimals."""
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.2f}"
+        return str(value)
+
+    cells = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    numeric = [
+        all(isinstance(row[i], (int, float)) or row[i] is None for row in rows) and bool(rows)
+        for i in range(len(headers))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in cells)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Parser
+
+
+def _add_preprocess(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "preprocess",
+        help="analyse recordings (F0, loudness, segments) into feature files",
+        description="Analyse <data_path>/<species>/*.{wav,flac,ogg,mp3} into "
+        "<output_path>/<species>/*.npz and summary.json. Unchanged inputs are reused.",
+    )
+    p.add_argument(
+        *_flags("data_path"), default="data/raw/", help="raw recordings (default %(default)s)"
+    )
+    p.add_argument(*_flags("output_path"), default="data/processed/", help="(default %(default)s)")
+    p.add_argument(*_flags("sample_rate"), type=int, default=32000, help="model rate (Hz)")
+    p.add_argument(*_flags("hop_length"), type=int, default=64, help="control hop (samples)")
+    p.add_argument(*_flags("f0_method"), choices=("numba", "crepe"), default="numba")
+    p.add_argument(*_flags("fmin"), type=float, default=1000.0, help="lowest F0 (Hz)")
+    p.add_argument(*_flags("fmax"), type=float, default=12000.0, help="highest F0 (Hz)")
+    p.add_argument(*_flags("jobs"), type=int, default=1, help="parallel workers")
+    p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
+    p.set_defaults(handler=_run_preprocess)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one DDSP model per species",
+        description="Train a model per species from preprocessed recordings into "
+        "<output_path>/<species>/ (weights, contour bank, backgrounds, history).",
+    )
+    p.add_argument(*_flags("data_path"), default="data/processed/", help="(default %(default)s)")
+    p.add_argument(*_flags("output_path"), default="models/", help="(default %(default)s)")
+    p.add_argument(*_flags("epochs"), type=int, help="epochs (default 30)")
+    p.add_argument(*_flags("steps_per_epoch"), type=int, help="batches per epoch (default 30)")
+    p.add_argument(*_flags("batch_size"), type=int, help="crops per batch (default 8)")
+    p.add_argument(*_flags("learning_rate"), type=float, help="Adam learning rate (default 2e-3)")
+    p.add_argument(*_flags("seed"), type=int, help="random seed (default 0)")
+    p.add_argument(*_flags("device"), choices=("auto", "cpu", "cuda"), help="(default auto)")
+    p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
+    p.add_argument(*_flags("jobs"), type=int, default=1, help="species trained in parallel")
+    p.add_argument(*_flags("resume"), action="store_true", help="continue from checkpoints")
+    p.set_defaults(handler=_run_train)
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    from .environment import SceneConfig
+    from .jitter import JitterConfig
+
+    p = sub.add_parser(
+        "generate",
+        help="synthesise new songs (wav + spectrogram + JSON sidecar each)",
+        description="Write <output_path>/<species>/<species>_<seed>_<i>.{wav,png,json} and a "
+        "contact sheet per species. Any file can be re-rendered exactly with --from_sidecar.",
+    )
+    p.add_argument(
+        *_flags("model_checkpoint"),
+        help="models/ or models/<species>/ (default models/; --from_sidecar: the recorded one)",
+    )
+    p.add_argument(
+        *_flags("output_path"),
+        help="(default results/songs/; with --from_sidecar: <sidecar folder>/regenerated/)",
+    )
+    p.add_argument(*_flags("n"), type=int, default=5, help="songs per species")
+    p.add_argument(*_flags("seconds"), type=float, default=3.0, help="length of each song")
+    p.add_argument(*_flags("seed"), type=int, default=0)
+    p.add_argument(*_flags("sample_rate"), type=int, default=32000, help="output rate (Hz)")
+    p.add_argument(*_flags("backend"), choices=("numba", "torch"), default="numba")
+    p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
+    p.add_argument(*_flags("real_path"), help="real recordings (<species>/*) for contact sheets")
+    p.add_argument(*_flags("from_sidecar"), metavar="JSON", help="regenerate the song of a sidecar")
+
+    jitter = p.add_argument_group(
+        "jitter", "JitterConfig fields; unset ones keep each species' own measured variation"
+    )
+    for field in dataclasses.fields(JitterConfig):
+        default = field.default
+        if isinstance(default, bool):
+            jitter.add_argument(
+                *_flags(field.name), dest=field.name, action="store_true", default=None
+            )
+            jitter.add_argument(*_flags(f"no_{field.name}"), dest=field.name, action="store_false")
+        elif isinstance(default, tuple):
+            _range_option(jitter, field.name, f"(species default; built-in {_pair(default)})")
+        else:
+            jitter.add_argument(
+                *_flags(field.name), type=float, help=f"(species default; built-in {default:g})"
+            )
+
+    scene = p.add_argument_group("environment (default: the clean bird)")
+    defaults = SceneConfig()
+    _range_option(scene, "distance_m", "distance to the bird (m), spreading + air absorption")
+    _range_option(scene, "reverb", "reverb time RT60 (s)", ("RT60_MIN", "RT60_MAX"))
+    _range_option(scene, "wet", f"reverb mix (default {_pair(defaults.wet)})")
+    for name in ("wind", "rain"):
+        scene.add_argument(
+            *_flags(name),
+            type=float,
+            nargs="?",
+            const=1.0,
+            metavar="P",
+            help=f"add {name} (with probability P, default 1)",
+        )
+        default = getattr(defaults, f"{name}_snr_db")
+        _range_option(scene, f"{name}_snr_db", f"bird-to-{name} ratio (default {_pair(default)})")
+    scene.add_argument(
+        *_flags("background"),
+        choices=("none", "measured"),
+        help="noise under the bird: 'measured' = a training recording's background "
+        "(default none, or measured when --snr_db is given)",
+    )
+    _range_option(scene, "snr_db", f"bird-to-background ratio (default {_pair(defaults.snr_db)})")
+    p.set_defaults(handler=_run_generate)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="compare generated songs with real recordings",
+        description="Per species, distances between synthetic and real recordings, each next to "
+        "the same distance between two halves of the real recordings. Writes evaluation.json, "
+        "evaluation.md and distribution plots.",
+    )
+    p.add_argument(
+        *_flags("generated_path"), default="results/songs/", help="(default %(default)s)"
+    )
+    p.add_argument(
+        *_flags("real_path"),
+        default="data/processed/",
+        help="real recordings: raw (<species>/*.wav...) or preprocessed (default %(default)s)",
+    )
+    p.add_argument(*_flags("model_checkpoint"), help="models/: adds resynthesis F0 accuracy")
+    p.add_argument(
+        *_flags("output_path"), default="results/evaluation/", help="(default %(default)s)"
+    )
+    p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
+    p.add_argument(*_flags("seed"), type=int, default=0, help="seed of the real-vs-real split")
+    p.set_defaults(handler=_run_evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ddsp-augment",
+        description="Balance bird-sound datasets with per-species DDSP song synthesis.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the full traceback of an error"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_preprocess(sub)
+    _add_train(sub)
+    _add_generate(sub)
+    _add_evaluate(sub)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def _need_dir(path: str, what: str, hint: str) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UserError(
+            f"{path}: {'not a folder' if folder.exists() else 'no such folder'} ({what}; {hint})"
+        )
+    return folder
+
+
+def _run_preprocess(args: argparse.Namespace) -> int:
+    from .preprocess import PreprocessSettings, preprocess_folder
+
+    data = _need_dir(args.data_path, "raw recordings", "expected <data_path>/<species>/*.wav")
+    settings = PreprocessSettings(
+        sample_rate=args.sample_rate,
+        hop_length=args.hop_length,
+        f0_method=args.f0_method,
+        fmin=args.fmin,
+        fmax=args.fmax,
+    )
+    with warnings.catch_warnings():
+        # The summary below lists skipped files; the warning would only repeat it.
+        warnings.filterwarnings("ignore", message="preprocess skipped")
+        summary = preprocess_folder(data, args.output_path, settings, args.jobs, args.species)
+    rows = [
+        [name, s["files"], round(s["seconds"], 1), round(s["voiced_seconds"], 1), len(s["skipped"])]
+        for name, s in summary.items()
+    ]
+    print(format_table(["species", "files", "seconds", "voiced seconds", "skipped"], rows))
+    skipped = [item for s in summary.values() for item in s["skipped"]]
+    for item in skipped[:5]:
+        print(f"skipped {item['reason']}")
+    if len(skipped) > 5:
+        print(f"... and {len(skipped) - 5} more")
+    print(f"summary: {Path(args.output_path) / 'summary.json'}")
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train import TrainSettings, train_folder
+
+    _need_dir(args.data_path, "preprocessed recordings", "run `ddsp-augment preprocess` first")
+    overrides = {
+        name: getattr(args, name)
+        for name in ("epochs", "steps_per_epoch", "batch_size", "learning_rate", "seed", "device")
+        if getattr(args, name) is not None
+    }
+    settings = TrainSettings(**overrides)
+    if settings.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA GPU is available (use --device cpu or auto)")
+    results = train_folder(
+        args.data_path, args.output_path, settings, args.species, args.jobs, args.resume
+    )
+    rows = [
+        [
+            r["species"],
+            r["status"],
+            r.get("epoch"),
+            r.get("val_spectral_distance"),
+            r.get("f0_within_50_cents"),
+            r.get("loudness_mae_db"),
+            r.get("restarts"),
+            r.get("wall_seconds"),
+        ]
+        for r in results
+    ]
+    headers = [
+        "species",
+        "status",
+        "best epoch",
+        "val spectral",
+        "F0 <=50c",
+        "loud MAE dB",
+        "restarts",
+        "seconds",
+    ]
+    print(format_table(headers, rows))
+    for r in results:
+        if r["status"] != "trained":
+            print(f"{r['species']}: {r.get('reason', r['status'])}")
+    print(
+        f"models: {args.output_path} (summary: {Path(args.output_path) / 'training_summary.json'})"
+    )
+    return 0 if all(r["status"] == "trained" for r in results) else 1
+
+
+def _jitter_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from .jitter import JitterConfig
+
+    overrides = {}
+    for field in dataclasses.fields(JitterConfig):
+        value = getattr(args, field.name)
+        if value is not None:
+            overrides[field.name] = value
+    return overrides
+
+
+def _scene(args: argparse.Namespace):
+    from .environment import SceneConfig
+
+    ranges = {
+        "distance_m": args.distance_m,
+        "rt60_s": args.reverb,
+        "wet": args.wet,
+        "wind_snr_db": args.wind_snr_db,
+        "rain_snr_db": args.rain_snr_db,
+        "snr_db": args.snr_db,
+    }
+    values: dict[str, Any] = {k: v for k, v in ranges.items() if v is not None}
+    if args.wind is not None:
+        values["p_wind"] = args.wind
+    if args.rain is not None:
+        values["p_rain"] = args.rain
+    if args.background is not None or values:
+        values["background"] = args.background or ("measured" if args.snr_db else "none")
+    return SceneConfig(**values) if values else None
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from .generate import generate_songs, regenerate
+
+    if args.from_sidecar:
+        wav, identical = regenerate(args.from_sidecar, args.output_path, args.model_checkpoint)
+        state = (
+            "identical to the recorded audio" if identical else "DIFFERS from the recorded audio"
+        )
+        print(f"regenerated {wav} ({state})")
+        return 0 if identical else 1
+    written = generate_songs(
+        args.model_checkpoint or "models/",
+        args.output_path or "results/songs/",
+        n=args.n,
+        seconds=args.seconds,
+        seed=args.seed,
+        sample_rate=args.sample_rate,
+        backend=args.backend,
+        species=args.species,
+        jitter=_jitter_overrides(args),
+        scene=_scene(args),
+        real_path=args.real_path,
+    )
+    out = Path(args.output_path or "results/songs/")
+    rows = [
+        [name, len(paths), str(out / name), f"{name}_{args.seed}_contact_sheet.png"]
+        for name, paths in written.items()
+    ]
+    print(format_table(["species", "songs", "folder", "contact sheet"], rows))
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, markdown_report
+
+    _need_dir(args.generated_path, "generated songs", "run `ddsp-augment generate` first")
+    _need_dir(args.real_path, "real recordings", "raw <species>/*.wav or preprocessed folder")
+    report = evaluate(
+        args.generated_path,
+        args.real_path,
+        args.output_path,
+        model_path=args.model_checkpoint,
+        species=args.species,
+        seed=args.seed,
+    )
+    print(markdown_report(report))
+    out = Path(args.output_path)
+    print(f"report: {out / 'evaluation.md'}, {out / 'evaluation.json'}; plots: {out}/*.png")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    return str(error)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ddsp-augment`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    from .storage import ModelFileError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    user_errors = (
+        UserError,
+        FileNotFoundError,
+        NotADirectoryError,
+        ModelFileError,
+        ValueError,
+        KeyError,
+    )
+    try:
+        return args.handler(args)
+    except user_errors as error:
+        if args.traceback:
+            raise
+        print(f"error: {_message(error)}", file=sys.stderr)
+        return _USER_ERROR
+    except KeyboardInterrupt:
+        hint = " (continue with `ddsp-augment train --resume`)" if args.command == "train" else ""
+        print(f"interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
