@@ -17,9 +17,13 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from .environment import SceneConfig
 
 __all__ = ["build_parser", "format_table", "main"]
 
@@ -104,11 +108,11 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
         *_flags("data_path"), default="data/raw/", help="raw recordings (default %(default)s)"
     )
     p.add_argument(*_flags("output_path"), default="data/processed/", help="(default %(default)s)")
-    p.add_argument(*_flags("sample_rate"), type=int, default=32000, help="model rate (Hz)")
-    p.add_argument(*_flags("hop_length"), type=int, default=64, help="control hop (samples)")
+    p.add_argument(*_flags("sample_rate"), type=int, default=SAMPLE_RATE, help="model rate (Hz)")
+    p.add_argument(*_flags("hop_length"), type=int, default=HOP_LENGTH, help="control hop")
     p.add_argument(*_flags("f0_method"), choices=("numba", "crepe"), default="numba")
-    p.add_argument(*_flags("fmin"), type=float, default=1000.0, help="lowest F0 (Hz)")
-    p.add_argument(*_flags("fmax"), type=float, default=12000.0, help="highest F0 (Hz)")
+    p.add_argument(*_flags("fmin"), type=float, default=F0_MIN_HZ, help="lowest F0 (Hz)")
+    p.add_argument(*_flags("fmax"), type=float, default=F0_MAX_HZ, help="highest F0 (Hz)")
     p.add_argument(*_flags("jobs"), type=int, default=1, help="parallel workers")
     p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
     p.set_defaults(handler=_run_preprocess)
@@ -119,16 +123,26 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train one DDSP model per species",
         description="Train a model per species from preprocessed recordings into "
-        "<output_path>/<species>/ (weights, contour bank, backgrounds, history).",
+        "<output_path>/<species>/ (weights, contour bank, backgrounds, history). Exit status 1 "
+        "when a species collapsed (the others are still saved).",
     )
     p.add_argument(*_flags("data_path"), default="data/processed/", help="(default %(default)s)")
     p.add_argument(*_flags("output_path"), default="models/", help="(default %(default)s)")
-    p.add_argument(*_flags("epochs"), type=int, help="epochs (default 30)")
-    p.add_argument(*_flags("steps_per_epoch"), type=int, help="batches per epoch (default 30)")
-    p.add_argument(*_flags("batch_size"), type=int, help="crops per batch (default 8)")
-    p.add_argument(*_flags("learning_rate"), type=float, help="Adam learning rate (default 2e-3)")
-    p.add_argument(*_flags("seed"), type=int, help="random seed (default 0)")
-    p.add_argument(*_flags("device"), choices=("auto", "cpu", "cuda"), help="(default auto)")
+    from .train import TrainSettings
+
+    # None = TrainSettings' own default, so the defaults live in one place.
+    defaults = TrainSettings()
+    for name, kind, text in (
+        ("epochs", int, "epochs"),
+        ("steps_per_epoch", int, "batches per epoch"),
+        ("batch_size", int, "crops per batch"),
+        ("learning_rate", float, "Adam learning rate"),
+        ("seed", int, "random seed"),
+    ):
+        p.add_argument(*_flags(name), type=kind, help=f"{text} (default {getattr(defaults, name)})")
+    p.add_argument(
+        *_flags("device"), choices=("auto", "cpu", "cuda"), help=f"(default {defaults.device})"
+    )
     p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
     p.add_argument(*_flags("jobs"), type=int, default=1, help="species trained in parallel")
     p.add_argument(*_flags("resume"), action="store_true", help="continue from checkpoints")
@@ -351,7 +365,8 @@ def _jitter_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _scene(args: argparse.Namespace):
+def _scene(args: argparse.Namespace) -> SceneConfig | None:
+    """The scene the environment options describe; None (the clean bird) when none is given."""
     from .environment import SceneConfig
 
     ranges = {

@@ -39,7 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .bank import SpeciesBank
-from .constants import SAMPLE_RATE
+from .constants import HOP_LENGTH, SAMPLE_RATE
 from .features import estimate_f0, log_mel, loudness_db
 from .generate import find_model_dirs
 from .io import AUDIO_EXTENSIONS, AudioError, atomic_write, load_audio, scan_folder
@@ -115,7 +115,7 @@ def analyse_clip(
     f0_hz: np.ndarray | None = None,
     confidence: np.ndarray | None = None,
     loudness: np.ndarray | None = None,
-    hop_length: int = 64,
+    hop_length: int = HOP_LENGTH,
 ) -> ClipStats:
     """Frame statistics and window embeddings of ``audio [samples]`` at ``sample_rate``.
 
@@ -319,30 +319,9 @@ def _evaluate_species(
         "synthetic": _maybe(diversity(syn_emb)),
         "reference": _maybe(diversity(_pool_embeddings(held))) if held else None,
     }
-    # Memorisation: synthetic vs all real; real vs the other groups' clips.
-    all_real = _pool_embeddings(real)
-    syn_nearest = _nearest_medians(synthetic, all_real)
-    real_nearest = np.array(
-        [
-            float(np.median(nearest_distance(c.embeddings, others)))
-            for c in real
-            if len(others := _pool_embeddings([o for o in real if o.group != c.group]))
-        ]
-    )
-    if real_nearest.size == 0:  # a single recordist: leave out each recording instead
-        real_nearest = np.array(
-            [
-                float(
-                    np.median(
-                        nearest_distance(
-                            c.embeddings, _pool_embeddings([o for o in real if o is not c])
-                        )
-                    )
-                )
-                for c in real
-                if len(real) > 1
-            ]
-        )
+    # Memorisation: synthetic vs all real clips; each real clip vs the other recordists' clips.
+    syn_nearest = _nearest_medians(synthetic, _pool_embeddings(real))
+    real_nearest = _real_nearest_medians(real)
     threshold = COPY_RATIO * float(np.median(real_nearest)) if real_nearest.size else None
     copies = [
         c.name for c, d in zip(synthetic, syn_nearest, strict=True) if threshold and d < threshold
@@ -358,6 +337,17 @@ def _evaluate_species(
         "flag": bool(copies),
     }
     return result
+
+
+def _real_nearest_medians(real: Sequence[ClipStats]) -> np.ndarray:
+    """Per real clip, the median distance of its windows to the nearest window of another
+    recordist's clips (another recording's, when a species has one recordist)."""
+    medians = []
+    for clip in real:
+        others = [o for o in real if o.group != clip.group] or [o for o in real if o is not clip]
+        if others:
+            medians.append(_nearest_medians([clip], _pool_embeddings(others))[0])
+    return np.array(medians)
 
 
 def _pool_embeddings(clips: Sequence[ClipStats]) -> np.ndarray:
