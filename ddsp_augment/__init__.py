@@ -2,40 +2,46 @@
 
 Main entry points: :class:`SpeciesBank` (trained models, sampled into new songs),
 :class:`DDSPBalancedDataset` (a torch Dataset wrapper that balances classes on the fly) and
-:class:`~ddsp_augment.transforms.DDSPSynth` (an audiomentations transform).
+:class:`DDSPSynth` (an audiomentations transform).
+
+Names are imported on first use, so ``ddsp-augment --help`` does not pay for torch.
 """
 
-from .bank import SpeciesBank
-from .dataset import DDSPBalancedDataset
-from .environment import SceneConfig
-from .features import estimate_f0, log_mel, loudness_db
-from .io import AudioError, load_audio, save_audio, scan_folder
-from .jitter import JitterConfig
-from .preprocess import PreprocessSettings, preprocess_folder
-from .storage import ModelFileError
-from .train import TrainSettings, train_folder, train_species
-from .transforms import DDSPSynth
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AudioError",
-    "DDSPBalancedDataset",
-    "DDSPSynth",
-    "JitterConfig",
-    "ModelFileError",
-    "PreprocessSettings",
-    "SceneConfig",
-    "SpeciesBank",
-    "TrainSettings",
-    "__version__",
-    "estimate_f0",
-    "load_audio",
-    "log_mel",
-    "loudness_db",
-    "preprocess_folder",
-    "save_audio",
-    "scan_folder",
-    "train_folder",
-    "train_species",
-]
+_EXPORTS = {
+    "AudioError": "io",
+    "DDSPBalancedDataset": "dataset",
+    "DDSPSynth": "transforms",
+    "JitterConfig": "jitter",
+    "ModelFileError": "storage",
+    "PreprocessSettings": "preprocess",
+    "SceneConfig": "environment",
+    "SpeciesBank": "bank",
+    "TrainSettings": "train",
+    "build_bank": "bank_builder",
+    "estimate_f0": "features",
+    "load_audio": "io",
+    "log_mel": "features",
+    "loudness_db": "features",
+    "preprocess_folder": "preprocess",
+    "save_audio": "io",
+    "scan_folder": "io",
+    "train_folder": "train",
+    "train_species": "train",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

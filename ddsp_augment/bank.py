@@ -64,6 +64,8 @@ class SpeciesBank:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such model directory")
+        if not path.is_dir():
+            raise ModelFileError(path, "not a model directory (expected models/ or models/<species>/)")
         if is_model_dir(path):
             dirs = [path]
         else:
@@ -97,6 +99,10 @@ class SpeciesBank:
             return self._entries[species]
         except KeyError:
             raise KeyError(f"no model for species {species!r}; bank has {self.species}") from None
+
+    def directory(self, species: str) -> Path | None:
+        """The model directory ``species`` was loaded from (None when built in memory)."""
+        return self.entry(species).directory
 
     def jitter_config(self, species: str, **overrides) -> JitterConfig:
         """The species' default jitter (from its own measured variation), with ``overrides``."""

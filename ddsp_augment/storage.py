@@ -61,6 +61,7 @@ class SavedSpecies:
     contours: ContourBank
     backgrounds: np.ndarray  # [n_recordings, 1025] background magnitude per bin
     info: dict[str, Any]  # config.json contents
+    directory: Path | None = None
 
 
 def is_model_dir(path: str | Path) -> bool:
@@ -151,7 +152,8 @@ def load_species_model(directory: str | Path, device: str | torch.device = "cpu"
             backgrounds = data["backgrounds"]
     except _LOAD_ERRORS as error:
         raise ModelFileError(backgrounds_path, f"unreadable ({error})") from error
-    return SavedSpecies(str(info.get("species", directory.name)), model, contours, backgrounds, info)
+    species = str(info.get("species", directory.name))
+    return SavedSpecies(species, model, contours, backgrounds, info, directory)
 
 
 def save_checkpoint(
