@@ -1,0 +1,248 @@
+"""Jittered contours: exact maths of each knob, syllable edits, song composition, config."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from ddsp_augment.constants import LOUDNESS_FLOOR_DB
+from ddsp_augment.jitter import (
+    JitterConfig,
+    compose_song,
+    edit_syllables,
+    jitter_contours,
+    shift_pitch,
+    split_syllables,
+    stretch_time,
+)
+
+FRAME_RATE = 500.0
+# Every knob off: the identity jitter.
+STILL = JitterConfig(
+    pitch_cents=0.0,
+    tempo=(1.0, 1.0),
+    vibrato_cents=(0.0, 0.0),
+    vibrato_hz=(0.0, 0.0),
+    gain_db=(0.0, 0.0),
+    envelope_warp=0.0,
+    p_drop=0.0,
+    p_repeat=0.0,
+    p_reorder=0.0,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    f0_hz: np.ndarray
+    loudness_db: np.ndarray
+    confidence: np.ndarray
+    recording: str
+
+
+def _phrase(
+    n_syllables: int, base_hz: float, rng: np.random.Generator, syllable: int = 40, gap: int = 20
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Syllables of ``syllable`` frames separated by silent gaps: rising sweeps, each a little
+    higher than the last (by 1.7 cents, so each is recognisable but the phrase keeps its pitch)."""
+    n = gap + n_syllables * (syllable + gap)
+    f0 = np.full(n, base_hz, np.float32)
+    loud = np.full(n, LOUDNESS_FLOOR_DB, np.float32)
+    conf = np.zeros(n, np.float32)
+    for i in range(n_syllables):
+        start = gap + i * (syllable + gap)
+        f0[start : start + syllable] = base_hz * (1 + 0.001 * i) * np.linspace(1, 1.2, syllable)
+        loud[start : start + syllable] = -20 + rng.normal(0, 1, syllable)
+        conf[start : start + syllable] = 0.9
+    return f0, loud, conf
+
+
+def _segments(spread_cents: float, n: int = 12, seed: int = 0) -> list[Segment]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        base = 3000.0 * 2 ** (rng.normal(0, spread_cents) / 1200)
+        out.append(Segment(*_phrase(int(rng.integers(2, 6)), base, rng), recording=f"rec{i % 3}"))
+    return out
+
+
+def test_split_syllables_finds_runs_and_ignores_short_dips():
+    loud = np.full(100, -100.0)
+    loud[10:30] = -10
+    loud[20] = -60  # a one-frame dip inside a note: not a gap
+    loud[50:70] = -20
+    assert split_syllables(loud, 30.0) == [(10, 30), (50, 70)]
+    assert split_syllables(np.array([])) == []
+    with pytest.raises(ValueError, match="threshold_db"):
+        split_syllables(loud, -1.0)
+
+
+def test_pitch_shift_of_100_cents_is_one_semitone():
+    f0 = np.geomspace(1500, 9000, 200).astype(np.float32)
+    np.testing.assert_allclose(shift_pitch(f0, 100.0) / f0, 2 ** (1 / 12), rtol=1e-4)
+    # Through jitter_contours the shift is constant across the phrase and within ±pitch_cents.
+    config = dataclasses.replace(STILL, pitch_cents=100.0)
+    out, _, _ = jitter_contours(
+        f0, np.zeros(200), np.ones(200), config, np.random.default_rng(1), FRAME_RATE
+    )
+    cents = 1200 * np.log2(out / f0)
+    assert np.ptp(cents) < 1e-2 and abs(cents[0]) <= 100.0
+
+
+def test_tempo_two_halves_the_duration():
+    f0, loud, conf = _phrase(4, 3000.0, np.random.default_rng(0))
+    config = dataclasses.replace(STILL, tempo=(2.0, 2.0))
+    out = jitter_contours(f0, loud, conf, config, np.random.default_rng(0), FRAME_RATE)
+    assert all(x.shape[0] == round(f0.shape[0] / 2) for x in out)
+    assert stretch_time(np.arange(100.0), 0.5).shape == (200,)
+    # A linear ramp stays a ramp with twice the slope.
+    np.testing.assert_allclose(np.diff(stretch_time(np.arange(100.0), 2.0)), 2.0, atol=1e-9)
+
+
+def test_vibrato_shows_as_a_spectral_peak_with_the_requested_depth():
+    n = 1000  # 2 s: 30 Hz falls exactly on a DFT bin
+    config = dataclasses.replace(STILL, vibrato_cents=(20.0, 20.0), vibrato_hz=(30.0, 30.0))
+    f0, _, _ = jitter_contours(
+        np.full(n, 3000.0), np.zeros(n), np.ones(n), config, np.random.default_rng(2), FRAME_RATE
+    )
+    cents = 1200 * np.log2(f0 / 3000.0)
+    amplitude = 2 * np.abs(np.fft.rfft(cents)) / n
+    freqs = np.fft.rfftfreq(n, 1 / FRAME_RATE)
+    assert freqs[np.argmax(amplitude)] == pytest.approx(30.0)
+    assert amplitude.max() == pytest.approx(20.0, rel=0.01)
+
+
+def test_gain_and_warp_leave_silence_silent():
+    f0, loud, conf = _phrase(3, 3000.0, np.random.default_rng(0))
+    config = dataclasses.replace(STILL, gain_db=(6.0, 6.0))
+    _, out, _ = jitter_contours(f0, loud, conf, config, np.random.default_rng(0), FRAME_RATE)
+    silent = loud <= LOUDNESS_FLOOR_DB
+    np.testing.assert_array_equal(out[silent], LOUDNESS_FLOOR_DB)
+    np.testing.assert_allclose(out[~silent], loud[~silent] + 6.0, atol=1e-5)
+    warped = dataclasses.replace(STILL, envelope_warp=3.0)
+    _, out, _ = jitter_contours(f0, loud, conf, warped, np.random.default_rng(0), FRAME_RATE)
+    assert np.std(out[~silent] - loud[~silent]) > 0.5
+
+
+def _syllable_multiset(f0: np.ndarray, loud: np.ndarray) -> Counter:
+    return Counter(tuple(np.round(f0[a:b], 3)) for a, b in split_syllables(loud))
+
+
+def test_reordering_keeps_the_syllables_and_their_gaps():
+    f0, loud, conf = _phrase(6, 3000.0, np.random.default_rng(0))
+    config = dataclasses.replace(STILL, p_reorder=1.0)
+    rng = np.random.default_rng(5)
+    orders = set()
+    for _ in range(5):
+        e_f0, e_loud, e_conf = edit_syllables(f0, loud, conf, config, rng)
+        assert e_f0.shape == f0.shape
+        assert _syllable_multiset(e_f0, e_loud) == _syllable_multiset(f0, loud)
+        assert sorted(e_loud.tolist()) == sorted(loud.tolist())  # gaps came along
+        orders.add(tuple(e_f0[[start for start, _ in split_syllables(e_loud)]].round(2)))
+    assert len(orders) > 1
+
+
+def test_drop_and_repeat_only_use_real_syllables():
+    f0, loud, conf = _phrase(6, 3000.0, np.random.default_rng(0))
+    original = _syllable_multiset(f0, loud)
+    config = dataclasses.replace(STILL, p_drop=0.5, p_repeat=0.5)
+    rng = np.random.default_rng(3)
+    lengths = set()
+    for _ in range(20):
+        e_f0, e_loud, _ = edit_syllables(f0, loud, conf, config, rng)
+        edited = _syllable_multiset(e_f0, e_loud)
+        assert edited and set(edited) <= set(original)
+        lengths.add(e_f0.shape[0])
+    assert len(lengths) > 3
+    everything = dataclasses.replace(STILL, p_drop=1.0)
+    e_f0, e_loud, _ = edit_syllables(f0, loud, conf, everything, rng)
+    assert len(split_syllables(e_loud)) == 1  # at least one syllable survives
+
+
+@pytest.mark.parametrize("recombine", [True, False])
+def test_compose_song_is_valid_and_deterministic(recombine):
+    segments = _segments(80.0)
+    config = dataclasses.replace(JitterConfig.from_segments(segments), recombine=recombine)
+    for n_frames in (1, 7, 1501, 5000):
+        a = compose_song(segments, n_frames, config, np.random.default_rng(42), FRAME_RATE)
+        b = compose_song(segments, n_frames, config, np.random.default_rng(42), FRAME_RATE)
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+            assert x.shape == (n_frames,) and x.dtype == np.float32 and np.isfinite(x).all()
+        f0, loud, conf = a
+        assert (f0 > 0).all() and (loud >= LOUDNESS_FLOOR_DB).all()
+        assert ((conf >= 0) & (conf <= 1)).all()
+    c = compose_song(segments, 1501, config, np.random.default_rng(43), FRAME_RATE)
+    assert not np.array_equal(a[1][:1501], c[1])
+
+
+def test_compose_song_silence_and_start_offsets():
+    segments = _segments(50.0)
+    starts = set()
+    for seed in range(20):
+        _, loud, conf = compose_song(
+            segments, 1501, JitterConfig(), np.random.default_rng(seed), FRAME_RATE
+        )
+        starts.add(int(np.argmax(loud > LOUDNESS_FLOOR_DB)))
+        np.testing.assert_array_equal(conf[loud <= LOUDNESS_FLOOR_DB], 0.0)
+    assert len(starts) > 5
+
+
+def test_compose_song_without_recombine_stays_in_one_recording():
+    rng = np.random.default_rng(0)
+    segments = [
+        Segment(*_phrase(3, base, rng), recording=name)
+        for base, name in ((2000.0, "low"), (8000.0, "high"))
+        for _ in range(3)
+    ]
+    config = dataclasses.replace(STILL, recombine=False)
+    for seed in range(10):
+        f0, loud, _ = compose_song(segments, 3000, config, np.random.default_rng(seed), FRAME_RATE)
+        voiced = f0[loud > LOUDNESS_FLOOR_DB]
+        assert voiced.max() < 4000 or voiced.min() > 4000
+
+
+def test_from_segments_follows_the_species_spread():
+    narrow = JitterConfig.from_segments(_segments(10.0))
+    wide = JitterConfig.from_segments(_segments(150.0))
+    assert narrow.pitch_cents == 25.0  # floor of the plausible range
+    assert wide.pitch_cents > 100.0
+    assert wide.pitch_cents <= 200.0
+    lo, hi = wide.tempo
+    assert lo < 1.0 < hi and hi == pytest.approx(1 / lo)
+    single = JitterConfig.from_segments(_segments(150.0, n=1))
+    assert single.pitch_cents == JitterConfig().pitch_cents
+    with pytest.raises(ValueError, match="at least one segment"):
+        JitterConfig.from_segments([])
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"pitch_cents": -1.0}, "pitch_cents"),
+        ({"tempo": (1.2, 0.8)}, "tempo"),
+        ({"tempo": (0.0, 1.0)}, "tempo"),
+        ({"vibrato_hz": (5.0, 300.0)}, "vibrato_hz"),
+        ({"gain_db": (-6.0,)}, "gain_db"),
+        ({"envelope_warp": -1.0}, "envelope_warp"),
+        ({"p_drop": 1.5}, "p_drop"),
+        ({"gap_seconds": (0.5, 0.1)}, "gap_seconds"),
+    ],
+)
+def test_config_validation_names_the_knob(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        JitterConfig(**overrides)
+
+
+def test_bad_arguments_are_rejected():
+    segments = _segments(50.0)
+    with pytest.raises(ValueError, match="at least one segment"):
+        compose_song([], 10, JitterConfig(), np.random.default_rng(0), FRAME_RATE)
+    with pytest.raises(ValueError, match="n_frames"):
+        compose_song(segments, 0, JitterConfig(), np.random.default_rng(0), FRAME_RATE)
+    with pytest.raises(ValueError, match="equally long"):
+        jitter_contours(
+            np.ones(3), np.ones(4), np.ones(3), STILL, np.random.default_rng(0), FRAME_RATE
+        )
