@@ -1,15 +1,21 @@
-"""Numbers the product reports: F0 accuracy, loudness error, spectral and distribution distances."""
+"""Numbers the product reports: F0 accuracy, loudness error, spectral and distribution distances.
+
+numpy and scipy only (the STFT and mel filterbank are computed here, matching librosa's
+``stft(center=True, pad_mode="constant")`` and ``filters.mel`` defaults), so evaluation needs
+no deep-learning stack.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
 
-import librosa
 import numpy as np
 import scipy.linalg
+import scipy.spatial.distance
 import scipy.stats
 
 __all__ = [
+    "SPECTRAL_FFT_SIZES",
     "diversity",
     "f0_accuracy",
     "frechet_distance",
@@ -23,122 +29,272 @@ __all__ = [
 ]
 
 SPECTRAL_FFT_SIZES: tuple[int, ...] = (2048, 1024, 512, 256, 128)
+# spectral_distance: frames within this many dB of the loudest are "active".
+_ACTIVE_RANGE_DB = 40.0
+_LOG_FLOOR = 1e-5
+# Log-mel analysis shared by log_mel_distance and log_mel_embedding: birdsong lives above
+# 500 Hz; log(mel + 1e-6) as in features.log_mel.
+_MEL = {"n_fft": 1024, "hop_length": 256, "n_mels": 64, "fmin": 500.0}
+_MEL_FLOOR = 1e-6
 
 
-def _cents(reference_hz: np.ndarray, estimate_hz: np.ndarray) -> np.ndarray:
-    return 1200.0 * np.log2(np.maximum(estimate_hz, 1e-3) / np.maximum(reference_hz, 1e-3))
+def _signal(x: np.ndarray, name: str) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def _check_same_frames(arrays: dict[str, np.ndarray]) -> None:
+    shapes = {name: np.shape(a) for name, a in arrays.items()}
+    if len(set(shapes.values())) != 1 or len(next(iter(shapes.values()))) != 1:
+        raise ValueError(f"expected 1-D arrays of one length (one value per frame), got {shapes}")
+
+
+# --- contours ------------------------------------------------------------------------------
+
+
+def _voiced_cents_error(
+    reference_hz: np.ndarray, estimate_hz: np.ndarray, voiced: np.ndarray
+) -> np.ndarray:
+    _check_same_frames({"reference_hz": reference_hz, "estimate_hz": estimate_hz, "voiced": voiced})
+    mask = np.asarray(voiced, bool)
+    if not mask.any():
+        raise ValueError("needs at least one voiced frame")
+    reference, estimate = np.asarray(reference_hz)[mask], np.asarray(estimate_hz)[mask]
+    if not (np.isfinite(reference).all() and np.isfinite(estimate).all()):
+        raise ValueError("F0 must be finite in voiced frames")
+    if (reference <= 0).any() or (estimate <= 0).any():
+        raise ValueError("F0 must be > 0 in voiced frames")
+    return np.abs(1200.0 * np.log2(estimate.astype(np.float64) / reference))
 
 
 def f0_accuracy(
     reference_hz: np.ndarray, estimate_hz: np.ndarray, voiced: np.ndarray, cents: float = 50.0
 ) -> float:
-    """Fraction of ``voiced`` frames whose estimate is within ``±cents`` of the reference."""
-    n = min(len(reference_hz), len(estimate_hz), len(voiced))
-    mask = np.asarray(voiced[:n], bool)
-    if not mask.any():
-        raise ValueError("f0_accuracy needs at least one voiced frame")
-    error = np.abs(_cents(reference_hz[:n][mask], estimate_hz[:n][mask]))
-    return float(np.mean(error <= cents))
+    """Fraction of ``voiced`` frames whose estimate is within ±``cents`` of the reference.
+
+    All three are ``[frames]``; ``voiced`` is a boolean mask (e.g. reference confidence above a
+    threshold). Raises ValueError without a voiced frame.
+    """
+    if cents < 0:
+        raise ValueError(f"cents must be >= 0, got {cents}")
+    return float(np.mean(_voiced_cents_error(reference_hz, estimate_hz, voiced) <= cents))
 
 
-def octave_error_rate(reference_hz: np.ndarray, estimate_hz: np.ndarray, voiced: np.ndarray) -> float:
-    """Fraction of voiced frames off by an octave or more (|error| within 100 cents of k·1200)."""
-    n = min(len(reference_hz), len(estimate_hz), len(voiced))
-    mask = np.asarray(voiced[:n], bool)
-    if not mask.any():
-        raise ValueError("octave_error_rate needs at least one voiced frame")
-    error = np.abs(_cents(reference_hz[:n][mask], estimate_hz[:n][mask]))
+def octave_error_rate(
+    reference_hz: np.ndarray, estimate_hz: np.ndarray, voiced: np.ndarray
+) -> float:
+    """Fraction of ``voiced`` frames off by a whole number (≥ 1) of octaves, ±100 cents.
+
+    The tracker's typical failure — locking onto a harmonic or subharmonic — as opposed to
+    being slightly off or plainly wrong.
+    """
+    error = _voiced_cents_error(reference_hz, estimate_hz, voiced)
     octaves = np.round(error / 1200.0)
     return float(np.mean((octaves >= 1) & (np.abs(error - 1200.0 * octaves) <= 100.0)))
 
 
 def loudness_mae_db(a: np.ndarray, b: np.ndarray, active: np.ndarray | None = None) -> float:
-    """Mean absolute loudness difference (dB) over ``active`` frames (all when None)."""
-    n = min(len(a), len(b))
-    diff = np.abs(np.asarray(a[:n], np.float64) - np.asarray(b[:n], np.float64))
+    """Mean absolute difference (dB) of two loudness curves ``[frames]`` over the ``active``
+    frames (boolean mask; all frames when None)."""
+    arrays = {"a": a, "b": b} if active is None else {"a": a, "b": b, "active": active}
+    _check_same_frames(arrays)
+    diff = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
     if active is not None:
-        diff = diff[np.asarray(active[:n], bool)]
+        diff = diff[np.asarray(active, bool)]
+    if diff.size == 0:
+        raise ValueError("loudness_mae_db needs at least one (active) frame")
     return float(diff.mean())
 
 
-def _stft_magnitude(x: np.ndarray, n_fft: int) -> np.ndarray:
-    return np.abs(
-        librosa.stft(x, n_fft=n_fft, hop_length=n_fft // 4, window="hann", center=True)
-    )
+# --- spectra -------------------------------------------------------------------------------
 
 
-def spectral_distance(x: np.ndarray, y: np.ndarray, sample_rate: int) -> float:
-    """Mean over FFT sizes 2048…128 (75 % overlap, Hann) of mean |log(|X|+1e-5) − log(|Y|+1e-5)|
-    over the active frames of ``x`` (frame RMS within 40 dB of ``x``'s loudest frame).
+@functools.lru_cache(maxsize=16)
+def _hann(n_fft: int) -> np.ndarray:
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    window.setflags(write=False)
+    return window
 
-    ``x`` is the real recording, ``y`` the resynthesis; both are cropped to the shorter.
-    ``sample_rate`` is accepted for symmetry with the other metrics (the FFT sizes are fixed in
-    samples, so the distance is comparable only at one rate: the model's 32 kHz).
+
+def _windowed_frames(x: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """Centre-padded (zeros), periodic-Hann-windowed frames ``[frames, n_fft]``; frame ``i``
+    is centred on sample ``i·hop_length``."""
+    padded = np.pad(x, n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
+    return frames * _hann(n_fft)
+
+
+def _magnitude(frames: np.ndarray) -> np.ndarray:
+    return np.abs(np.fft.rfft(frames, axis=-1))
+
+
+def spectral_distance(
+    x: np.ndarray,
+    y: np.ndarray,
+    sample_rate: int,
+    active_frames_from: np.ndarray | None = None,
+) -> float:
+    """Multi-scale log-magnitude distance between a recording ``x`` and its resynthesis ``y``.
+
+    Exactly: the mean over FFT sizes 2048, 1024, 512, 256 and 128 (hop = n_fft / 4, periodic
+    Hann window, zero centre padding) of the mean over active frames and all bins of
+    ``|log(|X| + 1e-5) − log(|Y| + 1e-5)|``. Active frames are those whose power (the mean
+    square of the windowed frame, in dB) is within 40 dB of the loudest frame of ``x`` — or of
+    ``active_frames_from``, a signal as long as ``x`` (e.g. a clean reference when ``x`` is
+    noisy). ``x`` and ``y`` are cut to the shorter of the two.
+
+    The FFT sizes are in samples, so values compare only at one rate (the model's 32 kHz);
+    ``sample_rate`` is checked, not used.
     """
-    del sample_rate
-    n = min(len(x), len(y))
-    x = np.asarray(x[:n], np.float32)
-    y = np.asarray(y[:n], np.float32)
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
+    x, y = _signal(x, "x"), _signal(y, "y")
+    n = min(x.shape[0], y.shape[0])
+    x, y = x[:n], y[:n]
+    reference = x
+    if active_frames_from is not None:
+        reference = _signal(active_frames_from, "active_frames_from")
+        if reference.shape[0] < n:
+            raise ValueError(
+                f"active_frames_from has {reference.shape[0]} samples, needs at least {n}"
+            )
+        reference = reference[:n]
     distances = []
     for n_fft in SPECTRAL_FFT_SIZES:
-        mx, my = _stft_magnitude(x, n_fft), _stft_magnitude(y, n_fft)
-        frame_db = 10 * np.log10(np.mean(mx**2, axis=0) + 1e-20)
-        active = frame_db >= frame_db.max() - 40.0
-        diff = np.abs(np.log(mx[:, active] + 1e-5) - np.log(my[:, active] + 1e-5))
-        distances.append(float(diff.mean()))
+        hop = n_fft // 4
+        x_frames = _windowed_frames(x, n_fft, hop)
+        ref_frames = x_frames if reference is x else _windowed_frames(reference, n_fft, hop)
+        power_db = 10 * np.log10(np.mean(np.square(ref_frames, dtype=np.float64), axis=1) + 1e-20)
+        active = power_db >= power_db.max() - _ACTIVE_RANGE_DB
+        log_x = np.log(_magnitude(x_frames[active]) + _LOG_FLOOR)
+        log_y = np.log(_magnitude(_windowed_frames(y, n_fft, hop)[active]) + _LOG_FLOOR)
+        distances.append(float(np.mean(np.abs(log_x - log_y))))
     return float(np.mean(distances))
 
 
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default): linear to 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, np.float64)
+    linear = hz / (200.0 / 3)
+    log = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log, linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    linear = mel * (200.0 / 3)
+    log = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
+    return np.where(mel >= 15.0, log, linear)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float) -> np.ndarray:
+    """Triangular, area-normalised (Slaney) mel filters ``[n_mels, n_fft // 2 + 1]`` up to
+    Nyquist — the same matrix as ``librosa.filters.mel`` with its defaults."""
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(sample_rate / 2), n_mels + 2))
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    widths = np.diff(edges)
+    ramps = edges[:, None] - freqs[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    weights = weights.astype(np.float32)
+    weights.setflags(write=False)
+    return weights
+
+
 def _log_mel(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    mel = librosa.feature.melspectrogram(
-        y=np.asarray(audio, np.float32), sr=sample_rate, n_fft=1024, hop_length=256, n_mels=64, fmin=500.0
-    )
-    return np.log(mel + 1e-6)
+    """``log(mel power + 1e-6)`` ``[64, frames]`` (n_fft 1024, hop 256, 500 Hz to Nyquist)."""
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
+    frames = _windowed_frames(audio, _MEL["n_fft"], _MEL["hop_length"])
+    power = np.square(_magnitude(frames))
+    filters = _mel_filterbank(sample_rate, _MEL["n_fft"], _MEL["n_mels"], _MEL["fmin"])
+    return np.log(filters @ power.T + _MEL_FLOOR)
 
 
 def log_mel_distance(x: np.ndarray, y: np.ndarray, sample_rate: int) -> float:
-    """Mean |Δ log-mel| between two equally long signals (cropped to the shorter)."""
-    n = min(len(x), len(y))
+    """Mean |Δ log-mel| between ``x`` and ``y`` (cut to the shorter): 64 mel bands from 500 Hz,
+    n_fft 1024, hop 256, ``log(mel power + 1e-6)``."""
+    x, y = _signal(x, "x"), _signal(y, "y")
+    n = min(x.shape[0], y.shape[0])
     return float(np.mean(np.abs(_log_mel(x[:n], sample_rate) - _log_mel(y[:n], sample_rate))))
 
 
 def log_mel_embedding(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Cheap clip embedding ``[128]``: per-band mean and std of the log-mel spectrogram."""
-    mel = _log_mel(audio, sample_rate)
-    return np.concatenate([mel.mean(1), mel.std(1)]).astype(np.float32)
+    """A cheap clip embedding ``[128]`` float32 for distribution metrics: the mean and the
+    standard deviation over time of each of the 64 log-mel bands (as in
+    :func:`log_mel_distance`)."""
+    mel = _log_mel(_signal(audio, "audio"), sample_rate)
+    return np.concatenate([mel.mean(axis=1), mel.std(axis=1)]).astype(np.float32)
+
+
+# --- distributions -------------------------------------------------------------------------
 
 
 def wasserstein(a: np.ndarray, b: np.ndarray) -> float:
-    """1-D Wasserstein (earth mover's) distance between two samples."""
-    return float(scipy.stats.wasserstein_distance(np.ravel(a), np.ravel(b)))
+    """1-D Wasserstein (earth mover's) distance between two samples (any shape, flattened),
+    in their own unit: how far the values of one must move to match the other."""
+    a, b = np.ravel(a), np.ravel(b)
+    if a.size == 0 or b.size == 0:
+        raise ValueError(f"wasserstein needs two non-empty samples, got {a.size} and {b.size}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("wasserstein samples must be finite")
+    return float(scipy.stats.wasserstein_distance(a, b))
+
+
+def _embeddings(x: np.ndarray, name: str, min_rows: int = 1) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or x.shape[0] < min_rows or x.shape[1] == 0:
+        raise ValueError(f"{name} must be [n >= {min_rows}, d >= 1], got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
 
 
 def frechet_distance(emb_a: np.ndarray, emb_b: np.ndarray, eps: float = 1e-6) -> float:
-    """Fréchet distance between Gaussians fitted to ``[n, d]`` and ``[m, d]`` embeddings."""
-    emb_a, emb_b = np.atleast_2d(emb_a), np.atleast_2d(emb_b)
-    mu_a, mu_b = emb_a.mean(0), emb_b.mean(0)
-    d = emb_a.shape[1]
-    cov_a = np.cov(emb_a, rowvar=False) if len(emb_a) > 1 else np.zeros((d, d))
-    cov_b = np.cov(emb_b, rowvar=False) if len(emb_b) > 1 else np.zeros((d, d))
-    cov_a = np.atleast_2d(cov_a) + eps * np.eye(d)
-    cov_b = np.atleast_2d(cov_b) + eps * np.eye(d)
-    covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
-    covmean = np.real(covmean)
-    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * covmean))
+    """Fréchet distance between Gaussians fitted to embeddings ``[n, d]`` and ``[m, d]``.
+
+    ``|μa − μb|² + tr(Σa + Σb − 2·(Σa Σb)^½)`` (the FID formula), with ``eps`` added to both
+    covariances' diagonals so the matrix square root exists for rank-deficient sets (fewer
+    rows than dimensions), and its real part taken (rounding leaves tiny imaginary parts).
+    """
+    a, b = _embeddings(emb_a, "emb_a", 2), _embeddings(emb_b, "emb_b", 2)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"embedding sizes differ: {a.shape[1]} and {b.shape[1]}")
+    ridge = eps * np.eye(a.shape[1])
+    cov_a = np.cov(a, rowvar=False).reshape(a.shape[1], a.shape[1]) + ridge
+    cov_b = np.cov(b, rowvar=False).reshape(b.shape[1], b.shape[1]) + ridge
+    covmean = np.real(scipy.linalg.sqrtm(cov_a @ cov_b))
+    mean_term = float(np.sum(np.square(a.mean(axis=0) - b.mean(axis=0))))
+    # Rounding can leave a tiny negative value for identical distributions.
+    return max(0.0, mean_term + float(np.trace(cov_a + cov_b - 2.0 * covmean)))
 
 
 def diversity(embeddings: np.ndarray) -> float:
-    """Mean pairwise Euclidean distance between ``[n, d]`` embeddings (0 when n < 2)."""
-    embeddings = np.atleast_2d(embeddings)
-    if len(embeddings) < 2:
-        return 0.0
-    diff = embeddings[:, None, :] - embeddings[None, :, :]
-    dist = np.sqrt((diff**2).sum(-1))
-    return float(dist[np.triu_indices(len(embeddings), 1)].mean())
+    """Mean pairwise Euclidean distance between the rows of ``[n, d]`` (NaN when n < 2): how
+    spread out a set of clips is; a model that sings one song has low diversity."""
+    x = _embeddings(embeddings, "embeddings")
+    if x.shape[0] < 2:
+        return float("nan")
+    return float(np.mean(scipy.spatial.distance.pdist(x)))
 
 
-def nearest_distance(query: np.ndarray, reference: np.ndarray | Sequence) -> np.ndarray:
-    """Distance from each ``[n, d]`` query row to its nearest ``[m, d]`` reference row → ``[n]``."""
-    query, reference = np.atleast_2d(query), np.atleast_2d(np.asarray(reference))
-    diff = query[:, None, :] - reference[None, :, :]
-    return np.sqrt((diff**2).sum(-1)).min(1)
+def nearest_distance(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Euclidean distance from each query row ``[n, d]`` to its nearest reference row
+    ``[m, d]`` → ``[n]``. Near-zero distances flag a model that copies its training clips."""
+    q, r = _embeddings(query, "query"), _embeddings(reference, "reference")
+    if q.shape[1] != r.shape[1]:
+        raise ValueError(f"embedding sizes differ: {q.shape[1]} and {r.shape[1]}")
+    # In blocks of queries, so the distance matrix stays ~32 MB however large the sets.
+    block = max(1, 4_000_000 // r.shape[0])
+    return np.concatenate(
+        [
+            scipy.spatial.distance.cdist(q[i : i + block], r).min(axis=1)
+            for i in range(0, q.shape[0], block)
+        ]
+    )
