@@ -122,15 +122,18 @@ class JitterConfig:
     def from_segments(cls, segments: Sequence[SegmentLike]) -> JitterConfig:
         """Defaults scaled to a species' own variation, measured on its contour-bank segments.
 
-        - ``pitch_cents``: the spread (std, cents) of the segments' median F0 over their
+        Spreads are robust standard deviations (1.4826 × median absolute deviation), so a
+        rare song type or a mistracked segment does not widen the range for every song.
+
+        - ``pitch_cents``: the spread (cents) of the segments' median F0 over their
           confidently voiced syllable frames — how much songs of this species differ in pitch
           across phrases, birds and recordings — clipped to [25, 200] cents.
-        - ``tempo``: ``(exp(-s), exp(s))`` with ``s`` the std of the log of each segment's
+        - ``tempo``: ``(exp(-s), exp(s))`` with ``s`` the spread of the log of each segment's
           median syllable duration (how much tempo differs between songs), clipped to
           [0.05, 0.2].
-        - ``gain_db``: ± the std of the segments' peak loudness, clipped to [3, 10] dB.
+        - ``gain_db``: ± the spread of the segments' peak loudness, clipped to [3, 10] dB.
 
-        With a single segment nothing can be measured and the class defaults are used.
+        With fewer than two segments that have syllables, the class defaults are kept.
         """
         if len(segments) == 0:
             raise ValueError("from_segments needs at least one segment")
@@ -153,12 +156,19 @@ class JitterConfig:
         defaults = cls()
         pitch, tempo, gain = defaults.pitch_cents, defaults.tempo, defaults.gain_db
         if len(medians) > 1:
-            pitch = float(np.clip(np.std(1200.0 * np.log2(medians)), 25.0, 200.0))
-            spread = float(np.clip(np.std(np.log(durations)), 0.05, 0.2))
+            pitch = float(np.clip(_robust_std(1200.0 * np.log2(medians)), 25.0, 200.0))
+            spread = float(np.clip(_robust_std(np.log(durations)), 0.05, 0.2))
             tempo = (float(np.exp(-spread)), float(np.exp(spread)))
-            spread = float(np.clip(np.std(peaks), 3.0, 10.0))
+            spread = float(np.clip(_robust_std(peaks), 3.0, 10.0))
             gain = (-spread, spread)
         return cls(pitch_cents=pitch, tempo=tempo, gain_db=gain)
+
+
+def _robust_std(values: Sequence[float]) -> float:
+    """1.4826 × the median absolute deviation: the standard deviation for normal data,
+    unmoved by a few outliers."""
+    values = np.asarray(values, np.float64)
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
 def _syllable_bounds(
