@@ -272,8 +272,10 @@ class TrainingSplit:
         minority: Label indices of the minority species of this split.
         n_synthetic: ``{label_index: number of synthetic clips to add}`` for minority species.
         seed: Seed for everything random in the hook.
-        cache_dir: Folder unique to (data, split, k, DDSP options): train/keep models here.
-        options: DDSP settings from ``--ddsp_options`` (JSON), part of the cache key.
+        cache_dir: Folder unique to (data, split, DDSP options).
+        options: DDSP settings from ``--ddsp_options`` (JSON), part of the cache keys.
+        model_root: Folder unique to (data, DDSP options), shared by all splits; see
+            :meth:`model_dir`.
     """
 
     dataset: ClipDataset
@@ -286,20 +288,40 @@ class TrainingSplit:
     seed: int
     cache_dir: Path
     options: dict[str, Any]
+    model_root: Path
+
+    def model_dir(self, label: int) -> Path:
+        """Where the model of class ``label`` trained on exactly this split's recordings of it
+        lives: keyed by species and its training files, so splits (and seeds) that keep the
+        same recordings share one model instead of retraining it."""
+        files = sorted(
+            n for n, t in zip(self.names, self.dataset.targets, strict=True) if t == label
+        )
+        digest = hashlib.sha1(json.dumps(files).encode()).hexdigest()[:12]
+        return self.model_root / f"{self.classes[label]}-{digest}"
 
 
 def ddsp_training_set(split: TrainingSplit) -> Dataset:
     """The DDSP-balanced training set of one split. THE hook for the ``ddsp`` conditions.
 
-    Must (a) train one species model per minority species on that species' recordings in
-    ``split.dataset`` only (``split.names`` / ``split.recordists`` under ``split.data_root``;
-    never the test side or the cut recordings), keeping them under ``split.cache_dir`` and
-    reusing them when present; (b) return ``DDSPBalancedDataset(split.dataset, bank,
-    target={c: count_c + n for c, n in split.n_synthetic.items()}, labels=split.dataset.targets,
-    label_to_species=dict(enumerate(split.classes)), seed=split.seed)``: a map dataset whose first
-    ``len(split.dataset)`` items are the real ones unchanged, followed by exactly
-    ``split.n_synthetic[c]`` synthetic items of each class ``c``, every item
-    ``(waveform [1, time] float32 tensor, 32000, label_index)``.
+    Must:
+
+    (a) train one species model per minority class ``c`` in ``split.minority`` on that species'
+        recordings in ``split.dataset`` only (files ``split.names`` under ``split.data_root``,
+        recordists ``split.recordists``; never the test side or the cut recordings), saved in
+        ``split.model_dir(c)`` and reused when present. Default run: 3 seeds × 3 folds × 10
+        minority species = up to 90 models from ~2 recordings each, and the whole run must stay
+        ≤ 15 min on 2 cores;
+    (b) return ``DDSPBalancedDataset(split.dataset, bank, target={c: count_c + n for c, n in
+        split.n_synthetic.items()}, labels=split.dataset.targets,
+        label_to_species=dict(enumerate(split.classes)), seed=split.seed)``, where ``count_c`` is
+        the number of real items of class ``c``: a map dataset whose first
+        ``len(split.dataset)`` items are the real ones unchanged, followed by exactly
+        ``split.n_synthetic[c]`` synthetic items of each class ``c``, every item
+        ``(waveform [1, time] float32 tensor, 32000, label_index)``.
+
+    Checked: that call on a ``TrainingSplit.dataset`` with a trained bank yields exactly such
+    items and the classifiers train on it. ``cache_dir=split.cache_dir / "songs"`` reuses songs.
     """
     raise NotImplementedError(
         "ddsp_training_set (benchmarks/classifier_gain.py) is not filled in yet: train species "
@@ -393,13 +415,9 @@ def training_set(
     if condition in DDSP_CONDITIONS:
         n_classic = {c: n // 2 for c, n in deficits.items()} if condition == "ddsp+classic" else {}
         n_ddsp = {c: n - n_classic.get(c, 0) for c, n in deficits.items()}
-        key = json.dumps(
-            [
-                corpus.fingerprint,
-                [corpus.names[i] for i in split.train_idx],
-                [corpus.classes[c] for c in split.minority],
-                ddsp_options,
-            ]
+        data_key = json.dumps([corpus.fingerprint, ddsp_options], sort_keys=True)
+        split_key = json.dumps(
+            [data_key, [corpus.names[i] for i in split.train_idx], split.minority, seed]
         )
         hook_split = TrainingSplit(
             dataset=base,
@@ -410,8 +428,9 @@ def training_set(
             minority=list(split.minority),
             n_synthetic=n_ddsp,
             seed=seed,
-            cache_dir=cache_root / hashlib.sha1(key.encode()).hexdigest()[:16],
+            cache_dir=cache_root / "splits" / hashlib.sha1(split_key.encode()).hexdigest()[:16],
             options=ddsp_options,
+            model_root=cache_root / "models" / hashlib.sha1(data_key.encode()).hexdigest()[:16],
         )
         balanced = ddsp_training_set(hook_split)
         if not n_classic:
@@ -539,11 +558,15 @@ def markdown_table(summary: dict[str, dict[str, Any]], settings: dict[str, Any])
             return ""
         return f"{entry['mean']:+.3f} [{entry['lo']:+.3f}, {entry['hi']:+.3f}]"
 
+    protocol = (
+        f"{len(settings['seeds'])} seed(s) × {settings['folds']} recordist-grouped fold(s)"
+        if settings["test_root"] is None
+        else f"{len(settings['seeds'])} seed(s), tested on `{settings['test_root']}`"
+    )
     lines = [
         f"Classifier gain on `{settings['data_root_name']}` ({settings['n_species']} species, "
         f"{settings['n_clips']} clips): {settings['classifier']} classifier, "
-        f"{len(settings['seeds'])} seed(s) × {settings['folds']} fold(s) "
-        f"= {settings['n_splits']} splits, minority = {settings['minority']} "
+        f"{protocol} = {settings['n_splits']} splits, minority = {settings['minority']} "
         f"cut to k = {settings['k']} training recordings; mean ± std over splits; "
         "Δ = paired difference in minority recall with 95 % bootstrap CI.",
         "",
@@ -592,7 +615,8 @@ def bar_chart(summary: dict[str, dict[str, Any]], path: Path, title: str) -> Non
             label=c,
         )
     ax.set_xticks(x, [m.replace("_", " ") for m in METRICS])
-    ax.set_ylim(0, 1)
+    top = max(summary[c][m]["mean"] + summary[c][m]["std"] for c in conditions for m in METRICS)
+    ax.set_ylim(0, min(1.0, 1.2 * top) if math.isfinite(top) else 1.0)
     ax.set_ylabel("score (mean ± std over splits)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, ncol=min(len(conditions), 6), loc="upper right")
