@@ -27,28 +27,30 @@ __all__ = [
 def exp_sigmoid(
     x: Tensor, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7
 ) -> Tensor:
-    """DDSP's scaled sigmoid: positive, log-linear over a wide range, with a floor.
+    """DDSP's scaled sigmoid ``max_value * sigmoid(x) ** log(exponent) + threshold``.
 
     Amplitudes span orders of magnitude; a plain sigmoid compresses them into its linear middle.
+    The threshold keeps outputs (and log-magnitudes of them) away from zero.
     """
     return max_value * torch.sigmoid(x) ** math.log(exponent) + threshold
 
 
 def upsample_linear(x: Tensor, hop_length: int, n_samples: int) -> Tensor:
-    """Interpolate frame-rate ``x [batch, frames, ...]`` to ``[batch, n_samples, ...]``."""
+    """Interpolate frame-rate ``x [batch, frames, ...]`` to ``[batch, n_samples, ...]``.
+
+    Sample ``s`` sits at frame position ``s / hop_length``, clamped to the last frame.
+    """
     frames = x.shape[1]
     position = torch.arange(n_samples, device=x.device, dtype=torch.float64) / hop_length
     position = position.clamp(max=frames - 1)
-    left = position.floor().long().clamp(max=frames - 1)
+    left = position.floor().long()
     right = (left + 1).clamp(max=frames - 1)
     frac = (position - left).to(x.dtype)
     frac = frac.view(1, n_samples, *([1] * (x.dim() - 2)))
     return x[:, left] * (1 - frac) + x[:, right] * frac
 
 
-def remove_above_nyquist(
-    harmonic_distribution: Tensor, f0_hz: Tensor, sample_rate: int
-) -> Tensor:
+def remove_above_nyquist(harmonic_distribution: Tensor, f0_hz: Tensor, sample_rate: int) -> Tensor:
     """Zero harmonics at or above Nyquist and renormalise ``[batch, frames, n_harmonics]`` to sum 1.
 
     A 3 kHz song at 32 kHz has only five harmonics below Nyquist; renormalising keeps the overall
@@ -71,25 +73,33 @@ def harmonic_synth(
 ) -> Tensor:
     """Additive oscillator bank.
 
+    The distribution is masked at Nyquist and renormalised at frame rate (before upsampling), F0
+    and the harmonic amplitudes are interpolated linearly to audio rate, and the phase is the
+    float64 cumulative sum of ``2π f0 / sample_rate``, wrapped to ``[0, 2π)``.
+
     Args:
-        f0_hz: ``[batch, frames]`` fundamental frequency.
+        f0_hz: ``[batch, frames]`` fundamental frequency in Hz (finite, > 0).
         amplitude: ``[batch, frames]`` overall amplitude.
         harmonic_distribution: ``[batch, frames, n_harmonics]`` relative harmonic amplitudes.
-        sample_rate: Audio rate.
-        hop_length: Samples per frame.
+        sample_rate: Audio rate in Hz.
+        hop_length: Samples per control frame.
         n_samples: Output length.
 
     Returns:
         ``[batch, n_samples]`` audio (dtype of ``amplitude``).
     """
     distribution = remove_above_nyquist(harmonic_distribution, f0_hz, sample_rate)
-    harmonic_amps = distribution * amplitude[..., None]
+    # Harmonics masked in every frame are exactly zero: skip them (a 3 kHz song keeps 5 of 64).
+    # The kept harmonics are a prefix in each frame, and the lowest F0 keeps the longest one.
+    ks = torch.arange(1, distribution.shape[-1] + 1, device=f0_hz.device, dtype=f0_hz.dtype)
+    n_active = int((f0_hz.min() * ks < sample_rate / 2).sum())
+    harmonic_amps = distribution[..., :n_active] * amplitude[..., None]
     # float64 phase: a float32 cumsum over minutes drifts by audible fractions of a cycle.
     f0 = upsample_linear(f0_hz.to(torch.float64)[..., None], hop_length, n_samples)[..., 0]
     phase = torch.remainder(torch.cumsum(2 * math.pi * f0 / sample_rate, dim=1), 2 * math.pi)
     amps = upsample_linear(harmonic_amps, hop_length, n_samples)
-    ks = torch.arange(1, amps.shape[-1] + 1, device=phase.device, dtype=torch.float64)
-    # k·phase is wrapped again so sin() sees small float32-exact arguments.
+    ks = torch.arange(1, n_active + 1, device=phase.device, dtype=torch.float64)
+    # k·phase is wrapped again so sin() sees small arguments, exact in float32.
     partials = torch.sin(torch.remainder(phase[..., None] * ks, 2 * math.pi).to(amps.dtype))
     return (partials * amps).sum(-1)
 
@@ -97,26 +107,29 @@ def harmonic_synth(
 def noise_impulse_responses(magnitudes: Tensor) -> Tensor:
     """Frequency-sampling FIR design: ``[..., n_bands]`` magnitudes → ``[..., 2 (n_bands - 1)]``.
 
-    Zero-phase impulse response (irfft of real magnitudes), rotated to causal and Hann-windowed
-    so the truncation does not ring.
+    Zero-phase impulse response (irfft of real magnitudes), rotated to causal (centre at tap
+    ``n_bands - 1``) and Hann-windowed so the truncation does not ring. The periodic Hann window
+    is symmetric about that centre, so the filter stays exactly linear-phase.
     """
     ir = torch.fft.irfft(torch.complex(magnitudes, torch.zeros_like(magnitudes)))
     size = ir.shape[-1]
     ir = torch.roll(ir, size // 2, dims=-1)
-    return ir * torch.hann_window(size, periodic=False, device=ir.device, dtype=ir.dtype)
+    return ir * torch.hann_window(size, periodic=True, device=ir.device, dtype=ir.dtype)
 
 
 def filtered_noise(magnitudes: Tensor, noise: Tensor, hop_length: int) -> Tensor:
     """Time-varying filtered noise.
 
     Frame ``i`` filters the noise samples ``[i*hop, (i+1)*hop)`` with its own FIR (from
-    ``magnitudes[:, i]``); the filtered frames are overlap-added.
+    ``magnitudes[:, i]``, see :func:`noise_impulse_responses`); the filtered frames are
+    overlap-added into ``frames * hop + taps - 1`` samples, the FIR's delay (``taps // 2``) is
+    dropped and the result is cut or zero-padded to the noise length.
 
     Args:
         magnitudes: ``[batch, frames, n_bands]`` linear magnitude response per frame.
         noise: ``[batch, n_samples]`` white noise to filter (passed in so that every backend can
             be fed the same noise).
-        hop_length: Samples per frame.
+        hop_length: Samples per control frame.
 
     Returns:
         ``[batch, n_samples]``.
@@ -127,26 +140,28 @@ def filtered_noise(magnitudes: Tensor, noise: Tensor, hop_length: int) -> Tensor
     taps = ir.shape[-1]
     padded = tnf.pad(noise, (0, max(0, frames * hop_length - n_samples)))[:, : frames * hop_length]
     blocks = padded.reshape(batch, frames, hop_length)
-    n_fft = 1 << (hop_length + taps - 2).bit_length()
-    filtered = torch.fft.irfft(
-        torch.fft.rfft(blocks, n_fft) * torch.fft.rfft(ir, n_fft), n_fft
-    )[..., : hop_length + taps - 1]
+    span = hop_length + taps - 1
+    n_fft = 1 << (span - 1).bit_length()
+    filtered = torch.fft.irfft(torch.fft.rfft(blocks, n_fft) * torch.fft.rfft(ir, n_fft), n_fft)
     # Overlap-add: frame i starts at i*hop; fold() sums the overlapping tails.
-    length = (frames - 1) * hop_length + hop_length + taps - 1
+    length = (frames - 1) * hop_length + span
     out = tnf.fold(
-        filtered.transpose(1, 2),
+        filtered[..., :span].transpose(1, 2),
         output_size=(1, length),
-        kernel_size=(1, hop_length + taps - 1),
+        kernel_size=(1, span),
         stride=(1, hop_length),
     ).reshape(batch, length)
-    # The causal FIR delays by taps//2: trim it so noise lines up with the harmonic part.
+    # The causal FIR delays by taps//2: drop it so the noise lines up with the controls.
     delay = taps // 2
     out = out[:, delay : delay + n_samples]
     return tnf.pad(out, (0, n_samples - out.shape[-1]))
 
 
 def fft_convolve(audio: Tensor, impulse_response: Tensor) -> Tensor:
-    """Linear convolution ``[batch, n] * [batch or 1, m]`` → ``[batch, n]`` (tail dropped)."""
+    """Linear convolution ``audio [batch, n] * impulse_response [batch or 1, m]`` → ``[batch, n]``.
+
+    The tail past ``n`` samples is dropped (a reverb's ring-out after the clip ends).
+    """
     n = audio.shape[-1]
     m = impulse_response.shape[-1]
     n_fft = 1 << (n + m - 2).bit_length()
@@ -157,7 +172,13 @@ def fft_convolve(audio: Tensor, impulse_response: Tensor) -> Tensor:
 def exp_decay_ir(decay_s: Tensor | float, length: int, sample_rate: int, noise: Tensor) -> Tensor:
     """Exponentially decaying noise burst ``[batch or 1, length]``; ``decay_s`` is the RT60.
 
-    Energy falls by 60 dB over ``decay_s`` seconds: amplitude ``exp(-6.91 t / decay_s)``.
+    Energy falls by 60 dB over ``decay_s`` seconds: amplitude ``exp(-ln(1000) t / decay_s)``.
+
+    Args:
+        decay_s: RT60 in seconds, a float or a tensor of ``batch`` values.
+        length: IR length in samples.
+        sample_rate: Audio rate in Hz.
+        noise: ``[batch or 1, >= length]`` noise to shape.
     """
     t = torch.arange(length, device=noise.device, dtype=noise.dtype) / sample_rate
     decay = torch.as_tensor(decay_s, device=noise.device, dtype=noise.dtype).reshape(-1, 1)

@@ -1,9 +1,17 @@
 """CPU fast path: the maths of :mod:`.functional` for one clip, float32 numpy, no torch.
 
-Used for generation, where no gradient is needed. Harmonics at or above Nyquist are skipped
-rather than computed and masked, and harmonic ``k`` comes from the Chebyshev recurrence
-``sin((k+1)φ) = 2 cos φ sin(kφ) − sin((k−1)φ)``: one sin/cos pair per sample whatever the
-harmonic count.
+Used for generation, where no gradient is needed. Both kernels work one control frame (one hop of
+samples) at a time in small scratch buffers that stay in L1, and allocate nothing per clip but
+their output:
+
+* harmonic: the fundamental's unit phasor is advanced by complex rotation (re-anchored from the
+  exact float64 phase every frame, so rounding never accumulates), and harmonic ``k`` comes from
+  the Chebyshev recurrence ``sin((k+1)φ) = 2 cos φ sin(kφ) − sin((k−1)φ)``, vectorised over the
+  frame's samples: one rotation per sample whatever the harmonic count. Harmonics at or above
+  Nyquist are never computed.
+* filtered noise: each frame's FIR is designed by a small cosine transform (the irfft of real,
+  even magnitudes) and applied by direct convolution, eight input samples per pass so the
+  overlap-add buffer is read and written once per eight taps instead of once per tap.
 """
 
 from __future__ import annotations
@@ -17,70 +25,96 @@ from numba import njit
 
 __all__ = ["fft_convolve", "filtered_noise", "harmonic_synth", "noise_impulse_responses"]
 
-
-def _frame_amplitudes(
-    f0_hz: np.ndarray, amplitude: np.ndarray, harmonic_distribution: np.ndarray, sample_rate: int
-) -> np.ndarray:
-    """Masked, renormalised harmonic amplitudes ``[frames, n_harmonics]`` (as the torch path)."""
-    ks = np.arange(1, harmonic_distribution.shape[1] + 1, dtype=np.float32)
-    keep = (f0_hz[:, None] * ks) < sample_rate / 2
-    masked = harmonic_distribution * keep
-    norm = np.maximum(masked.sum(1, keepdims=True), np.float32(1e-7))
-    return (masked / norm * amplitude[:, None]).astype(np.float32)
+# "contract" lets LLVM fuse multiply-adds; no reassociation, so results do not depend on the
+# vector width of the machine.
+_FASTMATH = {"contract"}
+# Input samples folded into one pass over the overlap-add buffer (see _filtered_noise_kernel).
+_UNROLL = 8
 
 
-@njit(cache=True, nogil=True)
-def _harmonic_kernel(f0_hz, harmonic_amps, sample_rate, hop_length, n_samples):  # pragma: no cover
-    frames, n_harmonics = harmonic_amps.shape
-    # Highest audible harmonic per frame, so silent ones are never computed.
-    top = np.zeros(frames, np.int64)
-    for i in range(frames):
-        for k in range(n_harmonics - 1, -1, -1):
-            if harmonic_amps[i, k] != 0.0:
-                top[i] = k + 1
-                break
-    out = np.zeros(n_samples, np.float32)
-    amps = np.empty(n_harmonics, np.float64)
-    steps = np.empty(n_harmonics, np.float64)
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _frame_amplitudes(f0_hz, amplitude, distribution, frame, nyquist, amps):  # pragma: no cover
+    """Write frame ``frame``'s masked, renormalised harmonic amplitudes into ``amps``; return the
+    number of harmonics below Nyquist (those above are left untouched: they are never read)."""
+    n_harmonics = distribution.shape[1]
+    f0 = f0_hz[frame]
+    # float32 product and comparison, exactly as remove_above_nyquist does it in torch.
+    top = 0
+    while top < n_harmonics and f0 * np.float32(top + 1) < nyquist:
+        top += 1
+    total = np.float32(0.0)
+    for k in range(top):
+        total += distribution[frame, k]
+    scale = amplitude[frame] / max(total, np.float32(1e-7))
+    for k in range(top):
+        amps[k] = distribution[frame, k] * scale
+    return top
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _harmonic_kernel(
+    f0_hz, amplitude, distribution, sample_rate, hop_length, n_samples
+):  # pragma: no cover
+    frames, n_harmonics = distribution.shape
+    nyquist = np.float32(sample_rate / 2.0)
     two_pi = 2.0 * math.pi
-    phase = 0.0  # exact float64 phase at the start of each frame
-    n = 0
-    for i in range(frames):
-        if n >= n_samples:
-            break
-        right = min(i + 1, frames - 1)
-        # The last frame holds its values until the end of the clip.
-        count = hop_length if i < frames - 1 else n_samples - n
-        count = min(count, n_samples - n)
-        omega = two_pi * f0_hz[i] / sample_rate
-        delta = two_pi * (f0_hz[right] - f0_hz[i]) / (hop_length * sample_rate)
-        n_k = max(top[i], top[right])
-        for k in range(n_k):
-            amps[k] = harmonic_amps[i, k]
-            steps[k] = (harmonic_amps[right, k] - harmonic_amps[i, k]) / hop_length
-        # Linear F0 inside the frame makes the per-sample phase increment linear, so the unit
-        # phasor advances by complex multiplication (exact up to rounding): no sin/cos per sample.
-        # Re-anchored from the exact phase every frame, so rounding never accumulates.
+    out = np.empty(n_samples, np.float32)
+    left = np.zeros(n_harmonics, np.float64)
+    right = np.zeros(n_harmonics, np.float64)
+    cos2 = np.empty(hop_length, np.float64)  # 2 cos φ per sample
+    s_prev = np.empty(hop_length, np.float64)
+    s_cur = np.empty(hop_length, np.float64)
+    acc = np.empty(hop_length, np.float64)
+    top_left = _frame_amplitudes(f0_hz, amplitude, distribution, 0, nyquist, left)
+    phase = 0.0  # exact float64 phase before the segment's first sample, wrapped to [0, 2π)
+    n_segments = (n_samples + hop_length - 1) // hop_length
+    for segment in range(n_segments):
+        # Segment ``i`` runs from frame i's centre towards frame i + 1's; past the last frame the
+        # controls hold (right == left), as upsample_linear clamps.
+        i = min(segment, frames - 1)
+        r = min(segment + 1, frames - 1)
+        start = segment * hop_length
+        count = min(hop_length, n_samples - start)
+        top_right = _frame_amplitudes(f0_hz, amplitude, distribution, r, nyquist, right)
+        # Harmonics masked in only one of the two frames fade linearly to/from zero.
+        for k in range(top_right, top_left):
+            right[k] = 0.0
+        for k in range(top_left, top_right):
+            left[k] = 0.0
+        n_active = max(top_left, top_right)
+
+        # F0 is linear within the segment, so the phase increment of sample j is omega + delta*j
+        # and the unit phasor advances by a rotation whose own angle grows by delta each sample.
+        omega = two_pi * float(f0_hz[i]) / sample_rate
+        delta = two_pi * (float(f0_hz[r]) - float(f0_hz[i])) / (hop_length * sample_rate)
         re, im = math.cos(phase), math.sin(phase)
         step_re, step_im = math.cos(omega), math.sin(omega)
         chirp_re, chirp_im = math.cos(delta), math.sin(delta)
-        for _ in range(count):
+        for j in range(count):
             re, im = re * step_re - im * step_im, re * step_im + im * step_re
-            s_prev, s_cur, c2 = 0.0, im, 2.0 * re
-            acc = 0.0
-            for k in range(n_k):
-                acc += amps[k] * s_cur
-                amps[k] += steps[k]
-                s_prev, s_cur = s_cur, c2 * s_cur - s_prev
-            out[n] = acc
-            n += 1
+            cos2[j] = 2.0 * re
+            s_cur[j] = im
+            s_prev[j] = 0.0
+            acc[j] = 0.0
             step_re, step_im = (
                 step_re * chirp_re - step_im * chirp_im,
                 step_re * chirp_im + step_im * chirp_re,
             )
-        # Exact phase after this frame: sum of the linear increments omega + delta * j.
-        phase += count * omega + delta * count * (count - 1) / 2.0
+        for k in range(n_active):
+            a0 = left[k]
+            slope = (right[k] - left[k]) / hop_length
+            for j in range(count):
+                s = s_cur[j]
+                acc[j] += (a0 + slope * j) * s
+                s_cur[j] = cos2[j] * s - s_prev[j]
+                s_prev[j] = s
+        for j in range(count):
+            out[start + j] = acc[j]
+
+        phase += count * omega + delta * (count * (count - 1) / 2.0)
         phase -= two_pi * math.floor(phase / two_pi)
+        left, right = right, left
+        top_left = top_right
     return out
 
 
@@ -92,67 +126,147 @@ def harmonic_synth(
     hop_length: int,
     n_samples: int,
 ) -> np.ndarray:
-    """Additive oscillator bank: ``f0 [frames]``, ``amplitude [frames]``, distribution
-    ``[frames, n_harmonics]`` → ``[n_samples]`` float32."""
-    f0 = np.ascontiguousarray(f0_hz, np.float64)
-    amps = _frame_amplitudes(
-        f0_hz.astype(np.float32),
-        np.asarray(amplitude, np.float32),
-        np.asarray(harmonic_distribution, np.float32),
-        sample_rate,
+    """Additive oscillator bank for one clip.
+
+    Args:
+        f0_hz: ``[frames]`` fundamental frequency in Hz (finite, > 0).
+        amplitude: ``[frames]`` overall amplitude.
+        harmonic_distribution: ``[frames, n_harmonics]`` relative harmonic amplitudes; masked at
+            Nyquist and renormalised per frame, as in :func:`.functional.remove_above_nyquist`.
+        sample_rate: Audio rate in Hz.
+        hop_length: Samples per control frame.
+        n_samples: Output length.
+
+    Returns:
+        ``[n_samples]`` float32 audio.
+    """
+    return _harmonic_kernel(
+        np.ascontiguousarray(f0_hz, np.float32),
+        np.ascontiguousarray(amplitude, np.float32),
+        np.ascontiguousarray(harmonic_distribution, np.float32),
+        float(sample_rate),
+        int(hop_length),
+        int(n_samples),
     )
-    return _harmonic_kernel(f0, amps, float(sample_rate), int(hop_length), int(n_samples))
 
 
 @functools.lru_cache(maxsize=8)
-def _fir_constants(n_bands: int) -> tuple[np.ndarray, np.ndarray]:
+def _half_ir_table(n_bands: int) -> np.ndarray:
+    """``[n_bands, n_bands]`` matrix ``T`` with ``magnitudes @ T`` = the causal windowed FIR's
+    second half (``ir[c + d]`` for ``d = 0..c``, ``c = n_bands - 1``).
+
+    irfft of real magnitudes is an even cosine sum, and the periodic Hann window is symmetric
+    about the centre ``c`` the IR is rolled to, so half the taps define the whole filter.
+    """
     size = 2 * (n_bands - 1)
-    # (-1)^k on the spectrum = a circular shift by size/2: the causal rotation, with no copy.
-    signs = np.where(np.arange(n_bands) % 2 == 0, 1.0, -1.0).astype(np.float32)
-    return signs, np.hanning(size).astype(np.float32)
+    centre = n_bands - 1
+    k = np.arange(n_bands)[:, None]
+    d = np.arange(n_bands)[None, :]
+    weight = np.where((k == 0) | (k == centre), 1.0, 2.0) / size  # irfft's Hermitian weights
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * ((centre + d) % size) / size)  # periodic Hann
+    return (weight * np.cos(np.pi * k * d / centre) * window).astype(np.float32)
 
 
 def noise_impulse_responses(magnitudes: np.ndarray) -> np.ndarray:
-    """``[..., n_bands]`` magnitudes → causal Hann-windowed FIRs ``[..., 2 (n_bands - 1)]``."""
-    signs, window = _fir_constants(magnitudes.shape[-1])
-    ir = sfft.irfft(np.asarray(magnitudes, np.float32) * signs, workers=1)
-    ir *= window
-    return ir
+    """Causal Hann-windowed FIRs ``[..., 2 (n_bands - 1)]`` from magnitudes ``[..., n_bands]``.
+
+    Same design as :func:`.functional.noise_impulse_responses` (for inspection and tests; the
+    kernel designs its FIRs frame by frame).
+    """
+    magnitudes = np.asarray(magnitudes, np.float32)
+    half = magnitudes @ _half_ir_table(magnitudes.shape[-1])
+    # ir[c - d] = ir[c + d]; ir[0] (d = c) is zero, the window's first tap.
+    return np.concatenate([half[..., :0:-1], half[..., :-1]], axis=-1)
 
 
-@njit(cache=True, nogil=True, fastmath=True)
-def _filter_frames(noise, ir, hop_length, n_samples):  # pragma: no cover
-    # Direct convolution of each hop-long noise block with its frame's FIR, overlap-added in
-    # place: for 64-sample blocks and 128 taps this beats three batched FFTs per frame.
-    frames, taps = ir.shape
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _filtered_noise_kernel(magnitudes, noise, table, hop_length):  # pragma: no cover
+    frames, n_bands = magnitudes.shape
+    centre = n_bands - 1
+    taps = 2 * centre
+    n_samples = noise.shape[0]
+    span = taps + _UNROLL - 1  # output reach of one pass: _UNROLL inputs convolved with the FIR
     delay = taps // 2
-    out = np.zeros(frames * hop_length + taps, np.float32)
+    out = np.zeros(max(frames * hop_length + taps + _UNROLL, delay + n_samples), np.float32)
+    half = np.empty(n_bands, np.float32)
+    ir = np.empty(taps, np.float32)
+    # shifted[u, s] = ir[s - u]: the FIR delayed by u, so one pass sums _UNROLL inputs' outputs
+    # with aligned loads only.
+    shifted = np.zeros((_UNROLL, span), np.float32)
+    x = np.zeros(_UNROLL, np.float32)
     for i in range(frames):
         base = i * hop_length
-        h = ir[i]
-        for j in range(hop_length):
-            if base + j >= noise.shape[0]:
-                break
-            x = noise[base + j]
-            o = out[base + j : base + j + taps]
+        if base >= n_samples:
+            break
+        # FIR design: half = magnitudes[i] @ table, four bands per pass (fewer round trips
+        # through ``half``), then mirrored about the centre.
+        half[:] = 0.0
+        for k in range(0, n_bands - 3, 4):
+            m0, m1 = magnitudes[i, k], magnitudes[i, k + 1]
+            m2, m3 = magnitudes[i, k + 2], magnitudes[i, k + 3]
+            r0, r1, r2, r3 = table[k], table[k + 1], table[k + 2], table[k + 3]
+            for d in range(n_bands):
+                half[d] += m0 * r0[d] + m1 * r1[d] + m2 * r2[d] + m3 * r3[d]
+        for k in range(n_bands - n_bands % 4, n_bands):
+            m0, r0 = magnitudes[i, k], table[k]
+            for d in range(n_bands):
+                half[d] += m0 * r0[d]
+        for d in range(centre):
+            ir[centre + d] = half[d]
+            ir[centre - d - 1] = half[d + 1]
+        for u in range(_UNROLL):
+            row = shifted[u]
             for t in range(taps):
-                o[t] += x * h[t]
+                row[u + t] = ir[t]
+        stop = min(hop_length, n_samples - base)
+        for j0 in range(0, stop, _UNROLL):
+            for u in range(_UNROLL):
+                x[u] = noise[base + j0 + u] if j0 + u < stop else 0.0
+            x0, x1, x2, x3 = x[0], x[1], x[2], x[3]
+            x4, x5, x6, x7 = x[4], x[5], x[6], x[7]
+            h0, h1, h2, h3 = shifted[0], shifted[1], shifted[2], shifted[3]
+            h4, h5, h6, h7 = shifted[4], shifted[5], shifted[6], shifted[7]
+            o = out[base + j0 : base + j0 + span]
+            for s in range(span):
+                o[s] += (
+                    x0 * h0[s]
+                    + x1 * h1[s]
+                    + x2 * h2[s]
+                    + x3 * h3[s]
+                    + x4 * h4[s]
+                    + x5 * h5[s]
+                    + x6 * h6[s]
+                    + x7 * h7[s]
+                )
+    # Drop the causal FIR's delay so the noise lines up with the controls (and the torch path).
     return out[delay : delay + n_samples]
 
 
 def filtered_noise(magnitudes: np.ndarray, noise: np.ndarray, hop_length: int) -> np.ndarray:
-    """Time-varying filtered noise: ``magnitudes [frames, n_bands]``, ``noise [n_samples]`` →
-    ``[n_samples]``; frame ``i`` filters noise samples ``[i*hop, (i+1)*hop)``."""
-    ir = noise_impulse_responses(magnitudes)
-    noise = np.ascontiguousarray(noise, np.float32)
-    out = _filter_frames(noise, ir, int(hop_length), noise.shape[0])
-    if out.shape[0] < noise.shape[0]:
-        out = np.pad(out, (0, noise.shape[0] - out.shape[0]))
-    return out
+    """Time-varying filtered noise for one clip.
+
+    Frame ``i`` filters noise samples ``[i*hop, (i+1)*hop)`` with its FIR (see
+    :func:`noise_impulse_responses`); the filtered frames are overlap-added and the FIR's delay
+    (``taps // 2``) is dropped.
+
+    Args:
+        magnitudes: ``[frames, n_bands]`` linear magnitude response per frame.
+        noise: ``[n_samples]`` white noise to filter.
+        hop_length: Samples per control frame.
+
+    Returns:
+        ``[n_samples]`` float32.
+    """
+    return _filtered_noise_kernel(
+        np.ascontiguousarray(magnitudes, np.float32),
+        np.ascontiguousarray(noise, np.float32),
+        _half_ir_table(magnitudes.shape[-1]),
+        int(hop_length),
+    )
 
 
 def fft_convolve(audio: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
-    """Linear convolution ``[n] * [m]`` → ``[n]`` (tail dropped), float32."""
+    """Linear convolution ``audio [n] * impulse_response [m]`` → ``[n]`` float32 (tail dropped)."""
     n = audio.shape[0]
     size = sfft.next_fast_len(n + impulse_response.shape[0] - 1, real=True)
     spectrum = sfft.rfft(audio, size, workers=1)

@@ -13,8 +13,11 @@ __all__ = ["ExpDecayReverb", "FilteredNoise", "Harmonic", "Reverb"]
 
 
 class Harmonic(nn.Module):
-    """Controls ``f0 [batch, frames]``, ``amplitude [batch, frames]``, distribution
-    ``[batch, frames, n_harmonics]`` → audio ``[batch, n_samples]``."""
+    """Additive synthesiser (see :func:`.functional.harmonic_synth`).
+
+    ``forward(f0_hz [batch, frames], amplitude [batch, frames],
+    harmonic_distribution [batch, frames, n_harmonics], n_samples)`` → ``[batch, n_samples]``.
+    """
 
     def __init__(self, sample_rate: int, hop_length: int) -> None:
         super().__init__()
@@ -30,7 +33,11 @@ class Harmonic(nn.Module):
 
 
 class FilteredNoise(nn.Module):
-    """Magnitudes ``[batch, frames, n_bands]`` + white noise ``[batch, n_samples]`` → audio."""
+    """Time-varying filtered noise (see :func:`.functional.filtered_noise`).
+
+    ``forward(magnitudes [batch, frames, n_bands], noise [batch, n_samples])`` →
+    ``[batch, n_samples]``.
+    """
 
     def __init__(self, hop_length: int) -> None:
         super().__init__()
@@ -41,18 +48,19 @@ class FilteredNoise(nn.Module):
 
 
 class Reverb(nn.Module):
-    """Learnable impulse response; output = dry + ``audio * ir`` (the dry path is fixed so the
-    reverb can only add room, never remove the bird).
+    """Learnable impulse response ``ir [length]``; ``forward(audio [batch, n])`` →
+    ``audio + audio * ir`` (``*`` = convolution, tail dropped).
 
-    Initialised as a quiet exponentially decaying noise burst (RT60 0.1 s, −20 dB).
+    The dry path is fixed outside the parameter so the reverb can only add room, never remove the
+    bird. Initialised as a quiet exponentially decaying noise burst (RT60 0.1 s, noise std 0.1),
+    drawn from a generator seeded with ``seed``.
     """
 
     def __init__(self, length: int, sample_rate: int, seed: int = 0) -> None:
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
         noise = torch.randn(1, length, generator=generator) * 0.1
-        ir = F.exp_decay_ir(0.1, length, sample_rate, noise)
-        self.ir = nn.Parameter(ir[0])
+        self.ir = nn.Parameter(F.exp_decay_ir(0.1, length, sample_rate, noise)[0])
 
     def impulse_response(self) -> Tensor:
         """``[length]`` wet impulse response (without the dry path)."""
@@ -63,17 +71,23 @@ class Reverb(nn.Module):
 
 
 class ExpDecayReverb(nn.Module):
-    """Parametric reverb: learnable RT60 and wet gain over a fixed noise burst."""
+    """Parametric reverb: a fixed noise burst shaped by a learnable RT60 and wet gain.
+
+    ``forward(audio [batch, n])`` → ``audio + audio * ir``; the IR has unit energy times
+    ``sigmoid(wet_logit)``, so decay and level are learnt independently.
+    """
 
     def __init__(self, length: int, sample_rate: int, rt60_s: float = 0.3, seed: int = 0) -> None:
         super().__init__()
         self.sample_rate = sample_rate
         generator = torch.Generator().manual_seed(seed)
         self.register_buffer("noise", torch.randn(1, length, generator=generator))
+        # Log-RT60 keeps the decay positive and makes its steps relative.
         self.log_rt60 = nn.Parameter(torch.tensor(math.log(rt60_s)))
         self.wet_logit = nn.Parameter(torch.tensor(-2.0))
 
     def impulse_response(self) -> Tensor:
+        """``[length]`` wet impulse response (without the dry path)."""
         ir = F.exp_decay_ir(self.log_rt60.exp(), self.noise.shape[-1], self.sample_rate, self.noise)
         return torch.sigmoid(self.wet_logit) * ir[0] / ir.norm().clamp_min(1e-7)
 
