@@ -1,0 +1,232 @@
+"""`DDSPSynth`: re-sing a recording with a species model, or mix in a newly synthesised song."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from audiomentations.core.transforms_interface import BaseWaveformTransform
+from numpy.typing import NDArray
+
+from ..bank import SpeciesBank
+from ..jitter import JitterConfig
+
+__all__ = ["DDSPSynth"]
+
+_MODES = ("resynth", "mix")
+_BACKENDS = ("numba", "torch")
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+
+
+class DDSPSynth(BaseWaveformTransform):
+    """Bird-song augmentation with trained DDSP species models (see :class:`SpeciesBank`).
+
+    ``mode="resynth"``: the input's F0 and loudness are tracked, jittered (pitch, vibrato; timing
+    kept) and rendered by the ``species`` model, at the input's length and RMS level. Multichannel
+    input ``(channels, time)`` is re-sung once from its mixdown (one synthesis, not one per
+    channel) and the song copied to every channel at that channel's RMS. ``keep_background``
+    adds noise shaped like the input's own background under the song (else the song is clean).
+    Silent input is returned unchanged.
+
+    ``mode="mix"``: a new song of ``species`` (None: a random bank species per call) with the
+    input's length is added at a signal-to-song ratio drawn uniformly in [``min_snr_db``,
+    ``max_snr_db``] dB (RMS over the whole clip, all channels, as in audiomentations'
+    ``AddBackgroundNoise``); every channel gets the same song. Silent input gets nothing added.
+
+    Randomness: ``seed`` gives the transform its own generator (p-draws, species, SNR and the
+    synthesis seed), independent of Python's and numpy's global RNGs; inside a DataLoader worker it
+    is seeded with ``(seed, worker id)`` so workers differ. Without ``seed`` the generator is seeded
+    from ``torch.initial_seed()`` (per worker in a DataLoader), on first use in each process.
+
+    Args:
+        bank: A :class:`SpeciesBank` or its directory (loaded lazily in each process after
+            pickling).
+        species: Bank species to synthesise. None: the bank's only species; in ``mix`` mode a
+            random species of a multi-species bank.
+        mode: ``"resynth"`` or ``"mix"`` (above).
+        min_snr_db / max_snr_db: Input-to-song ratio range of ``mix`` mode, dB.
+        keep_background: ``resynth`` only: keep a background like the input's under the song.
+        pitch_cents / tempo / vibrato_cents / vibrato_hz: Jitter overrides (see
+            :class:`~ddsp_augment.jitter.JitterConfig`); None keeps the species' own defaults.
+            ``tempo`` applies to ``mix`` only (``resynth`` keeps the input's timing).
+        backend: Synthesis backend ("numba" on CPU, or "torch").
+        p: Probability of applying the transform.
+        seed: Seed of the transform's own generator.
+    """
+
+    supports_multichannel = True
+
+    def __init__(
+        self,
+        bank: SpeciesBank | str | Path,
+        species: str | None = None,
+        mode: str = "resynth",
+        min_snr_db: float = 0.0,
+        max_snr_db: float = 20.0,
+        keep_background: bool = False,
+        pitch_cents: float | None = None,
+        tempo: tuple[float, float] | None = None,
+        vibrato_cents: tuple[float, float] | None = None,
+        vibrato_hz: tuple[float, float] | None = None,
+        backend: str = "numba",
+        p: float = 0.5,
+        seed: int | None = None,
+    ) -> None:
+        if not 0 <= p <= 1:
+            raise ValueError(f"p must be in [0, 1], got {p}")
+        super().__init__(p)
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        if min_snr_db > max_snr_db:
+            raise ValueError(f"min_snr_db ({min_snr_db}) must not exceed max_snr_db ({max_snr_db})")
+        if seed is not None and (not isinstance(seed, int | np.integer) or seed < 0):
+            raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
+        jitter = {
+            name: value
+            for name, value in (
+                ("pitch_cents", pitch_cents),
+                ("tempo", tempo),
+                ("vibrato_cents", vibrato_cents),
+                ("vibrato_hz", vibrato_hz),
+            )
+            if value is not None
+        }
+        # JitterConfig validates the ranges and says which one is wrong.
+        JitterConfig(**jitter)
+        if isinstance(bank, str | Path):
+            bank = SpeciesBank.load(bank)
+        self._bank: SpeciesBank | None = bank
+        self._bank_path = bank.path
+        self._bank_species = bank.species
+        available = bank.species
+        if species is not None and species not in available:
+            raise ValueError(f"species {species!r} is not in the bank; bank has {available}")
+        if species is None and len(available) == 1:
+            species = available[0]
+        if species is None and mode == "resynth":
+            raise ValueError(
+                f"mode='resynth' needs species= when the bank has several species: {available}"
+            )
+        # The path keeps repr() and to_dict() readable and JSON-friendly.
+        self.bank = str(bank.path) if bank.path is not None else bank
+        self.species = species
+        self.mode = mode
+        self.min_snr_db = float(min_snr_db)
+        self.max_snr_db = float(max_snr_db)
+        self.keep_background = keep_background
+        self.pitch_cents = pitch_cents
+        self.tempo = tempo
+        self.vibrato_cents = vibrato_cents
+        self.vibrato_hz = vibrato_hz
+        self.backend = backend
+        self.seed = seed
+        self._jitter = jitter
+        self._rng: np.random.Generator | None = None
+        self._rng_pid: int | None = None
+
+    def get_transform_init_args(self) -> dict[str, Any]:
+        """Every ``__init__`` argument but ``seed`` (the base warns on None-valued ones)."""
+        return {
+            "bank": self.bank,
+            "species": self.species,
+            "mode": self.mode,
+            "min_snr_db": self.min_snr_db,
+            "max_snr_db": self.max_snr_db,
+            "keep_background": self.keep_background,
+            "pitch_cents": self.pitch_cents,
+            "tempo": self.tempo,
+            "vibrato_cents": self.vibrato_cents,
+            "vibrato_hz": self.vibrato_hz,
+            "backend": self.backend,
+        }
+
+    def _generator(self) -> np.random.Generator:
+        """This process's generator: a forked or unpickled copy must not repeat its parent."""
+        pid = os.getpid()
+        if self._rng is None or self._rng_pid != pid:
+            worker = torch.utils.data.get_worker_info()
+            if self.seed is None:
+                sequence = np.random.SeedSequence(torch.initial_seed())
+            else:
+                # Worker i gets child i of the seed's sequence (entropy [seed, 0] would equal
+                # [seed]: SeedSequence pads entropy with zeros).
+                spawn_key = (worker.id,) if worker is not None else ()
+                sequence = np.random.SeedSequence(int(self.seed), spawn_key=spawn_key)
+            self._rng = np.random.default_rng(sequence)
+            self._rng_pid = pid
+        return self._rng
+
+    def _loaded_bank(self) -> SpeciesBank:
+        if self._bank is None:
+            self._bank = SpeciesBank.load(self._bank_path, species=self._bank_species)
+        return self._bank
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._bank_path is None:
+            raise TypeError(
+                "DDSPSynth cannot send a bank built in memory (bank.path is None) to another "
+                "process: save it and pass its directory"
+            )
+        return {**self.__dict__, "_bank": None}
+
+    def randomize_parameters(self, samples: NDArray[np.float32], sample_rate: int) -> None:
+        rng = self._generator()
+        self.parameters["should_apply"] = bool(rng.random() < self.p)
+        if self.parameters["should_apply"]:
+            species = self.species
+            if species is None:
+                names = self._bank_species
+                species = names[int(rng.integers(len(names)))]
+            self.parameters["species"] = species
+            self.parameters["synth_seed"] = int(rng.integers(2**63))
+            if self.mode == "mix":
+                self.parameters["snr_db"] = float(rng.uniform(self.min_snr_db, self.max_snr_db))
+
+    def apply(self, samples: NDArray[np.float32], sample_rate: int) -> NDArray[np.float32]:
+        samples = np.asarray(samples, np.float32)
+        if _rms(samples) == 0.0:
+            return samples
+        bank = self._loaded_bank()
+        species = self.parameters["species"]
+        seed = self.parameters["synth_seed"]
+        mono = samples if samples.ndim == 1 else samples.mean(axis=0)
+        if self.mode == "resynth":
+            song = bank.resynthesize(
+                species,
+                mono,
+                sample_rate,
+                seed=seed,
+                backend=self.backend,
+                keep_background=self.keep_background,
+                **self._jitter,
+            )
+            # Level is matched here, at the input's rate: the bank matches it at the model rate,
+            # and resampling to a lower input rate then drops the song's energy above the
+            # input's Nyquist frequency.
+            gains = np.sqrt(np.mean(np.square(samples, dtype=np.float64), axis=-1))
+            return (gains[..., None] / max(_rms(song), 1e-12) * song).astype(np.float32)
+        n = samples.shape[-1]
+        song = bank.sample(
+            species,
+            n=1,
+            seconds=n / sample_rate,
+            sample_rate=sample_rate,
+            seed=seed,
+            backend=self.backend,
+            **self._jitter,
+        )[0]
+        # round(seconds * rate) may miss n by a sample.
+        song = np.pad(song[:n], (0, max(0, n - song.shape[0])))
+        song_rms = _rms(song)
+        if song_rms == 0.0:
+            return samples
+        scale = _rms(samples) / (song_rms * 10 ** (self.parameters["snr_db"] / 20))
+        return (samples + scale * song).astype(np.float32)

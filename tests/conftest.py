@@ -1,0 +1,80 @@
+"""Shared fixtures: real recordings from ``../shared/data``, a small species bank trained once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TONAL_SONGS = SHARED_DATA / "tonal-songs"
+BANK_SPECIES = ("Parus_major", "Zonotrichia_capensis")
+_CLIPS_PER_SPECIES = 3
+_CROP_SECONDS = 4.0
+
+
+def _loudest_window(audio: np.ndarray, length: int, hop: int) -> np.ndarray:
+    """The ``length``-sample stretch of ``audio`` with the most energy (where the bird sings)."""
+    if audio.shape[0] <= length:
+        return audio
+    energy = np.cumsum(np.concatenate([[0.0], audio.astype(np.float64) ** 2]))
+    starts = np.arange(0, audio.shape[0] - length + 1, hop)
+    best = int(starts[np.argmax(energy[starts + length] - energy[starts])])
+    return audio[best : best + length]
+
+
+@pytest.fixture(scope="session")
+def tonal_clips(tmp_path_factory) -> dict[str, list[Path]]:
+    """``{species: [wav paths]}``: a few short real clips of each bank species.
+
+    Parus major clips (2-3 s) are used as they are; the long Zonotrichia capensis recordings
+    are cropped to their loudest 4 s.
+    """
+    from ddsp_augment.io import load_audio, save_audio
+
+    if not TONAL_SONGS.is_dir():
+        pytest.skip(f"{TONAL_SONGS} not found")
+    crops = tmp_path_factory.mktemp("tonal-crops")
+    clips: dict[str, list[Path]] = {}
+    for species in BANK_SPECIES:
+        paths = []
+        for path in sorted((TONAL_SONGS / species).glob("*.wav"))[:_CLIPS_PER_SPECIES]:
+            audio, rate = load_audio(path)
+            length = int(_CROP_SECONDS * rate)
+            if audio.shape[0] > length:
+                path = crops / species / path.name
+                save_audio(path, _loudest_window(audio, length, rate // 10), rate)
+            paths.append(path)
+        clips[species] = paths
+    return clips
+
+
+@pytest.fixture(scope="session")
+def small_bank_path(tonal_clips, tmp_path_factory) -> Path:
+    """A models folder with a tiny, briefly trained model of each species in ``BANK_SPECIES``."""
+    from ddsp_augment.preprocess import PreprocessSettings, preprocess_file
+    from ddsp_augment.train import TrainSettings, train_species
+
+    models = tmp_path_factory.mktemp("models")
+    settings = TrainSettings(
+        epochs=2,
+        steps_per_epoch=3,
+        batch_size=2,
+        crop_seconds=0.25,
+        decoder={"hidden": 16, "n_layers": 2},
+    )
+    for species, paths in tonal_clips.items():
+        recordings = [
+            preprocess_file(path, species, f"recordist{i % 2}", PreprocessSettings())
+            for i, path in enumerate(paths)
+        ]
+        train_species(recordings, models / species, settings, progress=False, log=lambda _: None)
+    return models
+
+
+@pytest.fixture(scope="session")
+def small_bank(small_bank_path):
+    from ddsp_augment.bank import SpeciesBank
+
+    return SpeciesBank.load(small_bank_path)

@@ -1,0 +1,274 @@
+import copy
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import SHARED_DATA
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+
+from ddsp_augment.dataset import ClassCount, DDSPBalancedDataset
+from ddsp_augment.io import load_audio
+
+NO_MODEL = "Turdus_merula"  # a real species the small bank has no model of
+
+
+class ClipDataset(Dataset):
+    """torchaudio-style items ``(waveform [channels, time], sample_rate, label, name)``."""
+
+    def __init__(self, items):
+        self.items = items
+        self.reads = 0
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return self.items[index]
+
+
+@pytest.fixture(scope="module")
+def items(tonal_clips):
+    """3 Parus major, 1 Zonotrichia capensis, 2 Turdus merula real clips at their own rates."""
+    chosen = [(p, "Parus_major") for p in tonal_clips["Parus_major"]]
+    chosen += [(tonal_clips["Zonotrichia_capensis"][0], "Zonotrichia_capensis")]
+    blackbirds = sorted((SHARED_DATA / "xc-germany-20" / NO_MODEL).glob("*.mp3"))[:2]
+    chosen += [(p, NO_MODEL) for p in blackbirds]
+    out = []
+    for path, label in chosen:
+        audio, rate = load_audio(path)
+        audio = audio[: 3 * rate]
+        out.append((torch.from_numpy(audio)[None, :], rate, label, path.stem))
+    return out
+
+
+def balanced(items, bank, **kwargs):
+    kwargs.setdefault("progress", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return DDSPBalancedDataset(ClipDataset(items), bank, **kwargs)
+
+
+def all_items(dataset):
+    return [dataset[i] for i in range(len(dataset))]
+
+
+def assert_items_equal(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert len(x) == len(y)
+        torch.testing.assert_close(x[0], y[0], rtol=0, atol=0)
+        assert tuple(x[1:]) == tuple(y[1:])  # the DataLoader turns tuples into lists
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("max", {"Parus_major": (3, 0), "Zonotrichia_capensis": (1, 2), NO_MODEL: (2, 0)}),
+        ("mean", {"Parus_major": (3, 0), "Zonotrichia_capensis": (1, 1), NO_MODEL: (2, 0)}),
+        (5, {"Parus_major": (3, 2), "Zonotrichia_capensis": (1, 4), NO_MODEL: (2, 0)}),
+        (2.0, {"Parus_major": (3, 3), "Zonotrichia_capensis": (1, 5), NO_MODEL: (2, 0)}),
+        (
+            {"Zonotrichia_capensis": 4},
+            {"Parus_major": (3, 0), "Zonotrichia_capensis": (1, 3), NO_MODEL: (2, 0)},
+        ),
+    ],
+)
+def test_class_counts_per_target_strategy(items, small_bank, target, expected):
+    dataset = balanced(items, small_bank, target=target)
+    counts = dataset.class_counts()
+    assert counts == {label: ClassCount(*pair) for label, pair in expected.items()}
+    assert len(dataset) == len(items) + sum(s for _, s in expected.values())
+    synthetic = [dataset.synthetic_origin(i) for i in range(len(items), len(dataset))]
+    for label, (_, n) in expected.items():
+        assert [k for c, k in synthetic if c == label] == list(range(n))
+
+
+def test_synthetic_items_have_the_structure_of_real_items(items, small_bank_path):
+    dataset = balanced(items, small_bank_path, target=3)
+    real_by_label = {}
+    for item in items:
+        real_by_label.setdefault(item[2], []).append(item)
+    assert len(dataset) == len(items) + 2  # Zonotrichia 1 -> 3; Parus has 3; Turdus has no model
+    for index in range(len(items), len(dataset)):
+        waveform, rate, label, name = dataset[index]
+        reals = real_by_label[label]
+        assert isinstance(waveform, torch.Tensor) and waveform.dtype == torch.float32
+        assert waveform.ndim == 2 and waveform.shape[0] == 1
+        assert rate == reals[0][1] and type(rate) is type(reals[0][1])
+        assert waveform.shape[1] in {r[0].shape[1] for r in reals}
+        assert name in {r[3] for r in reals}
+        assert torch.isfinite(waveform).all() and waveform.abs().max() <= 1.0
+        assert waveform.std() > 1e-4
+        assert not any(torch.equal(waveform, r[0]) for r in reals)
+
+
+def test_items_are_identical_with_0_and_2_workers_and_shuffling(items, small_bank_path):
+    dataset = balanced(items, small_bank_path, target=4, seed=3)
+    reference = all_items(dataset)
+
+    def loaded(num_workers):
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(0))
+        loader = DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=num_workers)
+        order = list(RandomSampler(dataset, generator=torch.Generator().manual_seed(0)))
+        return order, list(loader)
+
+    order, serial = loaded(0)
+    _, parallel = loaded(2)
+    assert_items_equal(serial, parallel)
+    assert_items_equal(serial, [reference[i] for i in order])
+
+
+def test_set_epoch_draws_new_synthetic_items_and_persistent_workers_follow(items, small_bank_path):
+    dataset = balanced(items, small_bank_path, target="max")
+    first = len(items)
+    epoch0 = all_items(dataset)
+    dataset.set_epoch(1)
+    epoch1 = all_items(dataset)
+    assert_items_equal(epoch0[:first], epoch1[:first])
+    for a, b in zip(epoch0[first:], epoch1[first:], strict=True):
+        assert a[2] == b[2]
+        assert not torch.equal(a[0], b[0])
+
+    dataset.set_epoch(0)
+    loader = DataLoader(dataset, batch_size=None, num_workers=2, persistent_workers=True)
+    assert_items_equal(list(loader), epoch0)
+    dataset.set_epoch(1)
+    assert_items_equal(list(loader), epoch1)
+
+
+def test_pickles_small_and_reloads_the_bank_lazily(items, small_bank, small_bank_path):
+    dataset = balanced(items, small_bank_path, target="max")
+    dataset.set_epoch(2)
+    expected = all_items(dataset)
+    payload = pickle.dumps(dataset)
+    assert len(payload) < len(pickle.dumps(dataset.dataset)) + 4000
+    clone = pickle.loads(payload)
+    assert clone._bank is None and clone.epoch == 2
+    assert_items_equal(all_items(clone), expected)
+
+    in_memory = copy.copy(small_bank)
+    in_memory.path = None
+    with pytest.raises(TypeError, match="bank_path"):
+        pickle.dumps(balanced(items, in_memory, target="max"))
+    by_object = balanced(items, in_memory, target="max", bank_path=small_bank_path)
+    by_object.set_epoch(2)
+    assert_items_equal(all_items(pickle.loads(pickle.dumps(by_object))), expected)
+
+
+def test_distributed_sampler_partitions_every_index_once(items, small_bank_path):
+    dataset = balanced(items, small_bank_path, target="max")
+    assert len(dataset) % 2 == 0
+    seen = []
+    for rank in range(2):
+        sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=1)
+        sampler.set_epoch(3)
+        seen += list(sampler)
+    assert sorted(seen) == list(range(len(dataset)))
+
+
+def test_unknown_labels_warn_once_or_raise_when_strict(items, small_bank):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = DDSPBalancedDataset(ClipDataset(items), small_bank, target=4, progress=False)
+    messages = [str(w.message) for w in caught if NO_MODEL in str(w.message)]
+    assert len(messages) == 1 and "no model" in messages[0]
+    assert dataset.class_counts()[NO_MODEL] == ClassCount(2, 0)
+    with pytest.raises(ValueError, match=NO_MODEL):
+        DDSPBalancedDataset(ClipDataset(items), small_bank, target=4, strict=True, progress=False)
+    # Classes that need no synthetic items do not need a model.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DDSPBalancedDataset(ClipDataset(items), small_bank, target=2, strict=True, progress=False)
+
+
+def test_integer_labels_with_mapping_dict_items_and_flag(items, small_bank_path):
+    names = ["Parus_major", "Zonotrichia_capensis", NO_MODEL]
+    dict_items = [
+        {"audio": waveform[0].numpy(), "rate": rate, "class_id": names.index(label)}
+        for waveform, rate, label, _ in items
+    ]
+    dataset = balanced(
+        dict_items,
+        small_bank_path,
+        target="max",
+        label_to_species=dict(enumerate(names[:2])),
+        waveform_index="audio",
+        sample_rate_index="rate",
+        label_fn=lambda item: item["class_id"],
+        return_synthetic_flag=True,
+    )
+    assert dataset.class_counts() == {0: (3, 0), 1: (1, 2), 2: (2, 0)}
+    real, synthetic = dataset[0], dataset[len(items)]
+    assert real["is_synthetic"] is False and synthetic["is_synthetic"] is True
+    assert set(real) == set(synthetic)
+    assert synthetic["class_id"] == 1 and synthetic["rate"] == items[3][1]
+    assert isinstance(synthetic["audio"], np.ndarray) and synthetic["audio"].dtype == np.float32
+    assert synthetic["audio"].shape == (items[3][0].shape[1],)
+    callable_map = balanced(
+        dict_items,
+        small_bank_path,
+        label_to_species=names.__getitem__,
+        waveform_index="audio",
+        sample_rate_index="rate",
+        label_fn=lambda item: item["class_id"],
+    )
+    assert callable_map.class_counts()[1] == (1, 2)
+
+
+def test_labels_argument_and_targets_attribute_avoid_reading_items(items, small_bank_path):
+    labels = [item[2] for item in items]
+    source = ClipDataset(items)
+    DDSPBalancedDataset(source, small_bank_path, "mean", labels=labels, progress=False)
+    source.targets = labels
+    DDSPBalancedDataset(source, small_bank_path, "mean", progress=False)
+    assert source.reads == 0
+    del source.targets
+    DDSPBalancedDataset(source, small_bank_path, "mean", progress=False)
+    assert source.reads == len(items)
+    with pytest.raises(ValueError, match="labels"):
+        DDSPBalancedDataset(source, small_bank_path, labels=labels[:-1], progress=False)
+
+
+def test_multichannel_items_and_fixed_seconds(items, small_bank_path):
+    stereo = [(torch.cat([w, 0.5 * w]), rate, label, name) for w, rate, label, name in items]
+    dataset = balanced(stereo, small_bank_path, target="max", seconds=1.5)
+    waveform, rate, label, _ = dataset[len(items)]
+    assert label == "Zonotrichia_capensis"
+    assert waveform.shape == (2, int(round(1.5 * rate)))
+    torch.testing.assert_close(waveform[0], waveform[1], rtol=0, atol=0)
+
+
+def test_cache_dir_reuses_songs(items, small_bank_path, tmp_path):
+    plain = all_items(balanced(items, small_bank_path, target="max"))
+    cached = balanced(items, small_bank_path, target="max", cache_dir=tmp_path)
+    assert_items_equal(all_items(cached), plain)
+    files = sorted(tmp_path.glob("*.wav"))
+    assert len(files) == 2 and files[0].name.startswith("0-0-")
+    for path in files:  # overwrite with silence: reads must now come from the cache
+        sf.write(
+            str(path), np.zeros(items[3][0].shape[1], np.float32), items[3][1], subtype="FLOAT"
+        )
+    assert all(cached[i][0].abs().max() == 0 for i in range(len(items), len(cached)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"target": "median"}, "target"),
+        ({"target": -1}, ">= 0"),
+        ({"target": True}, "bool"),
+        ({"target": 0.0}, "ratio"),
+        ({"target": {"Corvus_corax": 3}}, "not in the dataset"),
+        ({"seconds": 0}, "seconds"),
+        ({"backend": "cuda"}, "backend"),
+        ({"seed": -1}, "seed"),
+        ({"jitter_overrides": {"pitch_cents": -5}}, "pitch_cents"),
+    ],
+)
+def test_invalid_arguments_raise_value_error(items, small_bank, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DDSPBalancedDataset(ClipDataset(items), small_bank, progress=False, **kwargs)
