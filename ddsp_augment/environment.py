@@ -455,7 +455,9 @@ class SceneConfig:
             ``background_clips`` given to :func:`apply_scene` or else loaded (once, cached)
             from ``background_files``.
         background_files: Audio files for ``background="files"``.
-        snr_db: Bird-to-background ratio.
+        snr_db: Bird-to-background ratio; None (default) keeps the background at its recorded
+            level: a measured floor is absolute, like the loudness contours the bird is rendered
+            from, so the pair reproduces the balance of a real recording of the species.
 
     Every signal-to-noise ratio compares the bird's direct sound at the microphone (after
     distance, before reverb; active frames only, as in :func:`mix_at_snr`) to the mean power
@@ -474,7 +476,7 @@ class SceneConfig:
     rain_drops_per_s: tuple[float, float] = (20.0, 200.0)
     background: str = "measured"
     background_files: tuple[str, ...] = ()
-    snr_db: tuple[float, float] = (5.0, 30.0)
+    snr_db: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.background not in _BACKGROUNDS:
@@ -498,8 +500,10 @@ class SceneConfig:
         _check_pair("predelay_s", self.predelay_s, 0.0, 1.0)
         _check_pair("wind_gusts", self.wind_gusts, 0.0, 0.99)
         _check_pair("rain_drops_per_s", self.rain_drops_per_s, 0.0, 1e5)
-        for name in ("wind_snr_db", "rain_snr_db", "snr_db"):
+        for name in ("wind_snr_db", "rain_snr_db"):
             _check_pair(name, getattr(self, name), -60.0, 120.0)
+        if self.snr_db is not None:
+            _check_pair("snr_db", self.snr_db, -60.0, 120.0)
 
 
 @functools.lru_cache(maxsize=32)
@@ -571,7 +575,10 @@ def apply_scene(
     if scene.background == "measured":
         floor = _check_spectrum(background_spectra[params["background_index"]])
         noise = _coloured_spectrum(floor, n_fft, rng)
-        add(noise, _spectrum_power(noise, n_fft), params["snr_db"])
+        if "snr_db" in params:
+            add(noise, _spectrum_power(noise, n_fft), params["snr_db"])
+        else:  # as recorded: the floor is an absolute level, like the bird's loudness contours
+            spectrum = noise if spectrum is None else spectrum + noise
     elif scene.background == "files":
         index = params["background_index"]
         clip = background_clips[index] if background_clips else None
@@ -579,7 +586,8 @@ def apply_scene(
             clip = _load_background(params["background"], sample_rate)
         clip = _excerpt(_check_audio(clip, f"background {params['background']}"), n, rng)
         power = float(np.mean(np.square(clip, dtype=np.float64)))
-        extra = np.float32(_noise_gain(p_bird, power, params["snr_db"])) * clip
+        gain = _noise_gain(p_bird, power, params["snr_db"]) if "snr_db" in params else 1.0
+        extra = np.float32(gain) * clip
     if "wind_snr_db" in params:
         noise = _wind_spectrum(sample_rate, n_fft, rng, params["wind_gusts"])
         add(noise, _spectrum_power(noise, n_fft), params["wind_snr_db"])
@@ -633,7 +641,7 @@ def _draw_scene(
             raise ValueError("background='files' needs background_files or background_clips")
         params["background_index"] = int(rng.integers(len(names)))
         params["background"] = names[params["background_index"]]
-    if scene.background != "none":
+    if scene.background != "none" and scene.snr_db is not None:
         params["snr_db"] = float(rng.uniform(*scene.snr_db))
     if rng.random() < scene.p_wind:
         params["wind_snr_db"] = float(rng.uniform(*scene.wind_snr_db))

@@ -166,6 +166,7 @@ FULL_SCENE = SceneConfig(
     p_wind=1.0,
     p_rain=1.0,
     background="measured",
+    snr_db=(5.0, 30.0),
 )
 
 
@@ -249,3 +250,18 @@ def test_bad_arguments_are_rejected():
         distance(np.full(10, np.nan), SR, 2.0)
     with pytest.raises(ValueError, match="gusts"):
         wind_noise(100, SR, rng, gusts=1.0)
+
+
+def test_measured_background_as_recorded_keeps_its_absolute_level():
+    """snr_db=None: the floor is rendered at its measured level, whatever the bird's level."""
+    spectra = _spectra()
+    scene = SceneConfig(background="measured")
+    quiet = np.zeros(SR, np.float32)
+    quiet[100] = 1e-3
+    loud = quiet * 1000
+    a, params = apply_scene(quiet, SR, scene, np.random.default_rng(0), spectra)
+    b, _ = apply_scene(loud, SR, scene, np.random.default_rng(0), spectra)
+    assert "snr_db" not in params
+    np.testing.assert_allclose(a - quiet, b - loud, atol=1e-6)
+    expected = apply_scene(np.zeros(SR, np.float32), SR, scene, np.random.default_rng(0), spectra)[0]
+    assert np.std(expected) > 0
