@@ -349,7 +349,10 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
         species = split.classes[label]
         recordings = [
             analyse_audio(
-                split.dataset[i][0][0].numpy(), split.names[i], species, split.recordists[i] or split.names[i]
+                split.dataset[i][0][0].numpy(),
+                split.names[i],
+                species,
+                split.recordists[i] or split.names[i],
             )
             for i in np.flatnonzero(targets == label)
         ]
