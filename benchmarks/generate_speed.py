@@ -28,7 +28,9 @@ def _ms_per_clip(bank: SpeciesBank, backend: str, scene: SceneConfig, clips: int
     bank.sample(species[0], n=2, seconds=3.0, seed=0, backend=backend, scene=scene)  # warm-up
     start = time.perf_counter()
     for i in range(clips):
-        bank.sample(species[i % len(species)], n=1, seconds=3.0, seed=i, backend=backend, scene=scene)
+        bank.sample(
+            species[i % len(species)], n=1, seconds=3.0, seed=i, backend=backend, scene=scene
+        )
     return 1000 * (time.perf_counter() - start) / clips
 
 

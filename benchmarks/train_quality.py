@@ -110,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         "--data_root",
         nargs="+",
         type=Path,
-        default=[ROOT.parent / "shared/data/tonal-songs", ROOT.parent / "shared/data/xc-germany-20"],
+        default=[
+            ROOT.parent / "shared/data/tonal-songs",
+            ROOT.parent / "shared/data/xc-germany-20",
+        ],
     )
     parser.add_argument("--work_dir", type=Path, default=ROOT / ".cache" / "train_quality")
     parser.add_argument("--species", nargs="*")

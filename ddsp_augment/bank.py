@@ -60,12 +60,14 @@ class SpeciesBank:
         species: Iterable[str] | None = None,
         device: str | torch.device = "cpu",
     ) -> SpeciesBank:
-        """Load ``path`` — one species directory or a folder of them (optionally only ``species``)."""
+        """Load ``path``: one species directory, or a folder of them (only ``species``)."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such model directory")
         if not path.is_dir():
-            raise ModelFileError(path, "not a model directory (expected models/ or models/<species>/)")
+            raise ModelFileError(
+                path, "not a model directory (expected models/ or models/<species>/)"
+            )
         if is_model_dir(path):
             dirs = [path]
         else:
@@ -141,7 +143,9 @@ class SpeciesBank:
         ``scene`` (None: the clean bird). The same ``seed`` gives identical clips.
         """
         if n < 1 or seconds <= 0 or sample_rate <= 0:
-            raise ValueError(f"need n >= 1, seconds > 0, sample_rate > 0; got {n}, {seconds}, {sample_rate}")
+            raise ValueError(
+                f"need n >= 1, seconds > 0, sample_rate > 0; got {n}, {seconds}, {sample_rate}"
+            )
         entry = self.entry(species)
         config = jitter or self.jitter_config(species, **jitter_overrides)
         model_sr = entry.model.config.sample_rate
@@ -155,7 +159,9 @@ class SpeciesBank:
             )
             audio = entry.model.synthesize(f0, loud, conf, n_model, rng, backend)
             if scene is not None:
-                audio, _ = apply_scene(audio, model_sr, scene, rng, background_spectra=entry.backgrounds)
+                audio, _ = apply_scene(
+                    audio, model_sr, scene, rng, background_spectra=entry.backgrounds
+                )
             out[i] = self._to_rate(audio, model_sr, sample_rate, n_out)
         return out
 
@@ -170,7 +176,7 @@ class SpeciesBank:
         jitter: JitterConfig | None = None,
         **jitter_overrides,
     ) -> np.ndarray:
-        """Re-sing a real clip ``[samples]`` with ``species``' model, jittered; same length and level.
+        """Re-sing a real clip ``[samples]`` with ``species``' model, jittered; same length, level.
 
         The clip's F0 and loudness are tracked, jittered (pitch, vibrato, gain; no syllable
         edits, so timing follows the original) and rendered. ``keep_background`` adds noise with
@@ -179,7 +185,9 @@ class SpeciesBank:
         entry = self.entry(species)
         audio = np.asarray(audio, np.float32)
         if audio.ndim != 1 or audio.size == 0:
-            raise ValueError(f"resynthesize expects a non-empty mono [samples] array, got {audio.shape}")
+            raise ValueError(
+                f"resynthesize expects a non-empty mono [samples] array, got {audio.shape}"
+            )
         config = jitter or self.jitter_config(species, **jitter_overrides)
         # Timing follows the original clip: no tempo change.
         config = dataclasses.replace(config, tempo=(1.0, 1.0))

@@ -74,7 +74,11 @@ def _train_one(
         return "; ".join(problems)
     try:
         train_species(
-            recordings, directory, settings, progress=False, log=lambda _: None,
+            recordings,
+            directory,
+            settings,
+            progress=False,
+            log=lambda _: None,
             extra_info={"fingerprint": fingerprint},
         )
     except CollapseError as error:

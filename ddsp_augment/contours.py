@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +58,7 @@ def find_segments(
     pad = int(round(pad_seconds * frame_rate))
     shortest = int(round(min_seconds * frame_rate))
     n = loudness_db.size
-    return [
-        (max(0, s - pad), min(n, e + pad)) for s, e in merged if e - s >= max(1, shortest)
-    ]
+    return [(max(0, s - pad), min(n, e + pad)) for s, e in merged if e - s >= max(1, shortest)]
 
 
 class ContourBank:

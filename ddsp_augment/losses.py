@@ -57,5 +57,8 @@ class MultiScaleSpectralLoss(nn.Module):
             pred = stft_magnitude(prediction, n_fft)[:, first_bin:]
             true = stft_magnitude(target, n_fft)[:, first_bin:]
             total = total + (pred - true).abs().mean()
-            total = total + self.log_weight * (torch.log(pred + 1e-5) - torch.log(true + 1e-5)).abs().mean()
+            total = (
+                total
+                + self.log_weight * (torch.log(pred + 1e-5) - torch.log(true + 1e-5)).abs().mean()
+            )
         return total / len(self.fft_sizes)

@@ -3,8 +3,9 @@
 A small non-recurrent convolutional core keeps CPU training and generation fast (a GRU decoder
 took ~19 ms per 3 s clip on one thread; the generation budget for the whole pipeline is 10 ms).
 Dilated convolutions (1, 2, 4, 8) give ~60 ms of context each side, enough to shape a syllable's
-attack and decay. The "clean bird" rendered here excludes the recording background, which training models
-apart (see `losses.MultiScaleSpectralLoss`).
+attack and decay. Outputs scale with the input loudness, so quiet frames (the gaps between
+phrases) render near silence; the recording background there comes from the scene
+(`environment`), built from each training recording's measured noise floor.
 """
 
 from __future__ import annotations

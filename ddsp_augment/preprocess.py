@@ -1,4 +1,4 @@
-"""`preprocess`: recordings → per-recording feature files (F0, voicing, loudness, log-mel, segments).
+"""`preprocess`: recordings → per-recording feature files (F0, voicing, loudness, log-mel).
 
 Layout: ``<data_path>/<species>/<file>`` → ``<output_path>/<species>/<stem>.npz`` plus
 ``<output_path>/summary.json``. Each output stores the audio at the model rate too, so training
@@ -19,11 +19,11 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from .background import FLOOR_FFT_SIZE, noise_floor
 from .constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, SAMPLE_RATE
 from .contours import find_segments
 from .features import estimate_f0, log_mel, loudness_db
 from .io import AudioError, atomic_write, load_audio, scan_folder
-from .background import FLOOR_FFT_SIZE, noise_floor
 
 __all__ = [
     "FORMAT_VERSION",
@@ -51,9 +51,7 @@ class PreprocessSettings:
         if self.f0_method not in ("numba", "crepe"):
             raise ValueError(f"f0_method must be 'numba' or 'crepe', got {self.f0_method!r}")
         if not 0 < self.fmin < self.fmax <= self.sample_rate / 2:
-            raise ValueError(
-                f"need 0 < fmin < fmax <= sample_rate/2, got {self.fmin}, {self.fmax}"
-            )
+            raise ValueError(f"need 0 < fmin < fmax <= sample_rate/2, got {self.fmin}, {self.fmax}")
 
 
 @dataclass
@@ -78,7 +76,7 @@ class Recording:
 
 
 def read_manifest(data_path: Path) -> dict[str, str]:
-    """``{relative path: recordist}`` from ``<data_path>/manifest.csv`` when it has those columns."""
+    """``{relative path: recordist}`` from ``<data_path>/manifest.csv``."""
     manifest = data_path / "manifest.csv"
     if not manifest.is_file():
         return {}
@@ -216,7 +214,12 @@ def _process_one(
         try:
             rec = preprocess_file(source, species, recordist, settings)
         except AudioError as error:
-            return {"species": species, "file": str(source), "status": "skipped", "reason": str(error)}
+            return {
+                "species": species,
+                "file": str(source),
+                "status": "skipped",
+                "reason": str(error),
+            }
         mel = log_mel(rec.audio, rec.sample_rate, hop_length=rec.hop_length * 4)
         _save_recording(out, rec, source, mel)
         status = "done"

@@ -40,7 +40,15 @@ __all__ = [
 
 FORMAT_NAME = "ddsp-augment-species-model"
 FORMAT_VERSION = 1
-_LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, EOFError, SafetensorError, zipfile.BadZipFile)
+_LOAD_ERRORS = (
+    OSError,
+    ValueError,
+    KeyError,
+    RuntimeError,
+    EOFError,
+    SafetensorError,
+    zipfile.BadZipFile,
+)
 
 
 class ModelFileError(ValueError):
@@ -115,7 +123,7 @@ def save_species_model(
 
 
 def load_species_model(directory: str | Path, device: str | torch.device = "cpu") -> SavedSpecies:
-    """Load a species model directory; any problem raises :class:`ModelFileError` naming the file."""
+    """Load a species model directory; a bad file raises :class:`ModelFileError` naming it."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelFileError(directory, "not a directory")
@@ -126,7 +134,8 @@ def load_species_model(directory: str | Path, device: str | torch.device = "cpu"
     if info.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(
             config_path,
-            f"format version {info.get('format_version')!r}; this ddsp-augment reads {FORMAT_VERSION}",
+            f"format version {info.get('format_version')!r}; "
+            f"this ddsp-augment reads {FORMAT_VERSION}",
         )
     try:
         config = DecoderConfig.from_dict(info["decoder"])

@@ -123,9 +123,7 @@ def split_by_recordist(
     return train, val
 
 
-def detect_collapse(
-    output: np.ndarray, harmonic: np.ndarray, recording: Recording
-) -> str | None:
+def detect_collapse(output: np.ndarray, harmonic: np.ndarray, recording: Recording) -> str | None:
     """Why a resynthesis counts as collapsed, or None.
 
     Collapse modes known from DDSP on small data and high sample rates: the output goes silent,
@@ -229,7 +227,9 @@ def _validate(model: SpeciesModel, recordings: Sequence[Recording], seed: int) -
         active = rec.loudness_db >= rec.loudness_db.max() - _ACTIVE_DB
         scores["spectral"].append(spectral_distance(rec.audio, bird, rec.sample_rate))
         scores["loud"].append(
-            loudness_mae_db(rec.loudness_db, loudness_db(bird, rec.sample_rate, rec.hop_length), active)
+            loudness_mae_db(
+                rec.loudness_db, loudness_db(bird, rec.sample_rate, rec.hop_length), active
+            )
         )
         voiced = active & (rec.confidence >= _VOICED)
         if voiced.any():
@@ -299,14 +299,18 @@ def train_species(
     loss_fn = MultiScaleSpectralLoss(model.config.sample_rate)
     frame_rate = model.config.sample_rate / model.config.hop_length
     shortest = min(r.f0_hz.shape[0] for r in train) - 2
-    sampler = _CropSampler(train, max(8, min(int(settings.crop_seconds * frame_rate), shortest)), rng)
+    sampler = _CropSampler(
+        train, max(8, min(int(settings.crop_seconds * frame_rate), shortest)), rng
+    )
     contours = _contour_bank(recordings)
     backgrounds = np.stack([r.background for r in recordings])
     info = {
         "training_data": {
             "recordings": [r.name for r in train],
             "validation_recordings": [r.name for r in val],
-            "validation": "held-out recordists" if val else "training recordings (too few to hold out)",
+            "validation": "held-out recordists"
+            if val
+            else "training recordings (too few to hold out)",
             "recordists": sorted({r.recordist for r in recordings}),
             "seconds": round(sum(r.seconds for r in train), 2),
             "voiced_seconds": round(
@@ -326,7 +330,11 @@ def train_species(
         meta = load_checkpoint(checkpoint_dir, model, optimizer, generator)
         rng.bit_generator.state = meta["numpy_rng"]
         history, best, restarts, stale, lr = (
-            meta["history"], meta["best"], meta["restarts"], meta["stale"], meta["lr"]
+            meta["history"],
+            meta["best"],
+            meta["restarts"],
+            meta["stale"],
+            meta["lr"],
         )
         start_epoch = len(history)
         best_state = _load_best_weights(output_dir, device) if best else None
@@ -362,7 +370,8 @@ def train_species(
         log(
             f"[{species}] epoch {epoch + 1}/{settings.epochs} loss {row['loss']:.3f} "
             f"val_spec {row['val_spectral_distance']:.3f} f0@50c {row['f0_within_50_cents']:.3f} "
-            f"loud_mae {row['loudness_mae_db']:.2f} dB ({row['seconds']:.0f} s)" + (f"  COLLAPSE: {collapse}" if collapse else "")
+            f"loud_mae {row['loudness_mae_db']:.2f} dB ({row['seconds']:.0f} s)"
+            + (f"  COLLAPSE: {collapse}" if collapse else "")
         )
         if collapse:
             if restarts >= settings.max_restarts:
@@ -382,7 +391,11 @@ def train_species(
             best, stale = dict(row), 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             save_species_model(
-                output_dir, species, model, contours, backgrounds,
+                output_dir,
+                species,
+                model,
+                contours,
+                backgrounds,
                 {**info, "metrics": best, "complete": False},
             )
         else:
@@ -393,8 +406,12 @@ def train_species(
             model,
             optimizer,
             {
-                "history": history, "best": best, "restarts": restarts, "stale": stale,
-                "lr": lr, "numpy_rng": rng.bit_generator.state,
+                "history": history,
+                "best": best,
+                "restarts": restarts,
+                "stale": stale,
+                "lr": lr,
+                "numpy_rng": rng.bit_generator.state,
             },
             generator,
         )
@@ -408,8 +425,18 @@ def train_species(
     model.load_state_dict(best_state)
     wall = time.perf_counter() - started
     save_species_model(
-        output_dir, species, model, contours, backgrounds,
-        {**info, "metrics": best, "complete": True, "epochs_run": len(history), "restarts": restarts},
+        output_dir,
+        species,
+        model,
+        contours,
+        backgrounds,
+        {
+            **info,
+            "metrics": best,
+            "complete": True,
+            "epochs_run": len(history),
+            "restarts": restarts,
+        },
     )
     return TrainResult(species, output_dir, history, best, restarts, wall)
 
@@ -444,7 +471,10 @@ def _train_one(processed_path, output_path, species, settings, resume, progress)
         "status": "trained",
         "wall_seconds": round(result.wall_seconds, 1),
         "restarts": result.restarts,
-        **{k: result.best[k] for k in ("epoch", "val_spectral_distance", "f0_within_50_cents", "loudness_mae_db")},
+        **{
+            k: result.best[k]
+            for k in ("epoch", "val_spectral_distance", "f0_within_50_cents", "loudness_mae_db")
+        },
     }
 
 
@@ -460,8 +490,10 @@ def train_folder(
     """Train every species under ``processed_path`` (or ``species``), ``jobs`` at a time."""
     settings = settings or TrainSettings()
     processed_path = Path(processed_path)
-    names = sorted(species) if species else sorted(
-        p.name for p in processed_path.iterdir() if p.is_dir() and any(p.glob("*.npz"))
+    names = (
+        sorted(species)
+        if species
+        else sorted(p.name for p in processed_path.iterdir() if p.is_dir() and any(p.glob("*.npz")))
     )
     if not names:
         raise FileNotFoundError(f"{processed_path}: no preprocessed species folders")
@@ -469,7 +501,9 @@ def train_folder(
         # Split the cores between workers instead of oversubscribing them.
         settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
     results = Parallel(n_jobs=jobs)(
-        delayed(_train_one)(processed_path, output_path, name, settings, resume, progress and jobs == 1)
+        delayed(_train_one)(
+            processed_path, output_path, name, settings, resume, progress and jobs == 1
+        )
         for name in names
     )
     Path(output_path).mkdir(parents=True, exist_ok=True)

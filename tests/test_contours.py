@@ -11,7 +11,9 @@ def test_find_segments_bridges_short_gaps_and_drops_clicks():
     loud[230:300] = -25  # 60 ms later: same phrase
     loud[600:605] = -10  # 10 ms click
     loud[800:900] = -30
-    segments = find_segments(loud, frame_rate, min_seconds=0.03, merge_gap_seconds=0.1, pad_seconds=0)
+    segments = find_segments(
+        loud, frame_rate, min_seconds=0.03, merge_gap_seconds=0.1, pad_seconds=0
+    )
     assert segments == [(100, 300), (800, 900)]
 
 

@@ -14,4 +14,3 @@ def test_loss_is_zero_for_identical_and_grows_with_pitch_error():
     assert float(loss(target, target)) < 1e-6
     near, far = float(loss(_tone(3050.0), target)), float(loss(_tone(4500.0), target))
     assert 0 < near < far
-

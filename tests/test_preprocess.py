@@ -20,7 +20,9 @@ def raw(tmp_path):
     (root / "Parus_major" / "broken.wav").write_bytes(b"RIFF this is not audio")
     sf.write(root / "Parus_major" / "silent.wav", np.zeros(32000, np.float32), 32000)
     (root / "manifest.csv").write_text(
-        "path,recordist\nParus_major/" + sorted((root / "Parus_major").glob("2021*"))[0].name + ",Ann\n"
+        "path,recordist\nParus_major/"
+        + sorted((root / "Parus_major").glob("2021*"))[0].name
+        + ",Ann\n"
     )
     return root
 

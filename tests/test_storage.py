@@ -17,8 +17,12 @@ def _save(directory, seed=0):
         np.full(100, 3000, np.float32), np.full(100, -20, np.float32), np.ones(100, np.float32), "r"
     )
     save_species_model(
-        directory, "Parus_major", model, ContourBank([segment], 32000, 64),
-        np.ones((1, 1025), np.float32), {"metrics": {"val_spectral_distance": 1.0}},
+        directory,
+        "Parus_major",
+        model,
+        ContourBank([segment], 32000, 64),
+        np.ones((1, 1025), np.float32),
+        {"metrics": {"val_spectral_distance": 1.0}},
     )
     return model
 

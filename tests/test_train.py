@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ddsp_augment import train as train_module
-from ddsp_augment.preprocess import preprocess_file, PreprocessSettings
+from ddsp_augment.preprocess import PreprocessSettings, preprocess_file
 from ddsp_augment.storage import load_species_model
 from ddsp_augment.train import (
     CollapseError,
@@ -17,14 +17,18 @@ from ddsp_augment.train import (
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TIT = SHARED / "tonal-songs" / "Parus_major"
-TINY = dict(steps_per_epoch=2, batch_size=2, crop_seconds=0.25, decoder={"hidden": 16, "n_layers": 2})
+TINY = dict(
+    steps_per_epoch=2, batch_size=2, crop_seconds=0.25, decoder={"hidden": 16, "n_layers": 2}
+)
 
 
 @pytest.fixture(scope="module")
 def recordings():
     files = sorted(TIT.glob("*.wav"))[:3]
     settings = PreprocessSettings()
-    recs = [preprocess_file(f, "Parus_major", f"person{i % 2}", settings) for i, f in enumerate(files)]
+    recs = [
+        preprocess_file(f, "Parus_major", f"person{i % 2}", settings) for i, f in enumerate(files)
+    ]
     return recs
 
 
@@ -35,7 +39,9 @@ def test_split_holds_out_whole_recordists(recordings):
 
 
 def test_training_writes_a_loadable_model_with_metrics(recordings, tmp_path):
-    result = train_species(recordings, tmp_path / "tit", TrainSettings(epochs=2, **TINY), progress=False)
+    result = train_species(
+        recordings, tmp_path / "tit", TrainSettings(epochs=2, **TINY), progress=False
+    )
     assert len(result.history) == 2
     for key in ("loss", "val_spectral_distance", "f0_within_50_cents", "loudness_mae_db"):
         assert np.isfinite(result.history[-1][key])
@@ -54,7 +60,9 @@ def test_resume_after_interruption_matches_uninterrupted_run(recordings, tmp_pat
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_species(recordings, tmp_path / "run", settings, progress=False, on_epoch_end=interrupt)
+        train_species(
+            recordings, tmp_path / "run", settings, progress=False, on_epoch_end=interrupt
+        )
     resumed = train_species(recordings, tmp_path / "run", settings, resume=True, progress=False)
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3, 4]
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in reference.history]
@@ -67,7 +75,9 @@ def test_resume_after_interruption_matches_uninterrupted_run(recordings, tmp_pat
 def test_detect_collapse_on_contrived_outputs(recordings):
     rec = recordings[0]
     n = rec.audio.shape[0]
-    assert detect_collapse(np.zeros(n, np.float32), np.zeros(n, np.float32), rec).startswith("silent")
+    assert detect_collapse(np.zeros(n, np.float32), np.zeros(n, np.float32), rec).startswith(
+        "silent"
+    )
     noise = np.random.default_rng(0).standard_normal(n).astype(np.float32) * rec.audio.std()
     reason = detect_collapse(noise, np.zeros(n, np.float32), rec)
     assert reason is not None and reason.startswith("harmonic part gone")
@@ -84,7 +94,12 @@ def test_collapse_triggers_restart_with_lower_learning_rate(recordings, tmp_path
         return "silent output (contrived)" if calls["n"] <= 2 else real(output, harmonic, rec)
 
     monkeypatch.setattr(train_module, "detect_collapse", collapse_first_epoch)
-    result = train_species(recordings[:2], tmp_path / "m", TrainSettings(epochs=3, val_fraction=0, **TINY), progress=False)
+    result = train_species(
+        recordings[:2],
+        tmp_path / "m",
+        TrainSettings(epochs=3, val_fraction=0, **TINY),
+        progress=False,
+    )
     assert result.restarts == 1
     assert result.history[0]["collapsed"] == 1
     assert result.history[1]["lr"] == pytest.approx(0.3 * result.history[0]["lr"])
@@ -94,5 +109,7 @@ def test_collapse_triggers_restart_with_lower_learning_rate(recordings, tmp_path
 def test_persistent_collapse_stops_without_saving(recordings, tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "detect_collapse", lambda *a: "silent output (contrived)")
     with pytest.raises(CollapseError, match="collapsed 3 times"):
-        train_species(recordings[:2], tmp_path / "m", TrainSettings(epochs=5, **TINY), progress=False)
+        train_species(
+            recordings[:2], tmp_path / "m", TrainSettings(epochs=5, **TINY), progress=False
+        )
     assert not (tmp_path / "m" / "config.json").exists()
