@@ -263,5 +263,7 @@ def test_measured_background_as_recorded_keeps_its_absolute_level():
     b, _ = apply_scene(loud, SR, scene, np.random.default_rng(0), spectra)
     assert "snr_db" not in params
     np.testing.assert_allclose(a - quiet, b - loud, atol=1e-6)
-    expected = apply_scene(np.zeros(SR, np.float32), SR, scene, np.random.default_rng(0), spectra)[0]
+    expected = apply_scene(np.zeros(SR, np.float32), SR, scene, np.random.default_rng(0), spectra)[
+        0
+    ]
     assert np.std(expected) > 0
