@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,24 @@ def _rngs(seed: int | np.random.SeedSequence | None, n: int) -> list[np.random.G
     """One independent generator per clip: clip ``i`` of a seeded call is always the same."""
     sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     return [np.random.default_rng(child) for child in sequence.spawn(n)]
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread, as DataLoader workers do (restored afterwards).
+
+    Multithreaded matmuls sum in another order (±3e-7), and items must be bit-identical whether
+    the main process or a worker makes them, whatever the caller's thread setting.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _peak_safe(audio: np.ndarray) -> np.ndarray:
@@ -153,16 +172,17 @@ class SpeciesBank:
         n_model = int(round(seconds * model_sr))
         n_out = int(round(seconds * sample_rate))
         out = np.empty((n, n_out), np.float32)
-        for i, rng in enumerate(_rngs(seed, n)):
-            f0, loud, conf = compose_song(
-                entry.contours.segments, n_model // hop + 1, config, rng, model_sr / hop
-            )
-            audio = entry.model.synthesize(f0, loud, conf, n_model, rng, backend)
-            if scene is not None:
-                audio, _ = apply_scene(
-                    audio, model_sr, scene, rng, background_spectra=entry.backgrounds
+        with _one_torch_thread():
+            for i, rng in enumerate(_rngs(seed, n)):
+                f0, loud, conf = compose_song(
+                    entry.contours.segments, n_model // hop + 1, config, rng, model_sr / hop
                 )
-            out[i] = self._to_rate(audio, model_sr, sample_rate, n_out)
+                audio = entry.model.synthesize(f0, loud, conf, n_model, rng, backend)
+                if scene is not None:
+                    audio, _ = apply_scene(
+                        audio, model_sr, scene, rng, background_spectra=entry.backgrounds
+                    )
+                out[i] = self._to_rate(audio, model_sr, sample_rate, n_out)
         return out
 
     def resynthesize(
@@ -195,15 +215,20 @@ class SpeciesBank:
         hop = entry.model.config.hop_length
         rng = _rngs(seed, 1)[0]
         x = resample(audio, sample_rate, model_sr) if sample_rate != model_sr else audio
-        f0, conf = estimate_f0(x, model_sr, hop_length=hop)
-        loud = loudness_db(x, model_sr, hop_length=hop)
-        f0, loud, conf = jitter_contours(f0, loud, conf, config, rng, model_sr / hop)
-        bird = entry.model.synthesize(f0, loud, conf, x.shape[0], rng, backend)
-        original_rms = float(np.sqrt(np.mean(x**2)))
-        bird *= original_rms / max(float(np.sqrt(np.mean(bird**2))), 1e-9)
+        with _one_torch_thread():
+            f0, conf = estimate_f0(x, model_sr, hop_length=hop)
+            loud = loudness_db(x, model_sr, hop_length=hop)
+            f0, loud, conf = jitter_contours(f0, loud, conf, config, rng, model_sr / hop)
+            bird = entry.model.synthesize(f0, loud, conf, x.shape[0], rng, backend)
         if keep_background:
-            bird = bird + render_noise_floor(noise_floor(x), x.shape[0], rng)
-        return self._to_rate(bird, model_sr, sample_rate, audio.shape[0])
+            background = render_noise_floor(noise_floor(x), x.shape[0], rng)
+        # Level is matched at the caller's rate: resampling below 32 kHz removes the model's
+        # upper partials, and with them part of the energy.
+        bird = self._to_rate(bird, model_sr, sample_rate, audio.shape[0])
+        bird *= float(np.sqrt(np.mean(audio**2))) / max(float(np.sqrt(np.mean(bird**2))), 1e-9)
+        if keep_background:
+            bird += self._to_rate(background, model_sr, sample_rate, audio.shape[0])
+        return _peak_safe(bird)
 
     @staticmethod
     def _to_rate(audio: np.ndarray, source_sr: int, target_sr: int, n_out: int) -> np.ndarray:

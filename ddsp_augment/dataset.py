@@ -20,8 +20,7 @@ import math
 import multiprocessing
 import warnings
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from multiprocessing.context import get_spawning_popen
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -42,24 +41,6 @@ __all__ = ["ClassCount", "DDSPBalancedDataset"]
 Target = str | int | float | Mapping[Hashable, int]
 _MEASURED_BACKGROUND = SceneConfig(background="measured")
 _FLAG_KEY = "is_synthetic"
-
-
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run torch on one thread, as DataLoader workers do.
-
-    Multithreaded matmuls sum in another order (±3e-7), and items must be bit-identical whether
-    the main process or a worker makes them.
-    """
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class ClassCount(NamedTuple):
@@ -123,9 +104,7 @@ class DDSPBalancedDataset(Dataset):
 
     Randomness depends only on ``(seed, epoch, index)``: items are identical whatever the
     ``num_workers``, sampler or process, and :meth:`set_epoch` draws fresh songs. The epoch lives in
-    shared memory, so persistent workers see ``set_epoch`` calls made between epochs. Songs are
-    rendered with torch on one thread (as in DataLoader workers; restored afterwards), since
-    multithreaded sums round differently.
+    shared memory, so persistent workers see ``set_epoch`` calls made between epochs.
 
     Args:
         dataset: Map-style dataset. Items are torchaudio-style tuples ``(waveform [channels,
@@ -474,18 +453,17 @@ class DDSPBalancedDataset(Dataset):
             path = self.cache_dir / f"{self.seed}-{epoch}-{index}-{digest}.wav"
             if path.is_file():
                 return sf.read(str(path), dtype="float32")[0]
-        with _one_torch_thread():
-            song = self.bank.sample(
-                species,
-                n=1,
-                seconds=n / rate,
-                sample_rate=rate,
-                seed=seed,
-                backend=self.backend,
-                scene=self.scene,
-                jitter=self.jitter,
-                **self.jitter_overrides,
-            )[0]
+        song = self.bank.sample(
+            species,
+            n=1,
+            seconds=n / rate,
+            sample_rate=rate,
+            seed=seed,
+            backend=self.backend,
+            scene=self.scene,
+            jitter=self.jitter,
+            **self.jitter_overrides,
+        )[0]
         # round(seconds * rate) may miss n by a sample.
         song = np.pad(song[:n], (0, max(0, n - song.shape[0])))
         if path is not None:

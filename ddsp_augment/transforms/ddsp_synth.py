@@ -208,9 +208,7 @@ class DDSPSynth(BaseWaveformTransform):
                 keep_background=self.keep_background,
                 **self._jitter,
             )
-            # Level is matched here, at the input's rate: the bank matches it at the model rate,
-            # and resampling to a lower input rate then drops the song's energy above the
-            # input's Nyquist frequency.
+            # The mixdown's song goes to every channel at that channel's own level.
             gains = np.sqrt(np.mean(np.square(samples, dtype=np.float64), axis=-1))
             return (gains[..., None] / max(_rms(song), 1e-12) * song).astype(np.float32)
         n = samples.shape[-1]
