@@ -215,7 +215,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         help="noise under the bird: 'measured' = a training recording's background "
         "(default none, or measured when --snr_db is given)",
     )
-    _range_option(scene, "snr_db", f"bird-to-background ratio (default {_pair(defaults.snr_db)})")
+    _range_option(
+        scene, "snr_db", "bird-to-background ratio (default: the background's recorded level)"
+    )
     p.set_defaults(handler=_run_generate)
 
 
