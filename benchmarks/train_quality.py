@@ -127,10 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         processed = args.work_dir / root.name / "processed"
         preprocess_folder(root, processed, jobs=args.jobs, species=args.species, progress=False)
         names = sorted(p.name for p in processed.iterdir() if p.is_dir())
-        rows = Parallel(n_jobs=args.jobs)(
+        rows = []
+        for row in Parallel(n_jobs=args.jobs, return_as="generator_unordered")(
             delayed(run_species)(processed, args.work_dir / root.name / "models", name, settings)
             for name in names
-        )
+        ):
+            print(json.dumps(row), file=sys.stderr, flush=True)  # progress survives a cut-off run
+            rows.append(row)
+        rows.sort(key=lambda r: r["species"])
         keys = [k for k in rows[0] if k != "species"]
         report[root.name] = {
             "species": {r["species"]: {k: r[k] for k in keys} for r in rows},
