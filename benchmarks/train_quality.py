@@ -30,6 +30,7 @@ from ddsp_augment.background import FLOOR_FFT_SIZE, render_noise_floor
 from ddsp_augment.dsp import numba_kernels as nk
 from ddsp_augment.features import estimate_f0, loudness_db
 from ddsp_augment.metrics import f0_accuracy, loudness_mae_db, spectral_distance
+from ddsp_augment.plotting import stacked_spectrograms
 from ddsp_augment.preprocess import Recording, load_processed, preprocess_folder
 from ddsp_augment.storage import SavedSpecies, load_species_model
 from ddsp_augment.train import TrainSettings, split_by_recordist, train_species
@@ -62,7 +63,10 @@ def _score(rec: Recording, heard: np.ndarray, bird: np.ndarray) -> dict[str, flo
     }
 
 
-def evaluate_recording(saved: SavedSpecies, rec: Recording, seed: int = 0) -> dict[str, float]:
+def evaluate_recording(
+    saved: SavedSpecies, rec: Recording, seed: int = 0, png: Path | None = None
+) -> dict[str, float]:
+    """Scores of one validation recording; ``png`` gets real | model | baseline spectrograms."""
     n = rec.audio.shape[0]
     rng = np.random.default_rng(seed)
     bird = saved.model.synthesize(rec.f0_hz, rec.loudness_db, rec.confidence, n, rng)
@@ -71,7 +75,18 @@ def evaluate_recording(saved: SavedSpecies, rec: Recording, seed: int = 0) -> di
     sine = nk.harmonic_synth(
         rec.f0_hz, _frame_amplitude(rec), ones, rec.sample_rate, rec.hop_length, n
     )
-    model_scores = _score(rec, bird, bird)
+    model_scores = _score(rec, bird + background, bird)
+    if png is not None:
+        stacked_spectrograms(
+            [
+                ("real", rec.audio),
+                ("model resynthesis + background", bird + background),
+                ("sine + background baseline", sine + background),
+            ],
+            rec.sample_rate,
+            png,
+            title=f"{rec.species} / {rec.name} (validation)",
+        )
     return {
         "val_spectral_distance": model_scores["spectral_distance"],
         "f0_within_50_cents": model_scores["f0_within_50_cents"],
@@ -91,7 +106,10 @@ def run_species(processed: Path, models: Path, species: str, settings: TrainSett
     saved = load_species_model(models / species)
     _, val = split_by_recordist(recordings, settings.val_fraction, settings.seed)
     val = val or recordings
-    rows = [evaluate_recording(saved, rec) for rec in val]
+    rows = [
+        evaluate_recording(saved, rec, png=models / species / "validation.png" if i == 0 else None)
+        for i, rec in enumerate(val)
+    ]
     means = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
     return {
         "species": species,
