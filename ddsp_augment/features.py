@@ -1,17 +1,26 @@
-"""Frame features for birdsong: A-weighted loudness, F0 + voicing confidence, log-mel.
+"""Frame features for birdsong: A-weighted loudness, F0 + voicing confidence, log-mel, noise floor.
 
-Frame ``i`` is centred at sample ``i * hop_length``; a signal of ``n`` samples has
-``n // hop_length + 1`` frames.
+Frame grid (ARCHITECTURE.md): a signal of ``n`` samples has ``n // hop_length + 1`` frames and
+frame ``i`` is centred at sample ``i * hop_length`` (analysis windows are zero padded at the ends).
 
-F0 trackers:
-- ``"numba"`` (default, fast): spectral-peak tracker on an 8 ms Hann window, parabolic
-  interpolation on the log spectrum, and a subharmonic check against octave errors. Birdsong is
-  mostly near-pure tones at 1–10 kHz whose partials are far apart, where a short-window peak
-  tracker follows kHz-per-millisecond sweeps that autocorrelation trackers blur.
-- ``"crepe"``: torchcrepe with sample-rate relabelling. CREPE covers ~31–2006 Hz; presenting the
-  signal as if recorded at ``sr / k`` moves 1–10 kHz into range, the estimate is multiplied by
-  ``k``, and the hop is given at the relabelled rate so the frame count (and cost) stays that of
-  the original hop.
+F0 trackers (:func:`estimate_f0`):
+
+- ``"numba"`` (default, fast): spectral-peak tracker. Birdsong is mostly near-pure tones at
+  1-10 kHz with widely spaced partials, which a short-time spectrum resolves and an
+  autocorrelation tracker (a few samples per period at 32 kHz) does not. Each frame is analysed
+  with a 4 ms and an 8 ms Hann window (2x zero padded); in each, the strongest local maximum that
+  stands out from its neighbourhood (contrast: its power over the lower quartile of the bins
+  0.5-2 kHz to either side, the louder side) is the candidate, moved to 1/2 or 1/3 of its
+  frequency when a clear partial sits there (octave guard), and refined by parabolic
+  interpolation on the log power. The window with the higher contrast wins (the 8 ms one unless
+  the 4 ms one is 2 dB better): the long window resolves weak fundamentals and averages over
+  buzzy notes, the short one follows 60 Hz trills of ±800 Hz. Confidence maps the contrast
+  linearly from 15 dB (0; broadband noise rarely exceeds 19 dB) to 25 dB (1; a whistle 10 dB
+  above white noise scores ~30 dB).
+- ``"crepe"``: torchcrepe with sample-rate relabelling. CREPE covers ~31-2006 Hz; the signal is
+  presented as if recorded at ``sr / k`` (``k = ceil(fmax / 1900)``), which moves 1-12 kHz into
+  range, and the estimate is multiplied back. The relabelled signal is resampled to CREPE's 16 kHz
+  with the hop scaled to match, so the frame count and the cost are those of the original hop.
 """
 
 from __future__ import annotations
@@ -22,157 +31,175 @@ import math
 import librosa
 import numpy as np
 import scipy.fft as sfft
+import soxr
 import torch
-from numba import njit
 
+from ._peak_tracker import track_peaks
 from .constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, LOUDNESS_FLOOR_DB
 
-__all__ = ["estimate_f0", "frame_count", "log_mel", "loudness_db"]
+__all__ = [
+    "VOICED_THRESHOLD",
+    "background_spectrum",
+    "estimate_f0",
+    "frame_count",
+    "log_mel",
+    "loudness_db",
+]
 
-_WINDOW_SECONDS = 0.008
-_CREPE_MAX_HZ = 1900.0  # stay below CREPE's 2006 Hz top bin
+VOICED_THRESHOLD = 0.5
+"""``confidence >= VOICED_THRESHOLD`` marks a voiced frame, for either tracker."""
+
+_F0_WINDOWS_SECONDS = (0.004, 0.008)
+_SHORT_WINDOW_MARGIN_DB = 2.0  # the short window must beat the long one's contrast by this
+_TONALITY_DB = (15.0, 25.0)  # contrast mapped onto confidence 0..1 (see the module doc)
+_RING_HZ = 1500.0  # neighbourhood of a peak, beyond its main lobe, that sets its noise level
+_RING_QUANTILE = 0.25
+_SUBHARMONIC_RATIO = 0.1  # a clear partial at f/2 or f/3 within 10 dB of f is the fundamental
+_INACTIVE_MARGIN_DB = 3.0
+_HALF_NORMAL_MEDIAN = 0.6744897501960817  # median of |N(0, 1)|
+_CREPE_TOP_HZ = 1900.0  # relabelled fmax stays below CREPE's 2006 Hz top bin
+_CREPE_RATE = 16000
+_BLOCK_FRAMES = 4096  # frames per FFT block: bounds memory on long recordings
 
 
 def frame_count(n_samples: int, hop_length: int) -> int:
+    """Frames of a signal of ``n_samples``: ``n_samples // hop_length + 1``."""
     return n_samples // hop_length + 1
 
 
-def _frames(audio: np.ndarray, hop_length: int, window: int) -> np.ndarray:
-    """Centred frames ``[n_frames, window]`` (zero padded at both ends)."""
+def _hann(window: int) -> np.ndarray:
+    """Periodic Hann window ``[window]``, peak at index ``window // 2`` (the frame centre)."""
+    return np.hanning(window + 1)[:-1].astype(np.float32)
+
+
+def _power_spectrogram(audio: np.ndarray, hop_length: int, window: int, n_fft: int) -> np.ndarray:
+    """Power spectra ``[n_frames, n_fft // 2 + 1]`` float32 of Hann-windowed, centred frames."""
     audio = np.asarray(audio, np.float32)
     n_frames = frame_count(audio.shape[0], hop_length)
     padded = np.zeros((n_frames - 1) * hop_length + window, np.float32)
     start = window // 2
     length = min(audio.shape[0], padded.shape[0] - start)
     padded[start : start + length] = audio[:length]
-    view = np.lib.stride_tricks.sliding_window_view(padded, window)[::hop_length]
-    return view[:n_frames]
-
-
-@functools.lru_cache(maxsize=16)
-def _analysis(sample_rate: int) -> tuple[int, int, np.ndarray]:
-    window = 2 ** round(math.log2(_WINDOW_SECONDS * sample_rate))
-    n_fft = 2 * window  # zero padding halves the bin spacing for the interpolation
-    return window, n_fft, np.hanning(window + 1)[:-1].astype(np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, window)[::hop_length][:n_frames]
+    hann = _hann(window)
+    power = np.empty((n_frames, n_fft // 2 + 1), np.float32)
+    for lo in range(0, n_frames, _BLOCK_FRAMES):
+        spectrum = sfft.rfft(frames[lo : lo + _BLOCK_FRAMES] * hann, n_fft, axis=1, workers=1)
+        power[lo : lo + _BLOCK_FRAMES] = spectrum.real**2 + spectrum.imag**2
+    return power
 
 
 @functools.lru_cache(maxsize=16)
 def _a_weights(sample_rate: int, n_fft: int) -> np.ndarray:
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     weights = 10 ** (librosa.A_weighting(np.maximum(freqs, 1.0)) / 10)
-    weights[0] = 0.0
+    weights[0] = 0.0  # DC is inaudible (and offsets from cheap recorders would dominate)
     return weights.astype(np.float32)
 
 
-def _power_spectra(audio: np.ndarray, sample_rate: int, hop_length: int) -> tuple[np.ndarray, int, np.ndarray]:
-    window, n_fft, hann = _analysis(sample_rate)
-    frames = _frames(audio, hop_length, window) * hann
-    spectrum = sfft.rfft(frames, n_fft, axis=1, workers=1)
-    return (spectrum.real**2 + spectrum.imag**2).astype(np.float32), n_fft, hann
+def loudness_db(audio: np.ndarray, sample_rate: int, hop_length: int = HOP_LENGTH) -> np.ndarray:
+    """A-weighted loudness of mono ``audio [samples]`` → ``[n_frames]`` float32 dB.
 
-
-def loudness_db(
-    audio: np.ndarray, sample_rate: int, hop_length: int = HOP_LENGTH
-) -> np.ndarray:
-    """A-weighted loudness ``[n_frames]`` in dB, floor -100 dB.
-
-    Calibration: a full-scale (peak 1.0) 1 kHz sine reads 0 dB; -20 dBFS reads -20 dB.
+    Power of each centred frame (Hann window of ``4 * hop_length`` samples, 8 ms at the defaults)
+    weighted by the A-curve per FFT bin. Calibration: dB relative to a full-scale sine at 1 kHz,
+    i.e. a sine of peak 1.0 at 1 kHz reads 0 dB, a -20 dBFS one -20 dB (A-weighting is 0 dB at
+    1 kHz; other frequencies read lower or higher by the A-curve, e.g. 100 Hz about -19 dB).
+    Digital silence reads the floor, -100 dB.
     """
-    power, n_fft, hann = _power_spectra(audio, sample_rate, hop_length)
-    weighted = power @ _a_weights(sample_rate, n_fft)
-    # One-sided energy of a unit sine through the window: n_fft * sum(w^2) / 4.
-    reference = n_fft * float(np.sum(hann.astype(np.float64) ** 2)) / 4.0
+    window = 4 * hop_length
+    power = _power_spectrogram(audio, hop_length, window, window)
+    weighted = power @ _a_weights(sample_rate, window)
+    # Summed one-sided power of a unit sine through the window: n_fft * sum(w^2) / 4 (Parseval).
+    reference = window * float(np.sum(_hann(window).astype(np.float64) ** 2)) / 4.0
     with np.errstate(divide="ignore"):
         db = 10 * np.log10(weighted / reference)
     return np.maximum(db, LOUDNESS_FLOOR_DB).astype(np.float32)
 
 
-@njit(cache=True, nogil=True)
-def _track_peaks(power, bin_hz, first_bin, last_bin):  # pragma: no cover
-    n_frames, n_bins = power.shape
-    f0 = np.empty(n_frames, np.float32)
-    confidence = np.empty(n_frames, np.float32)
-    last_bin = min(last_bin, n_bins - 2)
-    for i in range(n_frames):
-        row = power[i]
-        total = 1e-20
-        best, best_bin = -1.0, first_bin
-        for k in range(first_bin, last_bin + 1):
-            total += row[k]
-            if row[k] > best:
-                best, best_bin = row[k], k
-        # Octave guard: a partial at half the peak's frequency with a fair share of its energy
-        # means the peak is the 2nd harmonic of a harmonic-rich note.
-        half = best_bin // 2
-        if half >= first_bin:
-            low_best, low_bin = -1.0, half
-            for k in range(max(first_bin, half - 2), min(last_bin, half + 2) + 1):
-                if row[k] > low_best:
-                    low_best, low_bin = row[k], k
-            is_peak = row[low_bin] >= row[low_bin - 1] and row[low_bin] >= row[low_bin + 1]
-            if is_peak and low_best > 0.25 * best:
-                best, best_bin = low_best, low_bin
-        a = math.log(row[best_bin - 1] + 1e-20)
-        b = math.log(row[best_bin] + 1e-20)
-        c = math.log(row[best_bin + 1] + 1e-20)
-        denom = a - 2 * b + c
-        offset = 0.5 * (a - c) / denom if denom < 0 else 0.0
-        offset = min(0.5, max(-0.5, offset))
-        f0[i] = (best_bin + offset) * bin_hz
-        # Voicing: share of in-band energy in the peak's main lobe and at its harmonics. A
-        # tone scores near 1, broadband noise near (lobe width / band width).
-        lobe = 0.0
-        for h in range(1, 6):
-            centre = int(round((best_bin + offset) * h))
-            if centre - 3 > last_bin:
-                break
-            for k in range(max(first_bin, centre - 3), min(last_bin, centre + 3) + 1):
-                lobe += row[k]
-        confidence[i] = min(1.0, lobe / total)
-    return f0, confidence
+def _track_one_window(
+    audio: np.ndarray, sample_rate: int, hop_length: int, fmin: float, fmax: float, seconds: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Peak tracker on one window length → ``(f0_hz, contrast_db)``, each ``[n_frames]``."""
+    window = max(16, 2 * round(seconds * sample_rate / 2))
+    n_fft = 1 << math.ceil(math.log2(2 * window))  # >= 2x zero padding for the interpolation
+    power = _power_spectrogram(audio, hop_length, window, n_fft)
+    bin_hz = sample_rate / n_fft
+    first = max(2, math.floor(fmin / bin_hz) - 1)
+    last = min(n_fft // 2 - 2, math.ceil(fmax / bin_hz) + 1)
+    lobe = math.ceil(2 * n_fft / window)  # Hann main lobe half-width: 2 unpadded bins
+    ring = max(4, round(_RING_HZ / bin_hz))
+    # Below this the frame is digital silence (or -150 dBFS): no peak worth reporting.
+    floor_power = 1e-15 * window * float(np.sum(_hann(window) ** 2))
+    lo, hi = _TONALITY_DB
+    f0_bin, contrast_db = track_peaks(
+        power,
+        first,
+        last,
+        lobe,
+        ring,
+        n_fft // window,
+        _RING_QUANTILE,
+        0.5 * (lo + hi),
+        lo,
+        _SUBHARMONIC_RATIO,
+        floor_power,
+    )
+    return f0_bin * bin_hz, contrast_db
 
 
 def _estimate_f0_numba(
     audio: np.ndarray, sample_rate: int, hop_length: int, fmin: float, fmax: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    power, n_fft, _ = _power_spectra(audio, sample_rate, hop_length)
-    bin_hz = sample_rate / n_fft
-    first = max(1, int(math.floor(fmin / bin_hz)))
-    last = int(math.ceil(fmax / bin_hz))
-    f0, confidence = _track_peaks(power, bin_hz, first, last)
-    # Make confidence a voicing probability: 0 for a lobe share at chance level, 1 for a tone.
-    chance = 7.0 / max(1, last - first)
-    confidence = np.clip((confidence - 2 * chance) / (0.8 - 2 * chance), 0.0, 1.0)
-    return f0, confidence.astype(np.float32)
+    short_f0, short_contrast = _track_one_window(
+        audio, sample_rate, hop_length, fmin, fmax, _F0_WINDOWS_SECONDS[0]
+    )
+    long_f0, long_contrast = _track_one_window(
+        audio, sample_rate, hop_length, fmin, fmax, _F0_WINDOWS_SECONDS[1]
+    )
+    # Per frame, the window that concentrates the partial best: the long one resolves weak
+    # fundamentals and averages over buzzy notes, the short one follows fast trills.
+    use_short = short_contrast > long_contrast + _SHORT_WINDOW_MARGIN_DB
+    f0 = np.where(use_short, short_f0, long_f0)
+    contrast = np.where(use_short, short_contrast, long_contrast)
+    lo, hi = _TONALITY_DB
+    confidence = np.clip((contrast - lo) / (hi - lo), 0.0, 1.0)
+    return f0.astype(np.float32), confidence.astype(np.float32)
 
 
 def _estimate_f0_crepe(
     audio: np.ndarray, sample_rate: int, hop_length: int, fmin: float, fmax: float, model: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    import torchcrepe
+    import torchcrepe  # heavy import, only for this tracker
 
-    k = max(1, math.ceil(fmax / _CREPE_MAX_HZ))
-    relabelled_sr = sample_rate / k
-    with torch.no_grad():
+    k = max(1, math.ceil(fmax / _CREPE_TOP_HZ))
+    # Relabel to sr/k, then resample to 16 kHz: together one resampling by 16000 * k / sr. The
+    # 16 kHz hop is rounded to whole samples and the resampling rate adjusted to it, so CREPE's
+    # frames stay exactly on our grid; the F0 scale factor follows from the rate actually used.
+    crepe_hop = max(1, round(hop_length * _CREPE_RATE * k / sample_rate))
+    target_rate = sample_rate * crepe_hop / hop_length
+    scale = target_rate / _CREPE_RATE  # = k up to the hop rounding
+    resampled = soxr.resample(audio, sample_rate, target_rate).astype(np.float32)
+    with torch.inference_mode():
         pitch, periodicity = torchcrepe.predict(
-            torch.from_numpy(np.asarray(audio, np.float32))[None],
-            int(round(relabelled_sr)),
-            hop_length=hop_length,
-            fmin=max(fmin / k, 32.0),
-            fmax=min(fmax / k, 2006.0),
+            torch.from_numpy(resampled)[None],
+            _CREPE_RATE,
+            hop_length=crepe_hop,
+            fmin=max(fmin / scale, 32.0),
+            fmax=min(fmax / scale, 2006.0),
             model=model,
             decoder=torchcrepe.decode.weighted_argmax,
             return_periodicity=True,
-            batch_size=512,
+            batch_size=2048,
             device="cpu",
             pad=True,
         )
     n = frame_count(audio.shape[0], hop_length)
-    f0 = pitch[0].numpy().astype(np.float32) * k
-    confidence = periodicity[0].numpy().astype(np.float32)
+    f0 = pitch[0].numpy().astype(np.float64) * scale
+    confidence = periodicity[0].numpy()
+    # Resampled length rounding can leave CREPE a frame short or long.
     f0 = np.pad(f0, (0, max(0, n - f0.size)), mode="edge")[:n]
     confidence = np.pad(confidence, (0, max(0, n - confidence.size)))[:n]
-    return f0, confidence
+    return f0.astype(np.float32), np.clip(confidence, 0.0, 1.0).astype(np.float32)
 
 
 def estimate_f0(
@@ -186,26 +213,42 @@ def estimate_f0(
 ) -> tuple[np.ndarray, np.ndarray]:
     """F0 and voicing confidence of mono ``audio [samples]``.
 
+    Args:
+        audio: Mono float audio ``[samples]`` at any rate.
+        sample_rate: Its rate. ``fmax`` above 0.47 * ``sample_rate`` is lowered to that (a
+            22.05 kHz file with the default ``fmax`` is searched up to 10.4 kHz).
+        hop_length: Frame hop in samples (the grid of ARCHITECTURE.md).
+        fmin, fmax: Search band in Hz.
+        method: ``"numba"`` (spectral peak, ~300x real time on one core at a 2 ms hop) or
+            ``"crepe"`` (relabelled torchcrepe; ~0.2x real time per core with ``"tiny"``,
+            ~0.02x with ``"full"``).
+        crepe_model: ``"tiny"`` or ``"full"`` (weights ship with torchcrepe).
+
     Returns:
-        ``(f0_hz, confidence)``, each float32 ``[n_frames]``. ``f0_hz`` is the tracker's best
-        guess in **every** frame (finite, within ``[fmin, fmax]``, never 0 or NaN), so it can be
-        fed to a synthesiser directly; ``confidence`` in [0, 1] says whether the frame is voiced
-        (use ``confidence >= 0.5``).
+        ``(f0_hz, confidence)``, each float32 ``[n_frames]``, ``n_frames = len // hop + 1``.
+        ``f0_hz`` is the tracker's best guess in **every** frame: finite, within
+        ``[fmin, fmax]``, never 0 or NaN (in noise, the most peak-like of the strongest in-band
+        peaks; in digital silence ``fmin``), so it can drive a synthesiser directly.
+        ``confidence`` in [0, 1] says whether the frame is voiced: the peak's contrast over its
+        neighbourhood (15 dB → 0, 25 dB → 1) for ``"numba"``, CREPE's periodicity for
+        ``"crepe"``; use ``confidence >= VOICED_THRESHOLD``.
+        Noise-only frames score low with both.
     """
     if method not in ("numba", "crepe"):
         raise ValueError(f"method must be 'numba' or 'crepe', got {method!r}")
-    if not 0 < fmin < fmax <= sample_rate / 2:
-        raise ValueError(f"need 0 < fmin < fmax <= {sample_rate / 2}, got {fmin}, {fmax}")
+    if crepe_model not in ("tiny", "full"):
+        raise ValueError(f"crepe_model must be 'tiny' or 'full', got {crepe_model!r}")
     audio = np.asarray(audio, np.float32)
     if audio.ndim != 1:
         raise ValueError(f"estimate_f0 expects mono [samples], got shape {audio.shape}")
+    fmax = min(fmax, 0.47 * sample_rate)
+    if not 0 < fmin < fmax:
+        raise ValueError(f"need 0 < fmin < fmax (<= 0.47 * sample_rate), got {fmin}, {fmax}")
     if method == "numba":
         f0, confidence = _estimate_f0_numba(audio, sample_rate, hop_length, fmin, fmax)
     else:
-        if crepe_model not in ("tiny", "full"):
-            raise ValueError(f"crepe_model must be 'tiny' or 'full', got {crepe_model!r}")
         f0, confidence = _estimate_f0_crepe(audio, sample_rate, hop_length, fmin, fmax, crepe_model)
-    f0 = np.nan_to_num(f0, nan=fmin)
+    f0 = np.nan_to_num(f0, nan=fmin, posinf=fmax, neginf=fmin)
     return np.clip(f0, fmin, fmax).astype(np.float32), confidence
 
 
@@ -218,7 +261,11 @@ def log_mel(
     fmin: float = 500.0,
     fmax: float | None = None,
 ) -> np.ndarray:
-    """Log-mel spectrogram ``[n_mels, n_frames]`` (natural log of power + 1e-6)."""
+    """Log-mel spectrogram ``[n_mels, n_frames]`` float32: ``log(mel power + 1e-6)``.
+
+    Centred frames (``n_frames = len // hop_length + 1``), Hann window of ``n_fft``, Slaney mel
+    filters from ``fmin`` to ``fmax`` (None: Nyquist).
+    """
     mel = librosa.feature.melspectrogram(
         y=np.asarray(audio, np.float32),
         sr=sample_rate,
@@ -230,3 +277,48 @@ def log_mel(
         center=True,
     )
     return np.log(mel + 1e-6).astype(np.float32)
+
+
+def background_spectrum(
+    audio: np.ndarray, loudness: np.ndarray, hop_length: int = HOP_LENGTH, n_bands: int = 65
+) -> np.ndarray:
+    """Noise-floor magnitude ``[n_bands]`` float32 of mono ``audio [samples]``.
+
+    Measured on inactive frames: the STFT (Hann, ``n_fft = 2 * (n_bands - 1)``, centred frames
+    on ``loudness``'s grid) is taken over the frames whose ``loudness`` ``[n_frames]``
+    (``loudness_db`` of the same audio and hop) is within 3 dB of its 20th percentile; the
+    per-band median magnitude over those frames is converted to RMS (noise magnitudes are
+    Rayleigh: RMS = median / sqrt(ln 2); half-normal at DC and Nyquist). Frames reaching into
+    the zero padding at the ends are left out.
+
+    Scaling: bands are linear from 0 Hz to Nyquist and the values are amplitude gains for
+    unit-variance white noise. Filtering such noise by them (a zero-phase filter with this
+    magnitude response, as ``dsp.filtered_noise`` does) gives noise with the recording's
+    floor: a white floor of standard deviation ``s`` measures ``s`` in every band, and in
+    general ``magnitude[k] = sqrt(E|X_k|^2 / sum(w^2))``.
+    """
+    audio = np.asarray(audio, np.float32)
+    n_fft = 2 * (n_bands - 1)
+    n_frames = frame_count(audio.shape[0], hop_length)
+    loudness = np.asarray(loudness)
+    if loudness.shape != (n_frames,):
+        raise ValueError(
+            f"loudness has shape {loudness.shape}, expected ({n_frames},) for "
+            f"{audio.shape[0]} samples at hop {hop_length}"
+        )
+    power = _power_spectrogram(audio, hop_length, n_fft, n_fft)
+    # Frames reaching into the zero padding at either end read quieter than the floor.
+    edge = -(-n_fft // (2 * hop_length))
+    usable = np.arange(n_frames)
+    if n_frames > 2 * edge + 4:
+        usable = usable[edge : n_frames - edge]
+    # Inactive frames: within 3 dB of the quietest fifth. The quietest fifth alone would read a
+    # stationary floor ~1 dB low (it keeps the frames where the noise happened to dip).
+    threshold = np.percentile(loudness[usable], 20) + _INACTIVE_MARGIN_DB
+    quiet = usable[loudness[usable] <= threshold]
+    median = np.median(np.sqrt(power[quiet]), axis=0)
+    # RMS / median: Rayleigh for complex bins; DC and Nyquist are real, so half-normal.
+    rms_per_median = np.full(n_bands, 1.0 / math.sqrt(math.log(2.0)))
+    rms_per_median[[0, -1]] = 1.0 / _HALF_NORMAL_MEDIAN
+    window_power = float(np.sum(_hann(n_fft).astype(np.float64) ** 2))
+    return (median * rms_per_median / math.sqrt(window_power)).astype(np.float32)
