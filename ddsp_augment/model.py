@@ -183,13 +183,15 @@ class SpeciesModel(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Render audio ``[batch, n_samples]`` and its harmonic part (for collapse checks)."""
         controls = self.decoder(f0_hz, loudness_db, confidence)
-        harmonic, noise = self.render_parts(controls, n_samples, generator)
+        white = torch.randn(f0_hz.shape[0], n_samples, generator=generator, device=f0_hz.device)
+        harmonic, noise = self.render_parts(controls, white)
         return self.reverb(harmonic + noise), harmonic
 
-    def render_parts(
-        self, controls: Controls, n_samples: int, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Torch synthesis of ``controls`` → (harmonic, noise), each ``[batch, n_samples]``."""
+    def render_parts(self, controls: Controls, white_noise: Tensor) -> tuple[Tensor, Tensor]:
+        """Torch synthesis of ``controls`` → harmonic and filtered noise, ``[batch, n_samples]``.
+
+        ``white_noise [batch, n_samples]`` is the noise the filtered-noise branch shapes.
+        """
         cfg = self.config
         harmonic = F.harmonic_synth(
             controls.f0_hz,
@@ -197,11 +199,9 @@ class SpeciesModel(nn.Module):
             controls.harmonic_distribution,
             cfg.sample_rate,
             cfg.hop_length,
-            n_samples,
+            white_noise.shape[-1],
         )
-        white = _white_noise(controls.amplitude.shape[0], n_samples, generator, harmonic.device)
-        noise = F.filtered_noise(controls.noise_magnitudes, white, cfg.hop_length)
-        return harmonic, noise
+        return harmonic, F.filtered_noise(controls.noise_magnitudes, white_noise, cfg.hop_length)
 
     @torch.no_grad()
     def synthesize(
@@ -227,24 +227,10 @@ class SpeciesModel(nn.Module):
         controls = self.decoder(as_tensor(f0_hz), as_tensor(loudness_db), as_tensor(confidence))
         white = rng.standard_normal(n_samples, dtype=np.float32)
         if backend == "torch":
-            harmonic = F.harmonic_synth(
-                controls.f0_hz,
-                controls.amplitude,
-                controls.harmonic_distribution,
-                cfg.sample_rate,
-                cfg.hop_length,
-                n_samples,
-            )
-            noise = F.filtered_noise(controls.noise_magnitudes, as_tensor(white), cfg.hop_length)
+            harmonic, noise = self.render_parts(controls, as_tensor(white))
             return self.reverb(harmonic + noise)[0].cpu().numpy()
         c = [t[0].cpu().numpy() for t in controls]
         harmonic = nk.harmonic_synth(c[0], c[1], c[2], cfg.sample_rate, cfg.hop_length, n_samples)
         noise = nk.filtered_noise(c[3], white, cfg.hop_length)
         dry = harmonic + noise
         return dry + nk.fft_convolve(dry, self.reverb.impulse_response().cpu().numpy())
-
-
-def _white_noise(
-    batch: int, n_samples: int, generator: torch.Generator | None, device: torch.device
-) -> Tensor:
-    return torch.randn(batch, n_samples, generator=generator, device=device)
