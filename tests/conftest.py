@@ -1,4 +1,9 @@
-"""Shared fixtures: real recordings from ``../shared/data``, a small species bank trained once."""
+"""Shared fixtures: real recordings bundled in the repository, a small species bank trained once.
+
+Test data (no dependency on ``../shared``): ``tests/data/Parus_major`` (great tit songs from the
+pykanto package data, MIT; see tests/data/README.md) and the chaffinch songs and blackbird clips of
+``benchmarks/data/xc-germany`` (xeno-canto, CC BY-NC-SA; see benchmarks/data/README.md).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-TONAL_SONGS = SHARED_DATA / "tonal-songs"
-BANK_SPECIES = ("Parus_major", "Zonotrichia_capensis")
-_CLIPS_PER_SPECIES = 3
+REPO = Path(__file__).resolve().parents[1]
+TEST_DATA = REPO / "tests" / "data"
+XC_GERMANY = REPO / "benchmarks" / "data" / "xc-germany"
+# Tonal song of two species: clips of each bank species, in order.
+TONAL_CLIPS = {
+    "Parus_major": sorted((TEST_DATA / "Parus_major").glob("*.wav"))[:3],
+    "Fringilla_coelebs": [
+        XC_GERMANY / "Fringilla_coelebs" / name
+        for name in ("XC133308.mp3", "XC315675.mp3", "XC308105.mp3")
+    ],
+}
+BANK_SPECIES = tuple(TONAL_CLIPS)
 _CROP_SECONDS = 4.0
 
 
@@ -28,18 +41,16 @@ def _loudest_window(audio: np.ndarray, length: int, hop: int) -> np.ndarray:
 def tonal_clips(tmp_path_factory) -> dict[str, list[Path]]:
     """``{species: [wav paths]}``: a few short real clips of each bank species.
 
-    Parus major clips (2-3 s) are used as they are; the long Zonotrichia capensis recordings
-    are cropped to their loudest 4 s.
+    Parus major clips (2-3 s) are used as they are; the 8 s Fringilla coelebs clips are cropped
+    to their loudest 4 s.
     """
     from ddsp_augment.io import load_audio, save_audio
 
-    if not TONAL_SONGS.is_dir():
-        pytest.skip(f"{TONAL_SONGS} not found")
     crops = tmp_path_factory.mktemp("tonal-crops")
     clips: dict[str, list[Path]] = {}
     for species in BANK_SPECIES:
         paths = []
-        for path in sorted((TONAL_SONGS / species).glob("*.wav"))[:_CLIPS_PER_SPECIES]:
+        for path in TONAL_CLIPS[species]:
             audio, rate = load_audio(path)
             length = int(_CROP_SECONDS * rate)
             if audio.shape[0] > length:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import SHARED_DATA
+from conftest import XC_GERMANY
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
 from ddsp_augment.dataset import ClassCount, DDSPBalancedDataset
@@ -32,10 +32,10 @@ class ClipDataset(Dataset):
 
 @pytest.fixture(scope="module")
 def items(tonal_clips):
-    """3 Parus major, 1 Zonotrichia capensis, 2 Turdus merula real clips at their own rates."""
+    """3 Parus major, 1 Fringilla coelebs, 2 Turdus merula real clips at their own rates."""
     chosen = [(p, "Parus_major") for p in tonal_clips["Parus_major"]]
-    chosen += [(tonal_clips["Zonotrichia_capensis"][0], "Zonotrichia_capensis")]
-    blackbirds = sorted((SHARED_DATA / "xc-germany-20" / NO_MODEL).glob("*.mp3"))[:2]
+    chosen += [(tonal_clips["Fringilla_coelebs"][0], "Fringilla_coelebs")]
+    blackbirds = sorted((XC_GERMANY / NO_MODEL).glob("*.mp3"))[:2]
     chosen += [(p, NO_MODEL) for p in blackbirds]
     out = []
     for path, label in chosen:
@@ -67,13 +67,13 @@ def assert_items_equal(a, b):
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
-        ("max", {"Parus_major": (3, 0), "Zonotrichia_capensis": (1, 2), NO_MODEL: (2, 0)}),
-        ("mean", {"Parus_major": (3, 0), "Zonotrichia_capensis": (1, 1), NO_MODEL: (2, 0)}),
-        (5, {"Parus_major": (3, 2), "Zonotrichia_capensis": (1, 4), NO_MODEL: (2, 0)}),
-        (2.0, {"Parus_major": (3, 3), "Zonotrichia_capensis": (1, 5), NO_MODEL: (2, 0)}),
+        ("max", {"Parus_major": (3, 0), "Fringilla_coelebs": (1, 2), NO_MODEL: (2, 0)}),
+        ("mean", {"Parus_major": (3, 0), "Fringilla_coelebs": (1, 1), NO_MODEL: (2, 0)}),
+        (5, {"Parus_major": (3, 2), "Fringilla_coelebs": (1, 4), NO_MODEL: (2, 0)}),
+        (2.0, {"Parus_major": (3, 3), "Fringilla_coelebs": (1, 5), NO_MODEL: (2, 0)}),
         (
-            {"Zonotrichia_capensis": 4},
-            {"Parus_major": (3, 0), "Zonotrichia_capensis": (1, 3), NO_MODEL: (2, 0)},
+            {"Fringilla_coelebs": 4},
+            {"Parus_major": (3, 0), "Fringilla_coelebs": (1, 3), NO_MODEL: (2, 0)},
         ),
     ],
 )
@@ -186,7 +186,7 @@ def test_unknown_labels_warn_once_or_raise_when_strict(items, small_bank):
 
 
 def test_integer_labels_with_mapping_dict_items_and_flag(items, small_bank_path):
-    names = ["Parus_major", "Zonotrichia_capensis", NO_MODEL]
+    names = ["Parus_major", "Fringilla_coelebs", NO_MODEL]
     dict_items = [
         {"audio": waveform[0].numpy(), "rate": rate, "class_id": names.index(label)}
         for waveform, rate, label, _ in items
@@ -237,7 +237,7 @@ def test_multichannel_items_and_fixed_seconds(items, small_bank_path):
     stereo = [(torch.cat([w, 0.5 * w]), rate, label, name) for w, rate, label, name in items]
     dataset = balanced(stereo, small_bank_path, target="max", seconds=1.5)
     waveform, rate, label, _ = dataset[len(items)]
-    assert label == "Zonotrichia_capensis"
+    assert label == "Fringilla_coelebs"
     assert waveform.shape == (2, int(round(1.5 * rate)))
     torch.testing.assert_close(waveform[0], waveform[1], rtol=0, atol=0)
 

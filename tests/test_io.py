@@ -20,7 +20,7 @@ from ddsp_augment.io import (
     scan_folder,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+XC_GERMANY = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "xc-germany"
 
 
 def _tone(freq: float, sr: int, seconds: float = 1.0, amp: float = 0.5) -> np.ndarray:
@@ -136,10 +136,8 @@ def test_clipped_warns_but_loads(tmp_path: Path) -> None:
         load_audio(clean)
 
 
-def test_mp3_from_shared_data() -> None:
-    files = sorted((SHARED_DATA / "xc-germany-20").glob("*/*.mp3"))
-    if not files:
-        pytest.skip("shared data not available")
+def test_mp3_from_bundled_data() -> None:
+    files = sorted(XC_GERMANY.glob("*/*.mp3"))
     audio, sr = load_audio(files[0], sample_rate=32000)
     assert sr == 32000 and audio.dtype == np.float32
     assert audio.size > sr and np.all(np.isfinite(audio)) and np.abs(audio).max() > 0

@@ -8,14 +8,14 @@ import soundfile as sf
 
 from ddsp_augment.preprocess import load_processed, preprocess_folder
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TIT = Path(__file__).resolve().parent / "data" / "Parus_major"
 
 
 @pytest.fixture()
 def raw(tmp_path):
     root = tmp_path / "raw"
     (root / "Parus_major").mkdir(parents=True)
-    for f in sorted((SHARED / "tonal-songs" / "Parus_major").glob("*.wav"))[:2]:
+    for f in sorted(TIT.glob("*.wav"))[:2]:
         shutil.copy(f, root / "Parus_major" / f.name)
     (root / "Parus_major" / "broken.wav").write_bytes(b"RIFF this is not audio")
     sf.write(root / "Parus_major" / "silent.wav", np.zeros(32000, np.float32), 32000)

@@ -15,8 +15,7 @@ from ddsp_augment.train import (
     train_species,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-TIT = SHARED / "tonal-songs" / "Parus_major"
+TIT = Path(__file__).resolve().parent / "data" / "Parus_major"
 TINY = dict(
     steps_per_epoch=2, batch_size=2, crop_seconds=0.25, decoder={"hidden": 16, "n_layers": 2}
 )
