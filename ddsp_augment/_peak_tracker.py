@@ -97,7 +97,7 @@ def track_peaks(
 
     Args:
         power: ``[n_frames, n_bins]`` float32 power spectra (Hann window, zero padded).
-        first, last: Search band in bins; ``1 <= first < last <= n_bins - 2``.
+        first, last: Search band in bins; ``2 <= first < last <= n_bins - 2``.
         lobe: Half-width of the window's main lobe, in bins.
         ring: Width (bins) of the neighbourhood on each side of a peak's lobe that sets its
             local noise level.
@@ -147,7 +147,6 @@ def track_peaks(
             if contrast > best_contrast:
                 best_bin, best_contrast = cand[c], contrast
             if contrast >= accept_db:
-                best_bin, best_contrast = cand[c], contrast
                 break
         # Octave guard: the strongest partial of a harmonic-rich note can be its 2nd or 3rd
         # harmonic; a peak at 1/2 or 1/3 of it that stands out from its own neighbourhood and

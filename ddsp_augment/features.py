@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
 
 import librosa
 import numpy as np
@@ -72,21 +73,27 @@ def _hann(window: int) -> np.ndarray:
     return np.hanning(window + 1)[:-1].astype(np.float32)
 
 
-def _power_spectrogram(audio: np.ndarray, hop_length: int, window: int, n_fft: int) -> np.ndarray:
-    """Power spectra ``[n_frames, n_fft // 2 + 1]`` float32 of Hann-windowed, centred frames."""
+def _centred_frames(audio: np.ndarray, hop_length: int, window: int) -> np.ndarray:
+    """Read-only view ``[n_frames, window]``; frame ``i`` is centred at sample ``i * hop_length``
+    (samples outside the signal are zeros)."""
     audio = np.asarray(audio, np.float32)
     n_frames = frame_count(audio.shape[0], hop_length)
     padded = np.zeros((n_frames - 1) * hop_length + window, np.float32)
     start = window // 2
     length = min(audio.shape[0], padded.shape[0] - start)
     padded[start : start + length] = audio[:length]
-    frames = np.lib.stride_tricks.sliding_window_view(padded, window)[::hop_length][:n_frames]
-    hann = _hann(window)
-    power = np.empty((n_frames, n_fft // 2 + 1), np.float32)
-    for lo in range(0, n_frames, _BLOCK_FRAMES):
-        spectrum = sfft.rfft(frames[lo : lo + _BLOCK_FRAMES] * hann, n_fft, axis=1, workers=1)
-        power[lo : lo + _BLOCK_FRAMES] = spectrum.real**2 + spectrum.imag**2
-    return power
+    return np.lib.stride_tricks.sliding_window_view(padded, window)[::hop_length][:n_frames]
+
+
+def _power_blocks(frames: np.ndarray, n_fft: int) -> Iterator[tuple[slice, np.ndarray]]:
+    """Hann-windowed power spectra of ``frames [n, window]`` in blocks of rows:
+    ``(rows, power [rows, n_fft // 2 + 1] float32)``, so long recordings never hold a whole
+    spectrogram."""
+    hann = _hann(frames.shape[1])
+    for lo in range(0, frames.shape[0], _BLOCK_FRAMES):
+        block = frames[lo : lo + _BLOCK_FRAMES]
+        spectrum = sfft.rfft(block * hann, n_fft, axis=1, workers=1)
+        yield slice(lo, lo + block.shape[0]), spectrum.real**2 + spectrum.imag**2
 
 
 @functools.lru_cache(maxsize=16)
@@ -107,8 +114,11 @@ def loudness_db(audio: np.ndarray, sample_rate: int, hop_length: int = HOP_LENGT
     Digital silence reads the floor, -100 dB.
     """
     window = 4 * hop_length
-    power = _power_spectrogram(audio, hop_length, window, window)
-    weighted = power @ _a_weights(sample_rate, window)
+    frames = _centred_frames(audio, hop_length, window)
+    weights = _a_weights(sample_rate, window)
+    weighted = np.empty(frames.shape[0], np.float32)
+    for rows, power in _power_blocks(frames, window):
+        weighted[rows] = power @ weights
     # Summed one-sided power of a unit sine through the window: n_fft * sum(w^2) / 4 (Parseval).
     reference = window * float(np.sum(_hann(window).astype(np.float64) ** 2)) / 4.0
     with np.errstate(divide="ignore"):
@@ -122,7 +132,7 @@ def _track_one_window(
     """Peak tracker on one window length → ``(f0_hz, contrast_db)``, each ``[n_frames]``."""
     window = max(16, 2 * round(seconds * sample_rate / 2))
     n_fft = 1 << math.ceil(math.log2(2 * window))  # >= 2x zero padding for the interpolation
-    power = _power_spectrogram(audio, hop_length, window, n_fft)
+    frames = _centred_frames(audio, hop_length, window)
     bin_hz = sample_rate / n_fft
     first = max(2, math.floor(fmin / bin_hz) - 1)
     last = min(n_fft // 2 - 2, math.ceil(fmax / bin_hz) + 1)
@@ -131,19 +141,22 @@ def _track_one_window(
     # Below this the frame is digital silence (or -150 dBFS): no peak worth reporting.
     floor_power = 1e-15 * window * float(np.sum(_hann(window) ** 2))
     lo, hi = _TONALITY_DB
-    f0_bin, contrast_db = track_peaks(
-        power,
-        first,
-        last,
-        lobe,
-        ring,
-        n_fft // window,
-        _RING_QUANTILE,
-        0.5 * (lo + hi),
-        lo,
-        _SUBHARMONIC_RATIO,
-        floor_power,
-    )
+    f0_bin = np.empty(frames.shape[0], np.float64)
+    contrast_db = np.empty(frames.shape[0], np.float32)
+    for rows, power in _power_blocks(frames, n_fft):
+        f0_bin[rows], contrast_db[rows] = track_peaks(
+            power,
+            first,
+            last,
+            lobe,
+            ring,
+            n_fft // window,
+            _RING_QUANTILE,
+            0.5 * (lo + hi),
+            lo,
+            _SUBHARMONIC_RATIO,
+            floor_power,
+        )
     return f0_bin * bin_hz, contrast_db
 
 
@@ -306,7 +319,6 @@ def background_spectrum(
             f"loudness has shape {loudness.shape}, expected ({n_frames},) for "
             f"{audio.shape[0]} samples at hop {hop_length}"
         )
-    power = _power_spectrogram(audio, hop_length, n_fft, n_fft)
     # Frames reaching into the zero padding at either end read quieter than the floor.
     edge = -(-n_fft // (2 * hop_length))
     usable = np.arange(n_frames)
@@ -316,7 +328,9 @@ def background_spectrum(
     # stationary floor ~1 dB low (it keeps the frames where the noise happened to dip).
     threshold = np.percentile(loudness[usable], 20) + _INACTIVE_MARGIN_DB
     quiet = usable[loudness[usable] <= threshold]
-    median = np.median(np.sqrt(power[quiet]), axis=0)
+    frames = _centred_frames(audio, hop_length, n_fft)[quiet]
+    magnitude = np.concatenate([np.sqrt(power) for _, power in _power_blocks(frames, n_fft)])
+    median = np.median(magnitude, axis=0)
     # RMS / median: Rayleigh for complex bins; DC and Nyquist are real, so half-normal.
     rms_per_median = np.full(n_bands, 1.0 / math.sqrt(math.log(2.0)))
     rms_per_median[[0, -1]] = 1.0 / _HALF_NORMAL_MEDIAN
