@@ -18,7 +18,7 @@ on a shorter excerpt).
 Real recordings (``--data_root``, default ``../shared/data/tonal-songs``, ``<species>/*.wav``):
 ``agreement_with_crepe`` is, over frames that both the numba tracker and relabelled CREPE call
 voiced (confidence >= 0.5 for each), the fraction whose F0 agree within 50 cents; also given with
-CREPE's periodicity >= 0.7. CREPE costs ~10 ms (tiny) / ~110 ms (full) per frame on one core,
+CREPE's periodicity >= 0.7. CREPE costs ~3 ms (tiny) / ~70 ms (full) per frame on one core,
 so it runs on a 5 ms hop for the synthetic set and a 10 ms hop on the real songs; the full
 model on a subset (every third synthetic signal, the first ``--full_seconds`` of every other
 recording).

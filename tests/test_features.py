@@ -126,6 +126,8 @@ def test_silence_and_frame_counts() -> None:
         estimate_f0(np.zeros(100, np.float32), SR, method="yin")
     with pytest.raises(ValueError, match="mono"):
         estimate_f0(np.zeros((2, 100), np.float32), SR)
+    with pytest.raises(ValueError, match="NaN"):
+        estimate_f0(np.full(100, np.nan, np.float32), SR)
 
 
 def test_crepe_relabelling_recovers_4khz() -> None:
