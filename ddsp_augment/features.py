@@ -40,7 +40,6 @@ from .constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, LOUDNESS_FLOOR_DB
 
 __all__ = [
     "VOICED_THRESHOLD",
-    "background_spectrum",
     "estimate_f0",
     "frame_count",
     "log_mel",
@@ -292,49 +291,3 @@ def log_mel(
         center=True,
     )
     return np.log(mel + 1e-6).astype(np.float32)
-
-
-def background_spectrum(
-    audio: np.ndarray, loudness: np.ndarray, hop_length: int = HOP_LENGTH, n_bands: int = 65
-) -> np.ndarray:
-    """Noise-floor magnitude ``[n_bands]`` float32 of mono ``audio [samples]``.
-
-    Measured on inactive frames: the STFT (Hann, ``n_fft = 2 * (n_bands - 1)``, centred frames
-    on ``loudness``'s grid) is taken over the frames whose ``loudness`` ``[n_frames]``
-    (``loudness_db`` of the same audio and hop) is within 3 dB of its 20th percentile; the
-    per-band median magnitude over those frames is converted to RMS (noise magnitudes are
-    Rayleigh: RMS = median / sqrt(ln 2); half-normal at DC and Nyquist). Frames reaching into
-    the zero padding at the ends are left out.
-
-    Scaling: bands are linear from 0 Hz to Nyquist and the values are amplitude gains for
-    unit-variance white noise. Filtering such noise by them (a zero-phase filter with this
-    magnitude response, as ``dsp.filtered_noise`` does) gives noise with the recording's
-    floor: a white floor of standard deviation ``s`` measures ``s`` in every band, and in
-    general ``magnitude[k] = sqrt(E|X_k|^2 / sum(w^2))``.
-    """
-    audio = np.asarray(audio, np.float32)
-    n_fft = 2 * (n_bands - 1)
-    n_frames = frame_count(audio.shape[0], hop_length)
-    loudness = np.asarray(loudness)
-    if loudness.shape != (n_frames,):
-        raise ValueError(
-            f"loudness has shape {loudness.shape}, expected ({n_frames},) for "
-            f"{audio.shape[0]} samples at hop {hop_length}"
-        )
-    # Frames reaching into the zero padding at either end read quieter than the floor.
-    edge = -(-n_fft // (2 * hop_length))
-    usable = np.arange(n_frames)
-    if n_frames > 2 * edge + 4:
-        usable = usable[edge : n_frames - edge]
-    # Inactive frames: within 3 dB of the quietest fifth. The quietest fifth alone would read a
-    # stationary floor ~1 dB low (it keeps the frames where the noise happened to dip).
-    threshold = np.percentile(loudness[usable], 20) + _INACTIVE_MARGIN_DB
-    quiet = usable[loudness[usable] <= threshold]
-    frames = _centred_frames(audio, hop_length, n_fft)[quiet]
-    magnitude = np.concatenate([np.sqrt(power) for _, power in _power_blocks(frames, n_fft)])
-    median = np.median(magnitude, axis=0)
-    # RMS / median: Rayleigh for complex bins; DC and Nyquist are real, so half-normal.
-    rms_per_median = np.full(n_bands, 1.0 / math.sqrt(math.log(2.0)))
-    rms_per_median[[0, -1]] = 1.0 / _HALF_NORMAL_MEDIAN
-    window_power = float(np.sum(_hann(n_fft).astype(np.float64) ** 2))
-    return (median * rms_per_median / math.sqrt(window_power)).astype(np.float32)

@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from ddsp_augment.dsp import numba_kernels
 from ddsp_augment.features import (
     VOICED_THRESHOLD,
-    background_spectrum,
     estimate_f0,
     frame_count,
     log_mel,
@@ -176,39 +174,3 @@ def test_log_mel_shape_and_peak() -> None:
     assert abs(centres[int(np.argmax(mel[:, 30]))] - 4000) < 250
     silence = log_mel(np.zeros(SR // 4, np.float32), SR)
     np.testing.assert_allclose(silence, np.log(1e-6), rtol=1e-6)
-
-
-def test_background_spectrum_reproduces_noise_level() -> None:
-    rng = np.random.default_rng(2)
-    n = 4 * SR
-    # Coloured background: white noise through a 2 kHz low-pass plus a weaker white floor.
-    sos = scipy.signal.butter(2, 2000, fs=SR, output="sos")
-    background = 0.05 * scipy.signal.sosfilt(sos, rng.standard_normal(n)) + 0.002 * (
-        rng.standard_normal(n)
-    )
-    # Loud whistles in 60% of the time must not count as background.
-    audio = background.copy()
-    t = np.arange(n) / SR
-    song = (np.sin(2 * np.pi * 4000 * t) * (np.sin(2 * np.pi * 1.5 * t) > -0.3)).astype(float)
-    audio += 0.3 * song
-    audio = audio.astype(np.float32)
-    loudness = loudness_db(audio, SR, HOP)
-    magnitudes = background_spectrum(audio, loudness, HOP, n_bands=65)
-    assert magnitudes.shape == (65,) and magnitudes.dtype == np.float32
-
-    frames = frame_count(n, HOP)
-    rendered = numba_kernels.filtered_noise(
-        np.tile(magnitudes, (frames, 1)), rng.standard_normal(n).astype(np.float32), HOP
-    )
-    f, p_rendered = scipy.signal.welch(rendered, SR, nperseg=512)
-    _, p_background = scipy.signal.welch(background, SR, nperseg=512)
-    bands = (f > 200) & (f < 15000)
-    level_error = 10 * np.log10(p_rendered[bands] / p_background[bands])
-    assert np.median(np.abs(level_error)) < 1.5
-    assert np.max(np.abs(level_error)) < 4.0
-    # White noise of standard deviation s measures s in every band.
-    white = (0.1 * rng.standard_normal(n)).astype(np.float32)
-    flat = background_spectrum(white, loudness_db(white, SR), HOP)
-    assert np.all(np.abs(flat / 0.1 - 1) < 0.1)
-    with pytest.raises(ValueError, match="loudness"):
-        background_spectrum(white, loudness[:10], HOP)
