@@ -302,8 +302,10 @@ def train_species(
     sampler = _CropSampler(
         train, max(8, min(int(settings.crop_seconds * frame_rate), shortest)), rng
     )
-    contours = _contour_bank(recordings)
-    backgrounds = np.stack([r.background for r in recordings])
+    # Validation recordings stay out of the model directory entirely (contours, backgrounds), so
+    # generated songs can be compared with them as unseen data.
+    contours = _contour_bank(train)
+    backgrounds = np.stack([r.background for r in train])
     info = {
         "training_data": {
             "recordings": [r.name for r in train],
