@@ -329,7 +329,8 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
         ``split.n_synthetic[c]`` synthetic items of each class ``c``, every item
         ``(waveform [1, time] float32 tensor, 32000, label_index)``.
 
-    ``split.options["train"]`` overrides :data:`DDSP_TRAIN_DEFAULTS` (keys of ``TrainSettings``).
+    ``split.options["train"]`` overrides :data:`DDSP_TRAIN_DEFAULTS` (keys of ``TrainSettings``);
+    ``split.options["synthetic_factor"]`` scales the number of songs (default 1: balance).
     """
     from ddsp_augment.bank import SpeciesBank
     from ddsp_augment.dataset import DDSPBalancedDataset
@@ -340,6 +341,8 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
     settings = TrainSettings(**{**DDSP_TRAIN_DEFAULTS, **split.options.get("train", {})})
     targets = np.asarray(split.dataset.targets)
     wanted = [c for c in split.minority if split.n_synthetic.get(c, 0) > 0]
+    # ``synthetic_factor`` > 1 adds that many times the songs needed to balance.
+    factor = float(split.options.get("synthetic_factor", 1.0))
 
     def fit(label: int) -> None:
         directory = split.model_dir(label)
@@ -366,7 +369,7 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
     return DDSPBalancedDataset(
         split.dataset,
         SpeciesBank(entries),
-        target={c: int(counts[c]) + split.n_synthetic[c] for c in wanted},
+        target={c: int(counts[c]) + round(factor * split.n_synthetic[c]) for c in wanted},
         labels=list(targets),
         label_to_species=dict(enumerate(split.classes)),
         seed=split.seed,
@@ -459,7 +462,9 @@ def training_set(
     if condition in DDSP_CONDITIONS:
         n_classic = {c: n // 2 for c, n in deficits.items()} if condition == "ddsp+classic" else {}
         n_ddsp = {c: n - n_classic.get(c, 0) for c, n in deficits.items()}
-        data_key = json.dumps([corpus.fingerprint, ddsp_options], sort_keys=True)
+        # Models depend on the data and the training options only; other DDSP options (how many
+        # songs, which scene) reuse them.
+        data_key = json.dumps([corpus.fingerprint, ddsp_options.get("train", {})], sort_keys=True)
         split_key = json.dumps(
             [data_key, [corpus.names[i] for i in split.train_idx], split.minority, seed]
         )
