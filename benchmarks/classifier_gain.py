@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import hashlib
 import importlib.util
 import json
@@ -75,6 +74,7 @@ from ddsp_augment.classification import (  # noqa: E402
 )
 from ddsp_augment.constants import SAMPLE_RATE  # noqa: E402
 from ddsp_augment.io import AudioError, atomic_write, load_audio, scan_folder  # noqa: E402
+from ddsp_augment.preprocess import read_manifest  # noqa: E402
 from ddsp_augment.splits import (  # noqa: E402
     choose_minority,
     make_imbalanced,
@@ -130,21 +130,6 @@ class Corpus:
         return ClipDataset([self.waveforms[i] for i in indices], self.labels[indices], SAMPLE_RATE)
 
 
-def _read_manifest(root: Path) -> dict[str, str]:
-    """``{relative path: recordist}`` from ``root/manifest.csv``; empty without one."""
-    manifest = root / "manifest.csv"
-    if not manifest.is_file():
-        return {}
-    with open(manifest, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or "path" not in rows[0] or "recordist" not in rows[0]:
-        warnings.warn(
-            f"{manifest}: no path/recordist columns; every file is its own group", stacklevel=2
-        )
-        return {}
-    return {row["path"]: row["recordist"] for row in rows}
-
-
 def load_corpus(
     root: Path, classes: Sequence[str] | None = None, species: Sequence[str] | None = None
 ) -> Corpus:
@@ -156,7 +141,7 @@ def load_corpus(
             clips of other species are skipped with a warning).
         species: Keep only these species.
     """
-    recordist_of = _read_manifest(root)
+    recordist_of = read_manifest(root)
     entries = [(p, s) for p, s in scan_folder(root) if species is None or s in species]
     if classes is not None:
         unknown = sorted({s for _, s in entries if s not in classes})

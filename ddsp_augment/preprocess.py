@@ -76,13 +76,19 @@ class Recording:
 
 
 def read_manifest(data_path: Path) -> dict[str, str]:
-    """``{relative path: recordist}`` from ``<data_path>/manifest.csv``."""
-    manifest = data_path / "manifest.csv"
+    """``{relative path: recordist}`` from ``<data_path>/manifest.csv``; empty without one.
+
+    Without a recordist per file, each file is its own group in validation and benchmark splits.
+    """
+    manifest = Path(data_path) / "manifest.csv"
     if not manifest.is_file():
         return {}
     with open(manifest, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or "path" not in rows[0] or "recordist" not in rows[0]:
+        warnings.warn(
+            f"{manifest}: no path/recordist columns; every file is its own group", stacklevel=2
+        )
         return {}
     return {row["path"]: row["recordist"] for row in rows}
 
