@@ -295,6 +295,15 @@ class TrainingSplit:
         return self.model_root / f"{self.classes[label]}-{digest}"
 
 
+def _ddsp_train_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """Every ``TrainSettings`` field the species models of the DDSP conditions are trained with."""
+    from dataclasses import asdict
+
+    from ddsp_augment.train import TrainSettings
+
+    return asdict(TrainSettings(**{**DDSP_TRAIN_DEFAULTS, **options.get("train", {})}))
+
+
 def ddsp_training_set(split: TrainingSplit) -> Dataset:
     """The DDSP-balanced training set of one split. THE hook for the ``ddsp`` conditions.
 
@@ -323,7 +332,7 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
     from ddsp_augment.storage import ModelFileError, load_species_model
     from ddsp_augment.train import TrainSettings, train_species
 
-    settings = TrainSettings(**{**DDSP_TRAIN_DEFAULTS, **split.options.get("train", {})})
+    settings = TrainSettings(**_ddsp_train_settings(split.options))
     targets = np.asarray(split.dataset.targets)
     wanted = [c for c in split.minority if split.n_synthetic.get(c, 0) > 0]
     # ``synthetic_factor`` > 1 adds that many times the songs needed to balance.
@@ -447,9 +456,10 @@ def training_set(
     if condition in DDSP_CONDITIONS:
         n_classic = {c: n // 2 for c, n in deficits.items()} if condition == "ddsp+classic" else {}
         n_ddsp = {c: n - n_classic.get(c, 0) for c, n in deficits.items()}
-        # Models depend on the data and the training options only; other DDSP options (how many
-        # songs, which scene) reuse them.
-        data_key = json.dumps([corpus.fingerprint, ddsp_options.get("train", {})], sort_keys=True)
+        # Models depend on the data and the full training settings only (a new TrainSettings field
+        # retrains); other DDSP options (how many songs, which scene) reuse them.
+        train_settings = _ddsp_train_settings(ddsp_options)
+        data_key = json.dumps([corpus.fingerprint, train_settings], sort_keys=True)
         split_key = json.dumps(
             [data_key, [corpus.names[i] for i in split.train_idx], split.minority, seed]
         )

@@ -49,12 +49,22 @@ class MultiScaleSpectralLoss(nn.Module):
         self.fmin_hz = fmin_hz
         self.log_weight = log_weight
 
-    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
-        """Loss between ``[batch, samples]`` signals."""
+    def forward(
+        self, prediction: Tensor, target: Tensor, floors: Sequence[Tensor] | None = None
+    ) -> Tensor:
+        """Loss between ``[batch, samples]`` signals.
+
+        ``floors`` (one ``[batch, n_fft // 2 + 1]`` per FFT size): each target recording's
+        background magnitude, power-added to the prediction (``sqrt(|Y|² + B²)``, the expected
+        magnitude of uncorrelated signals), so the model renders the bird and not the background.
+        """
         total = prediction.new_zeros(())
-        for n_fft in self.fft_sizes:
+        for i, n_fft in enumerate(self.fft_sizes):
             first_bin = int(np.ceil(self.fmin_hz * n_fft / self.sample_rate))
-            pred = stft_magnitude(prediction, n_fft)[:, first_bin:]
+            pred = stft_magnitude(prediction, n_fft)
+            if floors is not None:
+                pred = torch.sqrt(pred**2 + floors[i][:, :, None] ** 2 + 1e-12)
+            pred = pred[:, first_bin:]
             true = stft_magnitude(target, n_fft)[:, first_bin:]
             total = total + (pred - true).abs().mean()
             total = (

@@ -25,10 +25,11 @@ import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from .background import noise_floor, render_noise_floor
 from .contours import ContourBank, Segment
 from .features import estimate_f0, loudness_db
 from .io import atomic_write
-from .losses import MultiScaleSpectralLoss
+from .losses import FFT_SIZES, MultiScaleSpectralLoss
 from .metrics import f0_accuracy, loudness_mae_db, spectral_distance
 from .model import DecoderConfig, SpeciesModel
 from .preprocess import Recording, load_processed
@@ -67,6 +68,7 @@ class TrainSettings:
     device: str = "auto"
     max_restarts: int = 2
     threads: int | None = None
+    background_in_loss: bool = True
     decoder: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -150,6 +152,8 @@ class _CropSampler:
         self.recordings = recordings
         self.crop_frames = crop_frames
         self.rng = rng
+        # Each recording's background floor at every loss FFT size, for the background term.
+        self.floors = [[noise_floor(r.audio, n) for n in FFT_SIZES] for r in recordings]
         centres = []
         for index, rec in enumerate(recordings):
             for start, end in rec.segments:
@@ -159,7 +163,7 @@ class _CropSampler:
 
     def batch(self, size: int) -> tuple[np.ndarray, ...]:
         picks = self.centres[self.rng.integers(0, len(self.centres), size)]
-        f0, loud, conf, audio = [], [], [], []
+        f0, loud, conf, audio, floors = [], [], [], [], []
         n = self.crop_frames
         for index, centre in picks:
             rec = self.recordings[index]
@@ -169,7 +173,9 @@ class _CropSampler:
             loud.append(rec.loudness_db[start : start + n + 1])
             conf.append(rec.confidence[start : start + n + 1])
             audio.append(rec.audio[start * rec.hop_length : (start + n) * rec.hop_length])
-        return np.stack(f0), np.stack(loud), np.stack(conf), np.stack(audio)
+            floors.append(self.floors[index])
+        per_scale = [np.stack([f[i] for f in floors]) for i in range(len(FFT_SIZES))]
+        return np.stack(f0), np.stack(loud), np.stack(conf), np.stack(audio), per_scale
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -209,11 +215,18 @@ def _contour_bank(recordings: Sequence[Recording]) -> ContourBank:
 
 
 @torch.no_grad()
-def _validate(model: SpeciesModel, recordings: Sequence[Recording], seed: int) -> dict[str, Any]:
-    """Resynthesise each recording from its own contours; metrics averaged over recordings."""
+def _validate(
+    model: SpeciesModel, recordings: Sequence[Recording], seed: int, with_background: bool
+) -> dict[str, Any]:
+    """Resynthesise each recording from its own contours; metrics averaged over recordings.
+
+    ``with_background``: the model renders a clean bird, so the recording's measured background
+    is added before comparing (as generation does); F0 is tracked on the clean bird.
+    """
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
+    rng = np.random.default_rng(seed)
     scores: dict[str, list[float]] = {"spectral": [], "f0": [], "loud": []}
     reasons = []
     for rec in recordings:
@@ -225,10 +238,11 @@ def _validate(model: SpeciesModel, recordings: Sequence[Recording], seed: int) -
         if reason:
             reasons.append(f"{rec.name}: {reason}")
         active = rec.loudness_db >= rec.loudness_db.max() - _ACTIVE_DB
-        scores["spectral"].append(spectral_distance(rec.audio, bird, rec.sample_rate))
+        heard = bird + render_noise_floor(rec.background, n, rng) if with_background else bird
+        scores["spectral"].append(spectral_distance(rec.audio, heard, rec.sample_rate))
         scores["loud"].append(
             loudness_mae_db(
-                rec.loudness_db, loudness_db(bird, rec.sample_rate, rec.hop_length), active
+                rec.loudness_db, loudness_db(heard, rec.sample_rate, rec.hop_length), active
             )
         )
         voiced = active & (rec.confidence >= _VOICED)
@@ -349,16 +363,18 @@ def train_species(
         losses = []
         model.train()
         for _ in range(settings.steps_per_epoch):
-            f0, loud, conf, audio = sampler.batch(settings.batch_size)
+            f0, loud, conf, audio, floors = sampler.batch(settings.batch_size)
             t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
             output, _ = model(t(f0), t(loud), t(conf), audio.shape[1], generator)
-            loss = loss_fn(output, t(audio))
+            loss = loss_fn(
+                output, t(audio), [t(f) for f in floors] if settings.background_in_loss else None
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
             optimizer.step()
             losses.append(float(loss.detach()))
-        metrics = _validate(model, val_on, settings.seed)
+        metrics = _validate(model, val_on, settings.seed, settings.background_in_loss)
         collapse = metrics.pop("collapse")
         row = {
             "epoch": epoch + 1,
