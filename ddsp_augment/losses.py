@@ -1,9 +1,8 @@
 """Multi-scale spectral loss (DDSP): L1 on linear and log STFT magnitudes over several FFT sizes.
 
 Bins below ``fmin_hz`` are ignored: birds sing above it, while wind, traffic and handling noise
-sit below. (Power-adding each recording's measured background floor to the prediction was
-tried: it makes silence a cheap optimum, and the models collapsed to it on a few seconds of
-song, so the background is measured for generation and evaluation only.)
+sit below. Each recording's measured background floor can be power-added to the prediction, so
+the model learns the bird and not the recording channel (see ``forward``).
 """
 
 from __future__ import annotations
