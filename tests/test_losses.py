@@ -14,3 +14,21 @@ def test_loss_is_zero_for_identical_and_grows_with_pitch_error():
     assert float(loss(target, target)) < 1e-6
     near, far = float(loss(_tone(3050.0), target)), float(loss(_tone(4500.0), target))
     assert 0 < near < far
+
+
+def test_background_floor_term_lets_a_clean_bird_match_a_noisy_recording():
+    """With the recording's floor power-added, the clean bird scores better than without it,
+    and better than a bird that imitates the noise itself with the wrong level."""
+    import numpy as np
+
+    from ddsp_augment.background import noise_floor
+
+    rng = np.random.default_rng(0)
+    bird = _tone(3000.0)
+    noise = torch.from_numpy(0.01 * rng.standard_normal(bird.shape[1]).astype(np.float32))[None]
+    recording = bird + noise
+    loss = MultiScaleSpectralLoss(32000)
+    floors = [torch.from_numpy(noise_floor(recording[0].numpy(), n))[None] for n in loss.fft_sizes]
+    with_floor = float(loss(bird, recording, floors))
+    assert with_floor < 0.5 * float(loss(bird, recording))
+    assert with_floor < float(loss(bird + 3 * noise, recording, floors))
