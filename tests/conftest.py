@@ -89,3 +89,15 @@ def small_bank(small_bank_path):
     from ddsp_augment.bank import SpeciesBank
 
     return SpeciesBank.load(small_bank_path)
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Run torch on one thread: these tests use small tensors, where a second intra-op thread
+    only adds waiting on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -113,7 +113,7 @@ def one_thread():
 
 
 @pytest.mark.parametrize("name", ["linear", "cnn"])
-def test_classifiers_learn_tones(name, one_thread):
+def test_classifiers_learn_tones(name, one_torch_thread):
     train = ClipDataset(*_tones(6, seed=1), SR)
     test_waveforms, test_labels = _tones(3, seed=2)
     short = FeatureConfig(crop_seconds=1.0)

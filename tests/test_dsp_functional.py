@@ -10,14 +10,7 @@ SR = 32000
 HOP = 64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy machine waiting for the
-    second thread costs tens of milliseconds per op (gradcheck runs hundreds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def spectrum_db(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,13 +9,7 @@ SR = 32000
 HOP = 64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The torch references are small: a second intra-op thread only adds waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def batched(*arrays: np.ndarray) -> list[torch.Tensor]:
