@@ -103,15 +103,6 @@ def test_log_mel_cache():
     assert torch.allclose(cache(waveforms[1]), cache.compute(waveforms[1][0]))
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny CNN steps: threading only adds overhead (10x on busy CI cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("name", ["linear", "cnn"])
 def test_classifiers_learn_tones(name, one_torch_thread):
     train = ClipDataset(*_tones(6, seed=1), SR)
