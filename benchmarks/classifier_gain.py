@@ -328,6 +328,7 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
     """
     from ddsp_augment.bank import SpeciesBank
     from ddsp_augment.dataset import DDSPBalancedDataset
+    from ddsp_augment.environment import SceneConfig
     from ddsp_augment.preprocess import analyse_audio
     from ddsp_augment.storage import ModelFileError, load_species_model
     from ddsp_augment.train import TrainSettings, train_species
@@ -367,6 +368,14 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
         labels=list(targets),
         label_to_species=dict(enumerate(split.classes)),
         seed=split.seed,
+        scene=SceneConfig(
+            **{
+                key: tuple(value) if isinstance(value, list) else value  # JSON has no tuples
+                for key, value in split.options.get("scene", {"background": "measured"}).items()
+            }
+        ),
+        backgrounds=split.options.get("backgrounds", "species"),
+        jitter_overrides=split.options.get("jitter"),
         progress=False,
     )
 

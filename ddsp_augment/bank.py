@@ -153,13 +153,17 @@ class SpeciesBank:
         backend: str = "numba",
         scene: SceneConfig | None = None,
         jitter: JitterConfig | None = None,
+        background_spectra: np.ndarray | None = None,
         **jitter_overrides,
     ) -> np.ndarray:
         """New songs of ``species`` → float32 ``[n, round(seconds * sample_rate)]``, peak ≤ 0.99.
 
         Each clip recombines and jitters the species' real contours, renders them through its
         decoder and synthesiser (``backend`` "numba" on CPU, or "torch"), then places the bird in
-        ``scene`` (None: the clean bird). The same ``seed`` gives identical clips.
+        ``scene`` (None: the clean bird). A "measured" scene background is drawn from
+        ``background_spectra`` ``[n, 1025]`` (:func:`~ddsp_augment.background.noise_floor` of
+        recordings at the model's sample rate) when given, else from the species' own training
+        recordings. The same ``seed`` gives identical clips.
         """
         if n < 1 or seconds <= 0 or sample_rate <= 0:
             raise ValueError(
@@ -179,9 +183,8 @@ class SpeciesBank:
                 )
                 audio = entry.model.synthesize(f0, loud, conf, n_model, rng, backend)
                 if scene is not None:
-                    audio, _ = apply_scene(
-                        audio, model_sr, scene, rng, background_spectra=entry.backgrounds
-                    )
+                    floors = entry.backgrounds if background_spectra is None else background_spectra
+                    audio, _ = apply_scene(audio, model_sr, scene, rng, background_spectra=floors)
                 out[i] = self._to_rate(audio, model_sr, sample_rate, n_out)
         return out
 

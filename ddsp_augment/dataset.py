@@ -31,9 +31,11 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from .background import FLOOR_FFT_SIZE, noise_floor
 from .bank import SpeciesBank
+from .constants import SAMPLE_RATE
 from .environment import SceneConfig
-from .io import atomic_write
+from .io import atomic_write, resample
 from .jitter import JitterConfig
 
 __all__ = ["ClassCount", "DDSPBalancedDataset"]
@@ -41,6 +43,8 @@ __all__ = ["ClassCount", "DDSPBalancedDataset"]
 Target = str | int | float | Mapping[Hashable, int]
 _MEASURED_BACKGROUND = SceneConfig(background="measured")
 _FLAG_KEY = "is_synthetic"
+# backgrounds="dataset" measures at most this many real items (4 KB of spectrum each).
+_MAX_DATASET_BACKGROUNDS = 256
 
 
 class ClassCount(NamedTuple):
@@ -126,8 +130,15 @@ class DDSPBalancedDataset(Dataset):
         sample_rate: The dataset's sample rate when items do not carry one.
         seconds: Duration of synthetic items; None copies the template item's duration.
         seed: Base seed of all synthetic items.
-        scene: Where the song is heard (:class:`SceneConfig`); default: over the species' measured
-            recording background. None gives the clean song.
+        scene: Where the song is heard (:class:`SceneConfig`); default: over a measured
+            recording background (see ``backgrounds``). None gives the clean song.
+        backgrounds: Which measured backgrounds a "measured" scene draws from: "species" (the
+            species' own training recordings, stored in the bank), "dataset" (the noise floors
+            of up to 256 real items of the wrapped dataset, every class, measured once here), or
+            an array ``[n, 1025]`` of :func:`~ddsp_augment.background.noise_floor` spectra at the
+            models' sample rate. "dataset" decouples a rare species from the few recording
+            channels it was learnt from: its songs are heard in the conditions of the whole
+            dataset, as real test recordings will be.
         jitter: Jitter for every species (None: each species' own defaults); ``jitter_overrides``
             replace single knobs of those defaults (e.g. ``{"pitch_cents": 50}``).
         backend: Synthesis backend of :meth:`SpeciesBank.sample` ("numba" on CPU, or "torch").
@@ -155,6 +166,7 @@ class DDSPBalancedDataset(Dataset):
         seconds: float | None = None,
         seed: int = 0,
         scene: SceneConfig | None = _MEASURED_BACKGROUND,
+        backgrounds: str | np.ndarray = "species",
         jitter: JitterConfig | None = None,
         jitter_overrides: Mapping[str, Any] | None = None,
         backend: str = "numba",
@@ -183,6 +195,10 @@ class DDSPBalancedDataset(Dataset):
         self.sample_rate = sample_rate
         self.scene = scene
         self.jitter = jitter
+        if isinstance(backgrounds, str) and backgrounds not in ("species", "dataset"):
+            raise ValueError(
+                f"backgrounds must be 'species', 'dataset' or an array, got {backgrounds!r}"
+            )
         self.jitter_overrides = dict(jitter_overrides or {})
         self.backend = backend
         self.return_synthetic_flag = return_synthetic_flag
@@ -217,8 +233,58 @@ class DDSPBalancedDataset(Dataset):
             np.int64,
         )
         self._offsets = np.concatenate([[0], np.cumsum(self._synthetic)])
+        self._backgrounds = self._background_pool(backgrounds, progress)
+        self._backgrounds_digest = (
+            None if self._backgrounds is None else hashlib.sha1(self._backgrounds).hexdigest()
+        )
         self._epoch = multiprocessing.RawValue("q", 0)
         self._templates: dict[int, _Template] = {}
+
+    # -- backgrounds ----------------------------------------------------------------------------
+
+    def _background_pool(self, backgrounds: str | np.ndarray, progress: bool) -> np.ndarray | None:
+        """The noise floors ``[n, 1025]`` every species draws from; None: each species' own."""
+        if isinstance(backgrounds, str) and backgrounds == "species":
+            return None
+        used = {
+            self.species[c]
+            for c, n in zip(self.classes, self._synthetic, strict=True)
+            if self.species[c] is not None and n > 0
+        }
+        rates = {self.bank.entry(s).model.config.sample_rate for s in used}
+        if len(rates) > 1:
+            raise ValueError(
+                f"backgrounds={backgrounds!r} needs one model sample rate, got {rates}"
+            )
+        if not isinstance(backgrounds, str):
+            pool = np.asarray(backgrounds, np.float32)
+            if pool.ndim != 2 or pool.shape[0] == 0 or pool.shape[1] != FLOOR_FFT_SIZE // 2 + 1:
+                raise ValueError(
+                    f"backgrounds must be [n, {FLOOR_FFT_SIZE // 2 + 1}] noise floors, "
+                    f"got shape {pool.shape}"
+                )
+            if not np.isfinite(pool).all() or (pool < 0).any():
+                raise ValueError("backgrounds must be finite magnitudes >= 0")
+            return pool
+        model_rate = rates.pop() if rates else SAMPLE_RATE
+        n = len(self.dataset)
+        # Evenly spaced items: every class and recording session, without reading a big dataset.
+        picks = np.unique(np.linspace(0, n - 1, min(n, _MAX_DATASET_BACKGROUNDS)).round())
+        floors = []
+        for i in tqdm(picks.astype(int), desc="measuring backgrounds", disable=not progress):
+            item = self.dataset[i]
+            audio = np.asarray(self._field(item, 0), np.float32)
+            audio = audio.mean(axis=0) if audio.ndim == 2 else audio
+            rate = self.sample_rate if self.sample_rate is not None else int(self._field(item, 1))
+            if rate != model_rate:
+                audio = resample(audio, rate, model_rate)
+            if audio.shape[0] >= FLOOR_FFT_SIZE and np.isfinite(audio).all():
+                floors.append(noise_floor(audio))
+        if not floors:
+            raise ValueError(
+                f"backgrounds='dataset': no item of at least {FLOOR_FFT_SIZE} finite samples"
+            )
+        return np.stack(floors)
 
     # -- labels and targets -------------------------------------------------------------------
 
@@ -447,6 +513,7 @@ class DDSPBalancedDataset(Dataset):
                     sorted(self.jitter_overrides.items()),
                     self.backend,
                     str(self._bank_path),
+                    self._backgrounds_digest,
                 )
             )
             digest = hashlib.sha1(settings.encode()).hexdigest()[:12]
@@ -462,6 +529,7 @@ class DDSPBalancedDataset(Dataset):
             backend=self.backend,
             scene=self.scene,
             jitter=self.jitter,
+            background_spectra=self._backgrounds,
             **self.jitter_overrides,
         )[0]
         # round(seconds * rate) may miss n by a sample.

@@ -255,6 +255,59 @@ def test_cache_dir_reuses_songs(items, small_bank_path, tmp_path):
     assert all(cached[i][0].abs().max() == 0 for i in range(len(items), len(cached)))
 
 
+def _band_power(waveform: torch.Tensor, rate: int, lo_hz: float, hi_hz: float) -> float:
+    spectrum = np.abs(np.fft.rfft(waveform.double().numpy().mean(0))) ** 2
+    freqs = np.fft.rfftfreq(waveform.shape[-1], 1 / rate)
+    band = (freqs >= lo_hz) & (freqs < hi_hz)
+    # Parseval: the band's share of the mean power.
+    return float(2 * spectrum[band].sum() / waveform.shape[-1] ** 2)
+
+
+def test_dataset_backgrounds_put_songs_over_the_whole_datasets_recordings(items, small_bank):
+    """Above every bird here (13-15 kHz) a synthetic song carries only its background: with
+    backgrounds="dataset" that is the loud white noise of the other class's recordings."""
+    rate = 32000
+    rng = np.random.default_rng(0)
+    sigma = 0.1  # white noise: power sigma² spread evenly over 0..16 kHz
+    quiet = [(w, r, label, n) for w, r, label, n in items if label == "Fringilla_coelebs"]
+    noisy = [
+        (torch.from_numpy(rng.normal(0, sigma, 3 * rate).astype(np.float32))[None], rate, "X", "x")
+        for _ in range(3)
+    ]
+    own = balanced(quiet + noisy, small_bank, target={"Fringilla_coelebs": 4})
+    pooled = balanced(
+        quiet + noisy, small_bank, target={"Fringilla_coelebs": 4}, backgrounds="dataset"
+    )
+    assert pooled._backgrounds.shape == (4, 1025)  # every real item measured
+    expected = sigma**2 * 2 / 16
+    for index in range(4, 7):
+        waveform, item_rate, label, _ = pooled[index]
+        assert label == "Fringilla_coelebs"
+        power = _band_power(waveform, item_rate, 13000, 15000)
+        own_power = _band_power(own[index][0], item_rate, 13000, 15000)
+        # A song over the quiet Fringilla floor is far below the noise; one over a noisy item's
+        # floor within 2 dB of it. Draws pick either, so at least one should be noisy.
+        assert own_power < expected / 30
+        assert power < expected / 30 or abs(10 * np.log10(power / expected)) < 2.0
+    powers = [_band_power(pooled[i][0], pooled[i][1], 13000, 15000) for i in range(4, 7)]
+    assert max(powers) > expected / 2
+
+
+def test_background_array_is_validated_and_used(items, small_bank):
+    with pytest.raises(ValueError, match="1025"):
+        balanced(items, small_bank, target="max", backgrounds=np.ones((2, 513), np.float32))
+    with pytest.raises(ValueError, match="'species', 'dataset'"):
+        balanced(items, small_bank, target="max", backgrounds="others")
+    floors = np.full((1, 1025), 0.5, np.float32)
+    a = balanced(items, small_bank, target="max", backgrounds=floors)
+    b = balanced(items, small_bank, target="max")
+    assert not torch.equal(a[len(items)][0], b[len(items)][0])
+    assert torch.equal(
+        a[len(items)][0],
+        balanced(items, small_bank, target="max", backgrounds=floors)[len(items)][0],
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
