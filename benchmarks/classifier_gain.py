@@ -413,7 +413,7 @@ def _classic_chain():
 CLASSIC_DESCRIPTION = (
     "audiomentations Compose: PitchShift ±2 st (p=0.5), TimeStretch 0.85-1.15 (p=0.5), "
     "Gain ±6 dB (p=1), AddGaussianSNR 10-40 dB (p=0.5); one copy per missing clip, sources "
-    "cycled over the class's kept clips"
+    "cycled over the class's kept clips, drawn afresh every classifier epoch"
 )
 
 
@@ -425,26 +425,47 @@ def _deficits(labels: np.ndarray, minority: Sequence[int], n_classes: int) -> di
     return {c: max(0, target - int(counts[c])) for c in minority if counts[c] > 0}
 
 
+class ClassicCopies(Dataset):
+    """Classic-augmented copies of real clips, drawn afresh every epoch (as an audiomentations
+    transform in a training loop would be): item ``j`` is a copy of ``waveforms[j]`` through
+    :func:`_classic_chain`, seeded by ``(seed, epoch, j)``; items ``(waveform [1, time], 32000,
+    label)``."""
+
+    def __init__(self, waveforms: list[torch.Tensor], labels: list[int], seed: int) -> None:
+        self.waveforms = waveforms
+        self.targets = labels
+        self.seed = seed
+        self.epoch = 0
+        self.chain = _classic_chain()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.waveforms)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        with _seeded_global_rngs(_derived_seed(self.seed, self.epoch, index)):
+            audio = self.chain(self.waveforms[index][0].numpy(), sample_rate=SAMPLE_RATE)
+        waveform = torch.from_numpy(np.ascontiguousarray(audio, np.float32))[None]
+        return waveform, SAMPLE_RATE, self.targets[index]
+
+
 def _extra_clips(
     corpus: Corpus,
     train_idx: np.ndarray,
     n_extra: dict[int, int],
     augment: bool,
     seed: int,
-) -> ClipDataset:
+) -> Dataset:
     """``n_extra[c]`` copies of class ``c``'s training clips (cycled), classic-augmented or not."""
-    chain = _classic_chain() if augment else None
     waveforms, labels = [], []
     for cls, n in n_extra.items():
         sources = train_idx[corpus.labels[train_idx] == cls]
-        for j in range(n):
-            waveform = corpus.waveforms[sources[j % len(sources)]]
-            if chain is not None:
-                with _seeded_global_rngs(_derived_seed(seed, cls, j)):
-                    audio = chain(waveform[0].numpy(), sample_rate=SAMPLE_RATE)
-                waveform = torch.from_numpy(np.ascontiguousarray(audio, np.float32))[None]
-            waveforms.append(waveform)
-            labels.append(cls)
+        waveforms += [corpus.waveforms[sources[j % len(sources)]] for j in range(n)]
+        labels += [cls] * n
+    if augment:
+        return ClassicCopies(waveforms, labels, seed)
     return ClipDataset(waveforms, labels, SAMPLE_RATE)
 
 

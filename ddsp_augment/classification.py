@@ -11,6 +11,10 @@ whole test clips by averaging class probabilities over sliding windows of the sa
 - :class:`LinearClipClassifier`: standardised multinomial logistic regression on log-mel
   statistics per band (mean, std, 10/50/90th percentiles, mean |frame-to-frame change|);
   seconds per fit.
+
+Both go over the training set in epochs and call :func:`set_epoch` before each, so datasets that
+draw fresh random items per epoch (``DDSPBalancedDataset``, on-the-fly augmentation) show the
+classifier a new draw each time, as they would in any training loop.
 - :class:`CNNClipClassifier`: a small CNN on the log-mel image trained from scratch with Adam
   for a fixed number of steps; minutes per fit on 2 CPU cores.
 """
@@ -45,6 +49,7 @@ __all__ = [
     "gap_recovered",
     "make_classifier",
     "paired_bootstrap_ci",
+    "set_epoch",
 ]
 
 
@@ -151,6 +156,15 @@ class LogMelCache:
         return cached if cached is not None else self.compute(waveform.reshape(-1))
 
 
+def set_epoch(dataset: Dataset, epoch: int) -> None:
+    """Call ``set_epoch(epoch)`` on ``dataset`` and on every dataset inside a ``ConcatDataset``
+    (those without the method draw the same items every epoch)."""
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+    for inner in getattr(dataset, "datasets", ()):
+        set_epoch(inner, epoch)
+
+
 def _check_rate(sample_rate: int, config: FeatureConfig) -> None:
     if sample_rate != config.sample_rate:
         raise ValueError(f"clip at {sample_rate} Hz, classifier expects {config.sample_rate} Hz")
@@ -199,10 +213,11 @@ def _full_proba(model_classes: np.ndarray, proba: np.ndarray, n_classes: int) ->
 class LinearClipClassifier:
     """Logistic regression on log-mel statistics of crops.
 
-    Each training item contributes ``crops_per_item`` random crops of ``crop_seconds`` (clips
-    shorter than that: the whole clip, repeated), so every item, real or synthetic, weighs the
-    same. ``C`` is fixed a priori (strong L2 for a few hundred rows of 384 features), never tuned
-    on test folds.
+    Training goes over the dataset ``epochs`` times (calling :func:`set_epoch` first), and each
+    item contributes one random crop of ``crop_seconds`` per epoch (clips shorter than that: the
+    whole clip), so every item, real or synthetic, weighs the same, and an item that is drawn
+    afresh every epoch contributes ``epochs`` different draws. ``C`` is fixed a priori (strong L2
+    for a few hundred rows of 384 features), never tuned on test folds.
     """
 
     def __init__(
@@ -211,14 +226,16 @@ class LinearClipClassifier:
         seed: int = 0,
         config: FeatureConfig = FeatureConfig(),
         cache: LogMelCache | None = None,
-        crops_per_item: int = 4,
+        epochs: int = 4,
         C: float = 0.1,
     ) -> None:
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
         self.n_classes = n_classes
         self.seed = seed
         self.config = config
         self.cache = cache if cache is not None else LogMelCache(config)
-        self.crops_per_item = crops_per_item
+        self.epochs = epochs
         self.C = C
         self.model = None
 
@@ -226,16 +243,18 @@ class LinearClipClassifier:
         """Fit on every item of ``dataset`` ((waveform [1, T], sample_rate, label) items)."""
         rng = np.random.default_rng(self.seed)
         length = self.config.crop_frames
-        rows, targets = [], []
-        for index in range(len(dataset)):
-            waveform, sample_rate, label = dataset[index]
-            _check_rate(sample_rate, self.config)
-            logmel = self.cache(waveform)
-            n_frames = logmel.shape[-1]
-            starts = rng.integers(0, max(n_frames - length, 0) + 1, size=self.crops_per_item)
-            crops = torch.stack([logmel[:, s : s + length] for s in starts])
-            rows.append(_window_stats(crops))
-            targets.extend([int(label)] * self.crops_per_item)
+        crops, targets = [], []
+        for epoch in range(self.epochs):
+            set_epoch(dataset, epoch)
+            for index in range(len(dataset)):
+                waveform, sample_rate, label = dataset[index]
+                _check_rate(sample_rate, self.config)
+                logmel = self.cache(waveform)
+                start = int(rng.integers(0, max(logmel.shape[-1] - length, 0) + 1))
+                crops.append(logmel[:, start : start + length])
+                targets.append(int(label))
+        # Crops of clips shorter than crop_seconds differ in length: one stats call per length.
+        rows = [_window_stats(crop[None]) for crop in crops]
         self.model = make_pipeline(
             StandardScaler(), LogisticRegression(C=self.C, max_iter=3000, tol=1e-4)
         )
@@ -323,9 +342,10 @@ class _SmallCNN(nn.Module):
 class CNNClipClassifier:
     """Small CNN on log-mel crops, trained from scratch for a fixed step budget.
 
-    Batches are drawn uniformly (with replacement) from the training dataset, one random crop per
-    draw: class balance is whatever the dataset (condition) provides. Seeded and
-    single-process so runs repeat exactly on one machine.
+    Training runs in epochs of shuffled items (:func:`set_epoch` before each, so synthetic and
+    augmented items are drawn afresh), one random crop per item, until ``steps`` batches:
+    class balance is whatever the dataset (condition) provides. Seeded and single-process so
+    runs repeat exactly on one machine.
     """
 
     def __init__(
@@ -355,10 +375,6 @@ class CNNClipClassifier:
         generator = torch.Generator().manual_seed(self.seed)
         crop_samples = int(round(self.config.crop_seconds * self.config.sample_rate))
         crops = _CropDataset(dataset, crop_samples, self.config.sample_rate, self.seed)
-        sampler = RandomSampler(
-            crops, replacement=True, num_samples=self.steps * self.batch_size, generator=generator
-        )
-        loader = DataLoader(crops, batch_size=self.batch_size, sampler=sampler, drop_last=True)
 
         model = _SmallCNN(self.n_classes, self.config.n_mels)
         # Band statistics from (up to 256 of) the training clips; a wrapped dataset may
@@ -369,11 +385,20 @@ class CNNClipClassifier:
         model.band_std.copy_(logmels.std(-1, keepdim=True).clamp_min(1e-3))
         optimiser = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         model.train()
-        for waveforms, labels in loader:
-            loss = nn.functional.cross_entropy(model(self.cache.compute(waveforms)), labels)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+        step, epoch = 0, 0
+        while step < self.steps:
+            set_epoch(dataset, epoch)
+            sampler = RandomSampler(crops, generator=generator)
+            loader = DataLoader(crops, batch_size=self.batch_size, sampler=sampler)
+            for waveforms, labels in loader:
+                loss = nn.functional.cross_entropy(model(self.cache.compute(waveforms)), labels)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                step += 1
+                if step == self.steps:
+                    break
+            epoch += 1
         self.model = model.eval()
         return self
 

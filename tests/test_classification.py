@@ -16,6 +16,7 @@ from ddsp_augment.classification import (
     gap_recovered,
     make_classifier,
     paired_bootstrap_ci,
+    set_epoch,
 )
 
 SR = 32000
@@ -125,3 +126,39 @@ def test_classifier_rejects_wrong_rate():
         LinearClipClassifier(2).fit(ClipDataset(waveforms, labels, 16000))
     with pytest.raises(ValueError):
         make_classifier("svm", 2, seed=0)
+
+
+class _EpochRecorder(ClipDataset):
+    """Records the epoch of every item access."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.epoch = 0
+        self.seen = []
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __getitem__(self, index):
+        self.seen.append(self.epoch)
+        return super().__getitem__(index)
+
+
+def test_set_epoch_reaches_datasets_inside_concat_datasets():
+    inner = _EpochRecorder(*_tones(1, seed=0), SR)
+    plain = ClipDataset(*_tones(1, seed=1), SR)
+    set_epoch(torch.utils.data.ConcatDataset([plain, torch.utils.data.ConcatDataset([inner])]), 3)
+    assert inner.epoch == 3
+
+
+@pytest.mark.parametrize("name", ["linear", "cnn"])
+def test_classifiers_visit_every_item_once_per_epoch(name, one_torch_thread):
+    data = _EpochRecorder(*_tones(3, seed=1), SR)  # 6 items
+    if name == "linear":
+        LinearClipClassifier(3, epochs=3).fit(data)
+        assert data.seen == [0] * 6 + [1] * 6 + [2] * 6
+    else:
+        short = FeatureConfig(crop_seconds=1.0)
+        CNNClipClassifier(3, steps=5, batch_size=4, config=short).fit(data)
+        # Band statistics read the 6 items first; then batches of 4 and 2 per epoch, 5 in all.
+        assert data.seen == [0] * 6 + [0] * 6 + [1] * 6 + [2] * 4

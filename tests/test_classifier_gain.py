@@ -1,0 +1,63 @@
+"""The benchmark script's own pieces (its splits and metrics live in test_splits and
+test_classification): classic copies and the extra clips of the balancing conditions."""
+
+import importlib.util
+import sys
+
+import numpy as np
+import torch
+from conftest import REPO
+
+from ddsp_augment.classification import set_epoch
+
+_spec = importlib.util.spec_from_file_location(
+    "classifier_gain", REPO / "benchmarks" / "classifier_gain.py"
+)
+classifier_gain = importlib.util.module_from_spec(_spec)
+sys.modules["classifier_gain"] = classifier_gain  # its dataclasses look their module up
+_spec.loader.exec_module(classifier_gain)
+
+
+def _tiny_corpus(n_per_class=(3, 2)):
+    rng = np.random.default_rng(0)
+    waveforms, labels = [], []
+    for label, n in enumerate(n_per_class):
+        for _ in range(n):
+            tone = np.sin(2 * np.pi * (2000 + 1000 * label) * np.arange(16000) / 32000)
+            audio = 0.3 * tone + 0.01 * rng.standard_normal(16000)
+            waveforms.append(torch.from_numpy(audio.astype(np.float32))[None])
+            labels.append(label)
+    return waveforms, np.array(labels)
+
+
+class _Corpus:
+    def __init__(self):
+        self.waveforms, self.labels = _tiny_corpus()
+
+
+def test_extra_clips_cycle_the_class_clips_in_the_asked_numbers():
+    corpus = _Corpus()
+    train_idx = np.arange(5)
+    plain = classifier_gain._extra_clips(corpus, train_idx, {1: 5}, augment=False, seed=0)
+    assert plain.targets == [1] * 5
+    sources = [corpus.waveforms[3], corpus.waveforms[4]] * 3
+    for j in range(5):
+        assert torch.equal(plain[j][0], sources[j])
+
+
+def test_classic_copies_are_fresh_each_epoch_and_repeat_for_a_seed():
+    corpus = _Corpus()
+    copies = classifier_gain._extra_clips(corpus, np.arange(5), {0: 4}, augment=True, seed=7)
+    again = classifier_gain._extra_clips(corpus, np.arange(5), {0: 4}, augment=True, seed=7)
+    first = [copies[j][0] for j in range(4)]
+    assert all(torch.equal(a, again[j][0]) for j, a in enumerate(first))
+    assert [copies[j][2] for j in range(4)] == [0] * 4
+    # Gain ±6 dB (p=1) alone makes every copy differ from its source.
+    assert not any(torch.equal(a, corpus.waveforms[j % 3]) for j, a in enumerate(first))
+    set_epoch(torch.utils.data.ConcatDataset([copies]), 1)
+    second = [copies[j][0] for j in range(4)]
+    assert not any(
+        a.shape == b.shape and torch.equal(a, b) for a, b in zip(first, second, strict=True)
+    )
+    set_epoch(copies, 0)
+    assert all(torch.equal(a, copies[j][0]) for j, a in enumerate(first))
