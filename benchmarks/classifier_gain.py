@@ -12,15 +12,18 @@ Protocol (every condition sees the same splits, seeds and test clips):
    - ``baseline``: the imbalanced training set as is.
    - ``oversample``: minority clips repeated up to the balance target.
    - ``classic``: the balance target filled with audiomentations copies of the minority clips
-     (PitchShift, TimeStretch, Gain, AddGaussianSNR), seeded per clip.
-   - ``ddsp``: the balance target filled with DDSP songs (``ddsp_training_set``).
+     (PitchShift, TimeStretch, Gain, AddGaussianSNR), drawn afresh every classifier epoch.
+   - ``ddsp``: the balance target filled with DDSP songs (``ddsp_training_set``), drawn afresh
+     every classifier epoch, heard over the noise floors of the whole training set at 1-3x the
+     recorded distance with reverb (:data:`DDSP_SONG_DEFAULTS`).
    - ``ddsp+classic``: half of the missing clips DDSP songs, half classic copies.
    - ``oracle``: all real training recordings of the minority species (the upper bound).
 
    Balance target per minority species = the median training count of the majority species.
 4. Classifier (``--classifier``): ``linear`` (logistic regression on log-mel statistics; the
-   default, seconds per split) or ``cnn`` (small CNN from scratch; minutes per split). Trained on
-   random 3 s crops, scored on whole test clips.
+   default, seconds per split) or ``cnn`` (small CNN from scratch; minutes per split). Trained in
+   epochs on random 3 s crops (``set_epoch`` before each, as in any training loop), scored on
+   whole test clips.
 5. Metrics per split (macro-F1, balanced accuracy, minority and majority recall), mean ± std over
    splits; paired per-split differences vs ``baseline`` and vs the best non-DDSP condition with a
    95 % bootstrap CI; ``gap_recovered`` = (cond − baseline) / (oracle − baseline) on minority
@@ -31,6 +34,8 @@ Every clip is decoded once per run (32 kHz, kept in memory) and its log-mel comp
     python benchmarks/classifier_gain.py --quick        # CI smoke run, < 3 min on 2 cores
     python benchmarks/classifier_gain.py                # default: 3 seeds x 3 folds, linear
     python benchmarks/classifier_gain.py --full         # 5 seeds x 3 folds
+    python benchmarks/classifier_gain.py --validation --seeds 100 101 102 103 104 105
+                                                        # choose settings away from test folds
     python benchmarks/classifier_gain.py --data_root my_data --test_root my_test --classifier cnn
 
 Writes ``<output_path>/classifier_gain.{json,md,png}`` (default ``results/``).
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -66,6 +72,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere without installin
 from ddsp_augment.classification import (  # noqa: E402
     ClipDataset,
     FeatureConfig,
+    LinearClipClassifier,
     LogMelCache,
     classification_scores,
     gap_recovered,
@@ -102,6 +109,16 @@ DDSP_TRAIN_DEFAULTS: dict[str, Any] = {
     "batch_size": 8,
     "val_fraction": 0.0,
     "threads": 1,
+}
+# How the DDSP songs are heard, chosen on validation splits (seeds 100-105, scored on the cut
+# minority recordings of recordists the kept ones do not share), never on the test folds:
+# over the noise floors of the whole training set rather than the species' own two recordings,
+# 1-3x as far as recorded (0-9.5 dB quieter over the background), with reverb. README: numbers.
+DDSP_SONG_DEFAULTS: dict[str, Any] = {
+    "backgrounds": "dataset",
+    "scene": {"background": "measured", "distance_m": (1.0, 3.0), "rt60_s": (0.2, 1.0)},
+    "jitter": None,
+    "synthetic_factor": 1.0,
 }
 
 
@@ -237,6 +254,21 @@ def make_splits(
     return splits
 
 
+def validation_split(split: Split, corpus: Corpus) -> Split:
+    """``split`` scored on its validation clips instead of its test fold: the minority
+    recordings the cut removed from training, from recordists none of the kept recordings of
+    that species share. For choosing settings without looking at the test folds (the oracle,
+    which trains on these clips, does not apply)."""
+    kept = split.train_idx
+    held_out = []
+    for i in np.setdiff1d(split.full_train_idx, kept):
+        label = corpus.labels[i]
+        kept_groups = set(corpus.groups[kept[corpus.labels[kept] == label]])
+        if label in split.minority and corpus.groups[i] not in kept_groups:
+            held_out.append(i)
+    return dataclasses.replace(split, test_idx=np.asarray(held_out, np.int64))
+
+
 def _check_recordist_overlap(corpus: Corpus, test_corpus: Corpus) -> None:
     train_people = {normalise_recordist(r) for r in corpus.recordists if r.strip()}
     test_people = {normalise_recordist(r) for r in test_corpus.recordists if r.strip()}
@@ -324,7 +356,9 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
         ``(waveform [1, time] float32 tensor, 32000, label_index)``.
 
     ``split.options["train"]`` overrides :data:`DDSP_TRAIN_DEFAULTS` (keys of ``TrainSettings``);
-    ``split.options["synthetic_factor"]`` scales the number of songs (default 1: balance).
+    the other keys override :data:`DDSP_SONG_DEFAULTS`: ``backgrounds`` and ``scene`` (keys of
+    ``SceneConfig``) place the songs, ``jitter`` overrides ``JitterConfig`` knobs,
+    ``synthetic_factor`` scales the number of songs (1: balance).
     """
     from ddsp_augment.bank import SpeciesBank
     from ddsp_augment.dataset import DDSPBalancedDataset
@@ -337,7 +371,8 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
     targets = np.asarray(split.dataset.targets)
     wanted = [c for c in split.minority if split.n_synthetic.get(c, 0) > 0]
     # ``synthetic_factor`` > 1 adds that many times the songs needed to balance.
-    factor = float(split.options.get("synthetic_factor", 1.0))
+    song = {**DDSP_SONG_DEFAULTS, **{k: v for k, v in split.options.items() if k != "train"}}
+    factor = float(song["synthetic_factor"])
 
     def fit(label: int) -> None:
         directory = split.model_dir(label)
@@ -371,11 +406,11 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
         scene=SceneConfig(
             **{
                 key: tuple(value) if isinstance(value, list) else value  # JSON has no tuples
-                for key, value in split.options.get("scene", {"background": "measured"}).items()
+                for key, value in song["scene"].items()
             }
         ),
-        backgrounds=split.options.get("backgrounds", "species"),
-        jitter_overrides=split.options.get("jitter"),
+        backgrounds=song["backgrounds"],
+        jitter_overrides=song["jitter"],
         progress=False,
     )
 
@@ -638,7 +673,12 @@ def markdown_table(summary: dict[str, dict[str, Any]], settings: dict[str, Any])
         else f"{len(settings['seeds'])} seed(s), tested on `{settings['test_root']}`"
     )
     lines = [
-        f"Classifier gain on `{settings['data_root_name']}` ({settings['n_species']} species, "
+        (
+            "**Validation run** (scored on cut minority recordings, not the test folds). "
+            if settings["scored_on"] != "test folds"
+            else ""
+        )
+        + f"Classifier gain on `{settings['data_root_name']}` ({settings['n_species']} species, "
         f"{settings['n_clips']} clips): {settings['classifier']} classifier, "
         f"{protocol} = {settings['n_splits']} splits, minority = {settings['minority']} "
         f"cut to k = {settings['k']} training recordings; mean ± std over splits; "
@@ -759,6 +799,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--full", action="store_true", help="5 seeds x 3 folds")
     parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="score on each split's cut minority recordings of new recordists instead of its "
+        "test fold (for choosing settings; use other --seeds than the reported run; no oracle)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=2,
@@ -780,6 +826,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.conditions = args.conditions or _default_conditions()
     if args.k < 1:
         parser.error("--k must be >= 1")
+    if args.validation and args.test_root is not None:
+        parser.error("--validation scores on data_root's own cut recordings, not --test_root")
     return args
 
 
@@ -819,6 +867,9 @@ def main(argv: list[str] | None = None) -> int:
         args.k,
     )
     conditions = list(args.conditions)
+    if args.validation:
+        splits = [validation_split(split, corpus) for split in splits]
+        conditions = [c for c in conditions if c != "oracle"]
     skipped: dict[str, str] = {}
     results: dict[str, list[dict[str, Any]]] = {c: [] for c in conditions}
     jobs = [(s, c) for s in splits for c in conditions]
@@ -874,7 +925,10 @@ def main(argv: list[str] | None = None) -> int:
         "balance_target": "median training count of the majority species in the split",
         "classic": CLASSIC_DESCRIPTION,
         "classifier": args.classifier,
-        "classifier_options": {"steps": args.cnn_steps} if args.classifier == "cnn" else {},
+        "classifier_options": {"steps": args.cnn_steps}
+        if args.classifier == "cnn"
+        else {"epochs": LinearClipClassifier(1).epochs},
+        "augmented_items": "drawn afresh every classifier epoch (set_epoch), DDSP and classic",
         "features": {k: getattr(FeatureConfig(), k) for k in FeatureConfig.__dataclass_fields__},
         "conditions": conditions,
         "skipped_conditions": skipped,
@@ -882,7 +936,16 @@ def main(argv: list[str] | None = None) -> int:
         "gap_recovered": "(cond - baseline) / (oracle - baseline) of mean minority recall",
         "ci": f"paired percentile bootstrap over splits, {N_BOOT} resamples, 95 %",
         "ddsp_options": args.ddsp_options,
+        "ddsp_songs": {
+            **DDSP_SONG_DEFAULTS,
+            **{k: v for k, v in args.ddsp_options.items() if k != "train"},
+        },
+        "ddsp_train": _ddsp_train_settings(args.ddsp_options),
         "quick": args.quick,
+        "scored_on": "validation: cut minority recordings of recordists the kept ones do not "
+        "share (not the test folds)"
+        if args.validation
+        else "test folds",
         "threads": torch.get_num_threads(),
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
     }
@@ -891,18 +954,19 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.output_path
     out.mkdir(parents=True, exist_ok=True)
+    stem = "classifier_gain_validation" if args.validation else "classifier_gain"
     text = json.dumps(_nan_to_none(report), indent=2)
-    atomic_write(out / "classifier_gain.json", lambda tmp: tmp.write_text(text + "\n"))
+    atomic_write(out / f"{stem}.json", lambda tmp: tmp.write_text(text + "\n"))
     table = markdown_table(summary, settings)
     table += f"\nWall time {timing['total_s']:.0f} s (decode {timing['decode_s']:.0f} s).\n"
-    atomic_write(out / "classifier_gain.md", lambda tmp: tmp.write_text(table))
+    atomic_write(out / f"{stem}.md", lambda tmp: tmp.write_text(table))
     bar_chart(
         summary,
-        out / "classifier_gain.png",
+        out / f"{stem}.png",
         f"{args.data_root.name}: {args.classifier}, {len(splits)} splits, k={args.k}",
     )
     print(table)
-    print(f"wrote {out / 'classifier_gain.json'}, .md, .png")
+    print(f"wrote {out / stem}.json, .md, .png")
     return 0
 
 

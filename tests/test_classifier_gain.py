@@ -61,3 +61,22 @@ def test_classic_copies_are_fresh_each_epoch_and_repeat_for_a_seed():
     )
     set_epoch(copies, 0)
     assert all(torch.equal(a, copies[j][0]) for j, a in enumerate(first))
+
+
+def test_validation_split_holds_out_only_cut_minority_clips_of_new_recordists():
+    class Corpus:
+        labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+        groups = np.array([10, 11, 10, 12, 20, 21, 22, 23])
+
+    split = classifier_gain.Split(
+        seed=0,
+        fold=0,
+        minority=[0],
+        train_idx=np.array([0, 1, 4, 5, 6]),  # class 0 cut to recordists 10 and 11
+        full_train_idx=np.array([0, 1, 2, 3, 4, 5, 6]),
+        test_idx=np.array([7]),
+    )
+    validation = classifier_gain.validation_split(split, Corpus())
+    # Clip 2 is cut but shares recordist 10 with a kept clip: only clip 3 is new.
+    assert validation.test_idx.tolist() == [3]
+    assert validation.train_idx.tolist() == split.train_idx.tolist()
