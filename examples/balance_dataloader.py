@@ -23,6 +23,7 @@ from ddsp_augment.bank import SpeciesBank
 from ddsp_augment.bank_builder import Clip, build_bank
 from ddsp_augment.constants import SAMPLE_RATE
 from ddsp_augment.dataset import DDSPBalancedDataset
+from ddsp_augment.environment import SceneConfig
 from ddsp_augment.io import load_audio, scan_folder
 from ddsp_augment.preprocess import read_manifest
 from ddsp_augment.storage import is_model_dir
@@ -94,8 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     bank = SpeciesBank.load(args.models) if has_models else quick_bank(dataset, args.models)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "classes without a model": expected here, shown below
+        # Songs heard over the backgrounds of the whole dataset, 1-3x as far as recorded and
+        # with reverb: what helped the classifier most in benchmarks/classifier_gain.py.
         balanced = DDSPBalancedDataset(
-            dataset, bank, target="max", seed=0, return_synthetic_flag=True
+            dataset,
+            bank,
+            target="max",
+            seed=0,
+            backgrounds="dataset",
+            scene=SceneConfig(distance_m=(1.0, 3.0), rt60_s=(0.2, 1.0)),
+            return_synthetic_flag=True,
         )
 
     print(f"\n{'species':<26}{'before':>7}{'after':>7}  model")
