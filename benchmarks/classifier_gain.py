@@ -93,6 +93,7 @@ from ddsp_augment.splits import (  # noqa: E402
 __all__ = ["Corpus", "TrainingSplit", "ddsp_training_set", "main"]
 
 DEFAULT_DATA = ROOT / "benchmarks" / "data" / "xc-germany"
+_FAILED_MARKER = "FAILED.txt"  # in a model folder: training collapsed, with the reason
 NON_DDSP_CONDITIONS = ("baseline", "oversample", "classic", "oracle")
 DDSP_CONDITIONS = ("ddsp", "ddsp+classic")
 ALL_CONDITIONS = ("baseline", "oversample", "classic", "ddsp", "ddsp+classic", "oracle")
@@ -302,6 +303,8 @@ class TrainingSplit:
         options: DDSP settings from ``--ddsp_options`` (JSON), part of the cache keys.
         model_root: Folder unique to (data, DDSP options), shared by all splits; see
             :meth:`model_dir`.
+        model_failures: Filled by the hook: ``{species: reason}`` for models that could not be
+            trained (their class then gets no synthetic songs).
     """
 
     dataset: ClipDataset
@@ -315,6 +318,7 @@ class TrainingSplit:
     cache_dir: Path
     options: dict[str, Any]
     model_root: Path
+    model_failures: dict[str, str] = field(default_factory=dict)
 
     def model_dir(self, label: int) -> Path:
         """Where the model of class ``label`` trained on exactly this split's recordings of it
@@ -353,7 +357,9 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
         the number of real items of class ``c``: a map dataset whose first
         ``len(split.dataset)`` items are the real ones unchanged, followed by exactly
         ``split.n_synthetic[c]`` synthetic items of each class ``c``, every item
-        ``(waveform [1, time] float32 tensor, 32000, label_index)``.
+        ``(waveform [1, time] float32 tensor, 32000, label_index)``. A species whose model
+        collapses (``CollapseError``: a few seconds of noisy calls can defeat 40 steps) gets
+        no songs and is listed in ``split.model_failures``; the failure is cached like a model.
 
     ``split.options["train"]`` overrides :data:`DDSP_TRAIN_DEFAULTS` (keys of ``TrainSettings``);
     the other keys override :data:`DDSP_SONG_DEFAULTS`: ``backgrounds`` and ``scene`` (keys of
@@ -365,7 +371,7 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
     from ddsp_augment.environment import SceneConfig
     from ddsp_augment.preprocess import analyse_audio
     from ddsp_augment.storage import ModelFileError, load_species_model
-    from ddsp_augment.train import TrainSettings, train_species
+    from ddsp_augment.train import CollapseError, TrainSettings, train_species
 
     settings = TrainSettings(**_ddsp_train_settings(split.options))
     targets = np.asarray(split.dataset.targets)
@@ -374,11 +380,15 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
     song = {**DDSP_SONG_DEFAULTS, **{k: v for k, v in split.options.items() if k != "train"}}
     factor = float(song["synthetic_factor"])
 
-    def fit(label: int) -> None:
+    def fit(label: int) -> str | None:
+        """Train (or find) the model of ``label``; the reason if it cannot be trained."""
         directory = split.model_dir(label)
+        failed = directory / _FAILED_MARKER
+        if failed.is_file():
+            return failed.read_text()
         with contextlib.suppress(ModelFileError):
             if load_species_model(directory).info.get("complete"):
-                return
+                return None
         species = split.classes[label]
         recordings = [
             analyse_audio(
@@ -389,11 +399,24 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
             )
             for i in np.flatnonzero(targets == label)
         ]
-        train_species(recordings, directory, settings, progress=False, log=lambda _: None)
+        try:
+            train_species(recordings, directory, settings, progress=False, log=lambda _: None)
+        except CollapseError as error:
+            reason = str(error)
+            directory.mkdir(parents=True, exist_ok=True)
+            atomic_write(failed, lambda tmp: tmp.write_text(reason))
+            return reason
+        return None
 
     from joblib import Parallel, delayed
 
-    Parallel(n_jobs=min(2, len(wanted)) or 1)(delayed(fit)(c) for c in wanted)
+    reasons = Parallel(n_jobs=min(2, len(wanted)) or 1)(delayed(fit)(c) for c in wanted)
+    for label, reason in zip(list(wanted), reasons, strict=True):
+        if reason is not None:
+            split.model_failures[split.classes[label]] = reason
+            wanted.remove(label)
+    if not wanted:
+        return split.dataset
     entries = {split.classes[c]: load_species_model(split.model_dir(c)) for c in wanted}
     counts = np.bincount(targets, minlength=len(split.classes))
     return DDSPBalancedDataset(
@@ -506,18 +529,19 @@ def _extra_clips(
 
 def training_set(
     condition: str, split: Split, corpus: Corpus, ddsp_options: dict[str, Any], cache_root: Path
-) -> Dataset:
-    """The training dataset of ``condition`` on ``split``."""
+) -> tuple[Dataset, dict[str, str]]:
+    """The training dataset of ``condition`` on ``split``, and ``{species: reason}`` for the
+    DDSP models that could not be trained."""
     if condition == "oracle":
-        return corpus.dataset(split.full_train_idx)
+        return corpus.dataset(split.full_train_idx), {}
     base = corpus.dataset(split.train_idx)
     if condition == "baseline":
-        return base
+        return base, {}
     deficits = _deficits(corpus.labels[split.train_idx], split.minority, len(corpus.classes))
     seed = _derived_seed(split.seed, split.fold, 1)
     if condition in ("oversample", "classic"):
         extra = _extra_clips(corpus, split.train_idx, deficits, condition == "classic", seed)
-        return ConcatDataset([base, extra])
+        return ConcatDataset([base, extra]), {}
     if condition in DDSP_CONDITIONS:
         n_classic = {c: n // 2 for c, n in deficits.items()} if condition == "ddsp+classic" else {}
         n_ddsp = {c: n - n_classic.get(c, 0) for c, n in deficits.items()}
@@ -543,10 +567,9 @@ def training_set(
         )
         balanced = ddsp_training_set(hook_split)
         if not n_classic:
-            return balanced
-        return ConcatDataset(
-            [balanced, _extra_clips(corpus, split.train_idx, n_classic, True, seed)]
-        )
+            return balanced, hook_split.model_failures
+        classic = _extra_clips(corpus, split.train_idx, n_classic, True, seed)
+        return ConcatDataset([balanced, classic]), hook_split.model_failures
     raise ValueError(f"unknown condition {condition!r}")
 
 
@@ -564,7 +587,15 @@ def run_condition(
 ) -> dict[str, Any]:
     """Train on the condition's training set, score the split's test clips."""
     start = time.perf_counter()
-    dataset = training_set(condition, split, corpus, ddsp_options, args.cache_dir / "ddsp")
+    dataset, failures = training_set(
+        condition, split, corpus, ddsp_options, args.cache_dir / "ddsp"
+    )
+    for species, reason in failures.items():
+        warnings.warn(
+            f"seed {split.seed} fold {split.fold} {condition}: no DDSP model of {species}, "
+            f"its class gets no synthetic songs ({reason})",
+            stacklevel=2,
+        )
     built = time.perf_counter()
     classifier = make_classifier(
         args.classifier,
@@ -582,6 +613,7 @@ def run_condition(
         "fold": split.fold,
         "n_train": len(dataset),
         "n_test": len(split.test_idx),
+        "ddsp_model_failures": failures,
         **{m: scores[m] for m in METRICS},
         "per_class_recall": scores["per_class_recall"],
         "seconds_build": built - start,
@@ -646,8 +678,14 @@ def summarise(
             for k, name in enumerate(classes)
         }
         entry["per_split"] = [
-            {key: r[key] for key in ("seed", "fold", "n_train", "n_test", *METRICS)} for r in rows
+            {
+                key: r[key]
+                for key in ("seed", "fold", "n_train", "n_test", "ddsp_model_failures", *METRICS)
+            }
+            for r in rows
         ]
+        if c in DDSP_CONDITIONS:
+            entry["ddsp_model_failures"] = sum(len(r["ddsp_model_failures"]) for r in rows)
         entry["seconds"] = float(sum(r["seconds"] for r in rows))
         out[c] = entry
     return out
@@ -704,6 +742,18 @@ def markdown_table(summary: dict[str, dict[str, Any]], settings: dict[str, Any])
                 f"\n{c} vs {versus['reference']} (best non-DDSP): Δ minority recall "
                 f"{ci(versus[PRIMARY_METRIC])}, Δ macro-F1 {ci(versus['macro_f1'])}"
             )
+    failed = {
+        species
+        for entry in summary.values()
+        for row in entry["per_split"]
+        for species in row.get("ddsp_model_failures") or {}
+    }
+    if failed:
+        n = max(entry.get("ddsp_model_failures", 0) for entry in summary.values())
+        lines.append(
+            f"\n{n} species model(s) could not be trained (collapsed) and their classes got no "
+            f"DDSP songs in that split: {', '.join(sorted(failed))}."
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -80,3 +80,36 @@ def test_validation_split_holds_out_only_cut_minority_clips_of_new_recordists():
     # Clip 2 is cut but shares recordist 10 with a kept clip: only clip 3 is new.
     assert validation.test_idx.tolist() == [3]
     assert validation.train_idx.tolist() == split.train_idx.tolist()
+
+
+def test_a_collapsed_species_model_is_reported_cached_and_gets_no_songs(tmp_path, monkeypatch):
+    import ddsp_augment.train
+    from ddsp_augment.classification import ClipDataset
+
+    calls = []
+
+    def collapse(recordings, directory, settings, **kwargs):
+        calls.append(directory)
+        raise ddsp_augment.train.CollapseError("B: no epoch produced a usable model")
+
+    monkeypatch.setattr(ddsp_augment.train, "train_species", collapse)
+    waveforms, labels = _tiny_corpus()
+    split = classifier_gain.TrainingSplit(
+        dataset=ClipDataset(waveforms, labels),
+        names=[f"{'AB'[label]}/{i}.wav" for i, label in enumerate(labels)],
+        data_root=tmp_path,
+        recordists=[f"r{i}" for i in range(len(labels))],
+        classes=["A", "B"],
+        minority=[1],
+        n_synthetic={1: 1},
+        seed=0,
+        cache_dir=tmp_path / "split",
+        options={},
+        model_root=tmp_path / "models",
+    )
+    assert classifier_gain.ddsp_training_set(split) is split.dataset
+    assert split.model_failures == {"B": "B: no epoch produced a usable model"}
+    assert (calls[0] / "FAILED.txt").is_file()
+    split.model_failures.clear()
+    classifier_gain.ddsp_training_set(split)  # the failure is cached, not retrained
+    assert len(calls) == 1 and split.model_failures == {"B": "B: no epoch produced a usable model"}
