@@ -7,6 +7,8 @@ Prints ONE JSON object:
   (``synthetic_fraction``), spread over the bank's species.
 - ``synthetic_ms_per_item``: one synthetic item (template lookup, song with a measured-background
   scene, tensor), CPU time of one single-threaded process (``*_wall``: wall-clock time).
+- ``synthetic_scene_ms_per_item``: the same with the benchmark's classifier setting,
+  ``backgrounds="dataset"`` and a scene with distance and reverb (one FFT more per song).
 - ``resynth_ms_per_item``: ``DDSPSynth(mode="resynth", p=1)`` on one real clip, likewise.
 
 Items are 3 s at 32 kHz, cut from the bundled clips (decoded once, held in memory, so the plain
@@ -32,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ddsp_augment.bank import SpeciesBank
 from ddsp_augment.dataset import DDSPBalancedDataset
+from ddsp_augment.environment import SceneConfig
 from ddsp_augment.io import load_audio, scan_folder
 from ddsp_augment.storage import is_model_dir
 from ddsp_augment.transforms import DDSPSynth
@@ -138,6 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     balanced.set_epoch(2)  # songs not drawn before; templates already cached
     report["synthetic_ms_per_item"], report["synthetic_ms_per_item_wall"] = _ms_per_call(
         [lambda i=i: balanced[i] for i in synthetic]
+    )
+
+    scene = SceneConfig(distance_m=(1.0, 3.0), rt60_s=(0.2, 1.0))
+    in_scene = DDSPBalancedDataset(
+        plain, bank, target=target, seed=0, scene=scene, backgrounds="dataset", progress=False
+    )
+    for i in synthetic:  # warm-up epoch: caches the templates, as the loader runs above did
+        in_scene[i]
+    in_scene.set_epoch(2)
+    report["synthetic_scene_ms_per_item"], report["synthetic_scene_ms_per_item_wall"] = (
+        _ms_per_call([lambda i=i: in_scene[i] for i in synthetic])
     )
 
     real = [(item[0][0].numpy(), item[2]) for item in plain.items if item[2] in bank]

@@ -254,7 +254,7 @@ class DDSPBalancedDataset(Dataset):
         rates = {self.bank.entry(s).model.config.sample_rate for s in used}
         if len(rates) > 1:
             raise ValueError(
-                f"backgrounds={backgrounds!r} needs one model sample rate, got {rates}"
+                f"shared backgrounds need models of one sample rate, the bank has {sorted(rates)}"
             )
         if not isinstance(backgrounds, str):
             pool = np.asarray(backgrounds, np.float32)
