@@ -360,6 +360,7 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
         ``(waveform [1, time] float32 tensor, 32000, label_index)``. A species whose model
         collapses (``CollapseError``: a few seconds of noisy calls can defeat 40 steps) gets
         no songs and is listed in ``split.model_failures``; the failure is cached like a model.
+        If no minority model could be trained, ``split.dataset`` itself is returned.
 
     ``split.options["train"]`` overrides :data:`DDSP_TRAIN_DEFAULTS` (keys of ``TrainSettings``);
     the other keys override :data:`DDSP_SONG_DEFAULTS`: ``backgrounds`` and ``scene`` (keys of
