@@ -412,10 +412,9 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
     from joblib import Parallel, delayed
 
     reasons = Parallel(n_jobs=min(2, len(wanted)) or 1)(delayed(fit)(c) for c in wanted)
-    for label, reason in zip(list(wanted), reasons, strict=True):
-        if reason is not None:
-            split.model_failures[split.classes[label]] = reason
-            wanted.remove(label)
+    failed = {c: r for c, r in zip(wanted, reasons, strict=True) if r is not None}
+    split.model_failures.update({split.classes[c]: r for c, r in failed.items()})
+    wanted = [c for c in wanted if c not in failed]
     if not wanted:
         return split.dataset
     entries = {split.classes[c]: load_species_model(split.model_dir(c)) for c in wanted}

@@ -210,7 +210,37 @@ def _full_proba(model_classes: np.ndarray, proba: np.ndarray, n_classes: int) ->
     return out
 
 
-class LinearClipClassifier:
+class _ClipClassifier:
+    """What both classifiers share: the log-mel front end and whole-clip scoring, which averages
+    class probabilities over sliding windows of the training crop length."""
+
+    def __init__(
+        self, n_classes: int, seed: int, config: FeatureConfig, cache: LogMelCache | None
+    ) -> None:
+        self.n_classes = n_classes
+        self.seed = seed
+        self.config = config
+        self.cache = cache if cache is not None else LogMelCache(config)
+        self.model = None
+
+    def _window_proba(self, windows: Tensor) -> np.ndarray:
+        """Log-mel windows ``[W, n_mels, L]`` → class probabilities ``[W, n_classes]``."""
+        raise NotImplementedError
+
+    def predict_proba(self, waveforms: Sequence[Tensor]) -> np.ndarray:
+        """Whole clips (``[time]`` or ``[1, time]`` at the config rate) → ``[n, n_classes]``."""
+        if self.model is None:
+            raise RuntimeError("fit() first")
+        out = np.zeros((len(waveforms), self.n_classes))
+        for i, waveform in enumerate(waveforms):
+            windows = _windows(
+                self.cache(waveform), self.config.crop_frames, self.config.eval_hop_frames
+            )
+            out[i] = self._window_proba(windows).mean(0)
+        return out
+
+
+class LinearClipClassifier(_ClipClassifier):
     """Logistic regression on log-mel statistics of crops.
 
     Training goes over the dataset ``epochs`` times (calling :func:`set_epoch` first), and each
@@ -231,13 +261,9 @@ class LinearClipClassifier:
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
-        self.n_classes = n_classes
-        self.seed = seed
-        self.config = config
-        self.cache = cache if cache is not None else LogMelCache(config)
+        super().__init__(n_classes, seed, config, cache)
         self.epochs = epochs
         self.C = C
-        self.model = None
 
     def fit(self, dataset: Dataset) -> LinearClipClassifier:
         """Fit on every item of ``dataset`` ((waveform [1, T], sample_rate, label) items)."""
@@ -264,19 +290,10 @@ class LinearClipClassifier:
             self.model.fit(np.concatenate(rows), np.asarray(targets))
         return self
 
-    def predict_proba(self, waveforms: Sequence[Tensor]) -> np.ndarray:
-        """Whole clips (``[time]`` or ``[1, time]`` at the config rate) → ``[n, n_classes]``."""
-        if self.model is None:
-            raise RuntimeError("fit() first")
-        out = np.zeros((len(waveforms), self.n_classes))
-        for i, waveform in enumerate(waveforms):
-            windows = _windows(
-                self.cache(waveform), self.config.crop_frames, self.config.eval_hop_frames
-            )
-            with threadpool_limits(limits=1, user_api="blas"):
-                proba = self.model.predict_proba(_window_stats(windows))
-            out[i] = _full_proba(self.model.classes_, proba, self.n_classes).mean(0)
-        return out
+    def _window_proba(self, windows: Tensor) -> np.ndarray:
+        with threadpool_limits(limits=1, user_api="blas"):
+            proba = self.model.predict_proba(_window_stats(windows))
+        return _full_proba(self.model.classes_, proba, self.n_classes)
 
 
 class _CropDataset(Dataset):
@@ -339,7 +356,7 @@ class _SmallCNN(nn.Module):
         return self.head(torch.cat([x.mean(-1), x.amax(-1)], dim=-1))
 
 
-class CNNClipClassifier:
+class CNNClipClassifier(_ClipClassifier):
     """Small CNN on log-mel crops, trained from scratch for a fixed step budget.
 
     Training runs in epochs of shuffled items (:func:`set_epoch` before each, so synthetic and
@@ -359,15 +376,11 @@ class CNNClipClassifier:
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
-        self.n_classes = n_classes
-        self.seed = seed
-        self.config = config
-        self.cache = cache if cache is not None else LogMelCache(config)
+        super().__init__(n_classes, seed, config, cache)
         self.steps = steps
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
-        self.model: _SmallCNN | None = None
 
     def fit(self, dataset: Dataset) -> CNNClipClassifier:
         """Train on ``dataset`` ((waveform [1, T], sample_rate, label) items)."""
@@ -402,18 +415,9 @@ class CNNClipClassifier:
         self.model = model.eval()
         return self
 
-    def predict_proba(self, waveforms: Sequence[Tensor]) -> np.ndarray:
-        """Whole clips (``[time]`` or ``[1, time]`` at the config rate) → ``[n, n_classes]``."""
-        if self.model is None:
-            raise RuntimeError("fit() first")
-        out = np.zeros((len(waveforms), self.n_classes))
+    def _window_proba(self, windows: Tensor) -> np.ndarray:
         with torch.no_grad():
-            for i, waveform in enumerate(waveforms):
-                windows = _windows(
-                    self.cache(waveform), self.config.crop_frames, self.config.eval_hop_frames
-                )
-                out[i] = torch.softmax(self.model(windows), -1).mean(0).numpy()
-        return out
+            return torch.softmax(self.model(windows), -1).numpy()
 
 
 def make_classifier(

@@ -186,6 +186,10 @@ class DDSPBalancedDataset(Dataset):
             raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
         if backend not in ("numba", "torch"):
             raise ValueError(f"backend must be 'numba' or 'torch', got {backend!r}")
+        if isinstance(backgrounds, str) and backgrounds not in ("species", "dataset"):
+            raise ValueError(
+                f"backgrounds must be 'species', 'dataset' or an array, got {backgrounds!r}"
+            )
         if jitter_overrides:
             # Fails early, with JitterConfig's own message, on unknown knobs or bad ranges.
             JitterConfig(**jitter_overrides)
@@ -195,10 +199,6 @@ class DDSPBalancedDataset(Dataset):
         self.sample_rate = sample_rate
         self.scene = scene
         self.jitter = jitter
-        if isinstance(backgrounds, str) and backgrounds not in ("species", "dataset"):
-            raise ValueError(
-                f"backgrounds must be 'species', 'dataset' or an array, got {backgrounds!r}"
-            )
         self.jitter_overrides = dict(jitter_overrides or {})
         self.backend = backend
         self.return_synthetic_flag = return_synthetic_flag
