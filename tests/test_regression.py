@@ -1,0 +1,116 @@
+"""Outputs for fixed seeds, pinned: a trained model, sampled songs and a balanced dataset item.
+
+These numbers were recorded before the package was reorganised (issue 10) and must not move
+unless a change means them to (then the commit says by how much and why). Each pin is a set of
+fingerprints (sums of magnitudes, a few samples) compared at a relative tolerance of 1e-4, far
+below any audible or trainable difference yet far above thread-order rounding.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from conftest import TEST_DATA
+from safetensors.numpy import load_file
+from torch.utils.data import Dataset
+
+from ddsp_augment import DDSPBalancedDataset, SpeciesBank, TrainSettings, load_audio
+from ddsp_augment.preprocess import PreprocessSettings, preprocess_file
+from ddsp_augment.train import train_species
+
+RTOL = 1e-4
+PARUS = sorted((TEST_DATA / "Parus_major").glob("*.wav"))[:2]
+
+PINNED_WEIGHTS = {
+    "decoder.core.0.depthwise.bias": 2.1288809776306152,
+    "decoder.core.0.depthwise.weight": 9.269055366516113,
+    "decoder.core.0.pointwise.bias": 1.7998650074005127,
+    "decoder.core.0.pointwise.weight": 11.093896865844727,
+    "decoder.input.bias": 2.4380064010620117,
+    "decoder.input.weight": 6.224085807800293,
+    "decoder.output.bias": 756.4116821289062,
+    "decoder.output.weight": 141.07913208007812,
+    "reverb.ir": 50.70106887817383,
+}
+PINNED_SAMPLE = {
+    "abs_sum": 111.51080322265625,
+    "rms": [0.00463679241329947, 0.013319542644764192],
+    "peak_index": [14521, 15581],
+}
+PINNED_ITEM = {"meta": ("Parus_major", 22050, (1, 22050)), "abs_sum": 1512.8150634765625}
+
+
+@pytest.fixture(scope="module")
+def pinned_model_dir(tmp_path_factory):
+    recordings = [
+        preprocess_file(path, "Parus_major", f"recordist{i}", PreprocessSettings())
+        for i, path in enumerate(PARUS)
+    ]
+    settings = TrainSettings(
+        epochs=1,
+        steps_per_epoch=2,
+        batch_size=2,
+        crop_seconds=0.25,
+        decoder={"hidden": 8, "n_layers": 1},
+        seed=0,
+        threads=1,
+    )
+    models = tmp_path_factory.mktemp("pinned-models")
+    train_species(recordings, models / "Parus_major", settings, progress=False, log=lambda _: None)
+    return models
+
+
+def _close(name: str, got: float, want: float) -> None:
+    assert got == pytest.approx(want, rel=RTOL, abs=1e-7), f"{name}: got {got!r}, pinned {want!r}"
+
+
+def test_trained_weights_are_pinned(pinned_model_dir):
+    weights = load_file(pinned_model_dir / "Parus_major" / "weights.safetensors")
+    fingerprint = {name: float(np.abs(w).sum()) for name, w in sorted(weights.items())}
+    assert sorted(fingerprint) == sorted(PINNED_WEIGHTS)
+    for name, want in PINNED_WEIGHTS.items():
+        _close(name, fingerprint[name], want)
+
+
+def test_sampled_songs_are_pinned(pinned_model_dir):
+    bank = SpeciesBank.load(pinned_model_dir)
+    songs = bank.sample("Parus_major", n=2, seconds=0.5, sample_rate=32000, seed=0)
+    assert songs.shape == (2, 16000) and songs.dtype == np.float32
+    _close("sum |songs|", float(np.abs(songs).sum()), PINNED_SAMPLE["abs_sum"])
+    for i, want in enumerate(PINNED_SAMPLE["rms"]):
+        _close(f"rms[{i}]", float(np.sqrt(np.mean(songs[i].astype(np.float64) ** 2))), want)
+    peak_index = PINNED_SAMPLE["peak_index"]
+    assert [int(np.argmax(np.abs(s))) for s in songs] == peak_index
+
+
+class _Clips(Dataset):
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+
+def test_balanced_dataset_item_is_pinned(pinned_model_dir):
+    # Two clips of a species with no model and one of Parus major: item 3 is a synthetic song.
+    clips = []
+    for path, label in [
+        (PARUS[0], "Turdus_merula"),
+        (PARUS[1], "Turdus_merula"),
+        (PARUS[0], "Parus_major"),
+    ]:
+        audio, rate = load_audio(path)
+        clips.append((torch.from_numpy(audio[:rate])[None, :], rate, label))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dataset = DDSPBalancedDataset(_Clips(clips), pinned_model_dir, seed=0, progress=False)
+    assert len(dataset) == 4
+    waveform, sample_rate, label = dataset[3]
+    assert (label, sample_rate, tuple(waveform.shape)) == PINNED_ITEM["meta"]
+    _close("sum |item|", float(waveform.abs().sum()), PINNED_ITEM["abs_sum"])
