@@ -2,7 +2,7 @@
 
 Protocol (every condition sees the same splits, seeds and test clips):
 
-1. Stratified group k-fold over recordists (``ddsp_augment.splits.recordist_folds``): no
+1. Stratified group k-fold over recordists (``classifier_gain.splits.recordist_folds``): no
    recordist is on both sides of a split. Repeated for every seed.
 2. Per seed, a fraction of the species (default half) becomes the *minority*; in each split
    their training recordings are cut to ``k`` (default 2, from distinct recordists where
@@ -69,7 +69,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere without installing the package
     sys.path.insert(0, str(ROOT))
 
-from ddsp_augment.classification import (  # noqa: E402
+from classifier_gain.classifiers import (  # noqa: E402
     ClipDataset,
     FeatureConfig,
     LinearClipClassifier,
@@ -79,16 +79,17 @@ from ddsp_augment.classification import (  # noqa: E402
     make_classifier,
     paired_bootstrap_ci,
 )
-from ddsp_augment.constants import SAMPLE_RATE  # noqa: E402
-from ddsp_augment.io import AudioError, atomic_write, load_audio, scan_folder  # noqa: E402
-from ddsp_augment.preprocess import read_manifest  # noqa: E402
-from ddsp_augment.splits import (  # noqa: E402
+from classifier_gain.splits import (  # noqa: E402
     choose_minority,
     make_imbalanced,
     normalise_recordist,
     recordist_folds,
     recordist_groups,
 )
+
+from ddsp_augment.constants import SAMPLE_RATE  # noqa: E402
+from ddsp_augment.io import AudioError, atomic_write, load_audio, scan_folder  # noqa: E402
+from ddsp_augment.training.preprocess import read_manifest  # noqa: E402
 
 __all__ = ["Corpus", "TrainingSplit", "ddsp_training_set", "main"]
 
@@ -293,7 +294,7 @@ class TrainingSplit:
         dataset: The imbalanced real training set: items ``(waveform [1, time] float32,
             32000, label_index)``, ``dataset.targets`` = labels.
         names: Each item's file path relative to ``data_root`` (same order as ``dataset``).
-        data_root: Where those files are (for ``ddsp_augment.preprocess``).
+        data_root: Where those files are (for ``ddsp_augment.training.preprocess``).
         recordists: Each item's recordist ("" if unknown).
         classes: Species name of every label index (``classes[label]``).
         minority: Label indices of the minority species of this split.
@@ -335,7 +336,7 @@ def _ddsp_train_settings(options: dict[str, Any]) -> dict[str, Any]:
     """Every ``TrainSettings`` field the species models of the DDSP conditions are trained with."""
     from dataclasses import asdict
 
-    from ddsp_augment.train import TrainSettings
+    from ddsp_augment.training.train import TrainSettings
 
     return asdict(TrainSettings(**{**DDSP_TRAIN_DEFAULTS, **options.get("train", {})}))
 
@@ -367,12 +368,12 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
     ``SceneConfig``) place the songs, ``jitter`` overrides ``JitterConfig`` knobs,
     ``synthetic_factor`` scales the number of songs (1: balance).
     """
-    from ddsp_augment.bank import SpeciesBank
-    from ddsp_augment.dataset import DDSPBalancedDataset
-    from ddsp_augment.environment import SceneConfig
-    from ddsp_augment.preprocess import analyse_audio
-    from ddsp_augment.storage import ModelFileError, load_species_model
-    from ddsp_augment.train import CollapseError, TrainSettings, train_species
+    from ddsp_augment.augment.dataset import DDSPBalancedDataset
+    from ddsp_augment.model.storage import ModelFileError, load_species_model
+    from ddsp_augment.sampling.bank import SpeciesBank
+    from ddsp_augment.sampling.scene import SceneConfig
+    from ddsp_augment.training.preprocess import analyse_audio
+    from ddsp_augment.training.train import CollapseError, TrainSettings, train_species
 
     settings = TrainSettings(**_ddsp_train_settings(split.options))
     targets = np.asarray(split.dataset.targets)
@@ -790,8 +791,8 @@ def bar_chart(summary: dict[str, dict[str, Any]], path: Path, title: str) -> Non
 
 
 def _default_conditions() -> list[str]:
-    """DDSP conditions join the default once ``ddsp_augment.dataset`` exists."""
-    if importlib.util.find_spec("ddsp_augment.dataset") is None:
+    """DDSP conditions join the default once ``ddsp_augment.augment.dataset`` exists."""
+    if importlib.util.find_spec("ddsp_augment.augment.dataset") is None:
         return list(NON_DDSP_CONDITIONS)
     return list(ALL_CONDITIONS)
 
@@ -833,7 +834,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="+",
         choices=ALL_CONDITIONS,
         default=None,
-        help="default: all non-DDSP ones, plus DDSP once ddsp_augment.dataset exists",
+        help="default: all non-DDSP ones, plus DDSP once ddsp_augment.augment.dataset exists",
     )
     parser.add_argument("--species", nargs="+", default=None, help="use only these species")
     parser.add_argument(
@@ -963,7 +964,7 @@ def main(argv: list[str] | None = None) -> int:
         "species": corpus.classes,
         "n_recordist_groups": int(len(np.unique(corpus.groups))),
         "grouping": "recordist alone across species, spelling variants merged "
-        "(ddsp_augment.splits.recordist_groups)",
+        "(classifier_gain.splits.recordist_groups)",
         "seeds": list(args.seeds),
         "folds": args.folds if args.test_root is None else None,
         "n_splits": len(splits),

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from ddsp_augment.bank import SpeciesBank
-from ddsp_augment.environment import SceneConfig
+from ddsp_augment.sampling.bank import SpeciesBank
+from ddsp_augment.sampling.scene import SceneConfig
 
 
 def _ms_per_clip(bank: SpeciesBank, backend: str, scene: SceneConfig, clips: int) -> float:

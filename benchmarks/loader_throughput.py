@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ddsp_augment.bank import SpeciesBank
-from ddsp_augment.dataset import DDSPBalancedDataset
-from ddsp_augment.environment import SceneConfig
+from ddsp_augment.augment.dataset import DDSPBalancedDataset
+from ddsp_augment.augment.ddsp_synth import DDSPSynth
 from ddsp_augment.io import load_audio, scan_folder
-from ddsp_augment.storage import is_model_dir
-from ddsp_augment.transforms import DDSPSynth
+from ddsp_augment.model.storage import is_model_dir
+from ddsp_augment.sampling.bank import SpeciesBank
+from ddsp_augment.sampling.scene import SceneConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))  # the examples' quick-model helper

@@ -23,7 +23,7 @@ from . import __version__
 from .constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, SAMPLE_RATE
 
 if TYPE_CHECKING:
-    from .environment import SceneConfig
+    from .sampling.scene import SceneConfig
 
 __all__ = ["build_parser", "format_table", "main"]
 
@@ -128,7 +128,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(*_flags("data_path"), default="data/processed/", help="(default %(default)s)")
     p.add_argument(*_flags("output_path"), default="models/", help="(default %(default)s)")
-    from .train import TrainSettings
+    from .training.train import TrainSettings
 
     # None = TrainSettings' own default, so the defaults live in one place.
     defaults = TrainSettings()
@@ -150,8 +150,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
-    from .environment import SceneConfig
-    from .jitter import JitterConfig
+    from .sampling.jitter import JitterConfig
+    from .sampling.scene import SceneConfig
 
     p = sub.add_parser(
         "generate",
@@ -277,7 +277,7 @@ def _need_dir(path: str, what: str, hint: str) -> Path:
 
 
 def _run_preprocess(args: argparse.Namespace) -> int:
-    from .preprocess import PreprocessSettings, preprocess_folder
+    from .training.preprocess import PreprocessSettings, preprocess_folder
 
     data = _need_dir(args.data_path, "raw recordings", "expected <data_path>/<species>/*.wav")
     settings = PreprocessSettings(
@@ -306,7 +306,7 @@ def _run_preprocess(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .train import TrainSettings, train_folder
+    from .training.train import TrainSettings, train_folder
 
     _need_dir(args.data_path, "preprocessed recordings", "run `ddsp-augment preprocess` first")
     overrides = {
@@ -357,7 +357,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _jitter_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from .jitter import JitterConfig
+    from .sampling.jitter import JitterConfig
 
     overrides = {}
     for field in dataclasses.fields(JitterConfig):
@@ -369,7 +369,7 @@ def _jitter_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _scene(args: argparse.Namespace) -> SceneConfig | None:
     """The scene the environment options describe; None (the clean bird) when none is given."""
-    from .environment import SceneConfig
+    from .sampling.scene import SceneConfig
 
     ranges = {
         "distance_m": args.distance_m,
@@ -390,7 +390,7 @@ def _scene(args: argparse.Namespace) -> SceneConfig | None:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from .generate import generate_songs, regenerate
+    from .sampling.generate import generate_songs, regenerate
 
     if args.from_sidecar:
         wav, identical = regenerate(args.from_sidecar, args.output_path, args.model_checkpoint)
@@ -422,7 +422,7 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, markdown_report
+    from .evaluation.evaluate import evaluate, markdown_report
 
     _need_dir(args.generated_path, "generated songs", "run `ddsp-augment generate` first")
     _need_dir(args.real_path, "real recordings", "raw <species>/*.wav or preprocessed folder")
@@ -454,7 +454,7 @@ def _message(error: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ddsp-augment`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    from .storage import ModelFileError
+    from .model.storage import ModelFileError
 
     parser = build_parser()
     args = parser.parse_args(argv)

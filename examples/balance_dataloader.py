@@ -19,15 +19,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ddsp_augment.bank import SpeciesBank
-from ddsp_augment.bank_builder import Clip, build_bank
+from ddsp_augment.augment.bank_builder import Clip, build_bank
+from ddsp_augment.augment.dataset import DDSPBalancedDataset
 from ddsp_augment.constants import SAMPLE_RATE
-from ddsp_augment.dataset import DDSPBalancedDataset
-from ddsp_augment.environment import SceneConfig
 from ddsp_augment.io import load_audio, scan_folder
-from ddsp_augment.preprocess import read_manifest
-from ddsp_augment.storage import is_model_dir
-from ddsp_augment.train import TrainSettings
+from ddsp_augment.model.storage import is_model_dir
+from ddsp_augment.sampling.bank import SpeciesBank
+from ddsp_augment.sampling.scene import SceneConfig
+from ddsp_augment.training.preprocess import read_manifest
+from ddsp_augment.training.train import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data" / "xc-germany"

@@ -16,11 +16,11 @@ from pathlib import Path
 from audiomentations import AddGaussianSNR, Compose, Gain, OneOf, PolarityInversion
 from balance_dataloader import DATA, QUICK_MODELS, ROOT, BirdClips, quick_bank
 
-from ddsp_augment.bank import SpeciesBank
+from ddsp_augment.augment.ddsp_synth import DDSPSynth
 from ddsp_augment.io import load_audio, save_audio
+from ddsp_augment.model.storage import is_model_dir
 from ddsp_augment.plotting import stacked_spectrograms
-from ddsp_augment.storage import is_model_dir
-from ddsp_augment.transforms import DDSPSynth
+from ddsp_augment.sampling.bank import SpeciesBank
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,12 +7,15 @@ pykanto package data, MIT; see tests/data/README.md) and the chaffinch songs and
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The classifier benchmark's package lives beside its script, not in the library.
+sys.path.insert(0, str(REPO / "benchmarks"))
 TEST_DATA = REPO / "tests" / "data"
 XC_GERMANY = REPO / "benchmarks" / "data" / "xc-germany"
 # Tonal song of two species: clips of each bank species, in order.
@@ -64,8 +67,8 @@ def tonal_clips(tmp_path_factory) -> dict[str, list[Path]]:
 @pytest.fixture(scope="session")
 def small_bank_path(tonal_clips, tmp_path_factory) -> Path:
     """A models folder with a tiny, briefly trained model of each species in ``BANK_SPECIES``."""
-    from ddsp_augment.preprocess import PreprocessSettings, preprocess_file
-    from ddsp_augment.train import TrainSettings, train_species
+    from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
+    from ddsp_augment.training.train import TrainSettings, train_species
 
     models = tmp_path_factory.mktemp("models")
     settings = TrainSettings(
@@ -86,7 +89,7 @@ def small_bank_path(tonal_clips, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_bank(small_bank_path):
-    from ddsp_augment.bank import SpeciesBank
+    from ddsp_augment.sampling.bank import SpeciesBank
 
     return SpeciesBank.load(small_bank_path)
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from ddsp_augment.background import noise_floor, render_noise_floor
+from ddsp_augment.features.background import noise_floor, render_noise_floor
 
 
 def test_rendered_floor_reproduces_measured_floor():

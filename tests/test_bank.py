@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from ddsp_augment.bank import SpeciesBank
-from ddsp_augment.environment import SceneConfig
-from ddsp_augment.storage import ModelFileError
+from ddsp_augment.model.storage import ModelFileError
+from ddsp_augment.sampling.bank import SpeciesBank
+from ddsp_augment.sampling.scene import SceneConfig
 
 
 def test_load_lists_species_and_rejects_bad_paths(small_bank, small_bank_path, tmp_path):

@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from ddsp_augment.classification import (
+from classifier_gain.classifiers import (
     ClipDataset,
     CNNClipClassifier,
     FeatureConfig,

@@ -6,15 +6,14 @@ import sys
 
 import numpy as np
 import torch
+from classifier_gain.classifiers import set_epoch
 from conftest import REPO
 
-from ddsp_augment.classification import set_epoch
-
 _spec = importlib.util.spec_from_file_location(
-    "classifier_gain", REPO / "benchmarks" / "classifier_gain.py"
+    "classifier_gain_script", REPO / "benchmarks" / "classifier_gain.py"
 )
 classifier_gain = importlib.util.module_from_spec(_spec)
-sys.modules["classifier_gain"] = classifier_gain  # its dataclasses look their module up
+sys.modules["classifier_gain_script"] = classifier_gain  # its dataclasses look their module up
 _spec.loader.exec_module(classifier_gain)
 
 
@@ -83,16 +82,17 @@ def test_validation_split_holds_out_only_cut_minority_clips_of_new_recordists():
 
 
 def test_a_collapsed_species_model_is_reported_cached_and_gets_no_songs(tmp_path, monkeypatch):
-    import ddsp_augment.train
-    from ddsp_augment.classification import ClipDataset
+    from classifier_gain.classifiers import ClipDataset
+
+    import ddsp_augment.training.train
 
     calls = []
 
     def collapse(recordings, directory, settings, **kwargs):
         calls.append(directory)
-        raise ddsp_augment.train.CollapseError("B: no epoch produced a usable model")
+        raise ddsp_augment.training.train.CollapseError("B: no epoch produced a usable model")
 
-    monkeypatch.setattr(ddsp_augment.train, "train_species", collapse)
+    monkeypatch.setattr(ddsp_augment.training.train, "train_species", collapse)
     waveforms, labels = _tiny_corpus()
     split = classifier_gain.TrainingSplit(
         dataset=ClipDataset(waveforms, labels),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ddsp_augment.contours import ContourBank, Segment, find_segments
+from ddsp_augment.features.contours import ContourBank, Segment, find_segments
 
 
 def test_find_segments_bridges_short_gaps_and_drops_clicks():

@@ -9,7 +9,7 @@ import torch
 from conftest import XC_GERMANY
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
-from ddsp_augment.dataset import ClassCount, DDSPBalancedDataset
+from ddsp_augment.augment.dataset import ClassCount, DDSPBalancedDataset
 from ddsp_augment.io import load_audio
 
 NO_MODEL = "Turdus_merula"  # a real species the small bank has no model of

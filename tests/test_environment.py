@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ddsp_augment.environment import (
+from ddsp_augment.io import save_audio
+from ddsp_augment.sampling.scene import (
     SceneConfig,
     air_absorption_db_per_m,
     apply_scene,
@@ -18,7 +19,6 @@ from ddsp_augment.environment import (
     reverb,
     wind_noise,
 )
-from ddsp_augment.io import save_audio
 
 SR = 32000
 

@@ -3,9 +3,9 @@ import shutil
 
 import pytest
 
-from ddsp_augment.evaluate import evaluate, split_halves
-from ddsp_augment.generate import generate_songs
-from ddsp_augment.preprocess import preprocess_folder
+from ddsp_augment.evaluation.evaluate import evaluate, split_halves
+from ddsp_augment.sampling.generate import generate_songs
+from ddsp_augment.training.preprocess import preprocess_folder
 
 SPECIES = "Parus_major"
 PAIRED = (

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from ddsp_augment.features import (
+from ddsp_augment.features.pitch import (
     VOICED_THRESHOLD,
     estimate_f0,
     frame_count,

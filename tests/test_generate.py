@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ddsp_augment.environment import SceneConfig
-from ddsp_augment.generate import (
+from ddsp_augment.model.storage import ModelFileError
+from ddsp_augment.sampling.generate import (
     SidecarError,
     find_model_dirs,
     generate_songs,
     read_sidecar,
     regenerate,
 )
-from ddsp_augment.storage import ModelFileError
+from ddsp_augment.sampling.scene import SceneConfig
 
 SIDECAR_KEYS = {
     "species",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ddsp_augment.constants import LOUDNESS_FLOOR_DB
-from ddsp_augment.jitter import (
+from ddsp_augment.sampling.jitter import (
     JitterConfig,
     compose_song,
     edit_syllables,

@@ -1,6 +1,6 @@
 import torch
 
-from ddsp_augment.losses import MultiScaleSpectralLoss
+from ddsp_augment.model.losses import MultiScaleSpectralLoss
 
 
 def _tone(freq, n=16000, sr=32000):
@@ -21,7 +21,7 @@ def test_background_floor_term_lets_a_clean_bird_match_a_noisy_recording():
     and better than a bird that imitates the noise itself with the wrong level."""
     import numpy as np
 
-    from ddsp_augment.background import noise_floor
+    from ddsp_augment.features.background import noise_floor
 
     rng = np.random.default_rng(0)
     bird = _tone(3000.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ddsp_augment.metrics import (
+from ddsp_augment.evaluation.metrics import (
     diversity,
     f0_accuracy,
     frechet_distance,
@@ -76,7 +76,7 @@ def test_spectral_distance_ignores_frames_40_db_below_the_loudest():
 
 def test_spectral_front_end_matches_librosa():
     librosa = pytest.importorskip("librosa")
-    from ddsp_augment.metrics import _log_mel, _magnitude, _windowed_frames
+    from ddsp_augment.evaluation.metrics import _log_mel, _magnitude, _windowed_frames
 
     x = _noise(0.3)
     for n_fft in (2048, 128):

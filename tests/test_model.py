@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddsp_augment.model import DecoderConfig, SpeciesModel
+from ddsp_augment.model.species_model import DecoderConfig, SpeciesModel
 
 
 @pytest.fixture()

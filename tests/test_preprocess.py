@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ddsp_augment.preprocess import load_processed, preprocess_folder
+from ddsp_augment.training.preprocess import load_processed, preprocess_folder
 
 TIT = Path(__file__).resolve().parent / "data" / "Parus_major"
 

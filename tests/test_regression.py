@@ -18,8 +18,8 @@ from safetensors.numpy import load_file
 from torch.utils.data import Dataset
 
 from ddsp_augment import DDSPBalancedDataset, SpeciesBank, TrainSettings, load_audio
-from ddsp_augment.preprocess import PreprocessSettings, preprocess_file
-from ddsp_augment.train import train_species
+from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
+from ddsp_augment.training.train import train_species
 
 RTOL = 1e-4
 PARUS = sorted((TEST_DATA / "Parus_major").glob("*.wav"))[:2]

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from ddsp_augment.splits import (
+from classifier_gain.splits import (
     choose_minority,
     make_imbalanced,
     normalise_recordist,

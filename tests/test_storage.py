@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from ddsp_augment.contours import ContourBank, Segment
-from ddsp_augment.model import DecoderConfig, SpeciesModel
-from ddsp_augment.storage import ModelFileError, load_species_model, save_species_model
+from ddsp_augment.features.contours import ContourBank, Segment
+from ddsp_augment.model.species_model import DecoderConfig, SpeciesModel
+from ddsp_augment.model.storage import ModelFileError, load_species_model, save_species_model
 
 
 def _save(directory, seed=0):

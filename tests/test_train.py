@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from ddsp_augment import train as train_module
-from ddsp_augment.preprocess import PreprocessSettings, preprocess_file
-from ddsp_augment.storage import load_species_model
-from ddsp_augment.train import (
+from ddsp_augment.training import train as train_module
+from ddsp_augment.model.storage import load_species_model
+from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
+from ddsp_augment.training.train import (
     CollapseError,
     TrainSettings,
     detect_collapse,

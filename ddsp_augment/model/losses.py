@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .background import stft_magnitude
+from ..features.background import stft_magnitude
 
 __all__ = ["FFT_SIZES", "MultiScaleSpectralLoss"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.fft as sfft
 
-from .io import load_audio
+from ..io import load_audio
 
 __all__ = [
     "SceneConfig",

@@ -11,8 +11,8 @@ import torch
 from audiomentations.core.transforms_interface import BaseWaveformTransform
 from numpy.typing import NDArray
 
-from ..bank import SpeciesBank
-from ..jitter import JitterConfig
+from ..sampling.bank import SpeciesBank
+from ..sampling.jitter import JitterConfig
 
 __all__ = ["DDSPSynth"]
 
@@ -53,7 +53,7 @@ class DDSPSynth(BaseWaveformTransform):
         min_snr_db / max_snr_db: Input-to-song ratio range of ``mix`` mode, dB.
         keep_background: ``resynth`` only: keep a background like the input's under the song.
         pitch_cents / tempo / vibrato_cents / vibrato_hz: Jitter overrides (see
-            :class:`~ddsp_augment.jitter.JitterConfig`); None keeps the species' own defaults.
+            `JitterConfig`); None keeps the species' own defaults.
             ``tempo`` applies to ``mix`` only (``resynth`` keeps the input's timing).
         backend: Synthesis backend ("numba" on CPU, or "torch").
         p: Probability of applying the transform.

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .background import noise_floor, render_noise_floor
-from .environment import SceneConfig, apply_scene
-from .features import estimate_f0, loudness_db
-from .io import resample
+from ..features.background import noise_floor, render_noise_floor
+from ..features.pitch import estimate_f0, loudness_db
+from ..io import resample
+from ..model.storage import ModelFileError, SavedSpecies, is_model_dir, load_species_model
 from .jitter import JitterConfig, compose_song, jitter_contours
-from .storage import ModelFileError, SavedSpecies, is_model_dir, load_species_model
+from .scene import SceneConfig, apply_scene
 
 __all__ = ["SpeciesBank"]
 
@@ -161,7 +161,7 @@ class SpeciesBank:
         Each clip recombines and jitters the species' real contours, renders them through its
         decoder and synthesiser (``backend`` "numba" on CPU, or "torch"), then places the bird in
         ``scene`` (None: the clean bird). A "measured" scene background is drawn from
-        ``background_spectra`` ``[n, 1025]`` (:func:`~ddsp_augment.background.noise_floor` of
+        ``background_spectra`` ``[n, 1025]`` (`noise_floor` of
         recordings at the model's sample rate) when given, else from the species' own training
         recordings. The same ``seed`` gives identical clips.
         """

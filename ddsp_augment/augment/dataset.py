@@ -31,12 +31,12 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from .background import FLOOR_FFT_SIZE, noise_floor
-from .bank import SpeciesBank
-from .constants import SAMPLE_RATE
-from .environment import SceneConfig
-from .io import atomic_write, resample
-from .jitter import JitterConfig
+from ..constants import SAMPLE_RATE
+from ..features.background import FLOOR_FFT_SIZE, noise_floor
+from ..io import atomic_write, resample
+from ..sampling.bank import SpeciesBank
+from ..sampling.jitter import JitterConfig
+from ..sampling.scene import SceneConfig
 
 __all__ = ["ClassCount", "DDSPBalancedDataset"]
 
@@ -135,7 +135,7 @@ class DDSPBalancedDataset(Dataset):
         backgrounds: Which measured backgrounds a "measured" scene draws from: "species" (the
             species' own training recordings, stored in the bank), "dataset" (the noise floors
             of up to 256 real items of the wrapped dataset, every class, measured once here), or
-            an array ``[n, 1025]`` of :func:`~ddsp_augment.background.noise_floor` spectra at the
+            an array ``[n, 1025]`` of `noise_floor` spectra at the
             models' sample rate. "dataset" decouples a rare species from the few recording
             channels it was learnt from: its songs are heard in the conditions of the whole
             dataset, as real test recordings will be.

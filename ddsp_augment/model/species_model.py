@@ -19,10 +19,10 @@ import scipy.fft as sfft
 import torch
 from torch import Tensor, nn
 
-from .constants import HOP_LENGTH, SAMPLE_RATE
-from .dsp import functional as F
-from .dsp import numba_kernels as nk
-from .dsp.synths import Reverb
+from ..constants import HOP_LENGTH, SAMPLE_RATE
+from ..dsp import functional as F
+from ..dsp import numba_kernels as nk
+from ..dsp.synths import Reverb
 
 __all__ = ["Controls", "Decoder", "DecoderConfig", "SpeciesModel"]
 

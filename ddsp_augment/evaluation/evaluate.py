@@ -38,11 +38,19 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .bank import SpeciesBank
-from .constants import HOP_LENGTH, SAMPLE_RATE
-from .features import estimate_f0, log_mel, loudness_db
-from .generate import find_model_dirs
-from .io import AUDIO_EXTENSIONS, AudioError, atomic_write, load_audio, scan_folder
+from ..constants import HOP_LENGTH, SAMPLE_RATE
+from ..features.pitch import estimate_f0, log_mel, loudness_db
+from ..io import AUDIO_EXTENSIONS, AudioError, atomic_write, load_audio, scan_folder
+from ..plotting import comparison_panels
+from ..sampling.bank import SpeciesBank
+from ..sampling.generate import find_model_dirs
+from ..training.preprocess import (
+    PreprocessSettings,
+    Recording,
+    load_processed,
+    preprocess_file,
+    read_manifest,
+)
 from .metrics import (
     diversity,
     f0_accuracy,
@@ -50,14 +58,6 @@ from .metrics import (
     log_mel_embedding,
     nearest_distance,
     wasserstein,
-)
-from .plotting import comparison_panels
-from .preprocess import (
-    PreprocessSettings,
-    Recording,
-    load_processed,
-    preprocess_file,
-    read_manifest,
 )
 
 __all__ = [

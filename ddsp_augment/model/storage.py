@@ -22,9 +22,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .contours import ContourBank
-from .io import atomic_write
-from .model import DecoderConfig, SpeciesModel
+from ..features.contours import ContourBank
+from ..io import atomic_write
+from .species_model import DecoderConfig, SpeciesModel
 
 __all__ = [
     "FORMAT_NAME",

@@ -27,14 +27,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
+from .. import __version__
+from ..io import AUDIO_EXTENSIONS, atomic_write, load_audio, resample, save_audio
+from ..model.storage import ModelFileError, is_model_dir
+from ..plotting import contact_sheet, spectrogram_png
+from ..training.preprocess import load_processed
 from .bank import SpeciesBank
-from .environment import SceneConfig
-from .io import AUDIO_EXTENSIONS, atomic_write, load_audio, resample, save_audio
 from .jitter import JitterConfig
-from .plotting import contact_sheet, spectrogram_png
-from .preprocess import load_processed
-from .storage import ModelFileError, is_model_dir
+from .scene import SceneConfig
 
 __all__ = [
     "SIDECAR_FORMAT",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write
+from ..io import atomic_write
 
 __all__ = ["ContourBank", "Segment", "find_segments"]
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from joblib import Parallel, delayed
 
-from .bank import SpeciesBank
-from .io import AudioError
-from .preprocess import PreprocessSettings, Recording, analyse_audio
-from .storage import ModelFileError, load_species_model
-from .train import CollapseError, TrainSettings, train_species
+from ..io import AudioError
+from ..model.storage import ModelFileError, load_species_model
+from ..sampling.bank import SpeciesBank
+from ..training.preprocess import PreprocessSettings, Recording, analyse_audio
+from ..training.train import CollapseError, TrainSettings, train_species
 
 __all__ = ["Clip", "build_bank"]
 

@@ -25,15 +25,15 @@ import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from .background import noise_floor, render_noise_floor
-from .contours import ContourBank, Segment
-from .features import estimate_f0, loudness_db
-from .io import atomic_write
-from .losses import FFT_SIZES, MultiScaleSpectralLoss
-from .metrics import f0_accuracy, loudness_mae_db, spectral_distance
-from .model import DecoderConfig, SpeciesModel
+from ..evaluation.metrics import f0_accuracy, loudness_mae_db, spectral_distance
+from ..features.background import noise_floor, render_noise_floor
+from ..features.contours import ContourBank, Segment
+from ..features.pitch import estimate_f0, loudness_db
+from ..io import atomic_write
+from ..model.losses import FFT_SIZES, MultiScaleSpectralLoss
+from ..model.species_model import DecoderConfig, SpeciesModel
+from ..model.storage import load_checkpoint, save_checkpoint, save_species_model
 from .preprocess import Recording, load_processed
-from .storage import load_checkpoint, save_checkpoint, save_species_model
 
 __all__ = [
     "CollapseError",

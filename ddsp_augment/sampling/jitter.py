@@ -1,6 +1,6 @@
 """Jittered contours: new, plausible songs from a species' real F0/loudness stretches.
 
-Sampling starts from real segments (see :mod:`ddsp_augment.contours`) and varies them: pitch
+Sampling starts from real segments (see `features.contours`) and varies them: pitch
 shift, tempo (a time-stretch of the contours, not of audio), vibrato, loudness gain and envelope
 warp, syllable edits (reorder, drop, repeat) and recombination of phrases from different
 recordings. :meth:`JitterConfig.from_segments` scales the ranges to the species' own measured
@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .constants import F0_MIN_HZ, LOUDNESS_FLOOR_DB, SAMPLE_RATE
+from ..constants import F0_MIN_HZ, LOUDNESS_FLOOR_DB, SAMPLE_RATE
 
 __all__ = [
     "JitterConfig",

@@ -1,4 +1,4 @@
-"""numba kernel of the spectral-peak F0 tracker used by :func:`ddsp_augment.features.estimate_f0`.
+"""numba kernel of the spectral-peak F0 tracker used by `features.pitch.estimate_f0`.
 
 Kept apart from ``features`` so that the jitted code (cached on disk) is small and has no
 Python-level dependencies.

@@ -19,11 +19,11 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from .background import FLOOR_FFT_SIZE, noise_floor
-from .constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, SAMPLE_RATE
-from .contours import find_segments
-from .features import estimate_f0, log_mel, loudness_db
-from .io import AudioError, atomic_write, load_audio, scan_folder
+from ..constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, SAMPLE_RATE
+from ..features.background import FLOOR_FFT_SIZE, noise_floor
+from ..features.contours import find_segments
+from ..features.pitch import estimate_f0, log_mel, loudness_db
+from ..io import AudioError, atomic_write, load_audio, scan_folder
 
 __all__ = [
     "FORMAT_VERSION",

@@ -35,8 +35,8 @@ import scipy.fft as sfft
 import soxr
 import torch
 
+from ..constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, LOUDNESS_FLOOR_DB
 from ._peak_tracker import track_peaks
-from .constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, LOUDNESS_FLOOR_DB
 
 __all__ = [
     "VOICED_THRESHOLD",
