@@ -146,3 +146,17 @@ def test_ddsp_training_set_without_any_model_is_the_real_set(tmp_path, monkeypat
     again, failures = ddsp_training_set(base, **arguments)  # cached failure: no retraining
     assert again is base and failures == {"B": "B: no epoch produced a usable model"}
     assert calls == ["B"]
+
+
+def test_paired_bootstrap_matches_scipy_percentile_bootstrap():
+    from classifier_gain.classifiers import paired_bootstrap_ci
+    from scipy.stats import bootstrap
+
+    diffs = np.random.default_rng(3).normal(0.03, 0.05, 9)
+    mean, lo, hi = paired_bootstrap_ci(diffs, 20000, seed=0)
+    reference = bootstrap(
+        (diffs,), np.mean, n_resamples=20000, method="percentile", random_state=1
+    ).confidence_interval
+    assert mean == pytest.approx(diffs.mean())
+    assert lo == pytest.approx(reference.low, abs=0.002)
+    assert hi == pytest.approx(reference.high, abs=0.002)
