@@ -46,6 +46,14 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def duplicate_species(root: Path, species: str, first: Path | None, second: Path) -> ModelFileError:
+    """Two model folders of one species: which one to use is the user's call, not sort order's."""
+    names = " and ".join(p.name for p in (first, second) if p is not None)
+    return ModelFileError(
+        root, f"{names} both hold a model of species {species!r}; keep one, or pass one folder"
+    )
+
+
 def _peak_safe(audio: np.ndarray) -> np.ndarray:
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     return audio * (_PEAK / peak) if peak > _PEAK else audio
@@ -93,9 +101,13 @@ class SpeciesBank:
             dirs = sorted(p for p in path.iterdir() if is_model_dir(p))
             if not dirs:
                 raise ModelFileError(path, "contains no species model (no */config.json)")
-        entries = {}
+        entries: dict[str, SavedSpecies] = {}
         for directory in dirs:
             entry = load_species_model(directory, device=device)
+            if entry.species in entries:
+                raise duplicate_species(
+                    path, entry.species, entries[entry.species].directory, directory
+                )
             entries[entry.species] = entry
         if species is not None:
             wanted = list(species)
