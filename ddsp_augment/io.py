@@ -81,7 +81,13 @@ def load_audio(
 
     Raises:
         AudioError: missing, unreadable or not audio, empty, NaN/inf samples, or all silent.
+        TypeError, ValueError: ``sample_rate`` is not a positive int.
     """
+    if sample_rate is not None:
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
+            raise TypeError(f"sample_rate must be an int or None, got {sample_rate!r}")
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "file not found")
