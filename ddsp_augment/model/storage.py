@@ -299,12 +299,9 @@ def _read_model_config(directory: Path) -> tuple[dict[str, Any], DecoderConfig]:
             f"format version {info.get('format_version')!r}; "
             f"this ddsp-augment reads {FORMAT_VERSION}",
         )
-    if not isinstance(info.get("species", directory.name), str) or not info.get(
-        "species", directory.name
-    ):
-        raise ModelFileError(
-            config_path, f"species must be a non-empty string, got {info['species']!r}"
-        )
+    species = info.setdefault("species", directory.name)
+    if not isinstance(species, str) or not species:
+        raise ModelFileError(config_path, f"species must be a non-empty string, got {species!r}")
     files = info.get("files")
     if files is not None and (
         not isinstance(files, dict) or not all(isinstance(files.get(n), str) for n in MODEL_FILES)
@@ -345,8 +342,7 @@ def load_species_model(directory: str | Path, device: str | torch.device = "cpu"
     model.to(device).eval()
     contours = _load_contours(_committed(directory, "contours.npz", files), config)
     backgrounds = _load_backgrounds(_committed(directory, "backgrounds.npz", files))
-    species = str(info.get("species", directory.name))
-    return SavedSpecies(species, model, contours, backgrounds, info, directory)
+    return SavedSpecies(info["species"], model, contours, backgrounds, info, directory)
 
 
 def save_checkpoint(
