@@ -6,7 +6,8 @@ A *write step* is a call to ``os.fsync`` (a file's bytes are complete, not yet i
 for every ``k`` covers a crash between any two writes. The crash is a :class:`Crash`, a
 ``BaseException`` as ``KeyboardInterrupt`` is, so no ``except Exception`` in the code under test
 can swallow it, and nothing after it runs but ``finally`` blocks (which only delete temp files,
-files a real kill would leave behind unread).
+files a real kill would leave behind unread). ``kill=True`` ends the process on the spot
+instead (``os._exit``, as a SIGKILL would: no cleanup at all), for tests in a subprocess.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from pathlib import Path
 
 import pytest
 
+KILLED = 137  # the exit status of a process killed with SIGKILL
+
 
 class Crash(BaseException):
     """The simulated kill."""
 
 
 @contextmanager
-def crash_at(step: int | None) -> Iterator[list[str]]:
-    """Count write steps, raising :class:`Crash` instead of running step ``step`` (0-based).
+def crash_at(step: int | None, kill: bool = False) -> Iterator[list[str]]:
+    """Count write steps, raising :class:`Crash` (``kill``: exiting with status ``KILLED``)
+    instead of running step ``step`` (0-based).
 
     Yields the list of steps run so far (``"fsync"``/``"replace:<name>"``); ``step=None``
     only counts.
@@ -35,6 +39,8 @@ def crash_at(step: int | None) -> Iterator[list[str]]:
 
     def guard(label: str) -> None:
         if step is not None and len(steps) == step:
+            if kill:
+                os._exit(KILLED)
             raise Crash(f"crash before step {step} ({label})")
         steps.append(label)
 

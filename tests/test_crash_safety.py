@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from _faults import count_steps, crash_during, snapshot
+from _faults import KILLED, count_steps, crash_during, snapshot
 
 from ddsp_augment.features.contours import ContourBank, Segment
 from ddsp_augment.io import atomic_write
@@ -179,17 +181,21 @@ def _outcome(directory: Path) -> tuple[list[float], dict[str, torch.Tensor], lis
     return history, saved.model.state_dict(), [row["loss"] for row in meta["history"]]
 
 
+# Two epochs that both improve (so both save the model); one recording trains, one validates.
+TRAIN = TrainSettings(
+    epochs=2,
+    steps_per_epoch=1,
+    batch_size=2,
+    seed=1,
+    crop_seconds=0.25,
+    decoder={"hidden": 16, "n_layers": 2},
+)
+
+
 def test_resume_after_a_crash_at_any_write_of_training_equals_an_uninterrupted_run(
     recordings, tmp_path, one_torch_thread
 ):
-    settings = TrainSettings(
-        epochs=2,
-        steps_per_epoch=1,
-        batch_size=2,
-        seed=1,
-        crop_seconds=0.25,
-        decoder={"hidden": 16, "n_layers": 2},
-    )
+    settings = TRAIN
     quiet = {"progress": False, "log": lambda _: None}
     steps = count_steps(lambda: train_species(recordings, tmp_path / "ref", settings, **quiet))
     history, weights, checkpoint = _outcome(tmp_path / "ref")
@@ -207,3 +213,51 @@ def test_resume_after_a_crash_at_any_write_of_training_equals_an_uninterrupted_r
         assert got_history == history and got_checkpoint == history, step
         for key, value in weights.items():
             assert torch.equal(got_weights[key], value), (step, key)
+
+
+_KILLED_RUN = """
+import sys
+from pathlib import Path
+
+import torch
+from _faults import crash_at
+from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
+from ddsp_augment.training.train import TrainSettings, train_species
+
+torch.set_num_threads(1)
+files = sorted(Path(sys.argv[1]).glob("*.wav"))[:2]
+recordings = [
+    preprocess_file(f, "Parus_major", f"person{i % 2}", PreprocessSettings())
+    for i, f in enumerate(files)
+]
+settings = TrainSettings(**SETTINGS)
+with crash_at(int(sys.argv[3]), kill=True):
+    train_species(recordings, Path(sys.argv[2]), settings, progress=False, log=lambda _: None)
+"""
+
+
+def test_a_process_killed_while_writing_its_checkpoint_resumes_exactly(
+    recordings, tmp_path, one_torch_thread
+):
+    """The issue's case, with a real kill: the process dies between the fsync and the rename of
+    epoch 2's checkpoint (its temp file stays behind), and ``--resume`` gives the same model."""
+    reference = train_species(
+        recordings, tmp_path / "ref", TRAIN, progress=False, log=lambda _: None
+    )
+    script = _KILLED_RUN.replace("SETTINGS", repr(TRAIN.__dict__))
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    run = tmp_path / "run"
+    # Step 28 is epoch 2's checkpoint rename (11 model-save + 2 history + 2 checkpoint steps in
+    # epoch 1, then 11 + 2 again): the new checkpoint is complete but not yet in place.
+    killed = subprocess.run(
+        [sys.executable, "-c", script, str(TIT), str(run), "28"], env=env, capture_output=True
+    )
+    assert killed.returncode == KILLED, killed.stderr.decode()[-2000:]
+    assert list((run / "checkpoint").glob(".state.safetensors.*.tmp.safetensors"))
+    resumed = train_species(recordings, run, TRAIN, resume=True, progress=False, log=lambda _: None)
+    assert [row["loss"] for row in resumed.history] == [row["loss"] for row in reference.history]
+    a = load_species_model(tmp_path / "ref").model.state_dict()
+    b = load_species_model(run).model.state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
