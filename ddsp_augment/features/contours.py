@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import ACTIVE_RANGE_DB
 from ..io import atomic_write
 
 __all__ = ["ContourBank", "Segment", "find_segments"]
@@ -30,7 +31,7 @@ class Segment:
 def find_segments(
     loudness_db: np.ndarray,
     frame_rate: float,
-    range_db: float = 40.0,
+    range_db: float = ACTIVE_RANGE_DB,
     min_seconds: float = 0.03,
     merge_gap_seconds: float = 0.15,
     pad_seconds: float = 0.02,

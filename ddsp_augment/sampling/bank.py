@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from ..features.background import noise_floor, render_noise_floor
-from ..features.pitch import estimate_f0, loudness_db
+from ..features.loudness import loudness_db
+from ..features.pitch import estimate_f0
 from ..io import resample
 from ..model.storage import ModelFileError, SavedSpecies, is_model_dir, load_species_model
 from .jitter import JitterConfig, compose_song, jitter_contours

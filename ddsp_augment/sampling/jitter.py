@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..constants import F0_MIN_HZ, LOUDNESS_FLOOR_DB, SAMPLE_RATE
+from ..constants import F0_MIN_HZ, LOUDNESS_FLOOR_DB, SAMPLE_RATE, VOICED_THRESHOLD
 
 __all__ = [
     "JitterConfig",
@@ -149,7 +149,7 @@ class JitterConfig:
             edges = np.zeros(f0.shape[0] + 1, np.int64)
             edges[starts], edges[ends] = 1, -1
             sung = np.cumsum(edges[:-1]) > 0
-            voiced = sung & (np.asarray(segment.confidence) >= 0.5)
+            voiced = sung & (np.asarray(segment.confidence) >= VOICED_THRESHOLD)
             medians.append(np.median(f0[voiced] if voiced.sum() >= 3 else f0[sung]))
             durations.append(np.median(ends - starts))
             peaks.append(float(loud.max()))

@@ -25,10 +25,12 @@ import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from ..constants import ACTIVE_RANGE_DB, VOICED_THRESHOLD
 from ..evaluation.metrics import f0_accuracy, loudness_mae_db, spectral_distance
 from ..features.background import noise_floor, render_noise_floor
 from ..features.contours import ContourBank, Segment
-from ..features.pitch import estimate_f0, loudness_db
+from ..features.loudness import loudness_db
+from ..features.pitch import estimate_f0
 from ..io import atomic_write
 from ..model.losses import FFT_SIZES, MultiScaleSpectralLoss
 from ..model.species_model import DecoderConfig, SpeciesModel
@@ -44,9 +46,6 @@ __all__ = [
     "train_folder",
     "train_species",
 ]
-
-_VOICED = 0.5  # confidence threshold for "voiced" frames
-_ACTIVE_DB = 40.0  # frames within this of the recording's max are active
 
 
 @dataclass(frozen=True)
@@ -132,13 +131,13 @@ def detect_collapse(output: np.ndarray, harmonic: np.ndarray, recording: Recordi
     or the harmonic branch dies and the noise branch takes over while the target is tonal.
     """
     hop = recording.hop_length
-    active = recording.loudness_db >= recording.loudness_db.max() - _ACTIVE_DB
+    active = recording.loudness_db >= recording.loudness_db.max() - ACTIVE_RANGE_DB
     mask = np.repeat(active, hop)[: output.shape[0]]
     target_power = float(np.mean(recording.audio[: mask.size][mask] ** 2)) + 1e-12
     output_power = float(np.mean(output[: mask.size][mask] ** 2)) + 1e-20
     if 10 * math.log10(output_power / target_power) < -30:
         return "silent output (>30 dB below the recording on active frames)"
-    tonal = float(np.mean(recording.confidence[active] >= _VOICED)) >= 0.5
+    tonal = float(np.mean(recording.confidence[active] >= VOICED_THRESHOLD)) >= 0.5
     harmonic_power = float(np.mean(harmonic[: mask.size][mask] ** 2))
     if tonal and harmonic_power / output_power < 0.02:
         return "harmonic part gone (<2 % of the energy) while the recording is tonal"
@@ -188,7 +187,7 @@ def _resolve_device(name: str) -> torch.device:
 
 def _decoder_config(train: Sequence[Recording], overrides: dict[str, Any]) -> DecoderConfig:
     active = np.concatenate(
-        [r.loudness_db[r.loudness_db >= r.loudness_db.max() - _ACTIVE_DB] for r in train]
+        [r.loudness_db[r.loudness_db >= r.loudness_db.max() - ACTIVE_RANGE_DB] for r in train]
     )
     first = train[0]
     return DecoderConfig(
@@ -237,7 +236,7 @@ def _validate(
         reason = detect_collapse(bird, harmonic, rec)
         if reason:
             reasons.append(f"{rec.name}: {reason}")
-        active = rec.loudness_db >= rec.loudness_db.max() - _ACTIVE_DB
+        active = rec.loudness_db >= rec.loudness_db.max() - ACTIVE_RANGE_DB
         heard = bird + render_noise_floor(rec.background, n, rng) if with_background else bird
         scores["spectral"].append(spectral_distance(rec.audio, heard, rec.sample_rate))
         scores["loud"].append(
@@ -245,7 +244,7 @@ def _validate(
                 rec.loudness_db, loudness_db(heard, rec.sample_rate, rec.hop_length), active
             )
         )
-        voiced = active & (rec.confidence >= _VOICED)
+        voiced = active & (rec.confidence >= VOICED_THRESHOLD)
         if voiced.any():
             f0_out, _ = estimate_f0(bird, rec.sample_rate, hop_length=rec.hop_length)
             scores["f0"].append(f0_accuracy(rec.f0_hz, f0_out, voiced))
@@ -330,7 +329,7 @@ def train_species(
             "recordists": sorted({r.recordist for r in recordings}),
             "seconds": round(sum(r.seconds for r in train), 2),
             "voiced_seconds": round(
-                sum(float(np.sum(r.confidence >= _VOICED)) for r in train) / frame_rate, 2
+                sum(float(np.sum(r.confidence >= VOICED_THRESHOLD)) for r in train) / frame_rate, 2
             ),
         },
         "settings": {k: v for k, v in asdict(settings).items() if k != "decoder"},
