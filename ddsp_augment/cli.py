@@ -176,7 +176,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(*_flags("n"), type=int, default=5, help="songs per species")
     p.add_argument(*_flags("seconds"), type=float, default=3.0, help="length of each song")
     p.add_argument(*_flags("seed"), type=int, default=0)
-    p.add_argument(*_flags("sample_rate"), type=int, default=32000, help="output rate (Hz)")
+    p.add_argument(*_flags("sample_rate"), type=int, default=SAMPLE_RATE, help="output rate (Hz)")
     p.add_argument(*_flags("backend"), choices=("numba", "torch"), default="numba")
     p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
     p.add_argument(*_flags("real_path"), help="real recordings (<species>/*) for contact sheets")

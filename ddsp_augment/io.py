@@ -18,6 +18,7 @@ import soxr
 __all__ = [
     "AUDIO_EXTENSIONS",
     "AudioError",
+    "PathError",
     "atomic_write",
     "load_audio",
     "load_folder",
@@ -29,13 +30,21 @@ __all__ = [
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 
-class AudioError(ValueError):
-    """A recording that cannot be used; ``str(error)`` is ``"<path>: <reason>"``."""
+class PathError(ValueError):
+    """A user file that cannot be used: ``path``, ``reason``, ``str(error) == "<path>: <reason>"``.
+
+    Base of :class:`AudioError`, ``model.storage.ModelFileError`` and
+    ``sampling.generate.SidecarError``: catch it for any unusable input file.
+    """
 
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class AudioError(PathError):
+    """A recording that cannot be used (missing, unreadable, empty, NaN, silent)."""
 
 
 def resample(audio: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:

@@ -16,7 +16,7 @@ def test_load_lists_species_and_rejects_bad_paths(small_bank, small_bank_path, t
     (tmp_path / "ddsp_model.pth").write_bytes(b"\x80\x04not a directory")
     with pytest.raises(ModelFileError, match="ddsp_model.pth"):
         SpeciesBank.load(tmp_path / "ddsp_model.pth")
-    with pytest.raises(KeyError, match="Corvus"):
+    with pytest.raises(ModelFileError, match="Corvus"):
         SpeciesBank.load(small_bank_path, species=["Corvus_corax"])
 
 

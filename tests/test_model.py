@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddsp_augment.model.species_model import DecoderConfig, SpeciesModel
+from ddsp_augment.model.decoder import DecoderConfig
+from ddsp_augment.model.species_model import SpeciesModel
 
 
 @pytest.fixture()

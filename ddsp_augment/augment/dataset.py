@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ..checks import Backend, check_backend
 from ..constants import SAMPLE_RATE
 from ..features.background import FLOOR_FFT_SIZE, noise_floor
 from ..io import atomic_write, resample
@@ -169,7 +170,7 @@ class DDSPBalancedDataset(Dataset):
         backgrounds: str | np.ndarray = "species",
         jitter: JitterConfig | None = None,
         jitter_overrides: Mapping[str, Any] | None = None,
-        backend: str = "numba",
+        backend: Backend = "numba",
         strict: bool = False,
         return_synthetic_flag: bool = False,
         cache_dir: str | Path | None = None,
@@ -184,8 +185,7 @@ class DDSPBalancedDataset(Dataset):
             raise ValueError(f"seconds must be > 0, got {seconds}")
         if sample_rate is not None and sample_rate <= 0:
             raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
-        if backend not in ("numba", "torch"):
-            raise ValueError(f"backend must be 'numba' or 'torch', got {backend!r}")
+        check_backend(backend)
         if isinstance(backgrounds, str) and backgrounds not in ("species", "dataset"):
             raise ValueError(
                 f"backgrounds must be 'species', 'dataset' or an array, got {backgrounds!r}"

@@ -11,13 +11,13 @@ import torch
 from audiomentations.core.transforms_interface import BaseWaveformTransform
 from numpy.typing import NDArray
 
+from ..checks import Backend, check_backend
 from ..sampling.bank import SpeciesBank
 from ..sampling.jitter import JitterConfig
 
 __all__ = ["DDSPSynth"]
 
 _MODES = ("resynth", "mix")
-_BACKENDS = ("numba", "torch")
 
 
 def _rms(samples: np.ndarray) -> float:
@@ -74,7 +74,7 @@ class DDSPSynth(BaseWaveformTransform):
         tempo: tuple[float, float] | None = None,
         vibrato_cents: tuple[float, float] | None = None,
         vibrato_hz: tuple[float, float] | None = None,
-        backend: str = "numba",
+        backend: Backend = "numba",
         p: float = 0.5,
         seed: int | None = None,
     ) -> None:
@@ -83,8 +83,7 @@ class DDSPSynth(BaseWaveformTransform):
         super().__init__(p)
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-        if backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        check_backend(backend)
         if min_snr_db > max_snr_db:
             raise ValueError(f"min_snr_db ({min_snr_db}) must not exceed max_snr_db ({max_snr_db})")
         if seed is not None and (not isinstance(seed, int | np.integer) or seed < 0):

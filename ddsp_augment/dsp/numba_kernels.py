@@ -23,7 +23,14 @@ import numpy as np
 import scipy.fft as sfft
 from numba import njit
 
-__all__ = ["fft_convolve", "filtered_noise", "harmonic_synth", "noise_impulse_responses"]
+__all__ = [
+    "convolution_size",
+    "fft_convolve",
+    "filtered_noise",
+    "harmonic_synth",
+    "noise_impulse_responses",
+    "rfft",
+]
 
 # "contract" lets LLVM fuse multiply-adds; no reassociation, so results do not depend on the
 # vector width of the machine.
@@ -265,10 +272,21 @@ def filtered_noise(magnitudes: np.ndarray, noise: np.ndarray, hop_length: int) -
     )
 
 
-def fft_convolve(audio: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
-    """Linear convolution ``audio [n] * impulse_response [m]`` → ``[n]`` float32 (tail dropped)."""
+def convolution_size(n: int, m: int) -> int:
+    """FFT size for the linear convolution of ``n`` and ``m`` samples (fast for scipy)."""
+    return sfft.next_fast_len(n + m - 1, real=True)
+
+
+def rfft(signal: np.ndarray, size: int) -> np.ndarray:
+    """``scipy.fft.rfft`` on one thread (callers run in parallel workers)."""
+    return sfft.rfft(signal, size, workers=1)
+
+
+def fft_convolve(audio: np.ndarray, ir_spectrum: np.ndarray, size: int) -> np.ndarray:
+    """Linear convolution ``audio [n] * ir`` → ``[n]`` float32 (tail dropped), given the IR's
+    spectrum ``rfft(ir, size)`` with ``size >= convolution_size(n, len(ir))``: a fixed IR
+    convolved with many clips is transformed once."""
     n = audio.shape[0]
-    size = sfft.next_fast_len(n + impulse_response.shape[0] - 1, real=True)
-    spectrum = sfft.rfft(audio, size, workers=1)
-    spectrum *= sfft.rfft(impulse_response, size, workers=1)
+    spectrum = rfft(audio, size)
+    spectrum *= ir_spectrum
     return sfft.irfft(spectrum, size, workers=1)[:n].astype(np.float32)

@@ -43,9 +43,9 @@ from ..dsp.spectral import log_mel
 from ..features.loudness import loudness_db
 from ..features.pitch import estimate_f0
 from ..io import AUDIO_EXTENSIONS, AudioError, atomic_write, load_audio, scan_folder
+from ..model.storage import find_model_dirs
 from ..plotting import comparison_panels
 from ..sampling.bank import SpeciesBank
-from ..sampling.generate import find_model_dirs
 from ..training.preprocess import (
     PreprocessSettings,
     Recording,

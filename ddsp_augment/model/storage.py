@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..features.contours import ContourBank
-from ..io import atomic_write
-from .species_model import DecoderConfig, SpeciesModel
+from ..io import PathError, atomic_write
+from .decoder import DecoderConfig
+from .species_model import SpeciesModel
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "ModelFileError",
     "SavedSpecies",
+    "find_model_dirs",
     "is_model_dir",
     "load_checkpoint",
     "load_species_model",
@@ -51,13 +54,8 @@ _LOAD_ERRORS = (
 )
 
 
-class ModelFileError(ValueError):
+class ModelFileError(PathError):
     """A model or checkpoint file is missing, corrupt, truncated or foreign."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass
@@ -74,6 +72,37 @@ class SavedSpecies:
 
 def is_model_dir(path: str | Path) -> bool:
     return (Path(path) / "config.json").is_file()
+
+
+def find_model_dirs(path: str | Path, species: Iterable[str] | None = None) -> dict[str, Path]:
+    """``{species: directory}`` for ``path`` = one species model directory or a folder of them,
+    in ``species`` order when given (else sorted by directory).
+
+    Raises FileNotFoundError / ModelFileError naming the path for anything else (a missing path,
+    a file such as a foreign ``.pth`` checkpoint, a folder without models, an unknown species).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no such model directory (train with `ddsp-augment train`)"
+        )
+    if not path.is_dir():
+        raise ModelFileError(
+            path,
+            "not a model directory (give models/ or models/<species>/ as written by "
+            "`ddsp-augment train`)",
+        )
+    dirs = [path] if is_model_dir(path) else sorted(p for p in path.iterdir() if is_model_dir(p))
+    if not dirs:
+        raise ModelFileError(path, "contains no species model (no config.json, no */config.json)")
+    found = {str(_read_json(d / "config.json").get("species", d.name)): d for d in dirs}
+    if species is None:
+        return found
+    wanted = list(species)
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        raise ModelFileError(path, f"no model for species {missing}; have {sorted(found)}")
+    return {name: found[name] for name in wanted}
 
 
 def _write_json(path: Path, payload: dict) -> None:

@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import Backend
+from ..constants import SAMPLE_RATE
 from ..features.background import noise_floor, render_noise_floor
 from ..features.loudness import loudness_db
 from ..features.pitch import estimate_f0
 from ..io import resample
-from ..model.storage import ModelFileError, SavedSpecies, is_model_dir, load_species_model
+from ..model.storage import SavedSpecies, find_model_dirs, load_species_model
 from .jitter import JitterConfig, compose_song, jitter_contours
 from .scene import SceneConfig, apply_scene
 
@@ -80,31 +82,14 @@ class SpeciesBank:
         species: Iterable[str] | None = None,
         device: str | torch.device = "cpu",
     ) -> SpeciesBank:
-        """Load ``path``: one species directory, or a folder of them (only ``species``)."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such model directory")
-        if not path.is_dir():
-            raise ModelFileError(
-                path, "not a model directory (expected models/ or models/<species>/)"
-            )
-        if is_model_dir(path):
-            dirs = [path]
-        else:
-            dirs = sorted(p for p in path.iterdir() if is_model_dir(p))
-            if not dirs:
-                raise ModelFileError(path, "contains no species model (no */config.json)")
-        entries = {}
-        for directory in dirs:
-            entry = load_species_model(directory, device=device)
-            entries[entry.species] = entry
-        if species is not None:
-            wanted = list(species)
-            missing = sorted(set(wanted) - set(entries))
-            if missing:
-                raise KeyError(f"{path}: no model for species {missing}; have {sorted(entries)}")
-            entries = {name: entries[name] for name in wanted}
-        return cls(entries, path=path)
+        """Load ``path``: one species directory, or a folder of them (only ``species``).
+
+        Errors as :func:`..model.storage.find_model_dirs` (an unknown species is a
+        ``ModelFileError`` naming the folder) and :func:`..model.storage.load_species_model`.
+        """
+        dirs = find_model_dirs(path, species)
+        entries = {name: load_species_model(d, device=device) for name, d in dirs.items()}
+        return cls(entries, path=Path(path))
 
     @property
     def species(self) -> list[str]:
@@ -149,9 +134,9 @@ class SpeciesBank:
         species: str,
         n: int = 1,
         seconds: float = 3.0,
-        sample_rate: int = 32000,
+        sample_rate: int = SAMPLE_RATE,
         seed: int | np.random.SeedSequence | None = None,
-        backend: str = "numba",
+        backend: Backend = "numba",
         scene: SceneConfig | None = None,
         jitter: JitterConfig | None = None,
         background_spectra: np.ndarray | None = None,
@@ -195,7 +180,7 @@ class SpeciesBank:
         audio: np.ndarray,
         sample_rate: int,
         seed: int | np.random.SeedSequence | None = None,
-        backend: str = "numba",
+        backend: Backend = "numba",
         keep_background: bool = False,
         jitter: JitterConfig | None = None,
         **jitter_overrides,

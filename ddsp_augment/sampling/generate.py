@@ -28,8 +28,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..io import AUDIO_EXTENSIONS, atomic_write, load_audio, resample, save_audio
-from ..model.storage import ModelFileError, is_model_dir
+from ..checks import Backend, check_backend
+from ..constants import SAMPLE_RATE
+from ..io import AUDIO_EXTENSIONS, PathError, atomic_write, load_audio, resample, save_audio
+from ..model.storage import find_model_dirs
 from ..plotting import contact_sheet, spectrogram_png
 from ..training.preprocess import load_processed
 from .bank import SpeciesBank
@@ -41,7 +43,6 @@ __all__ = [
     "SIDECAR_VERSION",
     "SidecarError",
     "SongRequest",
-    "find_model_dirs",
     "generate_songs",
     "model_fingerprint",
     "read_sidecar",
@@ -57,13 +58,8 @@ _MODEL_FILES = ("weights.safetensors", "contours.npz", "backgrounds.npz")
 _SHEET_ROWS = 6  # contact sheets beyond this many rows get too tall to read
 
 
-class SidecarError(ValueError):
+class SidecarError(PathError):
     """A sidecar unusable for regenerating its song; ``str(e)`` is ``"<path>: <reason>"``."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ class SongRequest:
     index: int
     seconds: float
     sample_rate: int
-    backend: str
+    backend: Backend
     jitter: JitterConfig
     scene: SceneConfig | None
 
@@ -120,40 +116,6 @@ def model_fingerprint(directory: str | Path) -> dict[str, str]:
     return {
         name: _sha256(directory / name) for name in _MODEL_FILES if (directory / name).is_file()
     }
-
-
-def find_model_dirs(path: str | Path, species: Iterable[str] | None = None) -> dict[str, Path]:
-    """``{species: directory}`` for ``path`` = one species model directory or a folder of them.
-
-    Raises FileNotFoundError / ModelFileError naming the path for anything else (a missing path,
-    a file such as a foreign ``.pth`` checkpoint, a folder without models, an unknown species).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path}: no such model directory (train with `ddsp-augment train`)"
-        )
-    if not path.is_dir():
-        raise ModelFileError(
-            path,
-            "not a model directory (give models/ or models/<species>/ as written by "
-            "`ddsp-augment train`)",
-        )
-    dirs = [path] if is_model_dir(path) else sorted(p for p in path.iterdir() if is_model_dir(p))
-    if not dirs:
-        raise ModelFileError(path, "contains no species model (no config.json, no */config.json)")
-    found = {}
-    for directory in dirs:
-        info = json.loads((directory / "config.json").read_text("utf-8"))
-        name = info.get("species", directory.name) if isinstance(info, dict) else directory.name
-        found[str(name)] = directory
-    if species is not None:
-        wanted = list(species)
-        missing = sorted(set(wanted) - set(found))
-        if missing:
-            raise ModelFileError(path, f"no model for species {missing}; have {sorted(found)}")
-        found = {name: found[name] for name in wanted}
-    return found
 
 
 def _loudest_window(audio: np.ndarray, length: int) -> np.ndarray:
@@ -263,8 +225,8 @@ def generate_songs(
     n: int = 5,
     seconds: float = 3.0,
     seed: int = 0,
-    sample_rate: int = 32000,
-    backend: str = "numba",
+    sample_rate: int = SAMPLE_RATE,
+    backend: Backend = "numba",
     species: Iterable[str] | None = None,
     jitter: Mapping[str, Any] | None = None,
     scene: SceneConfig | None = None,
@@ -287,8 +249,7 @@ def generate_songs(
         raise ValueError(
             f"need n >= 1, seconds > 0, sample_rate > 0; got {n}, {seconds}, {sample_rate}"
         )
-    if backend not in ("numba", "torch"):
-        raise ValueError(f"backend must be 'numba' or 'torch', got {backend!r}")
+    check_backend(backend)
     if real_path is not None and not Path(real_path).is_dir():
         raise FileNotFoundError(f"{real_path}: no such folder of real recordings")
     dirs = find_model_dirs(model_path, species)

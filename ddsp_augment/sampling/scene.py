@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.fft as sfft
 
+from ..checks import check_range
 from ..dsp.spectral import uniform_noise, white_noise_spectrum
 from ..features.background import floor_noise_spectrum
 from ..io import load_audio
@@ -355,15 +356,6 @@ def mix_at_snr(signal: np.ndarray, background: np.ndarray, snr_db: float) -> np.
 # --- scenes --------------------------------------------------------------------------------
 
 
-def _check_pair(name: str, value: tuple[float, float] | None, low: float, high: float) -> None:
-    if value is None:
-        return
-    if len(value) != 2 or not low <= value[0] <= value[1] <= high:
-        raise ValueError(
-            f"{name} must be (min, max) with {low} <= min <= max <= {high}, got {value}"
-        )
-
-
 @dataclass(frozen=True)
 class SceneConfig:
     """Where a synthesised bird is heard. Ranges are ``(min, max)``, drawn uniformly per clip.
@@ -424,18 +416,17 @@ class SceneConfig:
                 raise ValueError(
                     f"{name} must be a probability in [0, 1], got {getattr(self, name)}"
                 )
-        _check_pair("distance_m", self.distance_m, 1e-3, 1e4)
+        check_range("distance_m", self.distance_m, 1e-3, 1e4)
         if self.distance_m is not None and self.distance_m[0] <= 0:
             raise ValueError(f"distance_m must be > 0, got {self.distance_m}")
-        _check_pair("rt60_s", self.rt60_s, 1e-3, 20.0)
-        _check_pair("wet", self.wet, 0.0, 1.0)
-        _check_pair("predelay_s", self.predelay_s, 0.0, 1.0)
-        _check_pair("wind_gusts", self.wind_gusts, 0.0, 0.99)
-        _check_pair("rain_drops_per_s", self.rain_drops_per_s, 0.0, 1e5)
+        check_range("rt60_s", self.rt60_s, 1e-3, 20.0)
+        check_range("wet", self.wet, 0.0, 1.0)
+        check_range("predelay_s", self.predelay_s, 0.0, 1.0)
+        check_range("wind_gusts", self.wind_gusts, 0.0, 0.99)
+        check_range("rain_drops_per_s", self.rain_drops_per_s, 0.0, 1e5)
         for name in ("wind_snr_db", "rain_snr_db"):
-            _check_pair(name, getattr(self, name), -60.0, 120.0)
-        if self.snr_db is not None:
-            _check_pair("snr_db", self.snr_db, -60.0, 120.0)
+            check_range(name, getattr(self, name), -60.0, 120.0)
+        check_range("snr_db", self.snr_db, -60.0, 120.0)
 
 
 @functools.lru_cache(maxsize=32)

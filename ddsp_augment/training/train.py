@@ -32,8 +32,9 @@ from ..features.contours import ContourBank, Segment
 from ..features.loudness import loudness_db
 from ..features.pitch import estimate_f0
 from ..io import atomic_write
+from ..model.decoder import DecoderConfig
 from ..model.losses import FFT_SIZES, MultiScaleSpectralLoss
-from ..model.species_model import DecoderConfig, SpeciesModel
+from ..model.species_model import SpeciesModel
 from ..model.storage import load_checkpoint, save_checkpoint, save_species_model
 from .preprocess import Recording, load_processed
 
