@@ -10,6 +10,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -173,7 +174,7 @@ def scan_folder(root: str | Path) -> list[tuple[Path, str]]:
 
 
 def load_folder(
-    root: str | Path, sample_rate: int, on_error: str = "skip"
+    root: str | Path, sample_rate: int, on_error: Literal["skip", "raise"] = "skip"
 ) -> tuple[list[tuple[Path, str, np.ndarray]], list[tuple[Path, str]]]:
     """Load every recording of :func:`scan_folder` at ``sample_rate``.
 

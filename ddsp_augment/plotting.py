@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -148,7 +149,7 @@ def stacked_spectrograms(
 
 
 def comparison_panels(
-    panels: Sequence[tuple[str, str, Mapping[str, np.ndarray]]],
+    panels: Sequence[tuple[Literal["hist", "line"], str, Mapping[str, np.ndarray]]],
     path: str | Path,
     title: str | None = None,
     bins: int = 40,

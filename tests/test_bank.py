@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from ddsp_augment.features.background import noise_floor
 from ddsp_augment.model.storage import ModelFileError
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.sampling.scene import SceneConfig
@@ -42,12 +43,21 @@ def test_numba_and_torch_backends_render_the_same_song(small_bank):
 
 
 def test_scene_adds_the_measured_background(small_bank):
+    """The default scene adds noise with one training recording's floor, at its recorded level."""
     species = small_bank.species[0]
-    clean = small_bank.sample(species, n=1, seconds=2.0, seed=1)[0]
-    scene = small_bank.sample(species, n=1, seconds=2.0, seed=1, scene=SceneConfig())[0]
-    # the background fills the silent gaps between phrases
-    quiet = np.abs(clean) < 1e-6
-    assert quiet.any() and np.std(scene[quiet]) > 0
+    # A bird 40 dB down keeps both clips below the 0.99 peak limit: no rescaling, so the scene
+    # minus the clean song is exactly the added background.
+    quiet = {"seconds": 2.0, "seed": 1, "gain_db": (-40.0, -40.0)}
+    clean = small_bank.sample(species, **quiet)[0]
+    scene = small_bank.sample(species, scene=SceneConfig(), **quiet)[0]
+    assert np.abs(scene).max() < 0.99
+    added = noise_floor(scene - clean)
+    band = slice(50, 900)  # 0.8-14 kHz, away from DC and Nyquist
+    floors = small_bank.entry(species).backgrounds
+    errors_db = [20 * np.log10(added[band] / f[band]) for f in floors]
+    best = min(errors_db, key=lambda e: abs(np.median(e)))
+    assert abs(np.median(best)) < 1.0  # the level of a measured floor (median over bands)
+    assert np.median(np.abs(best)) < 2.0  # and its shape: each band within ~2 dB
 
 
 def test_resynthesis_keeps_length_and_level(small_bank, tonal_clips):
@@ -66,4 +76,29 @@ def test_unknown_species_and_bad_arguments(small_bank):
         small_bank.sample("Dodo", n=1)
     with pytest.raises(ValueError, match="n >= 1"):
         small_bank.sample(small_bank.species[0], n=0)
-    assert small_bank.nbytes > 0
+
+
+def test_nbytes_counts_weights_backgrounds_and_contours(small_bank):
+    expected = 0
+    for species in small_bank.species:
+        entry = small_bank.entry(species)
+        cfg = entry.model.config
+        c, k, n_out = cfg.hidden, cfg.kernel_size, 1 + cfg.n_harmonics + cfg.n_noise_bands
+        weights = (
+            4 * c  # input conv 3 -> c, with bias
+            + cfg.n_layers * (c * k + c + c * c + c)  # depthwise + pointwise, with biases
+            + c * n_out
+            + n_out  # output conv
+            + int(cfg.reverb_seconds * cfg.sample_rate)  # reverb IR
+        )
+        frames = sum(len(s) for s in entry.contours.segments)
+        expected += 4 * weights + 4 * entry.backgrounds.size + 3 * 4 * frames
+    assert small_bank.nbytes == expected
+
+
+def test_repr_names_species_and_path(small_bank, small_bank_path):
+    assert repr(small_bank) == (
+        f"SpeciesBank(species={small_bank.species}, path={str(small_bank_path)!r})"
+    )
+    bank = repr(small_bank.entry("Parus_major").contours)
+    assert bank.startswith("ContourBank(") and "sample_rate=32000, hop_length=64)" in bank

@@ -45,3 +45,20 @@ def test_decoder_outputs_follow_loudness_and_config_validation(contours):
         DecoderConfig(kernel_size=4)
     with pytest.raises(ValueError, match="unknown decoder config keys"):
         DecoderConfig.from_dict({"hidden": 8, "layers": 3})
+
+
+def test_decoder_batch_matches_single_items():
+    torch.manual_seed(0)
+    decoder = SpeciesModel(DecoderConfig(hidden=16, n_layers=2)).decoder.eval()
+    gen = torch.Generator().manual_seed(1)
+    f0 = 2000 + 4000 * torch.rand(4, 120, generator=gen)
+    loudness = -60 + 50 * torch.rand(4, 120, generator=gen)
+    confidence = torch.rand(4, 120, generator=gen)
+    with torch.no_grad():
+        batch = decoder(f0, loudness, confidence)
+        singles = [
+            decoder(f0[i : i + 1], loudness[i : i + 1], confidence[i : i + 1]) for i in range(4)
+        ]
+    for name, value in batch._asdict().items():
+        expected = torch.cat([getattr(s, name) for s in singles])
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-7, msg=name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -17,7 +17,8 @@ from ..sampling.jitter import JitterConfig
 
 __all__ = ["DDSPSynth"]
 
-_MODES = ("resynth", "mix")
+Mode = Literal["resynth", "mix"]
+_MODES = get_args(Mode)
 
 
 def _rms(samples: np.ndarray) -> float:
@@ -66,7 +67,7 @@ class DDSPSynth(BaseWaveformTransform):
         self,
         bank: SpeciesBank | str | Path,
         species: str | None = None,
-        mode: str = "resynth",
+        mode: Mode = "resynth",
         min_snr_db: float = 0.0,
         max_snr_db: float = 20.0,
         keep_background: bool = False,

@@ -86,6 +86,13 @@ class ContourBank:
     def __len__(self) -> int:
         return len(self.segments)
 
+    def __repr__(self) -> str:
+        return (
+            f"ContourBank({len(self)} segments, {self.total_seconds():.2f} s from "
+            f"{len(self.recordings)} recordings, sample_rate={self.sample_rate}, "
+            f"hop_length={self.hop_length})"
+        )
+
     def total_seconds(self) -> float:
         return sum(len(s) for s in self.segments) / self.frame_rate
 

@@ -26,6 +26,7 @@ F0 trackers (:func:`estimate_f0`):
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import soxr
@@ -35,7 +36,9 @@ from ..constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH
 from ..dsp.spectral import frame_count, frame_signal, hann_window, power_blocks
 from ._peak_tracker import track_peaks
 
-__all__ = ["estimate_f0"]
+__all__ = ["F0Method", "estimate_f0"]
+
+F0Method = Literal["numba", "crepe"]
 
 _F0_WINDOWS_SECONDS = (0.004, 0.008)
 _SHORT_WINDOW_MARGIN_DB = 2.0  # the short window must beat the long one's contrast by this
@@ -142,8 +145,8 @@ def estimate_f0(
     hop_length: int = HOP_LENGTH,
     f_min: float = F0_MIN_HZ,
     f_max: float = F0_MAX_HZ,
-    method: str = "numba",
-    crepe_model: str = "tiny",
+    method: F0Method = "numba",
+    crepe_model: Literal["tiny", "full"] = "tiny",
 ) -> tuple[np.ndarray, np.ndarray]:
     """F0 and voicing confidence of mono ``audio [samples]``.
 

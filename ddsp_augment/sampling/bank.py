@@ -101,6 +101,10 @@ class SpeciesBank:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __repr__(self) -> str:
+        where = f", path={str(self.path)!r}" if self.path is not None else ""
+        return f"SpeciesBank(species={self.species}{where})"
+
     def entry(self, species: str) -> SavedSpecies:
         try:
             return self._entries[species]

@@ -14,6 +14,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import scipy.fft as sfft
@@ -34,7 +35,8 @@ __all__ = [
     "wind_noise",
 ]
 
-_BACKGROUNDS = ("none", "measured", "files")
+Background = Literal["none", "measured", "files"]
+_BACKGROUNDS = get_args(Background)
 # mix_at_snr's signal power: mean over frames of this many samples within 20 dB of the loudest.
 _ACTIVE_FRAME = 256
 _ACTIVE_RANGE_DB = 20.0
@@ -398,7 +400,7 @@ class SceneConfig:
     p_rain: float = 0.0
     rain_snr_db: tuple[float, float] = (10.0, 25.0)
     rain_drops_per_s: tuple[float, float] = (20.0, 200.0)
-    background: str = "measured"
+    background: Background = "measured"
     background_files: tuple[str, ...] = ()
     snr_db: tuple[float, float] | None = None
 

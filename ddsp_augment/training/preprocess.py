@@ -24,7 +24,7 @@ from ..dsp.spectral import log_mel
 from ..features.background import FLOOR_FFT_SIZE, noise_floor
 from ..features.contours import find_segments
 from ..features.loudness import loudness_db
-from ..features.pitch import estimate_f0
+from ..features.pitch import F0Method, estimate_f0
 from ..io import AudioError, atomic_write, load_audio, scan_folder
 
 __all__ = [
@@ -45,7 +45,7 @@ FORMAT_VERSION = 1
 class PreprocessSettings:
     sample_rate: int = SAMPLE_RATE
     hop_length: int = HOP_LENGTH
-    f0_method: str = "numba"
+    f0_method: F0Method = "numba"
     f_min: float = F0_MIN_HZ
     f_max: float = F0_MAX_HZ
 
