@@ -5,12 +5,13 @@ Every problem with a user's file raises :class:`AudioError`, whose message start
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
@@ -23,6 +24,7 @@ __all__ = [
     "atomic_write",
     "load_audio",
     "load_folder",
+    "read_json",
     "resample",
     "save_audio",
     "scan_folder",
@@ -46,6 +48,34 @@ class PathError(ValueError):
 
 class AudioError(PathError):
     """A recording that cannot be used (missing, unreadable, empty, NaN, silent)."""
+
+
+def read_json(
+    path: str | Path,
+    error: type[PathError] = PathError,
+    missing: str = "missing",
+    file_format: tuple[str, int, str] | None = None,
+) -> dict[str, Any]:
+    """A JSON object from ``path``; ``error(path, reason)`` when the file is ``missing`` (that
+    reason), not valid JSON, not an object, or, with ``file_format = (name, version, noun)``,
+    when its ``"format"`` is not ``name`` or its ``"format_version"`` not ``version``."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(path, missing)
+    try:
+        payload = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as caught:
+        raise error(path, f"not valid JSON ({caught})") from caught
+    if not isinstance(payload, dict):
+        raise error(path, "not a JSON object")
+    if file_format is not None:
+        name, version, noun = file_format
+        if payload.get("format") != name:
+            raise error(path, f"not a {name} {noun}")
+        if payload.get("format_version") != version:
+            found = payload.get("format_version")
+            raise error(path, f"{noun} version {found!r}; this ddsp-augment reads {version}")
+    return payload
 
 
 def resample(audio: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..features.contours import ContourBank
-from ..io import PathError, atomic_write
+from ..io import PathError, atomic_write, read_json
 from .decoder import DecoderConfig
 from .species_model import SpeciesModel
 
@@ -95,7 +95,9 @@ def find_model_dirs(path: str | Path, species: Iterable[str] | None = None) -> d
     dirs = [path] if is_model_dir(path) else sorted(p for p in path.iterdir() if is_model_dir(p))
     if not dirs:
         raise ModelFileError(path, "contains no species model (no config.json, no */config.json)")
-    found = {str(_read_json(d / "config.json").get("species", d.name)): d for d in dirs}
+    found = {
+        str(read_json(d / "config.json", ModelFileError).get("species", d.name)): d for d in dirs
+    }
     if species is None:
         return found
     wanted = list(species)
@@ -107,18 +109,6 @@ def find_model_dirs(path: str | Path, species: Iterable[str] | None = None) -> d
 
 def _write_json(path: Path, payload: dict) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2), "utf-8"))
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise ModelFileError(path, "missing")
-    try:
-        payload = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(path, f"not valid JSON ({error})") from error
-    if not isinstance(payload, dict):
-        raise ModelFileError(path, "not a JSON object")
-    return payload
 
 
 def save_species_model(
@@ -157,15 +147,9 @@ def load_species_model(directory: str | Path, device: str | torch.device = "cpu"
     if not directory.is_dir():
         raise ModelFileError(directory, "not a directory")
     config_path = directory / "config.json"
-    info = _read_json(config_path)
-    if info.get("format") != FORMAT_NAME:
-        raise ModelFileError(config_path, f"not a {FORMAT_NAME} config (foreign file?)")
-    if info.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            config_path,
-            f"format version {info.get('format_version')!r}; "
-            f"this ddsp-augment reads {FORMAT_VERSION}",
-        )
+    info = read_json(
+        config_path, ModelFileError, file_format=(FORMAT_NAME, FORMAT_VERSION, "config")
+    )
     try:
         config = DecoderConfig.from_dict(info["decoder"])
     except (KeyError, TypeError, ValueError) as error:
@@ -229,7 +213,7 @@ def load_checkpoint(
     """Restore what :func:`save_checkpoint` wrote into ``model``/``optimizer``/``generator``."""
     directory = Path(directory)
     meta_path = directory / "state.json"
-    meta = _read_json(meta_path)
+    meta = read_json(meta_path, ModelFileError)
     if meta.get("format") != FORMAT_NAME + "-checkpoint":
         raise ModelFileError(meta_path, "not a ddsp-augment training checkpoint")
     tensor_path = directory / "state.safetensors"

@@ -30,7 +30,15 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..checks import Backend, check_backend
 from ..constants import SAMPLE_RATE
-from ..io import AUDIO_EXTENSIONS, PathError, atomic_write, load_audio, resample, save_audio
+from ..io import (
+    AUDIO_EXTENSIONS,
+    PathError,
+    atomic_write,
+    load_audio,
+    read_json,
+    resample,
+    save_audio,
+)
 from ..model.storage import find_model_dirs
 from ..plotting import contact_sheet, spectrogram_png
 from ..training.preprocess import load_processed
@@ -288,20 +296,8 @@ def generate_songs(
 def read_sidecar(path: str | Path) -> tuple[SongRequest, dict[str, Any]]:
     """A sidecar's request and raw JSON; raises :class:`SidecarError` naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise SidecarError(path, "no such sidecar file")
-    try:
-        payload = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SidecarError(path, f"not valid JSON ({error})") from error
-    if not isinstance(payload, dict) or payload.get("format") != SIDECAR_FORMAT:
-        raise SidecarError(path, f"not a {SIDECAR_FORMAT} sidecar")
-    if payload.get("format_version") != SIDECAR_VERSION:
-        raise SidecarError(
-            path,
-            f"sidecar version {payload.get('format_version')!r}; this release reads "
-            f"{SIDECAR_VERSION}",
-        )
+    sidecar = (SIDECAR_FORMAT, SIDECAR_VERSION, "sidecar")
+    payload = read_json(path, SidecarError, missing="no such sidecar file", file_format=sidecar)
     try:
         request = SongRequest(
             species=str(payload["species"]),

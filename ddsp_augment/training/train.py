@@ -340,6 +340,12 @@ def train_species(
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {}
     best_state: dict[str, torch.Tensor] | None = None
+
+    def save(model: SpeciesModel, **extra: Any) -> None:
+        """The model directory, with the best metrics so far (an unfinished one says so)."""
+        info_now = {**info, "metrics": best, **extra}
+        save_species_model(output_dir, species, model, contours, backgrounds, info_now)
+
     start_epoch, restarts, stale, lr = 0, 0, 0, settings.learning_rate
     checkpoint_dir = output_dir / "checkpoint"
     if resume and (checkpoint_dir / "state.json").is_file():
@@ -408,14 +414,7 @@ def train_species(
         elif not best or row["val_spectral_distance"] < best["val_spectral_distance"]:
             best, stale = dict(row), 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            save_species_model(
-                output_dir,
-                species,
-                model,
-                contours,
-                backgrounds,
-                {**info, "metrics": best, "complete": False},
-            )
+            save(model, complete=False)
         else:
             stale += 1
         epoch += 1
@@ -442,20 +441,7 @@ def train_species(
         raise CollapseError(f"{species}: no epoch produced a usable model")
     model.load_state_dict(best_state)
     wall = time.perf_counter() - started
-    save_species_model(
-        output_dir,
-        species,
-        model,
-        contours,
-        backgrounds,
-        {
-            **info,
-            "metrics": best,
-            "complete": True,
-            "epochs_run": len(history),
-            "restarts": restarts,
-        },
-    )
+    save(model, complete=True, epochs_run=len(history), restarts=restarts)
     return TrainResult(species, output_dir, history, best, restarts, wall)
 
 
