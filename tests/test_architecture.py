@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 import ddsp_augment
 
-REPO = Path(__file__).resolve().parents[1]
 DOC = (REPO / "docs" / "ARCHITECTURE.md").read_text("utf-8")
 PACKAGE = REPO / "ddsp_augment"
 TOP_LEVEL = {p.stem for p in PACKAGE.glob("*.py")} | {

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.signal
+from conftest import TEST_DATA
 
 from ddsp_augment.constants import VOICED_THRESHOLD
 from ddsp_augment.dsp.spectral import frame_count
@@ -16,7 +15,6 @@ from ddsp_augment.io import load_audio
 
 SR = 32000
 HOP = 64
-TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 def _render(f_inst: np.ndarray, amps=(1.0,), sr: int = SR, pad_s: float = 0.05):

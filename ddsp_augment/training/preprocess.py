@@ -72,7 +72,7 @@ class Recording:
     confidence: np.ndarray
     loudness_db: np.ndarray
     segments: np.ndarray  # [n, 2] frame ranges, end exclusive
-    background: np.ndarray  # background magnitude per bin (background.noise_floor)
+    background: np.ndarray  # background magnitude per bin (features.background.noise_floor)
 
     @property
     def seconds(self) -> float:
