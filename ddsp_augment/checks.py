@@ -18,12 +18,22 @@ def check_backend(backend: str) -> Backend:
     return backend  # type: ignore[return-value]
 
 
-def check_range(name: str, value: tuple[float, float] | None, low: float, high: float) -> None:
-    """A ``(min, max)`` range within ``[low, high]`` (None passes: the option is off), else a
-    ValueError naming ``name``."""
-    if value is None:
+def check_range(
+    name: str,
+    value: tuple[float, float] | None,
+    low: float,
+    high: float,
+    optional: bool = False,
+) -> None:
+    """A ``(min, max)`` pair with ``low <= min <= max <= high`` (None too when ``optional``: the
+    option is off), else a ValueError naming ``name``."""
+    if value is None and optional:
         return
-    if len(value) != 2 or not low <= value[0] <= value[1] <= high:
+    try:
+        ok = len(value) == 2 and low <= value[0] <= value[1] <= high  # type: ignore[arg-type]
+    except TypeError:  # None, a bare number, non-numbers
+        ok = False
+    if not ok:
         raise ValueError(
-            f"{name} must be (min, max) with {low} <= min <= max <= {high}, got {value}"
+            f"{name} must be (min, max) with {low} <= min <= max <= {high}, got {value!r}"
         )

@@ -23,6 +23,14 @@ def test_underscore_and_dashed_spellings_parse_alike(argv):
     assert (args.data_path, args.output_path, args.sample_rate) == ("in/", "out/", 22050)
 
 
+@pytest.mark.parametrize(
+    "spelling", [("--f_min", "--f_max"), ("--f-min", "--f-max"), ("--fmin", "--fmax")]
+)
+def test_f0_band_flags_keep_their_earlier_spelling(spelling):
+    args = build_parser().parse_args(["preprocess", spelling[0], "1500", spelling[1], "9000"])
+    assert (args.f_min, args.f_max) == (1500.0, 9000.0)
+
+
 def test_defaults_follow_the_plan_layout():
     parser = build_parser()
     assert parser.parse_args(["preprocess"]).data_path == "data/raw/"

@@ -418,17 +418,17 @@ class SceneConfig:
                 raise ValueError(
                     f"{name} must be a probability in [0, 1], got {getattr(self, name)}"
                 )
-        check_range("distance_m", self.distance_m, 1e-3, 1e4)
+        check_range("distance_m", self.distance_m, 1e-3, 1e4, optional=True)
         if self.distance_m is not None and self.distance_m[0] <= 0:
             raise ValueError(f"distance_m must be > 0, got {self.distance_m}")
-        check_range("rt60_s", self.rt60_s, 1e-3, 20.0)
+        check_range("rt60_s", self.rt60_s, 1e-3, 20.0, optional=True)
         check_range("wet", self.wet, 0.0, 1.0)
         check_range("predelay_s", self.predelay_s, 0.0, 1.0)
         check_range("wind_gusts", self.wind_gusts, 0.0, 0.99)
         check_range("rain_drops_per_s", self.rain_drops_per_s, 0.0, 1e5)
         for name in ("wind_snr_db", "rain_snr_db"):
             check_range(name, getattr(self, name), -60.0, 120.0)
-        check_range("snr_db", self.snr_db, -60.0, 120.0)
+        check_range("snr_db", self.snr_db, -60.0, 120.0, optional=True)
 
 
 @functools.lru_cache(maxsize=32)
