@@ -42,7 +42,7 @@ from ..io import (
 from ..model.storage import find_model_dirs
 from ..plotting import contact_sheet, spectrogram_png
 from ..training.preprocess import load_processed
-from .bank import SpeciesBank
+from .bank import SpeciesBank, check_sample_args
 from .jitter import JitterConfig
 from .scene import SceneConfig
 
@@ -253,10 +253,10 @@ def generate_songs(
     Returns:
         ``{species: [wav paths]}``.
     """
-    if n < 1 or seconds <= 0 or sample_rate <= 0:
-        raise ValueError(
-            f"need n >= 1, seconds > 0, sample_rate > 0; got {n}, {seconds}, {sample_rate}"
-        )
+    if isinstance(seed, np.random.Generator | np.random.SeedSequence):
+        # The sidecars record an int seed: each song must be renderable again on its own.
+        raise TypeError(f"seed must be an int >= 0, got {seed!r}")
+    check_sample_args(n, seconds, sample_rate, seed, sample_rate)
     check_backend(backend)
     if real_path is not None and not Path(real_path).is_dir():
         raise FileNotFoundError(f"{real_path}: no such folder of real recordings")
