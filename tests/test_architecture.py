@@ -128,3 +128,11 @@ def test_the_layer_check_sees_a_violation(tmp_path):
     assert "ddsp_augment.sampling.bank.SpeciesBank" in names
     assert _layer_of("ddsp_augment.sampling.bank.SpeciesBank", layers) == 4
     assert layers["ddsp_augment.features.loudness"] == 2
+
+
+def test_test_files_have_unique_names():
+    """Test folders have no __init__.py (pytest imports each file by its name), so two files of
+    one name in different folders would collide."""
+    names = [p.name for p in (REPO / "tests").rglob("*.py")]
+    assert len(names) == len(set(names)) and "conftest.py" in names
+    assert not list((REPO / "tests").rglob("__init__.py"))
