@@ -1,3 +1,4 @@
+import ast
 import copy
 import pickle
 import warnings
@@ -6,12 +7,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import XC_GERMANY
+from conftest import REPO, XC_GERMANY
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
-from ddsp_augment.augment.dataset import ClassCount, DDSPBalancedDataset
+from ddsp_augment.augment.dataset import DEFAULT_SCENE, ClassCount, DDSPBalancedDataset
 from ddsp_augment.augment.layout import ItemLayout
 from ddsp_augment.io import load_audio
+from ddsp_augment.sampling.scene import SceneConfig
 
 NO_MODEL = "Turdus_merula"  # a real species the small bank has no model of
 
@@ -329,3 +331,90 @@ def test_background_array_is_validated_and_used(items, small_bank):
 def test_invalid_arguments_raise_value_error(items, small_bank, kwargs, message):
     with pytest.raises(ValueError, match=message):
         DDSPBalancedDataset(ClipDataset(items), small_bank, progress=False, **kwargs)
+
+
+def test_cache_rerenders_truncated_and_stereo_files(items, small_bank_path, tmp_path):
+    plain = all_items(balanced(items, small_bank_path, target="max"))
+    cached = balanced(items, small_bank_path, target="max", cache_dir=tmp_path)
+    all_items(cached)
+    truncated, stereo = sorted(tmp_path.glob("*.wav"))
+    song, rate = sf.read(str(truncated), dtype="float32")
+    sf.write(str(truncated), song[:3990], rate, subtype="FLOAT")  # a copy cut short
+    sf.write(str(stereo), np.stack([song, song], axis=1), rate, subtype="FLOAT")
+    assert_items_equal(all_items(cached), plain)  # rendered again, not read as they are
+    for path in (truncated, stereo):
+        info = sf.info(str(path))
+        assert (info.channels, info.frames) == (1, items[3][0].shape[1])  # and rewritten
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"seconds": 1e-5}, ValueError, r"too short to hold one frame .*\(2.0 ms\)"),
+        ({"seconds": float("inf")}, ValueError, "seconds must be finite"),
+        ({"target": float("inf")}, ValueError, "finite float > 0, got inf"),
+        ({"target": float("nan")}, ValueError, "finite float > 0, got nan"),
+        ({"sample_rate": 44100.5}, ValueError, "sample_rate must be a positive whole number"),
+        ({"sample_rate": True}, ValueError, "sample_rate must be a sample rate in Hz"),
+        ({"seed": 1.5}, TypeError, "seed must be an integer"),
+        ({"jitter": "wide"}, TypeError, "jitter must be"),
+        ({"layout": {"waveform": 0.5}}, TypeError, "ItemLayout.waveform"),
+    ],
+)
+def test_bad_arguments_are_refused_at_construction(items, small_bank, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        balanced(items, small_bank, **kwargs)
+
+
+def test_items_without_a_sample_rate_need_sample_rate_argument(items, small_bank):
+    # (waveform, label, name): field 1, where a torchaudio item has its rate, is the label.
+    no_rate = [(w, label, name) for w, _, label, name in items]
+    layout = ItemLayout(label=1)
+    hint = "sample_rate=<Hz>"
+    with pytest.raises(ValueError, match=f"'Parus_major'.*{hint}"):  # measuring backgrounds
+        balanced(no_rate, small_bank, layout=layout)
+    lazy = balanced(no_rate, small_bank, layout=layout, backgrounds="species")
+    with pytest.raises(ValueError, match=hint):  # the first synthetic item
+        lazy[len(items)]
+    dict_items = [{"waveform": w, "label": label} for w, _, label, _ in items]
+    with pytest.raises(ValueError, match=f"no sample rate at 'sample_rate'.*{hint}"):
+        balanced(dict_items, small_bank)
+    given = balanced(no_rate, small_bank, layout=layout, sample_rate=22050, seconds=0.002)
+    waveform, label, _ = given[len(items)]
+    assert label == "Fringilla_coelebs" and waveform.shape == (1, 44)  # the shortest allowed
+
+
+def test_set_epoch_refuses_what_it_cannot_represent(items, small_bank):
+    dataset = balanced(items, small_bank, target="max", scene=None)
+    dataset.set_epoch(np.int64(3))
+    assert dataset.epoch == 3
+    for epoch, error in [(2**64, ValueError), (2**63, ValueError), (-1, ValueError)]:
+        with pytest.raises(error, match=r"epoch must be in \[0, 9223372036854775807\]"):
+            dataset.set_epoch(epoch)
+    for epoch in (1.7, 1.0, True, "2"):
+        with pytest.raises(TypeError, match="epoch must be an integer"):
+            dataset.set_epoch(epoch)
+    assert dataset.epoch == 3  # unchanged by the refused calls
+    dataset.set_epoch(2**63 - 1)
+    assert dataset.epoch == 2**63 - 1 and dataset[len(items)][0].shape == items[3][0].shape
+
+
+def test_repr_and_defaults(items, small_bank_path):
+    dataset = balanced(items, small_bank_path, target="max")
+    text = repr(dataset)
+    assert text.startswith(
+        f"DDSPBalancedDataset(ClipDataset: 6 real + 2 synthetic items in 3 classes, "
+        f"bank='{small_bank_path}', target='max', seed=0, epoch=0, scene=SceneConfig("
+    )
+    assert text.endswith("backgrounds='dataset' (6 floors), backend='numba')")
+    # The defaults are the song settings the classifier benchmark validated.
+    source = (REPO / "benchmarks" / "classifier_gain.py").read_text()
+    tree = ast.parse(source)
+    (defaults,) = [
+        ast.literal_eval(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.AnnAssign)
+        and getattr(node.target, "id", "") == "DDSP_SONG_DEFAULTS"
+    ]
+    assert dataset.backgrounds == defaults["backgrounds"]
+    assert dataset.scene == DEFAULT_SCENE == SceneConfig(**defaults["scene"])

@@ -495,7 +495,7 @@ class DDSPBalancedDataset(Dataset):
         template = self._template(donor)
         rate = template.sample_rate
         n = template.n_samples if self.seconds is None else int(round(self.seconds * rate))
-        if n < self._min_seconds * rate:
+        if n < max(1, round(self._min_seconds * rate)):  # as `seconds` is checked, in samples
             raise ValueError(
                 f"item {donor} lasts {n} samples at {rate} Hz, shorter than one frame of the "
                 f"species models ({self._min_seconds * 1000:.1f} ms); pass seconds= to give "
