@@ -40,7 +40,11 @@ PINNED_SAMPLE = {
     "rms": [0.00463679241329947, 0.013319542644764192],
     "peak_index": [14521, 15581],
 }
-PINNED_ITEM = {"meta": ("Parus_major", 22050, (1, 22050)), "abs_sum": 1512.8150634765625}
+# Moved on purpose (issue 10) from 1512.8150634765625 when DDSPBalancedDataset's defaults became
+# the benchmark's validated song settings: dataset backgrounds and a 1-3x distance with reverb
+# make the song quieter (0-9.5 dB) and place it over the dataset's floors; with the old settings
+# (scene=SceneConfig(background="measured"), backgrounds="species") the item still sums 1512.815.
+PINNED_ITEM = {"meta": ("Parus_major", 22050, (1, 22050)), "abs_sum": 675.1069946289062}
 
 
 @pytest.fixture(scope="module")
