@@ -434,7 +434,7 @@ def ddsp_training_set(split: TrainingSplit) -> Dataset:
             }
         ),
         backgrounds=song["backgrounds"],
-        jitter_overrides=song["jitter"],
+        jitter=song["jitter"],  # None, or knobs that replace the species defaults
         progress=False,
     )
 

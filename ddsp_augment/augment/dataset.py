@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import math
 import multiprocessing
@@ -84,6 +85,19 @@ def _whole_number(value: Any, name: str, low: int, high: int | None = None) -> i
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be {bound}, got {value}")
     return value
+
+
+def _scene_repr(scene: SceneConfig | None) -> str:
+    """``SceneConfig(...)`` with only the fields that differ from the defaults (a short repr)."""
+    if scene is None:
+        return "None"
+    default = SceneConfig()
+    changed = [
+        f"{f.name}={getattr(scene, f.name)!r}"
+        for f in dataclasses.fields(scene)
+        if getattr(scene, f.name) != getattr(default, f.name)
+    ]
+    return f"SceneConfig({', '.join(changed)})"
 
 
 def _base_dataset(dataset: Dataset | DataLoader) -> Dataset:
@@ -270,7 +284,7 @@ class DDSPBalancedDataset(Dataset):
             f"{type(self).__name__}({type(self.dataset).__name__}: {len(self.dataset)} real + "
             f"{int(self._offsets[-1])} synthetic items in {len(self.classes)} classes, "
             f"bank={bank!r}, target={self.target!r}, seed={self.seed}, epoch={self.epoch}, "
-            f"scene={self.scene!r}, backgrounds={self.backgrounds!r}{floors}, "
+            f"scene={_scene_repr(self.scene)}, backgrounds={self.backgrounds!r}{floors}, "
             f"backend={self.backend!r})"
         )
 
