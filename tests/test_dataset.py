@@ -1,4 +1,3 @@
-import ast
 import copy
 import pickle
 import warnings
@@ -7,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import REPO, XC_GERMANY
+from conftest import XC_GERMANY
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
 from ddsp_augment.augment.dataset import DEFAULT_SCENE, ClassCount, DDSPBalancedDataset
@@ -409,13 +408,7 @@ def test_repr_and_defaults(items, small_bank_path):
         "backgrounds='dataset' (6 floors), backend='numba')"
     )
     # The defaults are the song settings the classifier benchmark validated.
-    source = (REPO / "benchmarks" / "classifier_gain.py").read_text()
-    tree = ast.parse(source)
-    (defaults,) = [
-        ast.literal_eval(node.value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.AnnAssign)
-        and getattr(node.target, "id", "") == "DDSP_SONG_DEFAULTS"
-    ]
+    from classifier_gain.conditions import DDSP_SONG_DEFAULTS as defaults
+
     assert dataset.backgrounds == defaults["backgrounds"]
     assert dataset.scene == DEFAULT_SCENE == SceneConfig(**defaults["scene"])
