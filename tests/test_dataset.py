@@ -351,6 +351,8 @@ def test_cache_rerenders_truncated_and_stereo_files(items, small_bank_path, tmp_
     [
         ({"seconds": 1e-5}, ValueError, r"too short to hold one frame .*\(2.0 ms\)"),
         ({"seconds": float("inf")}, ValueError, "seconds must be finite"),
+        ({"seconds": float("nan")}, ValueError, "seconds must be > 0, got nan"),
+        ({"seconds": "1"}, TypeError, "seconds must be a number"),
         ({"target": float("inf")}, ValueError, "finite float > 0, got inf"),
         ({"target": float("nan")}, ValueError, "finite float > 0, got nan"),
         ({"sample_rate": 44100.5}, ValueError, "sample_rate must be a positive whole number"),
@@ -383,7 +385,7 @@ def test_items_without_a_sample_rate_need_sample_rate_argument(items, small_bank
     assert label == "Fringilla_coelebs" and waveform.shape == (1, 44)  # the shortest allowed
 
 
-def test_set_epoch_refuses_what_it_cannot_represent(items, small_bank):
+def test_set_epoch_and_indexing_refuse_what_they_cannot_represent(items, small_bank):
     dataset = balanced(items, small_bank, target="max", scene=None)
     dataset.set_epoch(np.int64(3))
     assert dataset.epoch == 3
@@ -396,6 +398,13 @@ def test_set_epoch_refuses_what_it_cannot_represent(items, small_bank):
     assert dataset.epoch == 3  # unchanged by the refused calls
     dataset.set_epoch(2**63 - 1)
     assert dataset.epoch == 2**63 - 1 and dataset[len(items)][0].shape == items[3][0].shape
+    n = len(dataset)
+    torch.testing.assert_close(dataset[-1][0], dataset[n - 1][0], rtol=0, atol=0)
+    for index in (n, -n - 1):
+        with pytest.raises(IndexError, match=f"index {index} out of range for {n} items"):
+            dataset[index]
+    with pytest.raises(TypeError, match="index must be an integer"):
+        dataset[1.0]
 
 
 def test_repr_and_defaults(items, small_bank_path):

@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import math
 import multiprocessing
+import numbers
 import operator
 import warnings
 from collections import Counter
@@ -205,10 +206,14 @@ class DDSPBalancedDataset(Dataset):
     ) -> None:
         self.dataset = _base_dataset(dataset)
         self.seed = _whole_number(seed, "seed", 0)
-        if seconds is not None and not (isinstance(seconds, int | float) and seconds > 0):
-            raise ValueError(f"seconds must be > 0, got {seconds!r}")
-        if seconds is not None and not math.isfinite(seconds):
-            raise ValueError(f"seconds must be finite, got {seconds!r}")
+        if seconds is not None:
+            if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real):
+                raise TypeError(f"seconds must be a number or None, got {seconds!r}")
+            if not seconds > 0:
+                raise ValueError(f"seconds must be > 0, got {seconds!r}")
+            if not math.isfinite(seconds):
+                raise ValueError(f"seconds must be finite, got {seconds!r}")
+            seconds = float(seconds)
         if sample_rate is not None:
             sample_rate = check_sample_rate(sample_rate, "sample_rate")
         if backend not in ("numba", "torch"):
@@ -466,11 +471,9 @@ class DDSPBalancedDataset(Dataset):
             index = operator.index(index)
         except TypeError:
             raise TypeError(f"index must be an integer, got {index!r}") from None
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
+        if not -n <= index < n:
             raise IndexError(f"index {index} out of range for {n} items")
-        return index
+        return index + n if index < 0 else index
 
     def __getitem__(self, index: int) -> Any:
         index = self._check_index(index)
