@@ -7,6 +7,8 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import XC_GERMANY
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
 from ddsp_augment.augment.dataset import DEFAULT_SCENE, ClassCount, DDSPBalancedDataset
@@ -421,3 +423,47 @@ def test_repr_and_defaults(items, small_bank_path):
 
     assert dataset.backgrounds == defaults["backgrounds"]
     assert dataset.scene == DEFAULT_SCENE == SceneConfig(**defaults["scene"])
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**64),
+    epoch=st.integers(0, 2**63 - 1),
+    target=st.integers(0, 5),
+    seconds=st.none() | st.floats(0.002, 0.5),
+    position=st.floats(0, 1, exclude_max=True),
+    flag=st.booleans(),
+)
+def test_any_valid_item_is_finite_with_the_promised_shape(
+    items, small_bank_path, seed, epoch, target, seconds, position, flag
+):
+    # Real items cut to 0.5 s keep each example fast.
+    short = [(w[:, : r // 2], r, label, name) for w, r, label, name in items]
+    dataset = balanced(
+        short,
+        small_bank_path,
+        target=target,
+        seed=seed,
+        seconds=seconds,
+        return_synthetic_flag=flag,
+    )
+    dataset.set_epoch(epoch)
+    index = int(position * len(dataset)) - len(dataset) * (seed % 2)  # negative half the time
+    item = dataset[index]
+    origin = dataset.synthetic_origin(index)
+    waveform, rate, label = item[:3]
+    assert waveform.dtype == torch.float32 and torch.isfinite(waveform).all()
+    assert waveform.abs().max() <= 1.0
+    if origin is None:
+        real = short[index % len(dataset)]
+        assert waveform is real[0] and tuple(item[1:4]) == real[1:]
+    else:
+        assert label == origin[0] and waveform.shape[0] == 1
+        lengths = {w.shape[1] for w, r, c, _ in short if c == label}
+        expected = {round(seconds * rate)} if seconds is not None else lengths
+        assert waveform.shape[1] in expected
+    assert len(item) == 5 if flag else len(item) == 4
+    if flag:
+        assert item[4] is (origin is not None)
