@@ -202,6 +202,15 @@ def test_distributed_sampler_is_rebuilt_and_follows_epochs(small_bank_path):
     assert loaders[0].sampler.epoch == 5 and loaders[0].dataset.epoch == 5
     orders.append(list(loaders[0].sampler))
     assert orders[0] != orders[1]
+    # A sampler set before balancing (a resumed run) starts the count at its epoch.
+    resumed = DistributedSampler(dataset, num_replicas=2, rank=0, seed=7)
+    resumed.set_epoch(3)
+    loader = balanced_loader(DataLoader(dataset, sampler=resumed), small_bank_path, scene=None)
+    iter(loader)
+    assert loader.sampler.epoch == 3 and loader.dataset.epoch == 3
+    expected = DistributedSampler(loader.dataset, num_replicas=2, rank=0, seed=7)
+    expected.set_epoch(3)
+    assert list(loader.sampler) == list(expected)
 
 
 def test_explicit_set_epoch_chooses_the_next_pass(small_bank_path):

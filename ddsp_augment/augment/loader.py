@@ -128,16 +128,13 @@ class BalancedDataLoader(DataLoader):
     ) -> None:
         super().__init__(dataset, *args, **kwargs)
         self._source_sampler = source_sampler
-        self._next_epoch = dataset.epoch
+        # A sampler already set to epoch e (a resumed run) starts the count there.
+        self._next_epoch = dataset.epoch if source_sampler is None else source_sampler.epoch
         self._marks = self._epoch_marks()
 
-    @property
-    def index_sampler(self) -> Sampler:
-        """The sampler that draws the dataset's indices (inside a batch sampler if any)."""
-        return self.batch_sampler.sampler if self.batch_sampler is not None else self.sampler
-
     def _distributed(self) -> DistributedSampler | None:
-        sampler = self.index_sampler
+        """The sampler that draws indices (inside a batch sampler if any), if distributed."""
+        sampler = self.batch_sampler.sampler if self.batch_sampler is not None else self.sampler
         return sampler if isinstance(sampler, DistributedSampler) else None
 
     def _epoch_marks(self) -> tuple[int, int | None, int | None]:
