@@ -9,6 +9,9 @@ their output:
   the Chebyshev recurrence ``sin((k+1)φ) = 2 cos φ sin(kφ) − sin((k−1)φ)``, vectorised over the
   frame's samples: one rotation per sample whatever the harmonic count. Harmonics at or above
   Nyquist are never computed.
+* separable conv stack (the species decoder's core, so generation needs no torch call): frames
+  major, so each 1×1 conv is one BLAS matrix product (numba's ``np.dot``) and the depthwise taps
+  are vectorised over channels.
 * filtered noise: each frame's FIR is designed by a small cosine transform (the irfft of real,
   even magnitudes) and applied by direct convolution, eight input samples per pass so the
   overlap-add buffer is read and written once per eight taps instead of once per tap.
@@ -23,7 +26,14 @@ import numpy as np
 import scipy.fft as sfft
 from numba import njit
 
-__all__ = ["fft_convolve", "filtered_noise", "harmonic_synth", "noise_impulse_responses"]
+__all__ = [
+    "exp_sigmoid",
+    "fft_convolve",
+    "filtered_noise",
+    "harmonic_synth",
+    "noise_impulse_responses",
+    "separable_conv_stack",
+]
 
 # "contract" lets LLVM fuse multiply-adds; no reassociation, so results do not depend on the
 # vector width of the machine.
@@ -272,3 +282,110 @@ def fft_convolve(audio: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
     spectrum = sfft.rfft(audio, size, workers=1)
     spectrum *= sfft.rfft(impulse_response, size, workers=1)
     return sfft.irfft(spectrum, size, workers=1)[:n].astype(np.float32)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _separable_stack_kernel(
+    x, in_w, in_b, dw_w, dw_b, pw_w, pw_b, out_w, out_b, slope
+):  # pragma: no cover
+    frames = x.shape[0]
+    n_layers, channels, kernel = dw_w.shape
+    half = kernel // 2
+    hidden = np.dot(x, in_w)
+    hidden += in_b
+    depthwise = np.empty((frames, channels), np.float32)
+    pointwise = np.empty((frames, channels), np.float32)
+    for layer in range(n_layers):
+        dilation = 1 << layer
+        taps = dw_w[layer]
+        for t in range(frames):
+            row = depthwise[t]
+            row[:] = dw_b[layer]
+            # Zero padding: taps reaching before the first or past the last frame add nothing.
+            for j in range(kernel):
+                source = t + (j - half) * dilation
+                if 0 <= source < frames:
+                    src = hidden[source]
+                    for c in range(channels):
+                        row[c] += taps[c, j] * src[c]
+        np.dot(depthwise, pw_w[layer], pointwise)
+        bias = pw_b[layer]
+        for t in range(frames):
+            for c in range(channels):
+                v = pointwise[t, c] + bias[c]
+                hidden[t, c] += v if v >= 0 else slope * v
+    out = np.dot(hidden, out_w)
+    out += out_b
+    return out
+
+
+def separable_conv_stack(
+    x: np.ndarray,
+    input_weight: np.ndarray,
+    input_bias: np.ndarray,
+    depthwise_weight: np.ndarray,
+    depthwise_bias: np.ndarray,
+    pointwise_weight: np.ndarray,
+    pointwise_bias: np.ndarray,
+    output_weight: np.ndarray,
+    output_bias: np.ndarray,
+    negative_slope: float = 0.1,
+) -> np.ndarray:
+    """1×1 conv in, residual depthwise-separable dilated convs, 1×1 conv out, for one sequence.
+
+    Layer ``l`` is ``h + leaky_relu(pointwise_l(depthwise_l(h)))`` with dilation ``2**l`` and
+    zero "same" padding, as ``torch.nn.Conv1d`` computes it (cross-correlation).
+
+    Args:
+        x: ``[frames, in_channels]`` input (frames-major, unlike torch's ``[channels, frames]``).
+        input_weight: ``[in_channels, channels]`` (torch's ``[channels, in_channels, 1]``
+            transposed); ``input_bias [channels]``.
+        depthwise_weight: ``[layers, channels, kernel]`` (odd kernel); ``depthwise_bias
+            [layers, channels]``.
+        pointwise_weight: ``[layers, channels_in, channels_out]``; ``pointwise_bias
+            [layers, channels]``.
+        output_weight: ``[channels, out_channels]``; ``output_bias [out_channels]``.
+        negative_slope: Leaky ReLU slope.
+
+    Returns:
+        ``[frames, out_channels]`` float32.
+    """
+    f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
+    if depthwise_weight.shape[-1] % 2 != 1:
+        raise ValueError(f"depthwise kernel must be odd, got {depthwise_weight.shape[-1]}")
+    return _separable_stack_kernel(
+        f32(x),
+        f32(input_weight),
+        f32(input_bias),
+        f32(depthwise_weight),
+        f32(depthwise_bias),
+        f32(pointwise_weight),
+        f32(pointwise_bias),
+        f32(output_weight),
+        f32(output_bias),
+        np.float32(negative_slope),
+    )
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _exp_sigmoid_kernel(x, exponent_log, max_value, threshold):  # pragma: no cover
+    out = np.empty_like(x)
+    flat_in = x.ravel()
+    flat_out = out.ravel()
+    for i in range(flat_in.shape[0]):
+        # max * sigmoid(v) ** log(exponent) = max * (1 + e^-v) ** -log(exponent), in float32.
+        softplus = math.log1p(math.exp(-flat_in[i]))  # inf for v < -88: the output is threshold
+        flat_out[i] = max_value * math.exp(-exponent_log * softplus) + threshold
+    return out
+
+
+def exp_sigmoid(
+    x: np.ndarray, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7
+) -> np.ndarray:
+    """:func:`.functional.exp_sigmoid` on a float32 array (any shape), in one pass."""
+    return _exp_sigmoid_kernel(
+        np.ascontiguousarray(x, np.float32),
+        np.float32(math.log(exponent)),
+        np.float32(max_value),
+        np.float32(threshold),
+    )

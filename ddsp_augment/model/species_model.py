@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import scipy.fft as sfft
@@ -24,11 +24,15 @@ from ..dsp import functional as F
 from ..dsp import numba_kernels as nk
 from ..dsp.synths import Reverb
 
-__all__ = ["Controls", "Decoder", "DecoderConfig", "SpeciesModel"]
+__all__ = ["Backend", "Controls", "Decoder", "DecoderConfig", "SpeciesModel"]
+
+Backend = Literal["numba", "torch"]
 
 # log2-F0 scaling: 250 Hz -> 0, 16 kHz -> 1 (covers every bird the tracker can report).
 _F0_LOG2_MIN = math.log2(250.0)
 _F0_LOG2_RANGE = math.log2(16000.0) - _F0_LOG2_MIN
+# Batched rendering's chunk size, in elements of the harmonic bank's float64 phases (128 MiB).
+_RENDER_ELEMENTS = 2**24
 
 
 @dataclass
@@ -162,6 +166,50 @@ class Decoder(nn.Module):
         noise = level * F.exp_sigmoid(raw[..., 1 + cfg.n_harmonics :])
         return Controls(f0_hz, amplitude, distribution, noise)
 
+    def numpy_forward(
+        self, f0_hz: np.ndarray, loudness_db: np.ndarray, confidence: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`forward` for one clip of ``[frames]`` contours in numba, no torch call.
+
+        Returns float32 numpy (f0_hz ``[frames]``, amplitude ``[frames]``, harmonic_distribution
+        ``[frames, n_harmonics]``, noise_magnitudes ``[frames, n_noise_bands]``), equal to the
+        torch controls within float32 rounding (sums in another order).
+        """
+        cfg = self.config
+        f0_hz = np.asarray(f0_hz, np.float32)
+        loudness_db = np.asarray(loudness_db, np.float32)
+        f0 = (np.log2(np.maximum(f0_hz, 1.0)) - _F0_LOG2_MIN) / _F0_LOG2_RANGE
+        loud = (loudness_db - cfg.loudness_mean) / cfg.loudness_std
+        x = np.stack([f0, loud, np.asarray(confidence, np.float32)], axis=1)
+        raw = nk.separable_conv_stack(x, *self._numpy_weights())
+        level = np.power(np.float32(10.0), loudness_db / np.float32(20.0))
+        amplitude = level * nk.exp_sigmoid(raw[:, 0], max_value=4.0)
+        harmonics = nk.exp_sigmoid(raw[:, 1 : 1 + cfg.n_harmonics])
+        distribution = harmonics / harmonics.sum(-1, keepdims=True)
+        noise = level[:, None] * nk.exp_sigmoid(raw[:, 1 + cfg.n_harmonics :])
+        return f0_hz, amplitude, distribution, noise
+
+    def _numpy_weights(self) -> tuple[np.ndarray, ...]:
+        """The weights in :func:`.numba_kernels.separable_conv_stack`'s layout, kept until any
+        parameter changes (their version counters move on every optimiser step or load)."""
+        params = list(self.parameters())
+        key = tuple((p._version, p.data_ptr()) for p in params)
+        if getattr(self, "_numpy_key", None) != key:
+            as_np = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
+            blocks = list(self.core)
+            self._numpy_cache = (
+                as_np(self.input.weight[..., 0].T),
+                as_np(self.input.bias),
+                np.stack([as_np(b.depthwise.weight[:, 0]) for b in blocks]),
+                np.stack([as_np(b.depthwise.bias) for b in blocks]),
+                np.stack([as_np(b.pointwise.weight[..., 0].T) for b in blocks]),
+                np.stack([as_np(b.pointwise.bias) for b in blocks]),
+                as_np(self.output.weight[..., 0].T),
+                as_np(self.output.bias),
+            )
+            self._numpy_key = key
+        return self._numpy_cache
+
 
 class SpeciesModel(nn.Module):
     """Decoder + harmonic/noise synthesis + learnable reverb: the clean bird of one species."""
@@ -205,6 +253,25 @@ class SpeciesModel(nn.Module):
         return harmonic, F.filtered_noise(controls.noise_magnitudes, white_noise, cfg.hop_length)
 
     @torch.inference_mode()  # cheaper than no_grad: generation never needs autograd
+    def render(
+        self, f0_hz: Tensor, loudness_db: Tensor, confidence: Tensor, white_noise: Tensor
+    ) -> Tensor:
+        """Batched generation on the model's device: ``[batch, frames]`` contours and
+        ``white_noise [batch, n_samples]`` → ``[batch, n_samples]``, no gradients.
+
+        Clips go through decoder, synthesis and reverb in chunks that keep the harmonic bank's
+        ``[chunk, n_samples, harmonics]`` float64 phases under ``_RENDER_ELEMENTS``.
+        """
+        per_clip = white_noise.shape[-1] * self.config.n_harmonics
+        chunk = max(1, _RENDER_ELEMENTS // per_clip)
+        parts = []
+        for start in range(0, white_noise.shape[0], chunk):
+            part = slice(start, start + chunk)
+            controls = self.decoder(f0_hz[part], loudness_db[part], confidence[part])
+            harmonic, noise = self.render_parts(controls, white_noise[part])
+            parts.append(self.reverb(harmonic + noise))
+        return torch.cat(parts)
+
     def synthesize(
         self,
         f0_hz: np.ndarray,
@@ -212,28 +279,31 @@ class SpeciesModel(nn.Module):
         confidence: np.ndarray,
         n_samples: int,
         rng: np.random.Generator,
-        backend: str = "numba",
+        backend: Backend = "numba",
     ) -> np.ndarray:
         """Render one clip from ``[frames]`` contours → float32 ``[n_samples]``, no gradients.
 
-        ``backend="numba"`` runs the CPU fast path (numba kernels, numpy FFT); ``"torch"`` the
-        differentiable path (on the model's device). Both draw their white noise from ``rng`` so
-        a seed fixes the output whatever the backend.
+        ``backend="numba"`` runs the CPU fast path (numba decoder and kernels, numpy FFT, no
+        torch call); ``"torch"`` the differentiable path (on the model's device, see
+        :meth:`render`). Both draw their white noise from ``rng`` so a seed fixes the output
+        whatever the backend.
         """
         if backend not in ("numba", "torch"):
             raise ValueError(f"backend must be 'numba' or 'torch', got {backend!r}")
-        cfg = self.config
-        device = next(self.parameters()).device
-        as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)[None]  # noqa: E731
-        controls = self.decoder(as_tensor(f0_hz), as_tensor(loudness_db), as_tensor(confidence))
         white = rng.standard_normal(n_samples, dtype=np.float32)
         if backend == "torch":
-            harmonic, noise = self.render_parts(controls, as_tensor(white))
-            return self.reverb(harmonic + noise)[0].cpu().numpy()
-        c = [t[0].cpu().numpy() for t in controls]
-        harmonic = nk.harmonic_synth(c[0], c[1], c[2], cfg.sample_rate, cfg.hop_length, n_samples)
-        noise = nk.filtered_noise(c[3], white, cfg.hop_length)
-        dry = harmonic + noise
+            device = next(self.parameters()).device
+            as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)[None]  # noqa: E731
+            contours = (as_tensor(f0_hz), as_tensor(loudness_db), as_tensor(confidence))
+            return self.render(*contours, as_tensor(white))[0].cpu().numpy()
+        cfg = self.config
+        f0, amplitude, distribution, magnitudes = self.decoder.numpy_forward(
+            f0_hz, loudness_db, confidence
+        )
+        harmonic = nk.harmonic_synth(
+            f0, amplitude, distribution, cfg.sample_rate, cfg.hop_length, n_samples
+        )
+        dry = harmonic + nk.filtered_noise(magnitudes, white, cfg.hop_length)
         return dry + self._reverb_numpy(dry)
 
     def _reverb_numpy(self, dry: np.ndarray) -> np.ndarray:
