@@ -10,8 +10,9 @@ their output:
   frame's samples: one rotation per sample whatever the harmonic count. Harmonics at or above
   Nyquist are never computed.
 * separable conv stack (the species decoder's core, so generation needs no torch call): frames
-  major, so each 1×1 conv is one BLAS matrix product (numba's ``np.dot``) and the depthwise taps
-  are vectorised over channels.
+  major, so each 1×1 conv is a matrix product vectorised over output channels, four frames per
+  pass; hand-written rather than BLAS, whose threads spin against other work on a busy machine
+  (a 3 s clip's decoder took 130 ms instead of 2 under load).
 * filtered noise: each frame's FIR is designed by a small cosine transform (the irfft of real,
   even magnitudes) and applied by direct convolution, eight input samples per pass so the
   overlap-add buffer is read and written once per eight taps instead of once per tap.
@@ -285,14 +286,40 @@ def fft_convolve(audio: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _matmul_bias(x, weight, bias, out):  # pragma: no cover
+    """``out = x @ weight + bias`` for ``x [T, I]``, ``weight [I, O]``: four frames per pass, so
+    each weight row is loaded once per four output rows; vectorised over ``O`` in sum order."""
+    frames, n_in = x.shape
+    for t in range(frames):
+        out[t] = bias
+    for t0 in range(0, frames - 3, 4):
+        r0, r1, r2, r3 = out[t0], out[t0 + 1], out[t0 + 2], out[t0 + 3]
+        for i in range(n_in):
+            w = weight[i]
+            v0, v1, v2, v3 = x[t0, i], x[t0 + 1, i], x[t0 + 2, i], x[t0 + 3, i]
+            for o in range(w.shape[0]):
+                r0[o] += v0 * w[o]
+                r1[o] += v1 * w[o]
+                r2[o] += v2 * w[o]
+                r3[o] += v3 * w[o]
+    for t in range(frames - frames % 4, frames):
+        row = out[t]
+        for i in range(n_in):
+            v = x[t, i]
+            w = weight[i]
+            for o in range(w.shape[0]):
+                row[o] += v * w[o]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _separable_stack_kernel(
     x, in_w, in_b, dw_w, dw_b, pw_w, pw_b, out_w, out_b, slope
 ):  # pragma: no cover
     frames = x.shape[0]
     n_layers, channels, kernel = dw_w.shape
     half = kernel // 2
-    hidden = np.dot(x, in_w)
-    hidden += in_b
+    hidden = np.empty((frames, channels), np.float32)
+    _matmul_bias(x, in_w, in_b, hidden)
     depthwise = np.empty((frames, channels), np.float32)
     pointwise = np.empty((frames, channels), np.float32)
     for layer in range(n_layers):
@@ -308,14 +335,13 @@ def _separable_stack_kernel(
                     src = hidden[source]
                     for c in range(channels):
                         row[c] += taps[c, j] * src[c]
-        np.dot(depthwise, pw_w[layer], pointwise)
-        bias = pw_b[layer]
+        _matmul_bias(depthwise, pw_w[layer], pw_b[layer], pointwise)
         for t in range(frames):
             for c in range(channels):
-                v = pointwise[t, c] + bias[c]
+                v = pointwise[t, c]
                 hidden[t, c] += v if v >= 0 else slope * v
-    out = np.dot(hidden, out_w)
-    out += out_b
+    out = np.empty((frames, out_w.shape[1]), np.float32)
+    _matmul_bias(hidden, out_w, out_b, out)
     return out
 
 
@@ -368,24 +394,39 @@ def separable_conv_stack(
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _exp_sigmoid_kernel(x, exponent_log, max_value, threshold):  # pragma: no cover
-    out = np.empty_like(x)
-    flat_in = x.ravel()
-    flat_out = out.ravel()
-    for i in range(flat_in.shape[0]):
-        # max * sigmoid(v) ** log(exponent) = max * (1 + e^-v) ** -log(exponent), in float32.
-        softplus = math.log1p(math.exp(-flat_in[i]))  # inf for v < -88: the output is threshold
-        flat_out[i] = max_value * math.exp(-exponent_log * softplus) + threshold
+def _exp_sigmoid_kernel(x, columns, exponent_log, max_value, threshold):  # pragma: no cover
+    out = np.zeros_like(x)
+    for r in range(x.shape[0]):
+        for c in range(columns[r]):
+            # max * sigmoid(v) ** log(exponent) = max * (1 + e^-v) ** -log(exponent), in float32.
+            # log(1 + t), not log1p: 2.5× cheaper, and where they differ (t < 1e-7) the result
+            # moves by under 3e-7 of itself. t = inf for v < -88: the output is the threshold.
+            softplus = math.log(np.float32(1.0) + math.exp(-x[r, c]))
+            out[r, c] = max_value * math.exp(-exponent_log * softplus) + threshold
     return out
 
 
 def exp_sigmoid(
-    x: np.ndarray, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7
+    x: np.ndarray,
+    exponent: float = 10.0,
+    max_value: float = 2.0,
+    threshold: float = 1e-7,
+    columns: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`.functional.exp_sigmoid` on a float32 array (any shape), in one pass."""
-    return _exp_sigmoid_kernel(
-        np.ascontiguousarray(x, np.float32),
-        np.float32(math.log(exponent)),
-        np.float32(max_value),
-        np.float32(threshold),
+    """:func:`.functional.exp_sigmoid` on a float32 array ``[..., n]``, in one pass.
+
+    ``columns`` (ints, shape ``x.shape[:-1]``) computes only each row's first ``columns`` values
+    and leaves the rest 0 (harmonics above Nyquist, which no synthesiser reads).
+    """
+    x = np.asarray(x, np.float32)
+    rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1))
+    if columns is None:
+        counts = np.full(rows.shape[0], rows.shape[1], np.int64)
+    else:
+        counts = np.clip(np.asarray(columns, np.int64).reshape(-1), 0, rows.shape[1])
+        if counts.shape[0] != rows.shape[0]:
+            raise ValueError(f"columns must have shape {x.shape[:-1]}, got {np.shape(columns)}")
+    out = _exp_sigmoid_kernel(
+        rows, counts, np.float32(math.log(exponent)), np.float32(max_value), np.float32(threshold)
     )
+    return out.reshape(x.shape)

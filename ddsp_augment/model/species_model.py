@@ -173,7 +173,10 @@ class Decoder(nn.Module):
 
         Returns float32 numpy (f0_hz ``[frames]``, amplitude ``[frames]``, harmonic_distribution
         ``[frames, n_harmonics]``, noise_magnitudes ``[frames, n_noise_bands]``), equal to the
-        torch controls within float32 rounding (sums in another order).
+        torch controls within float32 rounding (sums in another order), except that the
+        distribution comes masked at Nyquist and renormalised, as the synthesiser uses it
+        (:func:`.functional.remove_above_nyquist`): harmonics that cannot sound are never
+        computed (a 3 kHz song keeps 5 of 32).
         """
         cfg = self.config
         f0_hz = np.asarray(f0_hz, np.float32)
@@ -184,8 +187,10 @@ class Decoder(nn.Module):
         raw = nk.separable_conv_stack(x, *self._numpy_weights())
         level = np.power(np.float32(10.0), loudness_db / np.float32(20.0))
         amplitude = level * nk.exp_sigmoid(raw[:, 0], max_value=4.0)
-        harmonics = nk.exp_sigmoid(raw[:, 1 : 1 + cfg.n_harmonics])
-        distribution = harmonics / harmonics.sum(-1, keepdims=True)
+        ks = np.arange(1, cfg.n_harmonics + 1, dtype=np.float32)
+        audible = (f0_hz[:, None] * ks < np.float32(cfg.sample_rate / 2)).sum(-1)
+        harmonics = nk.exp_sigmoid(raw[:, 1 : 1 + cfg.n_harmonics], columns=audible)
+        distribution = harmonics / np.maximum(harmonics.sum(-1, keepdims=True), np.float32(1e-7))
         noise = level[:, None] * nk.exp_sigmoid(raw[:, 1 + cfg.n_harmonics :])
         return f0_hz, amplitude, distribution, noise
 
