@@ -31,7 +31,7 @@ Action = Literal["mix", "replace"]
 
 
 def _rms(x: Tensor) -> Tensor:
-    """RMS over every channel and sample of each example: ``[batch, channels, time]`` → ``[batch]``."""
+    """Per-example RMS over all channels and samples: ``[batch, channels, time]`` → ``[batch]``."""
     return x.double().square().mean(dim=(1, 2)).sqrt()
 
 
