@@ -10,9 +10,8 @@ their output:
   frame's samples: one rotation per sample whatever the harmonic count. Harmonics at or above
   Nyquist are never computed.
 * separable conv stack (the species decoder's core, so generation needs no torch call): frames
-  major, so each 1×1 conv is a matrix product vectorised over output channels, four frames per
-  pass; hand-written rather than BLAS, whose threads spin against other work on a busy machine
-  (a 3 s clip's decoder took 130 ms instead of 2 under load).
+  major, so each 1×1 conv is a BLAS matrix product (in blocks kept on the calling thread, see
+  ``_BLAS_BLOCK``; 3× a hand-written loop) and the depthwise taps are vectorised over channels.
 * filtered noise: each frame's FIR is designed by a small cosine transform (the irfft of real,
   even magnitudes) and applied by direct convolution, eight input samples per pass so the
   overlap-add buffer is read and written once per eight taps instead of once per tap.
@@ -41,6 +40,10 @@ __all__ = [
 _FASTMATH = {"contract"}
 # Input samples folded into one pass over the overlap-add buffer (see _filtered_noise_kernel).
 _UNROLL = 8
+# Multiply-adds per BLAS call in the conv stack: OpenBLAS keeps products of up to 2^18 on the
+# calling thread. Larger ones it splits over threads that spin against other work on a busy
+# machine (a 3 s clip's decoder took 130 ms instead of 2), and no caller asked for threads.
+_BLAS_BLOCK = 2**17
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -287,28 +290,14 @@ def fft_convolve(audio: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _matmul_bias(x, weight, bias, out):  # pragma: no cover
-    """``out = x @ weight + bias`` for ``x [T, I]``, ``weight [I, O]``: four frames per pass, so
-    each weight row is loaded once per four output rows; vectorised over ``O`` in sum order."""
-    frames, n_in = x.shape
-    for t in range(frames):
-        out[t] = bias
-    for t0 in range(0, frames - 3, 4):
-        r0, r1, r2, r3 = out[t0], out[t0 + 1], out[t0 + 2], out[t0 + 3]
-        for i in range(n_in):
-            w = weight[i]
-            v0, v1, v2, v3 = x[t0, i], x[t0 + 1, i], x[t0 + 2, i], x[t0 + 3, i]
-            for o in range(w.shape[0]):
-                r0[o] += v0 * w[o]
-                r1[o] += v1 * w[o]
-                r2[o] += v2 * w[o]
-                r3[o] += v3 * w[o]
-    for t in range(frames - frames % 4, frames):
-        row = out[t]
-        for i in range(n_in):
-            v = x[t, i]
-            w = weight[i]
-            for o in range(w.shape[0]):
-                row[o] += v * w[o]
+    """``out = x @ weight + bias`` for ``x [T, I]``, ``weight [I, O]``, by BLAS in row blocks
+    of at most ``_BLAS_BLOCK`` multiply-adds, which BLAS runs on the calling thread."""
+    frames = x.shape[0]
+    rows = max(1, _BLAS_BLOCK // (weight.shape[0] * weight.shape[1]))
+    for t0 in range(0, frames, rows):
+        t1 = min(t0 + rows, frames)
+        np.dot(x[t0:t1], weight, out[t0:t1])
+    out += bias
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -316,7 +305,7 @@ def _separable_stack_kernel(
     x, in_w, in_b, dw_w, dw_b, pw_w, pw_b, out_w, out_b, slope
 ):  # pragma: no cover
     frames = x.shape[0]
-    n_layers, channels, kernel = dw_w.shape
+    n_layers, kernel, channels = dw_w.shape
     half = kernel // 2
     hidden = np.empty((frames, channels), np.float32)
     _matmul_bias(x, in_w, in_b, hidden)
@@ -324,18 +313,19 @@ def _separable_stack_kernel(
     pointwise = np.empty((frames, channels), np.float32)
     for layer in range(n_layers):
         dilation = 1 << layer
-        taps = dw_w[layer]
+        # 2-D indexing, no row views: a view per frame and tap cost more than the arithmetic.
         for t in range(frames):
-            row = depthwise[t]
-            row[:] = dw_b[layer]
-            # Zero padding: taps reaching before the first or past the last frame add nothing.
+            for c in range(channels):
+                depthwise[t, c] = dw_b[layer, c]
             for j in range(kernel):
                 source = t + (j - half) * dilation
+                # Zero padding: taps reaching before the first or past the last frame add nothing.
                 if 0 <= source < frames:
-                    src = hidden[source]
                     for c in range(channels):
-                        row[c] += taps[c, j] * src[c]
-        _matmul_bias(depthwise, pw_w[layer], pw_b[layer], pointwise)
+                        depthwise[t, c] += dw_w[layer, j, c] * hidden[source, c]
+        # A contiguous copy (16 kB): numba types pw_w[layer] as any-layout, which np.dot
+        # would multiply by loops instead of BLAS.
+        _matmul_bias(depthwise, np.ascontiguousarray(pw_w[layer]), pw_b[layer], pointwise)
         for t in range(frames):
             for c in range(channels):
                 v = pointwise[t, c]
@@ -366,8 +356,8 @@ def separable_conv_stack(
         x: ``[frames, in_channels]`` input (frames-major, unlike torch's ``[channels, frames]``).
         input_weight: ``[in_channels, channels]`` (torch's ``[channels, in_channels, 1]``
             transposed); ``input_bias [channels]``.
-        depthwise_weight: ``[layers, channels, kernel]`` (odd kernel); ``depthwise_bias
-            [layers, channels]``.
+        depthwise_weight: ``[layers, channels, kernel]`` (torch's ``[channels, 1, kernel]``
+            per layer; odd kernel); ``depthwise_bias [layers, channels]``.
         pointwise_weight: ``[layers, channels_in, channels_out]``; ``pointwise_bias
             [layers, channels]``.
         output_weight: ``[channels, out_channels]``; ``output_bias [out_channels]``.
@@ -383,7 +373,8 @@ def separable_conv_stack(
         f32(x),
         f32(input_weight),
         f32(input_bias),
-        f32(depthwise_weight),
+        # [layers, kernel, channels]: each tap's weights contiguous over channels.
+        f32(np.swapaxes(depthwise_weight, 1, 2)),
         f32(depthwise_bias),
         f32(pointwise_weight),
         f32(pointwise_bias),
