@@ -10,6 +10,8 @@ Contour sampling + jitter + decoder + synthesis + scene (measured background) fo
   GPU (contours, noise and scene stay on the CPU, see `SpeciesBank.sample`);
 * ``*_cpu_time`` twins of the CPU figures: from the thread's CPU time, which a busy machine
   does not inflate (wall-clock medians do);
+* ``max_diff_torch_{cpu,cuda}_vs_numba``: the largest difference between the batched torch
+  songs and the numba songs of the same seed, relative to each clip's peak (tested ≤ 1e-3);
 * the memory a bank holds, and whether ``--growth_clips`` calls grow the process.
 
 Without ``--models`` it trains (once, cached under ``.cache/generate_speed``) quick models of
@@ -30,6 +32,7 @@ import argparse  # noqa: E402
 import resource  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ddsp_augment.sampling.bank import SpeciesBank  # noqa: E402
@@ -92,6 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     ):
         seconds[name] = _time_calls(bank, backend, clip_scene, 1, args.repeats, "cpu")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    reference = bank.sample(bank.species[0], n=4, seconds=CLIP_SECONDS, seed=123, scene=scene)
+    for device in devices:
+        songs = bank.sample(
+            bank.species[0], n=4, seconds=CLIP_SECONDS, seed=123, scene=scene,
+            backend="torch", device=device,
+        )  # fmt: skip
+        peaks = np.abs(reference).max(axis=1)
+        report[f"max_diff_torch_{device}_vs_numba"] = float(
+            (np.abs(songs - reference).max(axis=1) / peaks).max()
+        )
     for device in devices:
         for n in CPU_BATCHES if device == "cpu" else CUDA_BATCHES:
             # About as much audio per size: a few calls of the small batches, one of 256.
