@@ -202,3 +202,20 @@ def test_exp_decay_ir_falls_60_db_at_the_rt60():
     head = noisy[:640].square().mean()
     tail = noisy[round(0.1 * SR) : round(0.1 * SR) + 640].square().mean()
     assert 10 * math.log10(float(tail / head)) == pytest.approx(-60.0, abs=2.0)
+
+
+@pytest.mark.parametrize("extra", [-40, 0, 200])
+def test_recurrent_harmonic_synth_matches_the_sine_bank(extra):
+    # F0 sweeping 1-12 kHz: harmonics cross Nyquist both ways; n short of, on and past the
+    # last frame (held controls)
+    generator = torch.Generator().manual_seed(0)
+    frames, hop, sr = 120, 64, 32000
+    t = torch.linspace(0, 1, frames)
+    f0 = torch.stack([1000 * 12 ** (0.5 - 0.5 * torch.cos(2 * math.pi * 2 * t)), 3000 + 0 * t])
+    amplitude = torch.rand(2, frames, generator=generator)
+    distribution = torch.rand(2, frames, 32, generator=generator)
+    n = (frames - 1) * hop + extra
+    fast = F.harmonic_synth_recurrent(f0, amplitude, distribution, sr, hop, n)
+    reference = F.harmonic_synth(f0, amplitude, distribution, sr, hop, n)
+    assert fast.shape == (2, n)
+    assert (fast - reference).abs().max() <= 1e-5 * reference.abs().max()

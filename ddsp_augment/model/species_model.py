@@ -31,8 +31,9 @@ Backend = Literal["numba", "torch"]
 # log2-F0 scaling: 250 Hz -> 0, 16 kHz -> 1 (covers every bird the tracker can report).
 _F0_LOG2_MIN = math.log2(250.0)
 _F0_LOG2_RANGE = math.log2(16000.0) - _F0_LOG2_MIN
-# Batched rendering's chunk size, in elements of the harmonic bank's float64 phases (128 MiB).
-_RENDER_ELEMENTS = 2**24
+# Batched rendering's chunk size in audio samples (2^23: 87 clips of 3 s at 32 kHz, about 1 GB
+# of temporaries): bounds memory on either device, large enough to keep a GPU busy.
+_RENDER_ELEMENTS = 2**23
 
 
 @dataclass
@@ -264,16 +265,22 @@ class SpeciesModel(nn.Module):
         """Batched generation on the model's device: ``[batch, frames]`` contours and
         ``white_noise [batch, n_samples]`` → ``[batch, n_samples]``, no gradients.
 
-        Clips go through decoder, synthesis and reverb in chunks that keep the harmonic bank's
-        ``[chunk, n_samples, harmonics]`` float64 phases under ``_RENDER_ELEMENTS``.
+        Clips go through decoder, synthesis (:func:`.functional.harmonic_synth_recurrent`, the
+        training path's oscillator bank within float32 rounding) and reverb in chunks of at most
+        ``_RENDER_ELEMENTS`` samples, which bounds the temporaries (about 30 floats a sample).
         """
-        per_clip = white_noise.shape[-1] * self.config.n_harmonics
-        chunk = max(1, _RENDER_ELEMENTS // per_clip)
+        cfg = self.config
+        chunk = max(1, _RENDER_ELEMENTS // white_noise.shape[-1])
         parts = []
         for start in range(0, white_noise.shape[0], chunk):
             part = slice(start, start + chunk)
-            controls = self.decoder(f0_hz[part], loudness_db[part], confidence[part])
-            harmonic, noise = self.render_parts(controls, white_noise[part])
+            f0, amplitude, distribution, magnitudes = self.decoder(
+                f0_hz[part], loudness_db[part], confidence[part]
+            )
+            harmonic = F.harmonic_synth_recurrent(
+                f0, amplitude, distribution, cfg.sample_rate, cfg.hop_length, white_noise.shape[-1]
+            )
+            noise = F.filtered_noise(magnitudes, white_noise[part], cfg.hop_length)
             parts.append(self.reverb(harmonic + noise))
         return torch.cat(parts)
 
