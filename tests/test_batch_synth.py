@@ -28,10 +28,24 @@ def _db(x: torch.Tensor) -> float:
     return 10 * float(torch.log10(x.double().square().mean()))
 
 
-def test_mix_adds_songs_to_minority_examples_at_the_drawn_snr(small_bank):
-    samples, targets = _batch()
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.fixture()
+def models_back_on_cpu(small_bank):
+    """Rendering on a device moves the bank's models there: the shared bank goes back after."""
+    yield
+    for species in small_bank.species:
+        small_bank.entry(species).model.to("cpu")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+@pytest.mark.usefixtures("models_back_on_cpu")
+def test_mix_adds_songs_to_minority_examples_at_the_drawn_snr(small_bank, device):
+    samples, targets = (t.to(device) for t in _batch())
     augment = BatchDDSPSynth(small_bank, CLASSES, min_snr_db=3.0, max_snr_db=9.0, p=1.0, seed=0)
     out = augment(samples, sample_rate=SR, targets=targets)
+    assert out.samples.device == samples.device
     assert out.samples.shape == samples.shape and torch.isfinite(out.samples).all()
     torch.testing.assert_close(out.targets, targets)  # mixing in a song of the same class
     chosen = augment.transform_parameters["class_index"]
