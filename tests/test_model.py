@@ -93,7 +93,7 @@ def test_batched_render_matches_clip_by_clip_and_chunks(contours, monkeypatch):
     )
     stacked = [torch.from_numpy(np.stack(parts)) for parts in zip(*batch, strict=True)]
     whole = model.render(*stacked, torch.from_numpy(whites)).numpy()
-    monkeypatch.setattr(species_model, "_RENDER_ELEMENTS", n)  # one clip per chunk
+    monkeypatch.setattr(species_model, "_RENDER_ELEMENTS", {"cpu": n})  # one clip per chunk
     chunked = model.render(*stacked, torch.from_numpy(whites)).numpy()
     assert whole.shape == (3, n)
     np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-6 * np.abs(whole).max())
