@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddsp_augment.training import train as train_module
 from ddsp_augment.model.storage import load_species_model
+from ddsp_augment.training import train as train_module
 from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
 from ddsp_augment.training.train import (
     CollapseError,
