@@ -28,7 +28,7 @@ else
     TRAIN=(--epochs 12)
     SONGS=(--n 5)
     EXPLAIN=()
-    BALANCE=(--epochs 2)
+    BALANCE=()
 fi
 mkdir -p "$WORKDIR"
 cd "$WORKDIR"

@@ -107,6 +107,26 @@ def test_spectrogram_images_are_the_four_clips_on_one_scale(bank, clip, real_pag
     assert max(float(db.max()) for db in expected) == 0.0
 
 
+def test_real_clip_sets_the_length_and_is_placed_in_the_training_split(bank, clip, small_bank_path):
+    name, audio = clip
+    page = explain_species(bank, SPECIES, (name, audio[:SR]), seconds=SECONDS, seed=0)
+    assert page.seconds == 1.0 and page.contours.f0_hz.size == SR // HOP + 1
+    ax = _axes(draw_page(page), "spectrogram:3")
+    assert ax.images[0].get_extent() == [0.0, 1.0, 0.0, 16.0]
+    data = json.loads((small_bank_path / SPECIES / "config.json").read_text())["training_data"]
+    stem = name.rsplit(".", 1)[0]
+    expected = (
+        "a training recording"
+        if stem in data["recordings"]
+        else "held out for validation"
+        if stem in data["validation_recordings"]
+        else "not seen in training"
+    )
+    assert page.contours.source == f"real clip {name} ({expected})"
+    with pytest.raises(ValueError, match="real_clip 'x': expected non-empty"):
+        explain_species(bank, SPECIES, ("x", np.zeros((2, 10), np.float32)))
+
+
 def test_contour_panels_draw_the_clips_contours_and_floor(clip, real_page):
     page, fig = real_page
     audio = clip[1]

@@ -448,9 +448,10 @@ def explain_species(
 ) -> ExplainPage:
     """Compute every panel of ``species``' page.
 
-    ``real_clip`` is ``(name, audio [samples])`` at the model's sample rate; without one, the
-    first panels use the model's training contours (:func:`training_excerpt`). Generated songs
-    are the clean bird, ``bank.sample(..., seed=seed)``.
+    ``real_clip`` is ``(name, audio [samples])`` at the model's sample rate; the page's clips
+    then have its length rather than ``seconds``. Without one, the first panels use the model's
+    training contours (:func:`training_excerpt`). Generated songs are the clean bird,
+    ``bank.sample(..., seed=seed)``.
     """
     if seconds <= 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")
@@ -459,13 +460,22 @@ def explain_species(
     sr, hop = model.config.sample_rate, model.config.hop_length
     frame_rate = sr / hop
     n_samples = int(round(seconds * sr))
-    trained_on = set(entry.info.get("training_data", {}).get("recordings", []))
+    data = entry.info.get("training_data", {})
     if real_clip is not None:
         name, audio = real_clip[0], np.asarray(real_clip[1], np.float32)
+        if audio.ndim != 1 or audio.size == 0:
+            raise ValueError(f"real_clip {name!r}: expected non-empty [samples], got {audio.shape}")
+        n_samples, seconds = audio.size, audio.size / sr
         f0, conf = estimate_f0(audio, sr, hop_length=hop)
         loud = loudness_db(audio, sr, hop_length=hop)
         floor = noise_floor(audio)
-        seen = "in the training set" if Path(name).stem in trained_on else "not trained on"
+        stem = Path(name).stem
+        if stem in data.get("recordings", []):
+            seen = "a training recording"
+        elif stem in data.get("validation_recordings", []):
+            seen = "held out for validation"
+        else:
+            seen = "not seen in training"
         source = f"real clip {name} ({seen})"
         first = (f"real: {name}", audio)
         second = (
@@ -474,7 +484,7 @@ def explain_species(
         )
     else:
         f0, loud, conf, recording = training_excerpt(entry.contours, n_samples // hop + 1)
-        order = entry.info.get("training_data", {}).get("recordings", [])
+        order = data.get("recordings", [])
         floors = entry.backgrounds
         floor = floors[order.index(recording)] if recording in order else np.median(floors, 0)
         source = f"training contours of {recording} ({_NO_REAL})"
