@@ -55,6 +55,7 @@ __all__ = [
     "JitterView",
     "ReverbView",
     "TrainingCurves",
+    "background_loudness_db",
     "controls_view",
     "draw_page",
     "explain_models",
