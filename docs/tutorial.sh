@@ -4,8 +4,8 @@
 #   bash docs/tutorial.sh [--quick] [--workdir DIR]
 #
 # --quick: tiny settings (2 training epochs of 4 batches, short clips) to check that every
-# command runs — about 2 minutes on 2 cores; the models are not worth listening to. Without it,
-# the tutorial's own settings (12 epochs: ~15 minutes on 2 idle cores).
+# command runs — about 1.5 minutes of CPU time; the models are not worth listening to. Without
+# it, the tutorial's own settings (12 epochs: a few minutes per species on 2 idle cores).
 # DIR (default tutorial/) receives data/, models/ and results/ as in the tutorial.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
