@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TEST_DATA
+from conftest import BANK_SPECIES, TEST_DATA
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -25,6 +25,7 @@ from ddsp_augment.evaluation.explain import (
     HISTORY_CURVES,
     NEUTRAL_JITTER,
     draw_page,
+    explain_models,
     explain_species,
     pick_phrase,
     read_history,
@@ -332,6 +333,21 @@ def test_cli_writes_pages_and_index_without_real_path(small_bank_path, tmp_path,
     assert index.count('<a href="') == 2 and 'href="Parus_major.png"' in index
     assert "training contours stand in" in index and "http" not in index
     assert "Parus_major" in capsys.readouterr().out
+
+
+def test_species_missing_from_real_path_falls_back_and_says_why(small_bank_path, tmp_path):
+    pages = explain_models(
+        small_bank_path,
+        tmp_path,
+        real_path=TEST_DATA,
+        seconds=1.0,
+        species=[BANK_SPECIES[1]],
+        dpi=20,
+    )
+    assert list(pages) == ["Fringilla_coelebs"] and pages["Fringilla_coelebs"].is_file()
+    index = (tmp_path / "index.html").read_text()
+    assert f"no readable recording in {TEST_DATA / 'Fringilla_coelebs'}" in index
+    assert "contours shown: training contours of" in index
 
 
 @pytest.mark.parametrize(

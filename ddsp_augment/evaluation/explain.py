@@ -446,13 +446,14 @@ def explain_species(
     real_clip: tuple[str, np.ndarray] | None = None,
     seconds: float = 3.0,
     seed: int = 0,
+    no_real: str = _NO_REAL,
 ) -> ExplainPage:
     """Compute every panel of ``species``' page.
 
     ``real_clip`` is ``(name, audio [samples])`` at the model's sample rate; the page's clips
     then have its length rather than ``seconds``. Without one, the first panels use the model's
-    training contours (:func:`training_excerpt`). Generated songs are the clean bird,
-    ``bank.sample(..., seed=seed)``.
+    training contours (:func:`training_excerpt`) and the panels say why with ``no_real``.
+    Generated songs are the clean bird, ``bank.sample(..., seed=seed)``.
     """
     if seconds <= 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")
@@ -488,8 +489,8 @@ def explain_species(
         order = data.get("recordings", [])
         floors = entry.backgrounds
         floor = floors[order.index(recording)] if recording in order else np.median(floors, 0)
-        source = f"training contours of {recording} ({_NO_REAL})"
-        first = (f"{_NO_REAL}\n(pass --real_path to compare)", None)
+        source = f"training contours of {recording} ({no_real})"
+        first = (f"{no_real}:\ntraining contours shown instead", None)
         rendered = model.synthesize(f0, loud, conf, n_samples, np.random.default_rng(seed))
         second = ("resynthesis of training contours", rendered)
     songs = bank.sample(species, n=2, seconds=seconds, sample_rate=sr, seed=seed)
@@ -779,9 +780,12 @@ def explain_models(
         bank = SpeciesBank.load(directory)
         sr = bank.entry(name).model.config.sample_rate
         clips = real_clips(real_path, name, sr, seconds, 1) if real_path is not None else []
-        page = explain_species(bank, name, clips[0] if clips else None, seconds, seed)
+        no_real = (
+            _NO_REAL if real_path is None else f"no readable recording in {Path(real_path) / name}"
+        )
+        page = explain_species(bank, name, clips[0] if clips else None, seconds, seed, no_real)
         pages[name] = save_figure(draw_page(page), output_path / f"{name}.png", dpi)
-        summaries[name] = page.summary
+        summaries[name] = f"{page.summary}\ncontours shown: {page.contours.source}"
     text = _index_html(pages, summaries, None if real_path is None else str(real_path))
     atomic_write(output_path / "index.html", lambda tmp: tmp.write_text(text, "utf-8"))
     return pages
