@@ -370,7 +370,8 @@ def _run_train(args: argparse.Namespace) -> int:
     rows = [
         [
             r["species"],
-            r["status"],
+            # The star points to the warnings printed under the table.
+            r["status"] + ("*" if r.get("warnings") else ""),
             r.get("epoch"),
             r.get("val_spectral_distance"),
             r.get("f0_within_50_cents"),
@@ -394,6 +395,8 @@ def _run_train(args: argparse.Namespace) -> int:
     for r in results:
         if r["status"] != "trained":
             print(f"{r['species']}: {r.get('reason', r['status'])}")
+        for warning in r.get("warnings", []):
+            print(f"* {r['species']}: {warning}")
     print(
         f"models: {args.output_path} (summary: {Path(args.output_path) / 'training_summary.json'})"
     )
