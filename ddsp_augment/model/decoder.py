@@ -13,11 +13,13 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..constants import HOP_LENGTH, SAMPLE_RATE
 from ..dsp import functional as F
+from ..dsp import numba_kernels as nk
 
 __all__ = ["Controls", "Decoder", "DecoderConfig"]
 
@@ -156,3 +158,52 @@ class Decoder(nn.Module):
         distribution = harmonics / harmonics.sum(-1, keepdim=True)
         noise = level * F.exp_sigmoid(raw[..., 1 + cfg.n_harmonics :])
         return Controls(f0_hz, amplitude, distribution, noise)
+
+    def numpy_forward(
+        self, f0_hz: np.ndarray, loudness_db: np.ndarray, confidence: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`forward` for one clip of ``[frames]`` contours in numba, no torch call.
+
+        Returns float32 numpy (f0_hz ``[frames]``, amplitude ``[frames]``, harmonic_distribution
+        ``[frames, n_harmonics]``, noise_magnitudes ``[frames, n_noise_bands]``), equal to the
+        torch controls within float32 rounding (sums in another order), except that the
+        distribution comes masked at Nyquist and renormalised, as the synthesiser uses it
+        (:func:`..dsp.functional.remove_above_nyquist`): harmonics that cannot sound are never
+        computed (a 3 kHz song keeps 5 of 32).
+        """
+        cfg = self.config
+        f0_hz = np.asarray(f0_hz, np.float32)
+        loudness_db = np.asarray(loudness_db, np.float32)
+        f0 = (np.log2(np.maximum(f0_hz, 1.0)) - _F0_LOG2_MIN) / _F0_LOG2_RANGE
+        loud = (loudness_db - cfg.loudness_mean) / cfg.loudness_std
+        x = np.stack([f0, loud, np.asarray(confidence, np.float32)], axis=1)
+        raw = nk.separable_conv_stack(x, *self._numpy_weights())
+        level = np.power(np.float32(10.0), loudness_db / np.float32(20.0))
+        amplitude = level * nk.exp_sigmoid(raw[:, 0], max_value=4.0)
+        ks = np.arange(1, cfg.n_harmonics + 1, dtype=np.float32)
+        audible = (f0_hz[:, None] * ks < np.float32(cfg.sample_rate / 2)).sum(-1)
+        harmonics = nk.exp_sigmoid(raw[:, 1 : 1 + cfg.n_harmonics], columns=audible)
+        distribution = harmonics / np.maximum(harmonics.sum(-1, keepdims=True), np.float32(1e-7))
+        noise = level[:, None] * nk.exp_sigmoid(raw[:, 1 + cfg.n_harmonics :])
+        return f0_hz, amplitude, distribution, noise
+
+    def _numpy_weights(self) -> tuple[np.ndarray, ...]:
+        """The weights in :func:`..dsp.numba_kernels.separable_conv_stack`'s layout, kept until
+        any parameter changes (their version counters move on every optimiser step or load)."""
+        params = list(self.parameters())
+        key = tuple((p._version, p.data_ptr()) for p in params)
+        if getattr(self, "_numpy_key", None) != key:
+            as_np = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
+            blocks = list(self.core)
+            self._numpy_cache = (
+                as_np(self.input.weight[..., 0].T),
+                as_np(self.input.bias),
+                np.stack([as_np(b.depthwise.weight[:, 0]) for b in blocks]),
+                np.stack([as_np(b.depthwise.bias) for b in blocks]),
+                np.stack([as_np(b.pointwise.weight[..., 0].T) for b in blocks]),
+                np.stack([as_np(b.pointwise.bias) for b in blocks]),
+                as_np(self.output.weight[..., 0].T),
+                as_np(self.output.bias),
+            )
+            self._numpy_key = key
+        return self._numpy_cache

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checks import Backend
+from ..checks import Backend, check_backend
 from ..constants import SAMPLE_RATE
 from ..features.background import noise_floor, render_noise_floor
 from ..features.loudness import loudness_db
@@ -24,6 +24,9 @@ from .scene import SceneConfig, apply_scene
 __all__ = ["SpeciesBank"]
 
 _PEAK = 0.99
+# Clips rendered together by the torch backend: bounds the batch's host memory (contours, noise
+# and audio, about 1 MB per 3 s clip) while keeping a GPU busy.
+_BATCH = 256
 
 
 def _rngs(seed: int | np.random.SeedSequence | None, n: int) -> list[np.random.Generator]:
@@ -175,6 +178,7 @@ class SpeciesBank:
         scene: SceneConfig | None = None,
         jitter: JitterConfig | None = None,
         background_spectra: np.ndarray | None = None,
+        device: str | torch.device | None = None,
         **jitter_overrides,
     ) -> np.ndarray:
         """New songs of ``species`` → float32 ``[n, round(seconds * sample_rate)]``, peak ≤ 0.99.
@@ -187,26 +191,77 @@ class SpeciesBank:
         recordings. The same ``seed`` gives identical clips; a ``Generator`` seed is drawn from
         (so successive calls differ). Bad arguments raise ``TypeError``/``ValueError`` naming
         the argument; ``seconds`` must give at least one sample at the output and model rates.
+
+        ``backend="torch"`` renders the clips in batches of up to 256 on ``device`` (default:
+        where the model is; a model elsewhere moves there and stays): contours, white noise and
+        scene draws come from the same per-clip generators as the numba path, so both give the
+        same songs up to float32 rounding (tested within 1e-3 of the peak). The scene itself
+        runs per clip in numpy on the CPU.
         """
+        check_backend(backend)
         entry = self.entry(species)
         seed = check_sample_args(n, seconds, sample_rate, seed, entry.model.config.sample_rate)
         config = jitter or self.jitter_config(species, **jitter_overrides)
         model_sr = entry.model.config.sample_rate
-        hop = entry.model.config.hop_length
         n_model = int(round(seconds * model_sr))
         n_out = int(round(seconds * sample_rate))
+        floors = entry.backgrounds if background_spectra is None else background_spectra
         out = np.empty((n, n_out), np.float32)
+        rngs = _rngs(seed, n)
         with _one_torch_thread():
-            for i, rng in enumerate(_rngs(seed, n)):
-                f0, loud, conf = compose_song(
-                    entry.contours.segments, n_model // hop + 1, config, rng, model_sr / hop
-                )
-                audio = entry.model.synthesize(f0, loud, conf, n_model, rng, backend)
-                if scene is not None:
-                    floors = entry.backgrounds if background_spectra is None else background_spectra
-                    audio, _ = apply_scene(audio, model_sr, scene, rng, background_spectra=floors)
-                out[i] = self._to_rate(audio, model_sr, sample_rate, n_out)
+            for start in range(0, n, _BATCH):
+                chunk = rngs[start : start + _BATCH]
+                if backend == "torch":
+                    birds = self._render_torch(entry, config, chunk, n_model, device)
+                else:
+                    birds = (self._render_numba(entry, config, rng, n_model) for rng in chunk)
+                # Each clip's generator goes on from its rendering into its scene, so a clip is
+                # the same whatever the backend and batch size.
+                for i, (bird, rng) in enumerate(zip(birds, chunk, strict=True)):
+                    if scene is not None:
+                        bird, _ = apply_scene(bird, model_sr, scene, rng, background_spectra=floors)
+                    out[start + i] = self._to_rate(bird, model_sr, sample_rate, n_out)
         return out
+
+    @staticmethod
+    def _contours(
+        entry: SavedSpecies, config: JitterConfig, rng: np.random.Generator, n_model: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hop = entry.model.config.hop_length
+        sample_rate = entry.model.config.sample_rate
+        return compose_song(
+            entry.contours.segments, n_model // hop + 1, config, rng, sample_rate / hop
+        )
+
+    def _render_numba(
+        self, entry: SavedSpecies, config: JitterConfig, rng: np.random.Generator, n_model: int
+    ) -> np.ndarray:
+        f0, loud, conf = self._contours(entry, config, rng, n_model)
+        return entry.model.synthesize(f0, loud, conf, n_model, rng, "numba")
+
+    def _render_torch(
+        self,
+        entry: SavedSpecies,
+        config: JitterConfig,
+        rngs: list[np.random.Generator],
+        n_model: int,
+        device: str | torch.device | None,
+    ) -> np.ndarray:
+        """Contours and white noise drawn per clip on the CPU (in the numba path's order),
+        then decoder, synthesis and reverb for all clips as one batch on ``device``."""
+        contours, noises = [], []
+        for rng in rngs:
+            contours.append(self._contours(entry, config, rng, n_model))
+            noises.append(rng.standard_normal(n_model, dtype=np.float32))
+        model = entry.model
+        if device is not None and torch.device(device) != next(model.parameters()).device:
+            model.to(device)
+        target = next(model.parameters()).device
+        stacked = [
+            torch.from_numpy(np.stack(parts)).to(target, non_blocking=True)
+            for parts in (*zip(*contours, strict=True), noises)
+        ]
+        return model.render(*stacked).cpu().numpy()
 
     def resynthesize(
         self,
