@@ -1,4 +1,4 @@
-"""The ``ddsp-augment`` command: preprocess → train → generate → evaluate.
+"""The ``ddsp-augment`` command: preprocess → train → generate → evaluate (→ explain).
 
 Every option takes the original plan's underscore spelling and a dashed one (``--data_path`` or
 ``--data-path``). Defaults follow the plan's layout: ``data/raw/`` → ``data/processed/`` →
@@ -111,8 +111,14 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument(*_flags("sample_rate"), type=int, default=SAMPLE_RATE, help="model rate (Hz)")
     p.add_argument(*_flags("hop_length"), type=int, default=HOP_LENGTH, help="control hop")
     p.add_argument(*_flags("f0_method"), choices=("numba", "crepe"), default="numba")
-    p.add_argument(*_flags("fmin"), type=float, default=F0_MIN_HZ, help="lowest F0 (Hz)")
-    p.add_argument(*_flags("fmax"), type=float, default=F0_MAX_HZ, help="highest F0 (Hz)")
+    # --fmin/--fmax: the spellings of earlier releases.
+    for name, old, default, role in (
+        ("f_min", "--fmin", F0_MIN_HZ, "lowest"),
+        ("f_max", "--fmax", F0_MAX_HZ, "highest"),
+    ):
+        p.add_argument(
+            *_flags(name), old, dest=name, type=float, default=default, help=f"{role} F0 (Hz)"
+        )
     p.add_argument(*_flags("jobs"), type=int, default=1, help="parallel workers")
     p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
     p.set_defaults(handler=_run_preprocess)
@@ -170,7 +176,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(*_flags("n"), type=int, default=5, help="songs per species")
     p.add_argument(*_flags("seconds"), type=float, default=3.0, help="length of each song")
     p.add_argument(*_flags("seed"), type=int, default=0)
-    p.add_argument(*_flags("sample_rate"), type=int, default=32000, help="output rate (Hz)")
+    p.add_argument(*_flags("sample_rate"), type=int, default=SAMPLE_RATE, help="output rate (Hz)")
     p.add_argument(*_flags("backend"), choices=("numba", "torch"), default="numba")
     p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
     p.add_argument(*_flags("real_path"), help="real recordings (<species>/*) for contact sheets")
@@ -246,6 +252,49 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run_evaluate)
 
 
+def _add_explain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="draw what each species model learned (one PNG page per species + index.html)",
+        description="Per species: real clip, resynthesis and generated songs as spectrograms; "
+        "F0/voicing/loudness contours and background floor; decoder controls; the learned "
+        "reverb and its decay; training curves; the jitter ranges. Writes "
+        "<output_path>/<species>.png and index.html. Without --real_path the model's own "
+        "training contours stand in for a real clip.",
+    )
+    p.add_argument(
+        *_flags("model_checkpoint"),
+        default="models/",
+        help="models/ or models/<species>/ (default %(default)s)",
+    )
+    p.add_argument(*_flags("real_path"), help="real recordings (<species>/* audio or .npz)")
+    p.add_argument(*_flags("output_path"), default="results/explain/", help="(default %(default)s)")
+    p.add_argument(*_flags("seed"), type=int, default=0, help="seed of the generated songs")
+    p.add_argument(*_flags("seconds"), type=float, default=3.0, help="length of each clip")
+    p.add_argument(*_flags("dpi"), type=int, default=100, help="PNG resolution")
+    p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
+    p.set_defaults(handler=_run_explain)
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from .evaluation.explain import explain_models
+
+    if args.real_path is not None:
+        _need_dir(args.real_path, "real recordings", "expected <real_path>/<species>/*")
+    pages = explain_models(
+        args.model_checkpoint,
+        args.output_path,
+        real_path=args.real_path,
+        seed=args.seed,
+        seconds=args.seconds,
+        species=args.species,
+        dpi=args.dpi,
+    )
+    print(format_table(["species", "page"], [[name, str(path)] for name, path in pages.items()]))
+    print(f"index: {Path(args.output_path) / 'index.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ddsp-augment",
@@ -260,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_generate(sub)
     _add_evaluate(sub)
+    _add_explain(sub)
     return parser
 
 
@@ -284,8 +334,8 @@ def _run_preprocess(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         hop_length=args.hop_length,
         f0_method=args.f0_method,
-        fmin=args.fmin,
-        fmax=args.fmax,
+        f_min=args.f_min,
+        f_max=args.f_max,
     )
     with warnings.catch_warnings():
         # The summary below lists skipped files; the warning would only repeat it.

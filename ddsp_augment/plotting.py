@@ -11,17 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .dsp.spectral import magnitude_spectrogram
 from .io import atomic_write
 
 __all__ = [
     "comparison_panels",
     "contact_sheet",
+    "draw_spectrogram",
+    "save_figure",
     "spectrogram_db",
     "spectrogram_png",
     "stacked_spectrograms",
@@ -41,11 +45,7 @@ def spectrogram_db(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, flo
     Hann window of 512 samples, hop 128 (16 ms / 4 ms at 32 kHz).
     """
     audio = np.asarray(audio, np.float32).ravel()
-    if audio.size < _N_FFT:
-        audio = np.pad(audio, (0, _N_FFT - audio.size))
-    window = np.hanning(_N_FFT + 1)[:-1].astype(np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(audio, _N_FFT)[::_HOP]
-    magnitude = np.abs(np.fft.rfft(frames * window, axis=1)).T
+    magnitude = magnitude_spectrogram(audio, _N_FFT, _HOP, center=False)
     top_hz = min(_TOP_HZ, sample_rate / 2)
     n_bins = int(np.floor(top_hz / (sample_rate / _N_FFT))) + 1
     db = 20 * np.log10(magnitude[:n_bins] + 1e-10)
@@ -56,6 +56,17 @@ def spectrogram_db(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, flo
 def _draw(ax: Axes, audio: np.ndarray, sample_rate: int, title: str | None) -> None:
     db, top_hz = spectrogram_db(audio, sample_rate)
     seconds = max(np.asarray(audio).size / sample_rate, _N_FFT / sample_rate)
+    draw_spectrogram(ax, db, seconds, top_hz, title)
+
+
+def draw_spectrogram(
+    ax: Axes, db: np.ndarray, seconds: float, top_hz: float, title: str | None = None
+) -> None:
+    """Show a precomputed dB spectrogram ``[bins, frames]`` (0 dB at the top of the colour scale,
+    −80 dB at the bottom) spanning ``seconds`` × 0–``top_hz`` on ``ax``, in this module's style.
+
+    For spectrograms on a scale of the caller's choosing (e.g. several clips re one reference).
+    """
     ax.imshow(
         db,
         origin="lower",
@@ -72,9 +83,14 @@ def _draw(ax: Axes, audio: np.ndarray, sample_rate: int, title: str | None) -> N
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
+    """Write ``fig`` to ``path`` as PNG atomically (Agg canvas, no pyplot); returns ``path``."""
     path = Path(path)
     FigureCanvasAgg(fig)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
     return path
 
 
@@ -151,7 +167,7 @@ def stacked_spectrograms(
 
 
 def comparison_panels(
-    panels: Sequence[tuple[str, str, Mapping[str, np.ndarray]]],
+    panels: Sequence[tuple[Literal["hist", "line"], str, Mapping[str, np.ndarray]]],
     path: str | Path,
     title: str | None = None,
     bins: int = 40,

@@ -299,7 +299,7 @@ def ddsp_training_set(
         seed=seed,
         scene=scene_config(options),
         backgrounds=scene_backgrounds(base) if backgrounds is None else backgrounds,
-        jitter_overrides=song["jitter"],
+        jitter=song["jitter"],  # None, or knobs that replace the species defaults
         progress=False,
     )
     return balanced, failures

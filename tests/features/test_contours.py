@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from ddsp_augment.features.contours import ContourBank, Segment, find_segments
+
+
+def test_find_segments_bridges_short_gaps_and_drops_clicks():
+    frame_rate = 500.0
+    loud = np.full(1000, -90.0, np.float32)
+    loud[100:200] = -20  # syllable
+    loud[230:300] = -25  # 60 ms later: same phrase
+    loud[600:605] = -10  # 10 ms click
+    loud[800:900] = -30
+    segments = find_segments(
+        loud, frame_rate, min_seconds=0.03, merge_gap_seconds=0.1, pad_seconds=0
+    )
+    assert segments == [(100, 300), (800, 900)]
+
+
+def test_find_segments_pads_and_clips_at_edges():
+    loud = np.full(100, -90.0, np.float32)
+    loud[0:50] = -10
+    assert find_segments(loud, 500.0, pad_seconds=0.02) == [(0, 60)]
+
+
+def test_contour_bank_repr():
+    segments = [
+        Segment(np.full(n, 3000.0, np.float32), np.zeros(n, np.float32), np.ones(n, np.float32), r)
+        for n, r in ((500, "a.wav"), (250, "b.wav"), (250, "a.wav"))
+    ]
+    assert repr(ContourBank(segments, 32000, 64)) == (
+        "ContourBank(3 segments, 2.00 s from 2 recordings, sample_rate=32000, hop_length=64)"
+    )
+
+
+def test_contour_bank_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    segments = [
+        Segment(
+            rng.uniform(2000, 4000, n).astype(np.float32),
+            rng.uniform(-60, -10, n).astype(np.float32),
+            rng.uniform(0, 1, n).astype(np.float32),
+            f"rec{i}",
+        )
+        for i, n in enumerate([10, 25, 7])
+    ]
+    ContourBank(segments, 32000, 64).save(tmp_path / "c.npz")
+    loaded = ContourBank.load(tmp_path / "c.npz")
+    assert (loaded.sample_rate, loaded.hop_length, len(loaded)) == (32000, 64, 3)
+    for a, b in zip(segments, loaded.segments, strict=True):
+        np.testing.assert_array_equal(a.f0_hz, b.f0_hz)
+        np.testing.assert_array_equal(a.confidence, b.confidence)
+        assert a.recording == b.recording
+
+
+def test_contour_bank_rejects_truncated_file(tmp_path):
+    path = tmp_path / "c.npz"
+    segment = Segment(*(np.ones(50, np.float32) for _ in range(3)), "r")
+    ContourBank([segment], 32000, 64).save(path)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="c.npz"):
+        ContourBank.load(path)

@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+import torch
+from conftest import TEST_DATA
+
+from ddsp_augment.model.storage import load_species_model
+from ddsp_augment.training import train as train_module
+from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
+from ddsp_augment.training.train import (
+    CollapseError,
+    TrainSettings,
+    detect_collapse,
+    split_by_recordist,
+    train_species,
+)
+
+TIT = TEST_DATA / "Parus_major"
+TINY = dict(
+    steps_per_epoch=2, batch_size=2, crop_seconds=0.25, decoder={"hidden": 16, "n_layers": 2}
+)
+
+
+@pytest.fixture(scope="module")
+def recordings():
+    files = sorted(TIT.glob("*.wav"))[:3]
+    settings = PreprocessSettings()
+    recs = [
+        preprocess_file(f, "Parus_major", f"person{i % 2}", settings) for i, f in enumerate(files)
+    ]
+    return recs
+
+
+def test_split_holds_out_whole_recordists(recordings):
+    train, val = split_by_recordist(recordings, 0.3, seed=0)
+    assert train and val
+    assert not {r.recordist for r in train} & {r.recordist for r in val}
+
+
+def test_training_writes_a_loadable_model_with_metrics(recordings, tmp_path):
+    result = train_species(
+        recordings, tmp_path / "tit", TrainSettings(epochs=2, **TINY), progress=False
+    )
+    assert len(result.history) == 2
+    for key in ("loss", "val_spectral_distance", "f0_within_50_cents", "loudness_mae_db"):
+        assert np.isfinite(result.history[-1][key])
+    saved = load_species_model(tmp_path / "tit")
+    assert saved.info["complete"] is True
+    assert saved.info["training_data"]["validation"] == "held-out recordists"
+    assert (tmp_path / "tit" / "history.csv").read_text().count("\n") == 3
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(recordings, tmp_path):
+    settings = TrainSettings(epochs=4, **TINY)
+    reference = train_species(recordings, tmp_path / "ref", settings, progress=False)
+
+    def interrupt(epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_species(
+            recordings, tmp_path / "run", settings, progress=False, on_epoch_end=interrupt
+        )
+    resumed = train_species(recordings, tmp_path / "run", settings, resume=True, progress=False)
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3, 4]
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in reference.history]
+    a = load_species_model(tmp_path / "ref").model.state_dict()
+    b = load_species_model(tmp_path / "run").model.state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_detect_collapse_on_contrived_outputs(recordings):
+    rec = recordings[0]
+    n = rec.audio.shape[0]
+    assert detect_collapse(np.zeros(n, np.float32), np.zeros(n, np.float32), rec).startswith(
+        "silent"
+    )
+    noise = np.random.default_rng(0).standard_normal(n).astype(np.float32) * rec.audio.std()
+    reason = detect_collapse(noise, np.zeros(n, np.float32), rec)
+    assert reason is not None and reason.startswith("harmonic part gone")
+    assert detect_collapse(rec.audio, rec.audio, rec) is None
+
+
+def test_collapse_triggers_restart_with_lower_learning_rate(recordings, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = train_module.detect_collapse
+
+    def collapse_first_epoch(output, harmonic, rec):
+        calls["n"] += 1
+        # the first epoch's validation (both recordings) collapses, later ones are judged for real
+        return "silent output (contrived)" if calls["n"] <= 2 else real(output, harmonic, rec)
+
+    monkeypatch.setattr(train_module, "detect_collapse", collapse_first_epoch)
+    result = train_species(
+        recordings[:2],
+        tmp_path / "m",
+        TrainSettings(epochs=3, val_fraction=0, **TINY),
+        progress=False,
+    )
+    assert result.restarts == 1
+    assert result.history[0]["collapsed"] == 1
+    assert result.history[1]["lr"] == pytest.approx(0.3 * result.history[0]["lr"])
+    assert result.best["epoch"] != 1  # the collapsed epoch is never the saved model
+
+
+def test_persistent_collapse_stops_without_saving(recordings, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "detect_collapse", lambda *a: "silent output (contrived)")
+    with pytest.raises(CollapseError, match="collapsed 3 times"):
+        train_species(
+            recordings[:2], tmp_path / "m", TrainSettings(epochs=5, **TINY), progress=False
+        )
+    assert not (tmp_path / "m" / "config.json").exists()
