@@ -31,10 +31,11 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from ddsp_augment.augment.backgrounds import measure_dataset_backgrounds
 from ddsp_augment.augment.bank_builder import BankBuildError, Clip, build_bank
 from ddsp_augment.augment.dataset import DDSPBalancedDataset
+from ddsp_augment.augment.layout import ItemLayout
 from ddsp_augment.constants import SAMPLE_RATE
-from ddsp_augment.features.background import FLOOR_FFT_SIZE, noise_floor
 from ddsp_augment.sampling.scene import SceneConfig, apply_scene
 from ddsp_augment.training.train import TrainSettings
 
@@ -92,8 +93,6 @@ SCENE_DEFAULTS: dict[str, Any] = {
     "rt60_s": (0.2, 1.0),
 }
 DDSP_SONG_DEFAULTS: dict[str, Any] = {"jitter": None, "synthetic_factor": 1.0}
-# Noise floors measured per split, from evenly spaced training clips of every class.
-_MAX_BACKGROUNDS = 256
 CLASSIC_DESCRIPTION = (
     "audiomentations Compose: PitchShift ±2 st (p=0.5), TimeStretch 0.85-1.15 (p=0.5), "
     "Gain ±6 dB (p=1), AddGaussianSNR 10-40 dB (p=0.5); one copy per missing clip, sources "
@@ -111,14 +110,9 @@ def scene_config(options: dict[str, Any]) -> SceneConfig:
 
 def scene_backgrounds(dataset: ClipDataset) -> np.ndarray:
     """Noise floors ``[n, 1025]`` of up to 256 evenly spaced clips of ``dataset`` (every class
-    and recording session): the backgrounds the shared scene draws from."""
-    n = len(dataset)
-    picks = np.unique(np.linspace(0, n - 1, min(n, _MAX_BACKGROUNDS)).round()).astype(int)
-    waveforms = [dataset.waveforms[i].reshape(-1).numpy() for i in picks]
-    floors = [noise_floor(w) for w in waveforms if w.shape[0] >= FLOOR_FFT_SIZE]
-    if not floors:
-        raise ValueError(f"no training clip of at least {FLOOR_FFT_SIZE} samples for backgrounds")
-    return np.stack(floors)
+    and recording session), as ``DDSPBalancedDataset(backgrounds="dataset")`` measures them: the
+    backgrounds the shared scene draws from."""
+    return measure_dataset_backgrounds(dataset, ItemLayout(), SAMPLE_RATE, progress=False)
 
 
 def deficits(labels: np.ndarray, minority: Sequence[int], n_classes: int) -> dict[int, int]:
