@@ -39,7 +39,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..constants import HOP_LENGTH, SAMPLE_RATE
-from ..features.pitch import estimate_f0, log_mel, loudness_db
+from ..features.activity import bird_activity
+from ..features.background import noise_floor
+from ..features.pitch import estimate_f0, log_mel
 from ..io import AUDIO_EXTENSIONS, AudioError, atomic_write, load_audio, scan_folder
 from ..plotting import comparison_panels
 from ..sampling.bank import SpeciesBank
@@ -126,7 +128,9 @@ def analyse_clip(
     if f0_hz is None or confidence is None:
         f0_hz, confidence = estimate_f0(audio, sample_rate, hop_length=hop_length)
     if loudness is None:
-        loudness = loudness_db(audio, sample_rate, hop_length=hop_length)
+        # As preprocessing measures real recordings: the bird above the clip's own background.
+        floor = noise_floor(audio)
+        loudness = bird_activity(audio, sample_rate, floor, hop_length=hop_length).loudness_db
     n = min(f0_hz.shape[0], confidence.shape[0], loudness.shape[0])
     f0_hz, confidence, loudness = f0_hz[:n], confidence[:n], loudness[:n]
     active = loudness >= loudness.max() - _ACTIVE_DB

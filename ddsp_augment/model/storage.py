@@ -7,6 +7,8 @@
 - ``contours.npz`` — the species' contour bank (no pickle).
 - ``backgrounds.npz`` — each training recording's background magnitude (2048-point STFT).
 - ``checkpoint/`` — last training state for ``--resume`` (safetensors + JSON).
+- ``failed.json`` — instead of the model files when training failed (the reason); loading such a
+  directory raises with that reason rather than using a half-trained model.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..io import atomic_write
 from .species_model import DecoderConfig, SpeciesModel
 
 __all__ = [
+    "FAILED_FILE",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "ModelFileError",
@@ -34,12 +37,16 @@ __all__ = [
     "is_model_dir",
     "load_checkpoint",
     "load_species_model",
+    "mark_failed",
     "save_checkpoint",
     "save_species_model",
+    "training_failure",
 ]
 
 FORMAT_NAME = "ddsp-augment-species-model"
 FORMAT_VERSION = 1
+FAILED_FILE = "failed.json"
+_MODEL_FILES = ("config.json", "weights.safetensors", "contours.npz", "backgrounds.npz")
 _LOAD_ERRORS = (
     OSError,
     ValueError,
@@ -80,6 +87,25 @@ def _write_json(path: Path, payload: dict) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2), "utf-8"))
 
 
+def mark_failed(directory: str | Path, species: str, reason: str) -> None:
+    """Replace a species model directory's model files by ``failed.json`` with ``reason``.
+
+    ``config.json`` goes first, so no reader ever sees a loadable model whose training failed
+    (an earlier epoch's save would otherwise look like a finished model).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in _MODEL_FILES:
+        (directory / name).unlink(missing_ok=True)
+    _write_json(directory / FAILED_FILE, {"species": species, "failed": reason})
+
+
+def training_failure(directory: str | Path) -> str | None:
+    """The reason training of the species in ``directory`` failed, or None."""
+    path = Path(directory) / FAILED_FILE
+    return str(_read_json(path).get("failed", "unknown reason")) if path.is_file() else None
+
+
 def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise ModelFileError(path, "missing")
@@ -112,6 +138,7 @@ def save_species_model(
             np.savez(handle, backgrounds=np.asarray(backgrounds, np.float32))
 
     atomic_write(directory / "backgrounds.npz", write_backgrounds)
+    (directory / FAILED_FILE).unlink(missing_ok=True)  # a retrained species is usable again
     payload = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -127,6 +154,9 @@ def load_species_model(directory: str | Path, device: str | torch.device = "cpu"
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelFileError(directory, "not a directory")
+    failure = training_failure(directory)
+    if failure is not None:
+        raise ModelFileError(directory, f"training failed, no usable model ({failure})")
     config_path = directory / "config.json"
     info = _read_json(config_path)
     if info.get("format") != FORMAT_NAME:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,10 +11,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..features.activity import bird_activity
 from ..features.background import noise_floor, render_noise_floor
-from ..features.pitch import estimate_f0, loudness_db
+from ..features.pitch import estimate_f0
 from ..io import resample
-from ..model.storage import ModelFileError, SavedSpecies, is_model_dir, load_species_model
+from ..model.storage import (
+    ModelFileError,
+    SavedSpecies,
+    is_model_dir,
+    load_species_model,
+    training_failure,
+)
 from .jitter import JitterConfig, compose_song, jitter_contours
 from .scene import SceneConfig, apply_scene
 
@@ -44,6 +52,10 @@ def _one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _failure(directory: Path) -> str | None:
+    return training_failure(directory) if directory.is_dir() else None
 
 
 def _peak_safe(audio: np.ndarray) -> np.ndarray:
@@ -87,19 +99,26 @@ class SpeciesBank:
             raise ModelFileError(
                 path, "not a model directory (expected models/ or models/<species>/)"
             )
-        if is_model_dir(path):
-            dirs = [path]
+        failed: dict[str, str] = {}
+        if is_model_dir(path) or training_failure(path) is not None:
+            dirs = [path]  # a failed species directory raises its reason on loading
         else:
             dirs = sorted(p for p in path.iterdir() if is_model_dir(p))
+            failed = {p.name: r for p in path.iterdir() if (r := _failure(p)) is not None}
             if not dirs:
                 raise ModelFileError(path, "contains no species model (no */config.json)")
         entries = {}
         for directory in dirs:
             entry = load_species_model(directory, device=device)
             entries[entry.species] = entry
+        if failed and species is None:
+            warnings.warn(f"{path}: skipping {sorted(failed)}: training failed", stacklevel=2)
         if species is not None:
             wanted = list(species)
             missing = sorted(set(wanted) - set(entries))
+            if set(missing) & set(failed):
+                name = sorted(set(missing) & set(failed))[0]
+                raise ModelFileError(path / name, f"training failed ({failed[name]})")
             if missing:
                 raise KeyError(f"{path}: no model for species {missing}; have {sorted(entries)}")
             entries = {name: entries[name] for name in wanted}
@@ -220,11 +239,13 @@ class SpeciesBank:
         x = resample(audio, sample_rate, model_sr) if sample_rate != model_sr else audio
         with _one_torch_thread():
             f0, conf = estimate_f0(x, model_sr, hop_length=hop)
-            loud = loudness_db(x, model_sr, hop_length=hop)
+            # The bird above the clip's background: the background is not re-sung as noise.
+            floor = noise_floor(x)
+            loud = bird_activity(x, model_sr, floor, conf, hop).loudness_db
             f0, loud, conf = jitter_contours(f0, loud, conf, config, rng, model_sr / hop)
             bird = entry.model.synthesize(f0, loud, conf, x.shape[0], rng, backend)
         if keep_background:
-            background = render_noise_floor(noise_floor(x), x.shape[0], rng)
+            background = render_noise_floor(floor, x.shape[0], rng)
         # Level is matched at the caller's rate: resampling below 32 kHz removes the model's
         # upper partials, and with them part of the energy.
         bird = self._to_rate(bird, model_sr, sample_rate, audio.shape[0])

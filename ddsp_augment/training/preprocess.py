@@ -20,9 +20,10 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from ..constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, SAMPLE_RATE
+from ..features.activity import bird_activity
 from ..features.background import FLOOR_FFT_SIZE, noise_floor
 from ..features.contours import find_segments
-from ..features.pitch import estimate_f0, log_mel, loudness_db
+from ..features.pitch import estimate_f0, log_mel
 from ..io import AudioError, atomic_write, load_audio, scan_folder
 
 __all__ = [
@@ -36,7 +37,7 @@ __all__ = [
     "read_manifest",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: loudness and segments of the bird above the noise floor
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class Recording:
     hop_length: int
     f0_hz: np.ndarray
     confidence: np.ndarray
-    loudness_db: np.ndarray
+    loudness_db: np.ndarray  # A-weighted loudness of the bird above the background (activity)
     segments: np.ndarray  # [n, 2] frame ranges, end exclusive
     background: np.ndarray  # background magnitude per bin (background.noise_floor)
 
@@ -120,10 +121,14 @@ def analyse_audio(
     f0, confidence = estimate_f0(
         audio, sr, hop_length=hop, fmin=settings.fmin, fmax=settings.fmax, method=settings.f0_method
     )
-    loud = loudness_db(audio, sr, hop_length=hop)
-    segments = np.array(find_segments(loud, sr / hop), dtype=np.int64).reshape(-1, 2)
+    # The model learns from the bird, not the background: loudness and activity over the floor.
+    background = noise_floor(audio)
+    bird = bird_activity(audio, sr, background, confidence, hop, settings.fmin, settings.fmax)
+    loud = bird.loudness_db
+    segments = find_segments(loud, sr / hop, active=bird.active)
+    segments = np.array(segments, dtype=np.int64).reshape(-1, 2)
     if segments.shape[0] == 0:
-        raise AudioError(path, "no active stretch found")
+        raise AudioError(path, "no bird heard above the background")
     return Recording(
         name=path.stem,
         species=species,
@@ -135,7 +140,7 @@ def analyse_audio(
         confidence=confidence,
         loudness_db=loud,
         segments=segments,
-        background=noise_floor(audio),
+        background=background,
     )
 
 
