@@ -111,3 +111,12 @@ def test_evaluate_judges_real_and_generated_side_by_side(chaffinch_songs, tmp_pa
     assert verdict["real"]["top1"] == 1.0 and verdict["generated"]["top1"] == 1.0
     table = (tmp_path / "out" / "evaluation.md").read_text()
     assert "| Fringilla_coelebs | Common Chaffinch | 1 (1) | 1 (1) |" in table
+
+
+def test_birdnet_confidence_is_a_gate_judge(judge, chaffinch_songs):
+    song = chaffinch_songs[0][: 3 * 32000]
+    assert judge.confidence(song, 32000, "Fringilla_coelebs") == pytest.approx(
+        judge.classify(song, 32000).scores[judge.species_index("Fringilla_coelebs")]
+    )
+    with pytest.raises(ValueError, match="BirdNET does not know species 'Imaginary_bird'"):
+        judge.confidence(song, 32000, "Imaginary_bird")

@@ -171,6 +171,17 @@ class BirdNETJudge:
         embeddings = scipy.linalg.cho_solve(self._gram, rhs).T
         return ClipVerdict(scores.max(axis=0), embeddings.astype(np.float32))
 
+    def confidence(self, audio: np.ndarray, sample_rate: int, species: str) -> float:
+        """BirdNET's score that ``audio`` is ``species``: a quality-gate judge
+        (``SpeciesBank.sample(..., judge=judge.confidence, min_confidence=...)``)."""
+        index = self.species_index(species)
+        if index is None:
+            raise ValueError(
+                f"BirdNET does not know species {species!r}; gate it with "
+                "evaluation.clip_judge.RealClipJudge fitted on your own real clips"
+            )
+        return float(self.classify(audio, sample_rate).scores[index])
+
 
 @functools.lru_cache(maxsize=1)
 def _shared_judge() -> BirdNETJudge:

@@ -22,6 +22,7 @@ from ..model.storage import (
     load_species_model,
     training_failure,
 )
+from .gate import GateStats, Judge, gated_draw
 from .jitter import JitterConfig, compose_song, jitter_contours
 from .scene import SceneConfig, apply_scene
 
@@ -79,6 +80,8 @@ class SpeciesBank:
         #: Where the bank was loaded from (None when built in memory): DataLoader workers reload
         #: it from here with ``SpeciesBank.load(bank.path, species=bank.species)``.
         self.path = path
+        #: Totals of the quality gate over this bank's ``sample`` calls (``gate.GateStats``).
+        self.gate_stats = GateStats()
         self._jitter = {
             name: JitterConfig.from_segments(entry.contours.segments)
             for name, entry in self._entries.items()
@@ -173,6 +176,9 @@ class SpeciesBank:
         scene: SceneConfig | None = None,
         jitter: JitterConfig | None = None,
         background_spectra: np.ndarray | None = None,
+        min_confidence: float | None = None,
+        judge: Judge | None = None,
+        max_draws: int = 8,
         **jitter_overrides,
     ) -> np.ndarray:
         """New songs of ``species`` → float32 ``[n, round(seconds * sample_rate)]``, peak ≤ 0.99.
@@ -183,7 +189,19 @@ class SpeciesBank:
         ``background_spectra`` ``[n, 1025]`` (`noise_floor` of
         recordings at the model's sample rate) when given, else from the species' own training
         recordings. The same ``seed`` gives identical clips.
+
+        Quality gate (``gate.gated_draw``): with ``judge`` and ``min_confidence``, a clip the
+        judge gives less than ``min_confidence`` for ``species`` is redrawn, up to ``max_draws``
+        times (then the most convincing draw is kept); ``self.gate_stats`` counts draws,
+        acceptances and seconds across calls.
         """
+        if (judge is None) != (min_confidence is None):
+            raise ValueError("the quality gate needs both judge and min_confidence (or neither)")
+        if (min_confidence is not None and not 0 <= min_confidence <= 1) or max_draws < 1:
+            raise ValueError(
+                f"need 0 <= min_confidence <= 1 and max_draws >= 1; got {min_confidence}, "
+                f"{max_draws}"
+            )
         if n < 1 or seconds <= 0 or sample_rate <= 0:
             raise ValueError(
                 f"need n >= 1, seconds > 0, sample_rate > 0; got {n}, {seconds}, {sample_rate}"
@@ -197,14 +215,26 @@ class SpeciesBank:
         out = np.empty((n, n_out), np.float32)
         with _one_torch_thread():
             for i, rng in enumerate(_rngs(seed, n)):
-                f0, loud, conf = compose_song(
-                    entry.contours.segments, n_model // hop + 1, config, rng, model_sr / hop
-                )
-                audio = entry.model.synthesize(f0, loud, conf, n_model, rng, backend)
-                if scene is not None:
-                    floors = entry.backgrounds if background_spectra is None else background_spectra
-                    audio, _ = apply_scene(audio, model_sr, scene, rng, background_spectra=floors)
-                out[i] = self._to_rate(audio, model_sr, sample_rate, n_out)
+
+                def draw(rng: np.random.Generator = rng) -> np.ndarray:
+                    f0, loud, conf = compose_song(
+                        entry.contours.segments, n_model // hop + 1, config, rng, model_sr / hop
+                    )
+                    audio = entry.model.synthesize(f0, loud, conf, n_model, rng, backend)
+                    if scene is not None:
+                        floors = (
+                            entry.backgrounds if background_spectra is None else background_spectra
+                        )
+                        audio, _ = apply_scene(
+                            audio, model_sr, scene, rng, background_spectra=floors
+                        )
+                    return self._to_rate(audio, model_sr, sample_rate, n_out)
+
+                if judge is None:
+                    out[i] = draw()
+                else:
+                    gate = (min_confidence, max_draws, self.gate_stats)
+                    out[i] = gated_draw(draw, judge, species, sample_rate, *gate)
         return out
 
     def resynthesize(
