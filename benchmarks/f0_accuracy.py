@@ -29,14 +29,12 @@ recording).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
+from _common import pin_threads, print_json, timed
 
 from ddsp_augment.evaluation.metrics import f0_accuracy, octave_error_rate
 from ddsp_augment.features.pitch import VOICED_THRESHOLD, estimate_f0
@@ -135,17 +133,9 @@ def score(items: list, hop: int, **kwargs) -> dict:
 
 
 def x_realtime(audio: np.ndarray, **kwargs) -> float:
-    """Audio seconds per thread-CPU second at a 2 ms hop, one thread, best of a few runs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    estimate_f0(audio[: SR // 10], SR, HOP, **kwargs)  # warm-up: jit, model load
-    best = float("inf")
-    for _ in range(3):
-        start = time.thread_time()
-        estimate_f0(audio, SR, HOP, **kwargs)
-        best = min(best, time.thread_time() - start)
-    torch.set_num_threads(threads)
-    return round(audio.size / SR / best, 2)
+    """Audio seconds per thread-CPU second at a 2 ms hop, one thread, median of 3 runs."""
+    _, cpu, _ = timed(lambda: estimate_f0(audio, SR, HOP, **kwargs), repeats=3)
+    return round(audio.size / SR / cpu, 2)
 
 
 def real_songs(data_root: Path, seconds: float | None, every: int = 1) -> list[np.ndarray]:
@@ -193,7 +183,7 @@ def main() -> None:
     parser.add_argument("--full_seconds", type=float, default=2.0)
     parser.add_argument("--no_full", action="store_true", help="skip the full CREPE model")
     args = parser.parse_args()
-
+    pin_threads(1)  # torch and numba trackers timed on one thread; the scores do not depend on it
     rng = np.random.default_rng(0)
     clean = synthetic_set()
     items = clean + noisy(clean, 10.0, rng)
@@ -222,7 +212,7 @@ def main() -> None:
         "voiced_threshold": VOICED_THRESHOLD,
         "timing": "thread CPU time, torch/numba on 1 thread",
     }
-    print(json.dumps(result, indent=1))
+    print_json(result, indent=1)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ Prints ONE JSON object:
 
 Items are 3 s at 32 kHz, cut from the bundled clips (decoded once, held in memory, so the plain
 loader measures the loader itself, not MP3 decoding). Without models in ``--models``, quick tiny
-models are trained first (examples/balance_dataloader.py); pass real models for real numbers.
+models are trained first (``_common.bundled_bank``); pass real models for real numbers.
 
     python benchmarks/loader_throughput.py [--models models/]
 """
@@ -21,8 +21,6 @@ models are trained first (examples/balance_dataloader.py); pass real models for 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -30,20 +28,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import BUNDLED_DATA, ROOT, bundled_bank, pin_threads, print_json
 from torch.utils.data import DataLoader, Dataset
 
 from ddsp_augment.augment.dataset import DDSPBalancedDataset
 from ddsp_augment.augment.ddsp_synth import DDSPSynth
+from ddsp_augment.constants import SAMPLE_RATE
 from ddsp_augment.io import load_audio, scan_folder
 from ddsp_augment.model.storage import is_model_dir
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.sampling.scene import SceneConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))  # the examples' quick-model helper
-from balance_dataloader import DATA, QUICK_MODELS, BirdClips, quick_bank  # noqa: E402
-
-SAMPLE_RATE = 32000
+QUICK_MODELS = ROOT / ".cache" / "quick-models"
 SECONDS = 3.0
 
 
@@ -101,19 +97,15 @@ def _ms_per_call(calls: list[Callable[[], object]]) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, default=QUICK_MODELS)
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=BUNDLED_DATA)
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    pin_threads(1)
 
     has_models = args.models.is_dir() and (
         is_model_dir(args.models) or any(is_model_dir(p) for p in args.models.iterdir())
     )
-    bank = (
-        SpeciesBank.load(args.models)
-        if has_models
-        else quick_bank(BirdClips(args.data), args.models)
-    )
+    bank = SpeciesBank.load(args.models) if has_models else bundled_bank(args.models)
     plain = MemoryClips(args.data)
     counts = {s: plain.targets.count(s) for s in set(plain.targets)}
     extra = len(plain) // len(bank.species)
@@ -162,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     report["threads_per_process"] = 1
 
-    json.dump(report, sys.stdout)
-    print()
+    print_json(report)
     return 0
 
 

@@ -15,17 +15,12 @@ Run: ``python benchmarks/synth_speed.py [--seconds 5] [--repeats 21]``.
 
 from __future__ import annotations
 
-import os
+from _common import pin_threads, print_json, timed
 
 # One core for every backend; set before numpy/numba/torch start their thread pools.
-for _name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_name] = "1"
+pin_threads(1)
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -107,24 +102,12 @@ def numpy_noise(magnitudes: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return np.pad(out, (0, n_samples - out.shape[0])).astype(np.float32)
 
 
-def timed(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, float, np.ndarray]:
-    """(median wall seconds, median thread-CPU seconds, output) after one warm-up call."""
-    out = fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start_wall, start_cpu = time.perf_counter(), time.thread_time()
-        out = fn()
-        cpu.append(time.thread_time() - start_cpu)
-        wall.append(time.perf_counter() - start_wall)
-    return statistics.median(wall), statistics.median(cpu), out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=21, help="numba repeats (others: a third)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    pin_threads(1)
     song = make_song(args.seconds, np.random.default_rng(0))
     n = song["noise"].shape[0]
     f0, amp, dist = song["f0_hz"], song["amplitude"], song["harmonic_distribution"]
@@ -176,7 +159,7 @@ def main() -> None:
             result[f"max_abs_diff_numba_{other}{part}"] = float(diff)
     result["peak"] = float(np.abs(outputs["numba"]).max())
     result["seconds"] = args.seconds
-    print(json.dumps({key: float(f"{value:.4g}") for key, value in result.items()}))
+    print_json(result)
 
 
 if __name__ == "__main__":

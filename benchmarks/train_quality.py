@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+from _common import pin_threads, print_json
 from joblib import Parallel, delayed
 
 from ddsp_augment.dsp import numba_kernels as nk
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=TrainSettings.epochs)
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    pin_threads(1)  # one thread per species job
     settings = TrainSettings(epochs=args.epochs, threads=1)
     report: dict[str, dict] = {}
     for root in args.data_root:
@@ -160,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             "beats_sine_noise": int(sum(r["model_vs_sine_noise"] < 1 for r in rows)),
             "n_species": len(rows),
         }
-    json.dump(report, sys.stdout, indent=2)
-    print()
+    print_json(report, indent=2)
     return 0
 
 

@@ -1,20 +1,14 @@
-"""The benchmark script's own pieces (its splits and metrics live in test_splits and
-test_classification): classic copies and the extra clips of the balancing conditions."""
+"""The classifier benchmark's conditions and protocol (its splits and metrics live in
+test_splits and test_classification): classic copies, the extra clips of the balancing
+conditions, validation splits, the DDSP training set."""
 
-import importlib.util
-import sys
+from __future__ import annotations
 
 import numpy as np
 import torch
-from classifier_gain.classifiers import set_epoch
-from conftest import REPO
-
-_spec = importlib.util.spec_from_file_location(
-    "classifier_gain_script", REPO / "benchmarks" / "classifier_gain.py"
-)
-classifier_gain = importlib.util.module_from_spec(_spec)
-sys.modules["classifier_gain_script"] = classifier_gain  # its dataclasses look their module up
-_spec.loader.exec_module(classifier_gain)
+from classifier_gain.classifiers import ClipDataset, set_epoch
+from classifier_gain.conditions import ddsp_training_set, extra_clips
+from classifier_gain.protocol import Split, validation_split
 
 
 def _tiny_corpus(n_per_class=(3, 2)):
@@ -37,7 +31,7 @@ class _Corpus:
 def test_extra_clips_cycle_the_class_clips_in_the_asked_numbers():
     corpus = _Corpus()
     train_idx = np.arange(5)
-    plain = classifier_gain._extra_clips(corpus, train_idx, {1: 5}, augment=False, seed=0)
+    plain = extra_clips(corpus, train_idx, {1: 5}, augment=False, seed=0)
     assert plain.targets == [1] * 5
     sources = [corpus.waveforms[3], corpus.waveforms[4]] * 3
     for j in range(5):
@@ -46,8 +40,8 @@ def test_extra_clips_cycle_the_class_clips_in_the_asked_numbers():
 
 def test_classic_copies_are_fresh_each_epoch_and_repeat_for_a_seed():
     corpus = _Corpus()
-    copies = classifier_gain._extra_clips(corpus, np.arange(5), {0: 4}, augment=True, seed=7)
-    again = classifier_gain._extra_clips(corpus, np.arange(5), {0: 4}, augment=True, seed=7)
+    copies = extra_clips(corpus, np.arange(5), {0: 4}, augment=True, seed=7)
+    again = extra_clips(corpus, np.arange(5), {0: 4}, augment=True, seed=7)
     first = [copies[j][0] for j in range(4)]
     assert all(torch.equal(a, again[j][0]) for j, a in enumerate(first))
     assert [copies[j][2] for j in range(4)] == [0] * 4
@@ -67,7 +61,7 @@ def test_validation_split_holds_out_only_cut_minority_clips_of_new_recordists():
         labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
         groups = np.array([10, 11, 10, 12, 20, 21, 22, 23])
 
-    split = classifier_gain.Split(
+    split = Split(
         seed=0,
         fold=0,
         minority=[0],
@@ -75,41 +69,38 @@ def test_validation_split_holds_out_only_cut_minority_clips_of_new_recordists():
         full_train_idx=np.array([0, 1, 2, 3, 4, 5, 6]),
         test_idx=np.array([7]),
     )
-    validation = classifier_gain.validation_split(split, Corpus())
+    validation = validation_split(split, Corpus())
     # Clip 2 is cut but shares recordist 10 with a kept clip: only clip 3 is new.
     assert validation.test_idx.tolist() == [3]
     assert validation.train_idx.tolist() == split.train_idx.tolist()
 
 
-def test_a_collapsed_species_model_is_reported_cached_and_gets_no_songs(tmp_path, monkeypatch):
-    from classifier_gain.classifiers import ClipDataset
-
-    import ddsp_augment.training.train
+def test_ddsp_training_set_without_any_model_is_the_real_set(tmp_path, monkeypatch):
+    from ddsp_augment.augment import bank_builder
+    from ddsp_augment.training.train import CollapseError
 
     calls = []
 
     def collapse(recordings, directory, settings, **kwargs):
-        calls.append(directory)
-        raise ddsp_augment.training.train.CollapseError("B: no epoch produced a usable model")
+        calls.append(recordings[0].species)
+        raise CollapseError("B: no epoch produced a usable model")
 
-    monkeypatch.setattr(ddsp_augment.training.train, "train_species", collapse)
+    monkeypatch.setattr(bank_builder, "train_species", collapse)
     waveforms, labels = _tiny_corpus()
-    split = classifier_gain.TrainingSplit(
-        dataset=ClipDataset(waveforms, labels),
+    base = ClipDataset(waveforms, labels)
+    arguments = dict(
         names=[f"{'AB'[label]}/{i}.wav" for i, label in enumerate(labels)],
-        data_root=tmp_path,
         recordists=[f"r{i}" for i in range(len(labels))],
         classes=["A", "B"],
-        minority=[1],
         n_synthetic={1: 1},
         seed=0,
-        cache_dir=tmp_path / "split",
-        options={},
-        model_root=tmp_path / "models",
+        model_root=tmp_path,
+        options={"train": {"threads": 1}},
     )
-    assert classifier_gain.ddsp_training_set(split) is split.dataset
-    assert split.model_failures == {"B": "B: no epoch produced a usable model"}
-    assert (calls[0] / "FAILED.txt").is_file()
-    split.model_failures.clear()
-    classifier_gain.ddsp_training_set(split)  # the failure is cached, not retrained
-    assert len(calls) == 1 and split.model_failures == {"B": "B: no epoch produced a usable model"}
+    dataset, failures = ddsp_training_set(base, **arguments)
+    assert dataset is base
+    assert failures == {"B": "B: no epoch produced a usable model"}
+    assert calls == ["B"]  # only the class that needs songs is trained
+    again, failures = ddsp_training_set(base, **arguments)  # cached failure: no retraining
+    assert again is base and failures == {"B": "B: no epoch produced a usable model"}
+    assert calls == ["B"]

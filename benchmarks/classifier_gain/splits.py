@@ -28,6 +28,7 @@ import numpy as np
 
 __all__ = [
     "choose_minority",
+    "derived_seed",
     "make_imbalanced",
     "normalise_recordist",
     "recordist_folds",
@@ -36,6 +37,12 @@ __all__ = [
 
 # Candidate fold assignments tried per seed; the first without a defect is kept.
 _FOLD_ATTEMPTS = 50
+
+
+def derived_seed(*parts: int) -> int:
+    """A seed for one use (split, condition, epoch, item...) derived from integer ``parts``:
+    independent streams for every combination, the same ones on every run."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
 def normalise_recordist(name: str) -> str:

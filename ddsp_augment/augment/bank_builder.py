@@ -2,7 +2,9 @@
 
 For pipelines that already hold their training audio (a torch dataset, a benchmark split):
 analyse each clip, train one model per species, and reuse models whose training clips and
-settings have not changed.
+settings have not changed. A species whose clips are unusable or whose training collapses gets
+no model; the reason is reported and cached beside the models under the same key, so a rerun
+neither retrains it nor hides it.
 """
 
 from __future__ import annotations
@@ -16,13 +18,23 @@ from pathlib import Path
 import numpy as np
 from joblib import Parallel, delayed
 
-from ..io import AudioError
+from ..io import AudioError, atomic_write
 from ..model.storage import ModelFileError, load_species_model
 from ..sampling.bank import SpeciesBank
 from ..training.preprocess import PreprocessSettings, Recording, analyse_audio
 from ..training.train import CollapseError, TrainSettings, train_species
 
-__all__ = ["Clip", "build_bank"]
+__all__ = ["BankBuildError", "Clip", "build_bank"]
+
+_FAILED = "FAILED.json"  # in a species folder: {"fingerprint": ..., "reason": ...}
+
+
+class BankBuildError(ValueError):
+    """No species of the clips produced a model; ``failures`` = ``{species: reason}``."""
+
+    def __init__(self, directory: Path, failures: dict[str, str]) -> None:
+        super().__init__(f"{directory}: no species model could be trained: {failures}")
+        self.failures = failures
 
 
 @dataclass(frozen=True)
@@ -44,12 +56,18 @@ def _fingerprint(clips: Sequence[Clip], settings: TrainSettings, pre: Preprocess
     return digest.hexdigest()[:16]
 
 
-def _is_current(directory: Path, fingerprint: str) -> bool:
+def _cached(directory: Path, fingerprint: str) -> tuple[bool, str | None]:
+    """``(found, failure reason)`` of a model or failure cached under ``fingerprint``."""
+    failed = directory / _FAILED
+    if failed.is_file():
+        record = json.loads(failed.read_text())
+        if record.get("fingerprint") == fingerprint:
+            return True, str(record["reason"])
     try:
         info = load_species_model(directory).info
     except ModelFileError:
-        return False
-    return bool(info.get("complete")) and info.get("fingerprint") == fingerprint
+        return False, None
+    return bool(info.get("complete")) and info.get("fingerprint") == fingerprint, None
 
 
 def _train_one(
@@ -60,7 +78,8 @@ def _train_one(
     pre: PreprocessSettings,
     fingerprint: str,
 ) -> str | None:
-    """Train ``species`` into ``directory``; returns why it was skipped, or None."""
+    """Train ``species`` into ``directory``; returns why it got no model, or None (the reason
+    is also written to ``directory/FAILED.json`` under ``fingerprint``)."""
     recordings: list[Recording] = []
     problems: list[str] = []
     for clip in clips:
@@ -70,20 +89,26 @@ def _train_one(
             )
         except AudioError as error:
             problems.append(str(error))
-    if not recordings:
-        return "; ".join(problems)
-    try:
-        train_species(
-            recordings,
-            directory,
-            settings,
-            progress=False,
-            log=lambda _: None,
-            extra_info={"fingerprint": fingerprint},
-        )
-    except CollapseError as error:
-        return str(error)
-    return None
+    reason = "; ".join(problems) if not recordings else None
+    if recordings:
+        try:
+            train_species(
+                recordings,
+                directory,
+                settings,
+                progress=False,
+                log=lambda _: None,
+                extra_info={"fingerprint": fingerprint},
+            )
+        except CollapseError as error:
+            reason = str(error)
+    failed = directory / _FAILED
+    if reason is None:
+        failed.unlink(missing_ok=True)
+        return None
+    record = json.dumps({"fingerprint": fingerprint, "reason": reason})
+    atomic_write(failed, lambda tmp: tmp.write_text(record))
+    return reason
 
 
 def build_bank(
@@ -95,26 +120,40 @@ def build_bank(
 ) -> tuple[SpeciesBank, dict[str, str]]:
     """Train (or reuse) one model per species of ``clips`` under ``directory/<species>``.
 
-    Returns the bank and ``{species: reason}`` for species that produced no model (unusable
-    clips, or training that kept collapsing).
+    A species is retrained only when its clips (names and samples) or ``settings`` /
+    ``preprocess`` changed; ``settings.seed`` fixes the models, so the same inputs give the same
+    weights. ``jobs`` species train in parallel (give each ``settings.threads=1`` then).
+
+    Returns:
+        The bank of the species that have a model, and ``{species: reason}`` for those that do
+        not (unusable clips, or training that kept collapsing), cached like a model.
+
+    Raises:
+        BankBuildError: No species got a model (its ``failures`` says why).
+        ValueError: ``clips`` is empty.
     """
+    if not clips:
+        raise ValueError("clips: empty, nothing to train")
     settings = settings or TrainSettings()
     pre = preprocess or PreprocessSettings()
     directory = Path(directory)
     by_species: dict[str, list[Clip]] = {}
     for clip in clips:
         by_species.setdefault(clip.species, []).append(clip)
-    todo = []
+    todo, failures = [], {}
     for species, group in sorted(by_species.items()):
         fingerprint = _fingerprint(group, settings, pre)
-        if not _is_current(directory / species, fingerprint):
+        found, reason = _cached(directory / species, fingerprint)
+        if reason is not None:
+            failures[species] = reason
+        elif not found:
             todo.append((species, group, fingerprint))
-    results = Parallel(n_jobs=jobs)(
+    results = Parallel(n_jobs=min(jobs, len(todo)) or 1)(
         delayed(_train_one)(species, group, directory / species, settings, pre, fingerprint)
         for species, group, fingerprint in todo
     )
-    failures = {s: r for (s, _, _), r in zip(todo, results, strict=True) if r is not None}
-    trained = [s for s in by_species if s not in failures]
+    failures.update({s: r for (s, _, _), r in zip(todo, results, strict=True) if r is not None})
+    trained = [s for s in sorted(by_species) if s not in failures]
     if not trained:
-        raise ValueError(f"{directory}: no species model could be trained: {failures}")
+        raise BankBuildError(directory, failures)
     return SpeciesBank.load(directory, species=trained), failures

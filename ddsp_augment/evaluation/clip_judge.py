@@ -2,7 +2,8 @@
 
 Logistic regression on the log-mel statistics (``metrics.log_mel_embedding``) of the loud 1 s
 windows of each real clip, at the model rate; a clip's confidence for a species is the mean
-probability of that species over its windows. Fitting takes seconds, judging a 3 s clip ~10 ms.
+probability of that species over its windows. Needs scikit-learn (extra ``ddsp-augment[gate]``).
+Fitting takes seconds, judging a 3 s clip ~10 ms.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from ..constants import SAMPLE_RATE
 from ..io import resample
@@ -46,6 +44,14 @@ class RealClipJudge:
     ) -> None:
         if len(clips) < 2 or any(len(c) == 0 for c in clips.values()):
             raise ValueError("RealClipJudge needs real clips of at least two species")
+        try:  # optional: the "gate" extra
+            from sklearn.linear_model import LogisticRegression
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+        except ImportError as error:
+            raise ImportError(
+                'RealClipJudge needs scikit-learn: pip install "ddsp-augment[gate]"'
+            ) from error
         features, labels = [], []
         for species, audios in clips.items():
             for audio in audios:
@@ -58,9 +64,12 @@ class RealClipJudge:
         self.model.fit(np.concatenate(features), labels)
         self.species = [str(c) for c in self.model.classes_]
 
+    def probabilities(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """``[len(self.species)]``: mean probability of each species over the clip's windows."""
+        return self.model.predict_proba(_features(audio, sample_rate)).mean(axis=0)
+
     def confidence(self, audio: np.ndarray, sample_rate: int, species: str) -> float:
         """Mean probability over the clip's windows that it is ``species``."""
         if species not in self.species:
             raise ValueError(f"RealClipJudge was not fitted on {species!r}; has {self.species}")
-        proba = self.model.predict_proba(_features(audio, sample_rate))
-        return float(proba[:, self.species.index(species)].mean())
+        return float(self.probabilities(audio, sample_rate)[self.species.index(species)])

@@ -1,0 +1,239 @@
+"""``python benchmarks/classifier_gain.py``: arguments, the run, the report files.
+
+    python benchmarks/classifier_gain.py --quick        # CI smoke run, < 3 min on 2 cores
+    python benchmarks/classifier_gain.py                # default: 3 seeds x 3 folds, linear
+    python benchmarks/classifier_gain.py --full         # 5 seeds x 3 folds
+    python benchmarks/classifier_gain.py --validation --seeds 100 101 102 103 104 105
+                                                        # choose settings away from test folds
+    python benchmarks/classifier_gain.py --data_root my_data --test_root my_test --classifier cnn
+
+Writes ``<output_path>/classifier_gain.{json,md,png}`` (default ``results/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ddsp_augment.io import atomic_write
+
+from .classifiers import FeatureConfig, LinearClipClassifier, LogMelCache
+from .conditions import ALL_CONDITIONS, CLASSIC_DESCRIPTION, ddsp_settings_record
+from .corpus import check_recordist_overlap, load_corpus
+from .protocol import make_splits, run, validation_split
+from .report import N_BOOT, PRIMARY_METRIC, bar_chart, markdown_table, nan_to_none, summarise
+
+__all__ = ["main", "parse_args"]
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = ROOT / "benchmarks" / "data" / "xc-germany"
+QUICK_SPECIES = 10
+
+
+def _parse_minority(value: str) -> float | list[str]:
+    try:
+        return float(value)
+    except ValueError:
+        return [s for s in value.replace(",", " ").split() if s]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="What does class balancing do for a bird-species classifier?"
+    )
+    parser.add_argument(
+        "--data_root",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="<species>/<clip> folders, optional manifest.csv (path, recordist)",
+    )
+    parser.add_argument(
+        "--test_root",
+        type=Path,
+        default=None,
+        help="external test set (same layout); then all of data_root trains",
+    )
+    parser.add_argument(
+        "--minority",
+        type=_parse_minority,
+        default=0.5,
+        help="fraction of species drawn per seed, or comma-separated species",
+    )
+    parser.add_argument("--k", type=int, default=2, help="training recordings kept per minority")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 1 2")
+    parser.add_argument("--folds", type=int, default=None, help="default: 3")
+    parser.add_argument("--classifier", choices=("linear", "cnn"), default="linear")
+    parser.add_argument("--cnn_steps", type=int, default=400)
+    parser.add_argument(
+        "--conditions", nargs="+", choices=ALL_CONDITIONS, default=list(ALL_CONDITIONS)
+    )
+    parser.add_argument("--species", nargs="+", default=None, help="use only these species")
+    parser.add_argument(
+        "--ddsp_options",
+        type=json.loads,
+        default={},
+        help="JSON dict: 'train' overrides the species models' TrainSettings, the other keys "
+        "how the songs are heard (conditions.DDSP_SONG_DEFAULTS)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: seed 0, 2 folds, {QUICK_SPECIES} species, linear",
+    )
+    parser.add_argument("--full", action="store_true", help="5 seeds x 3 folds")
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="score on each split's cut minority recordings of new recordists instead of its "
+        "test fold (for choosing settings; use other --seeds than the reported run; no oracle)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads (use 1 when other jobs share the cores: 2 busy threads on 2 shared "
+        "cores made CNN steps 10x slower)",
+    )
+    parser.add_argument("--output_path", type=Path, default=ROOT / "results")
+    parser.add_argument("--cache_dir", type=Path, default=ROOT / ".cache" / "classifier_gain")
+    args = parser.parse_args(argv)
+    if args.quick and args.full:
+        parser.error("--quick and --full exclude each other")
+    preset = {"seeds": [0], "folds": 2} if args.quick else {}
+    preset = {"seeds": [0, 1, 2, 3, 4], "folds": 3} if args.full else preset
+    args.seeds = args.seeds or preset.get("seeds", [0, 1, 2])
+    args.folds = args.folds or preset.get("folds", 3)
+    if args.quick:
+        args.classifier = "linear"
+    if args.k < 1:
+        parser.error("--k must be >= 1")
+    if args.validation and args.test_root is not None:
+        parser.error("--validation scores on data_root's own cut recordings, not --test_root")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    timing: dict[str, float] = {}
+
+    species = args.species
+    if args.quick and species is None:
+        species = sorted(p.name for p in args.data_root.iterdir() if p.is_dir())[:QUICK_SPECIES]
+    corpus = load_corpus(args.data_root, species=species)
+    test_corpus = corpus
+    if args.test_root is not None:
+        test_corpus = load_corpus(args.test_root, classes=corpus.classes)
+        check_recordist_overlap(corpus, test_corpus)
+    if isinstance(args.minority, list):
+        unknown = [s for s in args.minority if s not in corpus.classes]
+        if unknown:
+            raise SystemExit(f"--minority: unknown species {unknown}; known: {corpus.classes}")
+    timing["decode_s"] = time.perf_counter() - started
+
+    t0 = time.perf_counter()
+    cache = LogMelCache(FeatureConfig())
+    cache.add(corpus.waveforms)
+    if test_corpus is not corpus:
+        cache.add(test_corpus.waveforms)
+    timing["log_mel_s"] = time.perf_counter() - t0
+
+    splits = make_splits(
+        corpus,
+        None if args.test_root is None else test_corpus,
+        args.seeds,
+        args.folds,
+        args.minority,
+        args.k,
+    )
+    conditions = list(args.conditions)
+    if args.validation:
+        splits = [validation_split(split, corpus) for split in splits]
+        conditions = [c for c in conditions if c != "oracle"]
+    classifier_options = {"steps": args.cnn_steps} if args.classifier == "cnn" else {}
+    results = run(
+        splits,
+        conditions,
+        corpus=corpus,
+        test_corpus=test_corpus,
+        classifier=args.classifier,
+        classifier_options=classifier_options,
+        cache=cache,
+        ddsp_options=args.ddsp_options,
+        cache_root=args.cache_dir / "ddsp",
+    )
+    timing.update({f"{c}_s": float(sum(r["seconds"] for r in rows)) for c, rows in results.items()})
+
+    summary = summarise(results, splits, corpus.classes)
+    minority_text = (
+        f"{args.minority:g} of species (drawn per seed)"
+        if isinstance(args.minority, float)
+        else ", ".join(args.minority)
+    )
+    settings: dict[str, Any] = {
+        "data_root": str(args.data_root),
+        "data_root_name": args.data_root.name,
+        "data_fingerprint": corpus.fingerprint,
+        "test_root": str(args.test_root) if args.test_root else None,
+        "n_clips": len(corpus.names),
+        "n_test_clips": len(test_corpus.names) if test_corpus is not corpus else None,
+        "n_species": len(corpus.classes),
+        "species": corpus.classes,
+        "n_recordist_groups": int(len(np.unique(corpus.groups))),
+        "grouping": "recordist alone across species, spelling variants merged "
+        "(classifier_gain.splits.recordist_groups)",
+        "seeds": list(args.seeds),
+        "folds": args.folds if args.test_root is None else None,
+        "n_splits": len(splits),
+        "minority": minority_text,
+        "minority_per_seed": {
+            str(s.seed): [corpus.classes[c] for c in s.minority] for s in splits if s.fold == 0
+        },
+        "k": args.k,
+        "balance_target": "median training count of the majority species in the split",
+        "classic": CLASSIC_DESCRIPTION,
+        "classifier": args.classifier,
+        "classifier_options": classifier_options or {"epochs": LinearClipClassifier(1).epochs},
+        "augmented_items": "drawn afresh every classifier epoch (set_epoch), DDSP and classic",
+        "features": {k: getattr(FeatureConfig(), k) for k in FeatureConfig.__dataclass_fields__},
+        "conditions": conditions,
+        "primary_metric": PRIMARY_METRIC,
+        "gap_recovered": "(cond - baseline) / (oracle - baseline) of mean minority recall",
+        "ci": f"paired percentile bootstrap over splits, {N_BOOT} resamples, 95 %",
+        "ddsp_options": args.ddsp_options,
+        "ddsp": ddsp_settings_record(args.ddsp_options),
+        "quick": args.quick,
+        "scored_on": "validation: cut minority recordings of recordists the kept ones do not "
+        "share (not the test folds)"
+        if args.validation
+        else "test folds",
+        "threads": torch.get_num_threads(),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+    }
+    timing["total_s"] = time.perf_counter() - started
+    report = {"conditions": summary, "settings": settings, "timing": timing}
+
+    out = args.output_path
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "classifier_gain_validation" if args.validation else "classifier_gain"
+    text = json.dumps(nan_to_none(report), indent=2)
+    atomic_write(out / f"{stem}.json", lambda tmp: tmp.write_text(text + "\n"))
+    table = markdown_table(summary, settings)
+    table += f"\nWall time {timing['total_s']:.0f} s (decode {timing['decode_s']:.0f} s).\n"
+    atomic_write(out / f"{stem}.md", lambda tmp: tmp.write_text(table))
+    bar_chart(
+        summary,
+        out / f"{stem}.png",
+        f"{args.data_root.name}: {args.classifier}, {len(splits)} splits, k={args.k}",
+    )
+    print(table)
+    print(f"wrote {out / stem}.json, .md, .png")
+    return 0

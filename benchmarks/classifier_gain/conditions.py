@@ -1,0 +1,281 @@
+"""The training set of every condition: the imbalanced real clips plus what each adds.
+
+- ``baseline``: the imbalanced training set as is.
+- ``oversample``: minority clips repeated up to the balance target.
+- ``classic``: the balance target filled with audiomentations copies of the minority clips
+  (:func:`classic_chain`), drawn afresh every classifier epoch.
+- ``ddsp``: the balance target filled with DDSP songs (:func:`ddsp_training_set`), drawn afresh
+  every classifier epoch, heard in :data:`DDSP_SONG_DEFAULTS`' scene.
+- ``ddsp+classic``: half of the missing clips DDSP songs, half classic copies.
+- ``oracle``: all real training recordings of the minority species (the upper bound).
+
+Balance target per minority species = the median training count of the majority species.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, Dataset
+
+from ddsp_augment.augment.bank_builder import BankBuildError, Clip, build_bank
+from ddsp_augment.augment.dataset import DDSPBalancedDataset
+from ddsp_augment.constants import SAMPLE_RATE
+from ddsp_augment.sampling.scene import SceneConfig
+from ddsp_augment.training.train import TrainSettings
+
+from .classifiers import ClipDataset
+from .corpus import Corpus
+from .splits import derived_seed
+
+if TYPE_CHECKING:
+    from .protocol import Split
+
+__all__ = [
+    "ALL_CONDITIONS",
+    "CLASSIC_DESCRIPTION",
+    "DDSP_CONDITIONS",
+    "DDSP_SONG_DEFAULTS",
+    "DDSP_TRAIN_DEFAULTS",
+    "ClassicCopies",
+    "ddsp_train_settings",
+    "ddsp_training_set",
+    "deficits",
+    "extra_clips",
+    "training_set",
+]
+
+DDSP_CONDITIONS = ("ddsp", "ddsp+classic")
+ALL_CONDITIONS = ("baseline", "oversample", "classic", "ddsp", "ddsp+classic", "oracle")
+# Species models for the DDSP conditions: one thread each, two species at a time; ~40 steps on
+# 2 recordings keeps the default run's up-to-90 models within the 15-minute budget.
+DDSP_TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 2,
+    "steps_per_epoch": 20,
+    "batch_size": 8,
+    "val_fraction": 0.0,
+    "threads": 1,
+}
+# How the DDSP songs are heard, chosen on validation splits (seeds 100-105, scored on the cut
+# minority recordings of recordists the kept ones do not share), never on the test folds:
+# over the noise floors of the whole training set rather than the species' own two recordings,
+# 1-3x as far as recorded (0-9.5 dB quieter over the background), with reverb. README: numbers.
+DDSP_SONG_DEFAULTS: dict[str, Any] = {
+    "backgrounds": "dataset",
+    "scene": {"background": "measured", "distance_m": (1.0, 3.0), "rt60_s": (0.2, 1.0)},
+    "jitter": None,
+    "synthetic_factor": 1.0,
+}
+CLASSIC_DESCRIPTION = (
+    "audiomentations Compose: PitchShift ±2 st (p=0.5), TimeStretch 0.85-1.15 (p=0.5), "
+    "Gain ±6 dB (p=1), AddGaussianSNR 10-40 dB (p=0.5); one copy per missing clip, sources "
+    "cycled over the class's kept clips, drawn afresh every classifier epoch"
+)
+
+
+def deficits(labels: np.ndarray, minority: Sequence[int], n_classes: int) -> dict[int, int]:
+    """Missing clips per minority class to reach the median majority training count."""
+    counts = np.bincount(labels, minlength=n_classes)
+    majority = [c for c in range(n_classes) if c not in set(minority) and counts[c] > 0]
+    target = int(round(float(np.median(counts[majority])))) if majority else int(counts.max())
+    return {c: max(0, target - int(counts[c])) for c in minority if counts[c] > 0}
+
+
+# --- classic augmentation ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _seeded_global_rngs(seed: int) -> Iterator[None]:
+    """audiomentations draws from the global ``random`` and ``np.random``: seed them for one
+    call and restore them afterwards, so classic augmentation repeats exactly and disturbs
+    nothing else."""
+    py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the library's own RNG, restored below
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)  # noqa: NPY002
+
+
+def classic_chain():
+    """The ``classic`` condition's audiomentations chain (:data:`CLASSIC_DESCRIPTION`)."""
+    from audiomentations import AddGaussianSNR, Compose, Gain, PitchShift, TimeStretch
+
+    # Moderate ranges: ±2 semitones and ±15 % tempo stay within the natural variation of one
+    # species' song; larger shifts would move songs towards other species.
+    return Compose(
+        [
+            PitchShift(min_semitones=-2.0, max_semitones=2.0, p=0.5),
+            TimeStretch(min_rate=0.85, max_rate=1.15, leave_length_unchanged=False, p=0.5),
+            Gain(min_gain_db=-6.0, max_gain_db=6.0, p=1.0),
+            AddGaussianSNR(min_snr_db=10.0, max_snr_db=40.0, p=0.5),
+        ]
+    )
+
+
+class ClassicCopies(Dataset):
+    """Classic-augmented copies of real clips, drawn afresh every epoch (as an audiomentations
+    transform in a training loop would be): item ``j`` is a copy of ``waveforms[j]`` through
+    :func:`classic_chain`, seeded by ``(seed, epoch, j)``; items ``(waveform [1, time], 32000,
+    label)``."""
+
+    def __init__(self, waveforms: list[torch.Tensor], labels: list[int], seed: int) -> None:
+        self.waveforms = waveforms
+        self.targets = labels
+        self.seed = seed
+        self.epoch = 0
+        self.chain = classic_chain()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.waveforms)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        with _seeded_global_rngs(derived_seed(self.seed, self.epoch, index)):
+            audio = self.chain(self.waveforms[index][0].numpy(), sample_rate=SAMPLE_RATE)
+        waveform = torch.from_numpy(np.ascontiguousarray(audio, np.float32))[None]
+        return waveform, SAMPLE_RATE, self.targets[index]
+
+
+def extra_clips(
+    corpus: Corpus, train_idx: np.ndarray, n_extra: dict[int, int], augment: bool, seed: int
+) -> Dataset:
+    """``n_extra[c]`` copies of class ``c``'s training clips (cycled), classic-augmented or not."""
+    waveforms, labels = [], []
+    for cls, n in n_extra.items():
+        sources = train_idx[corpus.labels[train_idx] == cls]
+        waveforms += [corpus.waveforms[sources[j % len(sources)]] for j in range(n)]
+        labels += [cls] * n
+    if augment:
+        return ClassicCopies(waveforms, labels, seed)
+    return ClipDataset(waveforms, labels, SAMPLE_RATE)
+
+
+# --- DDSP --------------------------------------------------------------------------------------
+
+
+def ddsp_train_settings(options: dict[str, Any]) -> TrainSettings:
+    """The species models' settings: :data:`DDSP_TRAIN_DEFAULTS` under ``options["train"]``."""
+    return TrainSettings(**{**DDSP_TRAIN_DEFAULTS, **options.get("train", {})})
+
+
+def ddsp_song_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """How the songs are heard: :data:`DDSP_SONG_DEFAULTS` under the other ``options`` keys."""
+    return {**DDSP_SONG_DEFAULTS, **{k: v for k, v in options.items() if k != "train"}}
+
+
+def ddsp_training_set(
+    base: ClipDataset,
+    names: Sequence[str],
+    recordists: Sequence[str],
+    classes: Sequence[str],
+    n_synthetic: dict[int, int],
+    seed: int,
+    model_root: Path,
+    options: dict[str, Any],
+) -> tuple[Dataset, dict[str, str]]:
+    """``base`` followed by ``n_synthetic[c]`` DDSP songs of each class ``c``.
+
+    One species model per class in ``n_synthetic``, trained by ``build_bank`` on that class's
+    clips of ``base`` only (item ``i`` is file ``names[i]`` by ``recordists[i]``), under
+    ``model_root/<hash of those files>/`` and reused while the clips and settings are
+    unchanged. ``options["train"]`` overrides :data:`DDSP_TRAIN_DEFAULTS` (keys of
+    ``TrainSettings``); the other keys override :data:`DDSP_SONG_DEFAULTS`: ``backgrounds`` and
+    ``scene`` (keys of ``SceneConfig``) place the songs, ``jitter`` overrides ``JitterConfig``
+    knobs, ``synthetic_factor`` scales the number of songs (1: balance).
+
+    Returns:
+        The dataset (``base``'s items unchanged, then the songs, every item ``(waveform
+        [1, time] float32, 32000, label)``) and ``{species: reason}`` for classes whose model
+        could not be trained: they get no songs (``base`` alone if none could).
+    """
+    wanted = [c for c, n in n_synthetic.items() if n > 0]
+    clips = [
+        Clip(base.waveforms[i][0].numpy(), classes[label], names[i], recordists[i])
+        for i, label in enumerate(base.targets)
+        if label in wanted
+    ]
+    if not clips:
+        return base, {}
+    key = hashlib.sha1(json.dumps(sorted(c.name for c in clips)).encode()).hexdigest()[:16]
+    try:
+        bank, failures = build_bank(clips, model_root / key, ddsp_train_settings(options), jobs=2)
+    except BankBuildError as error:
+        return base, error.failures
+    song = ddsp_song_settings(options)
+    counts = np.bincount(base.targets, minlength=len(classes))
+    target = {
+        c: int(counts[c]) + round(float(song["synthetic_factor"]) * n_synthetic[c])
+        for c in wanted
+        if classes[c] in bank.species
+    }
+    balanced = DDSPBalancedDataset(
+        base,
+        bank,
+        target=target,
+        labels=list(base.targets),
+        label_to_species=dict(enumerate(classes)),
+        seed=seed,
+        scene=SceneConfig(
+            **{
+                key: tuple(value) if isinstance(value, list) else value  # JSON has no tuples
+                for key, value in song["scene"].items()
+            }
+        ),
+        backgrounds=song["backgrounds"],
+        jitter_overrides=song["jitter"],
+        progress=False,
+    )
+    return balanced, failures
+
+
+def training_set(
+    condition: str, split: Split, corpus: Corpus, ddsp_options: dict[str, Any], cache_root: Path
+) -> tuple[Dataset, dict[str, str]]:
+    """The training dataset of ``condition`` on ``split``, and ``{species: reason}`` for the
+    DDSP models that could not be trained."""
+    if condition == "oracle":
+        return corpus.dataset(split.full_train_idx), {}
+    base = corpus.dataset(split.train_idx)
+    if condition == "baseline":
+        return base, {}
+    missing = deficits(corpus.labels[split.train_idx], split.minority, len(corpus.classes))
+    seed = derived_seed(split.seed, split.fold, 1)
+    if condition in ("oversample", "classic"):
+        extra = extra_clips(corpus, split.train_idx, missing, condition == "classic", seed)
+        return ConcatDataset([base, extra]), {}
+    if condition in DDSP_CONDITIONS:
+        n_classic = {c: n // 2 for c, n in missing.items()} if condition == "ddsp+classic" else {}
+        balanced, failures = ddsp_training_set(
+            base,
+            names=[corpus.names[i] for i in split.train_idx],
+            recordists=[corpus.recordists[i] for i in split.train_idx],
+            classes=corpus.classes,
+            n_synthetic={c: n - n_classic.get(c, 0) for c, n in missing.items()},
+            seed=seed,
+            model_root=cache_root / "models",
+            options=ddsp_options,
+        )
+        if not n_classic:
+            return balanced, failures
+        classic = extra_clips(corpus, split.train_idx, n_classic, True, seed)
+        return ConcatDataset([balanced, classic]), failures
+    raise ValueError(f"unknown condition {condition!r}")
+
+
+def ddsp_settings_record(options: dict[str, Any]) -> dict[str, Any]:
+    """The DDSP settings of a run, for its JSON."""
+    return {"songs": ddsp_song_settings(options), "train": asdict(ddsp_train_settings(options))}

@@ -1,0 +1,145 @@
+"""The split protocol and the run loop: every condition sees the same splits, seeds and tests.
+
+1. Stratified group k-fold over recordists (:func:`.splits.recordist_folds`): no recordist is on
+   both sides of a split. Repeated for every seed.
+2. Per seed, a fraction of the species (default half) becomes the *minority*; in each split
+   their training recordings are cut to ``k`` (from distinct recordists where possible).
+   Majority species and the test set are untouched.
+3. Every condition (:mod:`.conditions`) trains a fresh classifier on its training set and
+   scores the split's test clips whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .classifiers import LogMelCache, classification_scores, make_classifier
+from .conditions import training_set
+from .corpus import Corpus
+from .splits import choose_minority, derived_seed, make_imbalanced, recordist_folds
+
+__all__ = ["METRICS", "Split", "make_splits", "run", "run_condition", "validation_split"]
+
+METRICS = ("macro_f1", "balanced_accuracy", "minority_recall", "majority_recall")
+
+
+@dataclass
+class Split:
+    seed: int
+    fold: int
+    minority: list[int]
+    train_idx: np.ndarray  # imbalanced training set (corpus indices)
+    full_train_idx: np.ndarray  # before cutting the minority (the oracle's training set)
+    test_idx: np.ndarray  # test corpus indices
+
+
+def make_splits(
+    corpus: Corpus,
+    test_corpus: Corpus | None,
+    seeds: Sequence[int],
+    n_folds: int,
+    minority: float | list[str],
+    k: int,
+) -> list[Split]:
+    """All (seed, fold) splits; with an external test set, one split per seed (all data trains)."""
+    splits = []
+    n = len(corpus.labels)
+    for seed in seeds:
+        if isinstance(minority, float):
+            chosen = choose_minority(list(range(len(corpus.classes))), minority, seed)
+        else:
+            chosen = [corpus.classes.index(s) for s in minority]
+        if test_corpus is None:
+            folds = recordist_folds(corpus.labels, corpus.groups, n_folds, seed)
+        else:
+            folds = [(np.arange(n), np.arange(len(test_corpus.labels)))]
+        for fold, (train_idx, test_idx) in enumerate(folds):
+            kept = make_imbalanced(
+                train_idx, corpus.labels, corpus.groups, chosen, k, derived_seed(seed, fold)
+            )
+            splits.append(Split(seed, fold, chosen, kept, train_idx, test_idx))
+    return splits
+
+
+def validation_split(split: Split, corpus: Corpus) -> Split:
+    """``split`` scored on its validation clips instead of its test fold: the minority
+    recordings the cut removed from training, from recordists none of the kept recordings of
+    that species share. For choosing settings without looking at the test folds (the oracle,
+    which trains on these clips, does not apply)."""
+    kept = split.train_idx
+    held_out = []
+    for i in np.setdiff1d(split.full_train_idx, kept):
+        label = corpus.labels[i]
+        kept_groups = set(corpus.groups[kept[corpus.labels[kept] == label]])
+        if label in split.minority and corpus.groups[i] not in kept_groups:
+            held_out.append(i)
+    return dataclasses.replace(split, test_idx=np.asarray(held_out, np.int64))
+
+
+def run_condition(
+    condition: str,
+    split: Split,
+    corpus: Corpus,
+    test_corpus: Corpus,
+    classifier: str,
+    classifier_options: dict[str, Any],
+    cache: LogMelCache,
+    ddsp_options: dict[str, Any],
+    cache_root: Path,
+) -> dict[str, Any]:
+    """Train on the condition's training set, score the split's test clips: one result row."""
+    start = time.perf_counter()
+    dataset, failures = training_set(condition, split, corpus, ddsp_options, cache_root)
+    for species, reason in failures.items():
+        warnings.warn(
+            f"seed {split.seed} fold {split.fold} {condition}: no DDSP model of {species}, "
+            f"its class gets no synthetic songs ({reason})",
+            stacklevel=2,
+        )
+    built = time.perf_counter()
+    model = make_classifier(
+        classifier,
+        len(corpus.classes),
+        seed=derived_seed(split.seed, split.fold, 2),
+        cache=cache,
+        **classifier_options,
+    )
+    model.fit(dataset)
+    proba = model.predict_proba([test_corpus.waveforms[i] for i in split.test_idx])
+    y_true = test_corpus.labels[split.test_idx]
+    scores = classification_scores(y_true, proba.argmax(1), split.minority, len(corpus.classes))
+    return {
+        "seed": split.seed,
+        "fold": split.fold,
+        "n_train": len(dataset),
+        "n_test": len(split.test_idx),
+        "ddsp_model_failures": failures,
+        **{m: scores[m] for m in METRICS},
+        "per_class_recall": scores["per_class_recall"],
+        "seconds_build": built - start,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def run(
+    splits: Sequence[Split], conditions: Sequence[str], **kwargs: Any
+) -> dict[str, list[dict[str, Any]]]:
+    """Every condition on every split (``kwargs`` go to :func:`run_condition`): rows by
+    condition, in split order."""
+    results: dict[str, list[dict[str, Any]]] = {c: [] for c in conditions}
+    with tqdm(total=len(splits) * len(conditions), desc="splits x conditions", unit="fit") as bar:
+        for split in splits:
+            for condition in conditions:
+                results[condition].append(run_condition(condition, split, **kwargs))
+                bar.set_postfix_str(f"seed {split.seed} fold {split.fold} {condition}")
+                bar.update()
+    return results
