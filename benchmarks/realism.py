@@ -14,7 +14,9 @@ clips of the other recordists (2: a rare species), then BirdNET GLOBAL 6K v2.4 (
   training clips of every species (``RealClipJudge``), so BirdNET's verdict on them is not
   circular; its acceptance rate and seconds per item.
 
-Also the Fréchet distance between BirdNET embeddings (3 s windows) of held-out real and generated
+Also ``background_leak``: on the training recordings' background-only frames, how often the
+model's resynthesis is as loud as the recording's noise floor (a tone where no bird sang); the
+Fréchet distance between BirdNET embeddings (3 s windows) of held-out real and generated
 clips, and train-on-synthetic / test-on-real: the light classifier fitted on generated songs of
 every species vs fitted on the training clips, both scored on the held-out clips.
 
@@ -36,6 +38,8 @@ import numpy as np
 from ddsp_augment.dsp import numba_kernels as nk
 from ddsp_augment.evaluation.birdnet import BirdNETJudge, judge_species
 from ddsp_augment.evaluation.clip_judge import RealClipJudge
+from ddsp_augment.features.activity import bird_activity
+from ddsp_augment.features.pitch import loudness_db
 from ddsp_augment.io import AudioError, load_audio
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.training.preprocess import Recording, analyse_audio
@@ -78,6 +82,35 @@ def sine_following(rec: Recording) -> np.ndarray:
     return nk.harmonic_synth(rec.f0_hz, amplitude, ones, rec.sample_rate, rec.hop_length, n)
 
 
+def background_leak(
+    bank: SpeciesBank, species: str, recordings: list[Recording]
+) -> dict[str, float]:
+    """How often the model sings where no bird sang, with the bird's contours and the old ones.
+
+    Background-only frames of the training recordings: farther from every frame where a bird is
+    heard above the floor than the model's reverb reaches, plus 10 ms (its tail is not a tone).
+    On those, the fraction where the model's resynthesis is at least as loud as the recording's
+    noise floor in the bird band (target 0): ``bird`` from the stored contours (the bird above
+    the floor), ``plain`` from the recording's plain A-weighted loudness (the contours before).
+    """
+    model = bank.entry(species).model
+    leaks, total = {"bird": 0, "plain": 0}, 0
+    for index, rec in enumerate(recordings):
+        n, sr, hop = rec.audio.shape[0], rec.sample_rate, rec.hop_length
+        heard = bird_activity(rec.audio, sr, rec.background, rec.confidence, hop)
+        reach = int((model.config.reverb_seconds + 0.01) * sr / hop)
+        near = np.convolve(heard.active.astype(float), np.ones(2 * reach + 1), mode="same")
+        background_only = near < 0.5
+        plain = loudness_db(rec.audio, sr, hop)
+        for name, loud in (("bird", rec.loudness_db), ("plain", plain)):
+            rng = np.random.default_rng(index)
+            out = model.synthesize(rec.f0_hz, loud, rec.confidence, n, rng)
+            rendered = loudness_db(out, sr, hop)[background_only]
+            leaks[name] += int(np.sum(rendered >= heard.floor_db))
+        total += int(background_only.sum())
+    return {name: count / max(total, 1) for name, count in leaks.items()}
+
+
 def _accuracy(judge: RealClipJudge, clips: dict[str, list[np.ndarray]]) -> float:
     hits = [
         judge.species[int(np.argmax(judge.probabilities(audio, RATE)))] == species
@@ -104,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min_confidence", type=float, default=0.5, help="quality gate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_path", type=Path, default=Path("results/realism"))
+    parser.add_argument(
+        "--reuse_models", action="store_true", help="keep models already in output_path/models"
+    )
     args = parser.parse_args(argv)
     with open(args.data_path / "manifest.csv", newline="", encoding="utf-8") as handle:
         manifest = list(csv.DictReader(handle))
@@ -137,16 +173,17 @@ def main(argv: list[str] | None = None) -> int:
         tic = time.perf_counter()
         row: dict = {"species": name, "train": [r.name for r in train]}
         row["test"] = [r.name for r in test_recs[name]]
+        model_dir = args.output_path / "models" / name
         try:
-            train_species(
-                train, args.output_path / "models" / name, settings, progress=False, log=print
-            )
+            if not (args.reuse_models and (model_dir / "config.json").is_file()):
+                train_species(train, model_dir, settings, progress=False, log=print)
         except CollapseError as error:
             row["failed"] = str(error)
         row["train_seconds"] = round(time.perf_counter() - tic, 1)
         if "failed" not in row:
             bank = SpeciesBank.load(args.output_path / "models" / name)
             generated[name] = bank.sample(name, args.n, args.seconds, RATE, seed=args.seed)
+            row["background_leak"] = background_leak(bank, name, train)
         real = [r.audio for r in test_recs[name]]
         verdict = judge_species(name, real, list(generated.get(name, [])), RATE, birdnet)
         sines = [sine_following(r) for r in test_recs[name]]
@@ -182,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         side: {k: _mean(known, side, k) for k in ("top1", "top5", "confidence")}
         for side in ("real", "generated", "sine", "gated")
     }
+    leaks = [r["background_leak"] for r in rows if "background_leak" in r]
+    for name in ("bird", "plain"):
+        summary[f"background_leak_{name}_max"] = max(x[name] for x in leaks) if leaks else None
     frechet = [r["frechet_distance"] for r in rows if r["frechet_distance"] is not None]
     summary["frechet_distance"] = float(np.mean(frechet)) if frechet else None
     summary["tstr"] = tstr
