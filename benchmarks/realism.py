@@ -120,6 +120,11 @@ def _accuracy(judge: RealClipJudge, clips: dict[str, list[np.ndarray]]) -> float
     return float(np.mean(hits))
 
 
+def _is_complete(model_dir: Path) -> bool:
+    config = model_dir / "config.json"
+    return config.is_file() and json.loads(config.read_text("utf-8")).get("complete") is True
+
+
 def _mean(rows: list[dict], side: str, key: str) -> float | None:
     values = [r[side][key] for r in rows if r.get(side)]
     return float(np.mean(values)) if values else None
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_path", type=Path, default=Path("results/realism"))
     parser.add_argument(
-        "--reuse_models", action="store_true", help="keep models already in output_path/models"
+        "--reuse_models", action="store_true", help="keep finished models in output_path/models"
     )
     args = parser.parse_args(argv)
     with open(args.data_path / "manifest.csv", newline="", encoding="utf-8") as handle:
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         row["test"] = [r.name for r in test_recs[name]]
         model_dir = args.output_path / "models" / name
         try:
-            if not (args.reuse_models and (model_dir / "config.json").is_file()):
+            if not (args.reuse_models and _is_complete(model_dir)):
                 train_species(train, model_dir, settings, progress=False, log=print)
         except CollapseError as error:
             row["failed"] = str(error)
