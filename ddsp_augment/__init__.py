@@ -1,8 +1,9 @@
 """ddsp-augment: balance bird-sound datasets with per-species DDSP song synthesis.
 
 Main entry points: :class:`SpeciesBank` (trained models, sampled into new songs),
-:class:`DDSPBalancedDataset` (a torch Dataset wrapper that balances classes on the fly) and
-:class:`DDSPSynth` (an audiomentations transform).
+:class:`DDSPBalancedDataset` (a torch Dataset wrapper that balances classes on the fly),
+:func:`balance_loader` (the same for a DataLoader, in one line) and :class:`DDSPSynth` (an
+audiomentations transform).
 
 Names are imported on first use, so ``ddsp-augment --help`` does not pay for torch.
 """
@@ -16,12 +17,14 @@ _EXPORTS = {
     "AudioError": "io",
     "DDSPBalancedDataset": "augment.dataset",
     "DDSPSynth": "augment.ddsp_synth",
+    "ItemLayout": "augment.layout",
     "JitterConfig": "sampling.jitter",
     "ModelFileError": "model.storage",
     "PreprocessSettings": "training.preprocess",
     "SceneConfig": "sampling.scene",
     "SpeciesBank": "sampling.bank",
     "TrainSettings": "training.train",
+    "balance_loader": "augment.loader",
     "build_bank": "augment.bank_builder",
     "estimate_f0": "features.pitch",
     "load_audio": "io",

@@ -1,4 +1,4 @@
-"""The ``ddsp-augment`` command: preprocess → train → generate → evaluate.
+"""The ``ddsp-augment`` command: preprocess → train → generate → evaluate (→ explain).
 
 Every option takes the original plan's underscore spelling and a dashed one (``--data_path`` or
 ``--data-path``). Defaults follow the plan's layout: ``data/raw/`` → ``data/processed/`` →
@@ -253,6 +253,49 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run_evaluate)
 
 
+def _add_explain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="draw what each species model learned (one PNG page per species + index.html)",
+        description="Per species: real clip, resynthesis and generated songs as spectrograms; "
+        "F0/voicing/loudness contours and background floor; decoder controls; the learned "
+        "reverb and its decay; training curves; the jitter ranges. Writes "
+        "<output_path>/<species>.png and index.html. Without --real_path the model's own "
+        "training contours stand in for a real clip.",
+    )
+    p.add_argument(
+        *_flags("model_checkpoint"),
+        default="models/",
+        help="models/ or models/<species>/ (default %(default)s)",
+    )
+    p.add_argument(*_flags("real_path"), help="real recordings (<species>/* audio or .npz)")
+    p.add_argument(*_flags("output_path"), default="results/explain/", help="(default %(default)s)")
+    p.add_argument(*_flags("seed"), type=int, default=0, help="seed of the generated songs")
+    p.add_argument(*_flags("seconds"), type=float, default=3.0, help="length of each clip")
+    p.add_argument(*_flags("dpi"), type=int, default=100, help="PNG resolution")
+    p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
+    p.set_defaults(handler=_run_explain)
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from .evaluation.explain import explain_models
+
+    if args.real_path is not None:
+        _need_dir(args.real_path, "real recordings", "expected <real_path>/<species>/*")
+    pages = explain_models(
+        args.model_checkpoint,
+        args.output_path,
+        real_path=args.real_path,
+        seed=args.seed,
+        seconds=args.seconds,
+        species=args.species,
+        dpi=args.dpi,
+    )
+    print(format_table(["species", "page"], [[name, str(path)] for name, path in pages.items()]))
+    print(f"index: {Path(args.output_path) / 'index.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ddsp-augment",
@@ -267,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_generate(sub)
     _add_evaluate(sub)
+    _add_explain(sub)
     return parser
 
 
@@ -333,7 +377,8 @@ def _run_train(args: argparse.Namespace) -> int:
     rows = [
         [
             r["species"],
-            r["status"],
+            # The star points to the warnings printed under the table.
+            r["status"] + ("*" if r.get("warnings") else ""),
             r.get("epoch"),
             r.get("val_spectral_distance"),
             r.get("f0_within_50_cents"),
@@ -357,6 +402,8 @@ def _run_train(args: argparse.Namespace) -> int:
     for r in results:
         if r["status"] != "trained":
             print(f"{r['species']}: {r.get('reason', r['status'])}")
+        for warning in r.get("warnings", []):
+            print(f"* {r['species']}: {warning}")
     print(
         f"models: {args.output_path} (summary: {Path(args.output_path) / 'training_summary.json'})"
     )

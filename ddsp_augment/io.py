@@ -81,7 +81,13 @@ def load_audio(
 
     Raises:
         AudioError: missing, unreadable or not audio, empty, NaN/inf samples, or all silent.
+        TypeError, ValueError: ``sample_rate`` is not a positive int.
     """
+    if sample_rate is not None:
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
+            raise TypeError(f"sample_rate must be an int or None, got {sample_rate!r}")
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "file not found")
@@ -109,12 +115,29 @@ def load_audio(
     return audio, int(sr)
 
 
+def _file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open()`` gives a new file (0644 usually)."""
+    try:
+        # Reading the umask from /proc leaves it untouched; os.umask() must set it to read it,
+        # which races with threads creating files meanwhile.
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | Path, write_fn: Callable[[Path], None]) -> None:
     """Call ``write_fn(tmp)`` on a temporary file beside ``path``, then rename it into place.
 
     A crash mid-write leaves the old file (or none), never a truncated one. The temporary name
     ends with ``path``'s suffix, so writers that pick the format from the extension (or append
-    one, like ``np.savez``) write where they are told.
+    one, like ``np.savez``) write where they are told. The result gets the mode a plain
+    ``open()`` would give (0644 under the usual umask), whatever mode ``write_fn`` left.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,9 +147,10 @@ def atomic_write(path: str | Path, write_fn: Callable[[Path], None]) -> None:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        # mkstemp creates the file owner-only; give the result the usual permissions.
-        os.chmod(tmp, 0o644)
         write_fn(tmp)
+        # After write_fn: mkstemp creates the file owner-only, and some writers (safetensors'
+        # save_file) replace the file with a new owner-only one.
+        os.chmod(tmp, _file_mode())
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -22,6 +22,8 @@ from .io import atomic_write
 __all__ = [
     "comparison_panels",
     "contact_sheet",
+    "draw_spectrogram",
+    "save_figure",
     "spectrogram_db",
     "spectrogram_png",
     "stacked_spectrograms",
@@ -56,6 +58,17 @@ def spectrogram_db(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, flo
 def _draw(ax: Axes, audio: np.ndarray, sample_rate: int, title: str | None) -> None:
     db, top_hz = spectrogram_db(audio, sample_rate)
     seconds = max(np.asarray(audio).size / sample_rate, _N_FFT / sample_rate)
+    draw_spectrogram(ax, db, seconds, top_hz, title)
+
+
+def draw_spectrogram(
+    ax: Axes, db: np.ndarray, seconds: float, top_hz: float, title: str | None = None
+) -> None:
+    """Show a precomputed dB spectrogram ``[bins, frames]`` (0 dB at the top of the colour scale,
+    −80 dB at the bottom) spanning ``seconds`` × 0–``top_hz`` on ``ax``, in this module's style.
+
+    For spectrograms on a scale of the caller's choosing (e.g. several clips re one reference).
+    """
     ax.imshow(
         db,
         origin="lower",
@@ -72,9 +85,14 @@ def _draw(ax: Axes, audio: np.ndarray, sample_rate: int, title: str | None) -> N
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
+    """Write ``fig`` to ``path`` as PNG atomically (Agg canvas, no pyplot); returns ``path``."""
     path = Path(path)
     FigureCanvasAgg(fig)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
     return path
 
 

@@ -64,6 +64,6 @@ def test_resynthesis_keeps_length_and_level(small_bank, tonal_clips):
 def test_unknown_species_and_bad_arguments(small_bank):
     with pytest.raises(KeyError, match="no model for species"):
         small_bank.sample("Dodo", n=1)
-    with pytest.raises(ValueError, match="n >= 1"):
+    with pytest.raises(ValueError, match="n must be >= 1"):
         small_bank.sample(small_bank.species[0], n=0)
     assert small_bank.nbytes > 0

@@ -7,10 +7,14 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import XC_GERMANY
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
-from ddsp_augment.augment.dataset import ClassCount, DDSPBalancedDataset
+from ddsp_augment.augment.dataset import DEFAULT_SCENE, ClassCount, DDSPBalancedDataset
+from ddsp_augment.augment.layout import ItemLayout
 from ddsp_augment.io import load_audio
+from ddsp_augment.sampling.scene import SceneConfig
 
 NO_MODEL = "Turdus_merula"  # a real species the small bank has no model of
 
@@ -145,7 +149,10 @@ def test_pickles_small_and_reloads_the_bank_lazily(items, small_bank, small_bank
     dataset.set_epoch(2)
     expected = all_items(dataset)
     payload = pickle.dumps(dataset)
-    assert len(payload) < len(pickle.dumps(dataset.dataset)) + 4000
+    # The dataset, its measured noise floors and a few KB of bookkeeping: no bank.
+    assert dataset._backgrounds.shape == (len(items), 1025)
+    overhead = len(payload) - len(pickle.dumps(dataset.dataset)) - dataset._backgrounds.nbytes
+    assert 0 < overhead < 4000
     clone = pickle.loads(payload)
     assert clone._bank is None and clone.epoch == 2
     assert_items_equal(all_items(clone), expected)
@@ -196,9 +203,7 @@ def test_integer_labels_with_mapping_dict_items_and_flag(items, small_bank_path)
         small_bank_path,
         target="max",
         label_to_species=dict(enumerate(names[:2])),
-        waveform_index="audio",
-        sample_rate_index="rate",
-        label_fn=lambda item: item["class_id"],
+        layout=ItemLayout(waveform="audio", sample_rate="rate", label_fn=lambda i: i["class_id"]),
         return_synthetic_flag=True,
     )
     assert dataset.class_counts() == {0: (3, 0), 1: (1, 2), 2: (2, 0)}
@@ -212,9 +217,7 @@ def test_integer_labels_with_mapping_dict_items_and_flag(items, small_bank_path)
         dict_items,
         small_bank_path,
         label_to_species=names.__getitem__,
-        waveform_index="audio",
-        sample_rate_index="rate",
-        label_fn=lambda item: item["class_id"],
+        layout={"waveform": "audio", "sample_rate": "rate", "label": "class_id"},
     )
     assert callable_map.class_counts()[1] == (1, 2)
 
@@ -222,13 +225,17 @@ def test_integer_labels_with_mapping_dict_items_and_flag(items, small_bank_path)
 def test_labels_argument_and_targets_attribute_avoid_reading_items(items, small_bank_path):
     labels = [item[2] for item in items]
     source = ClipDataset(items)
-    DDSPBalancedDataset(source, small_bank_path, "mean", labels=labels, progress=False)
+    options = {"backgrounds": "species", "progress": False}  # "dataset" reads items to measure
+    DDSPBalancedDataset(source, small_bank_path, "mean", labels=labels, **options)
     source.targets = labels
-    DDSPBalancedDataset(source, small_bank_path, "mean", progress=False)
+    DDSPBalancedDataset(source, small_bank_path, "mean", **options)
     assert source.reads == 0
     del source.targets
-    DDSPBalancedDataset(source, small_bank_path, "mean", progress=False)
+    DDSPBalancedDataset(source, small_bank_path, "mean", **options)
     assert source.reads == len(items)
+    # The default measures the backgrounds of every item of this small dataset, once.
+    DDSPBalancedDataset(source, small_bank_path, "mean", labels=labels, progress=False)
+    assert source.reads == 2 * len(items)
     with pytest.raises(ValueError, match="labels"):
         DDSPBalancedDataset(source, small_bank_path, labels=labels[:-1], progress=False)
 
@@ -274,10 +281,10 @@ def test_dataset_backgrounds_put_songs_over_the_whole_datasets_recordings(items,
         (torch.from_numpy(rng.normal(0, sigma, 3 * rate).astype(np.float32))[None], rate, "X", "x")
         for _ in range(3)
     ]
-    own = balanced(quiet + noisy, small_bank, target={"Fringilla_coelebs": 4})
-    pooled = balanced(
-        quiet + noisy, small_bank, target={"Fringilla_coelebs": 4}, backgrounds="dataset"
+    own = balanced(
+        quiet + noisy, small_bank, target={"Fringilla_coelebs": 4}, backgrounds="species"
     )
+    pooled = balanced(quiet + noisy, small_bank, target={"Fringilla_coelebs": 4})
     assert pooled._backgrounds.shape == (4, 1025)  # every real item measured
     expected = sigma**2 * 2 / 16
     for index in range(4, 7):
@@ -296,7 +303,7 @@ def test_dataset_backgrounds_put_songs_over_the_whole_datasets_recordings(items,
 def test_background_array_is_validated_and_used(items, small_bank):
     with pytest.raises(ValueError, match="1025"):
         balanced(items, small_bank, target="max", backgrounds=np.ones((2, 513), np.float32))
-    with pytest.raises(ValueError, match="'species', 'dataset'"):
+    with pytest.raises(ValueError, match="'dataset', 'species'"):
         balanced(items, small_bank, target="max", backgrounds="others")
     floors = np.full((1, 1025), 0.5, np.float32)
     a = balanced(items, small_bank, target="max", backgrounds=floors)
@@ -319,9 +326,144 @@ def test_background_array_is_validated_and_used(items, small_bank):
         ({"seconds": 0}, "seconds"),
         ({"backend": "cuda"}, "backend"),
         ({"seed": -1}, "seed"),
-        ({"jitter_overrides": {"pitch_cents": -5}}, "pitch_cents"),
+        ({"jitter": {"pitch_cents": -5}}, "pitch_cents"),
     ],
 )
 def test_invalid_arguments_raise_value_error(items, small_bank, kwargs, message):
     with pytest.raises(ValueError, match=message):
         DDSPBalancedDataset(ClipDataset(items), small_bank, progress=False, **kwargs)
+
+
+def test_cache_rerenders_truncated_and_stereo_files(items, small_bank_path, tmp_path):
+    plain = all_items(balanced(items, small_bank_path, target="max"))
+    cached = balanced(items, small_bank_path, target="max", cache_dir=tmp_path)
+    all_items(cached)
+    truncated, stereo = sorted(tmp_path.glob("*.wav"))
+    song, rate = sf.read(str(truncated), dtype="float32")
+    sf.write(str(truncated), song[:3990], rate, subtype="FLOAT")  # a copy cut short
+    sf.write(str(stereo), np.stack([song, song], axis=1), rate, subtype="FLOAT")
+    assert_items_equal(all_items(cached), plain)  # rendered again, not read as they are
+    for path in (truncated, stereo):
+        info = sf.info(str(path))
+        assert (info.channels, info.frames) == (1, items[3][0].shape[1])  # and rewritten
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"seconds": 1e-5}, ValueError, r"too short to hold one frame .*\(2.0 ms\)"),
+        ({"seconds": float("inf")}, ValueError, "seconds must be finite"),
+        ({"seconds": float("nan")}, ValueError, "seconds must be > 0, got nan"),
+        ({"seconds": "1"}, TypeError, "seconds must be a number"),
+        ({"target": float("inf")}, ValueError, "finite float > 0, got inf"),
+        ({"target": float("nan")}, ValueError, "finite float > 0, got nan"),
+        ({"sample_rate": 44100.5}, ValueError, "sample_rate must be a positive whole number"),
+        ({"sample_rate": True}, ValueError, "sample_rate must be a sample rate in Hz"),
+        ({"seed": 1.5}, TypeError, "seed must be an integer"),
+        ({"jitter": "wide"}, TypeError, "jitter must be"),
+        ({"layout": {"waveform": 0.5}}, TypeError, "ItemLayout.waveform"),
+    ],
+)
+def test_bad_arguments_are_refused_at_construction(items, small_bank, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        balanced(items, small_bank, **kwargs)
+
+
+def test_items_without_a_sample_rate_need_sample_rate_argument(items, small_bank):
+    # (waveform, label, name): field 1, where a torchaudio item has its rate, is the label.
+    no_rate = [(w, label, name) for w, _, label, name in items]
+    layout = ItemLayout(label=1)
+    hint = "sample_rate=<Hz>"
+    with pytest.raises(ValueError, match=f"'Parus_major'.*{hint}"):  # measuring backgrounds
+        balanced(no_rate, small_bank, layout=layout)
+    lazy = balanced(no_rate, small_bank, layout=layout, backgrounds="species")
+    with pytest.raises(ValueError, match=hint):  # the first synthetic item
+        lazy[len(items)]
+    dict_items = [{"waveform": w, "label": label} for w, _, label, _ in items]
+    with pytest.raises(ValueError, match=f"no sample rate at 'sample_rate'.*{hint}"):
+        balanced(dict_items, small_bank)
+    given = balanced(no_rate, small_bank, layout=layout, sample_rate=22050, seconds=0.002)
+    waveform, label, _ = given[len(items)]
+    assert label == "Fringilla_coelebs" and waveform.shape == (1, 44)  # the shortest allowed
+
+
+def test_set_epoch_and_indexing_refuse_what_they_cannot_represent(items, small_bank):
+    dataset = balanced(items, small_bank, target="max", scene=None)
+    dataset.set_epoch(np.int64(3))
+    assert dataset.epoch == 3
+    for epoch, error in [(2**64, ValueError), (2**63, ValueError), (-1, ValueError)]:
+        with pytest.raises(error, match=r"epoch must be in \[0, 9223372036854775807\]"):
+            dataset.set_epoch(epoch)
+    for epoch in (1.7, 1.0, True, "2"):
+        with pytest.raises(TypeError, match="epoch must be an integer"):
+            dataset.set_epoch(epoch)
+    assert dataset.epoch == 3  # unchanged by the refused calls
+    dataset.set_epoch(2**63 - 1)
+    assert dataset.epoch == 2**63 - 1 and dataset[len(items)][0].shape == items[3][0].shape
+    n = len(dataset)
+    torch.testing.assert_close(dataset[-1][0], dataset[n - 1][0], rtol=0, atol=0)
+    for index in (n, -n - 1):
+        with pytest.raises(IndexError, match=f"index {index} out of range for {n} items"):
+            dataset[index]
+    with pytest.raises(TypeError, match="index must be an integer"):
+        dataset[1.0]
+
+
+def test_repr_and_defaults(items, small_bank_path):
+    dataset = balanced(items, small_bank_path, target="max")
+    text = repr(dataset)
+    assert text == (
+        f"DDSPBalancedDataset(ClipDataset: 6 real + 2 synthetic items in 3 classes, "
+        f"bank='{small_bank_path}', target='max', seed=0, epoch=0, "
+        "scene=SceneConfig(distance_m=(1.0, 3.0), rt60_s=(0.2, 1.0)), "
+        "backgrounds='dataset' (6 floors), backend='numba')"
+    )
+    # The defaults are the song settings the classifier benchmark validated.
+    from classifier_gain.conditions import DDSP_SONG_DEFAULTS as defaults
+
+    assert dataset.backgrounds == defaults["backgrounds"]
+    assert dataset.scene == DEFAULT_SCENE == SceneConfig(**defaults["scene"])
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**64),
+    epoch=st.integers(0, 2**63 - 1),
+    target=st.integers(0, 5),
+    seconds=st.none() | st.floats(0.002, 0.5),
+    position=st.floats(0, 1, exclude_max=True),
+    flag=st.booleans(),
+)
+def test_any_valid_item_is_finite_with_the_promised_shape(
+    items, small_bank_path, seed, epoch, target, seconds, position, flag
+):
+    # Real items cut to 0.5 s keep each example fast.
+    short = [(w[:, : r // 2], r, label, name) for w, r, label, name in items]
+    dataset = balanced(
+        short,
+        small_bank_path,
+        target=target,
+        seed=seed,
+        seconds=seconds,
+        return_synthetic_flag=flag,
+    )
+    dataset.set_epoch(epoch)
+    index = int(position * len(dataset)) - len(dataset) * (seed % 2)  # negative half the time
+    item = dataset[index]
+    origin = dataset.synthetic_origin(index)
+    waveform, rate, label = item[:3]
+    assert waveform.dtype == torch.float32 and torch.isfinite(waveform).all()
+    assert waveform.abs().max() <= 1.0
+    if origin is None:
+        real = short[index % len(dataset)]
+        assert waveform is real[0] and tuple(item[1:4]) == real[1:]
+    else:
+        assert label == origin[0] and waveform.shape[0] == 1
+        lengths = {w.shape[1] for w, r, c, _ in short if c == label}
+        expected = {round(seconds * rate)} if seconds is not None else lengths
+        assert waveform.shape[1] in expected
+    assert len(item) == 5 if flag else len(item) == 4
+    if flag:
+        assert item[4] is (origin is not None)

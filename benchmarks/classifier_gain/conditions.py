@@ -236,7 +236,7 @@ def ddsp_training_set(
             }
         ),
         backgrounds=song["backgrounds"],
-        jitter_overrides=song["jitter"],
+        jitter=song["jitter"],  # None, or knobs that replace the species defaults
         progress=False,
     )
     return balanced, failures

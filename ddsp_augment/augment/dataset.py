@@ -3,48 +3,53 @@ with songs synthesised by their species models.
 
 Example::
 
-    dataset = torchaudio.datasets.SPEECHCOMMANDS(...)          # any map-style dataset
-    balanced = DDSPBalancedDataset(dataset, "models/", target="max", seed=0)
-    loader = DataLoader(balanced, batch_size=32, shuffle=True, num_workers=2)
-    for epoch in range(10):
-        balanced.set_epoch(epoch)                             # fresh synthetic songs each epoch
-        for batch in loader:
-            ...
+    loader = DataLoader(my_dataset, batch_size=32, shuffle=True, num_workers=2)
+    balanced = DDSPBalancedDataset(loader, "models/", target="max", seed=0)  # or my_dataset
+    print(balanced.class_counts())
+
+`balance_loader` (``augment/loader.py``) gives the DataLoader back balanced in one line.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import math
 import multiprocessing
+import numbers
+import operator
 import warnings
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from multiprocessing.context import get_spawning_popen
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
-import soundfile as sf
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
-from ..constants import SAMPLE_RATE
-from ..features.background import FLOOR_FFT_SIZE, noise_floor
-from ..io import atomic_write, resample
 from ..sampling.bank import SpeciesBank
 from ..sampling.jitter import JitterConfig
 from ..sampling.scene import SceneConfig
+from .backgrounds import check_noise_floors, measure_dataset_backgrounds
+from .layout import ItemLayout, append_flag, check_sample_rate, plain_label
+from .wav_cache import SongCache
 
-__all__ = ["ClassCount", "DDSPBalancedDataset"]
+__all__ = ["DEFAULT_SCENE", "ClassCount", "DDSPBalancedDataset"]
 
-Target = str | int | float | Mapping[Hashable, int]
-_MEASURED_BACKGROUND = SceneConfig(background="measured")
-_FLAG_KEY = "is_synthetic"
-# backgrounds="dataset" measures at most this many real items (4 KB of spectrum each).
-_MAX_DATASET_BACKGROUNDS = 256
+Target = Literal["max", "mean"] | int | float | Mapping[Hashable, int]
+Backgrounds = Literal["dataset", "species"] | np.ndarray
+Backend = Literal["numba", "torch"]
+LabelToSpecies = Mapping[Hashable, str] | Callable[[Hashable], str | None]
+
+#: The scene that measured best for classifier training (benchmarks/classifier_gain.py, README):
+#: the song over a measured background, 1-3x as far as recorded (0-9.5 dB quieter, upper
+#: partials fading with air absorption), with reverb.
+DEFAULT_SCENE = SceneConfig(background="measured", distance_m=(1.0, 3.0), rt60_s=(0.2, 1.0))
+_MAX_EPOCH = 2**63 - 1  # the epoch is shared with workers as a signed 64-bit integer
 
 
 class ClassCount(NamedTuple):
@@ -69,30 +74,50 @@ class _Template(NamedTuple):
     is_tensor: bool
 
 
-def _plain_label(label: Any) -> Hashable:
-    """0-d tensors and numpy scalars → Python scalars, so labels hash and compare by value."""
-    if isinstance(label, torch.Tensor | np.ndarray | np.generic) and np.ndim(label) == 0:
-        return label.item()
-    return label
+def _whole_number(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """``value`` as an int in ``[low, high]``; a TypeError for non-integers (1.7, True)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
 
 
-def _replace_field(item: Any, key: int | str, value: Any) -> Any:
-    """``item`` with ``item[key] = value``, same container type (tuple, namedtuple, list, dict)."""
-    if isinstance(item, Mapping):
-        return {**item, key: value}
-    if isinstance(item, tuple) and hasattr(item, "_fields"):
-        return item._replace(**{item._fields[key]: value})
-    fields = list(item)
-    fields[key] = value
-    return type(item)(fields)
+def _scene_repr(scene: SceneConfig | None) -> str:
+    """``SceneConfig(...)`` with only the fields that differ from the defaults (a short repr)."""
+    if scene is None:
+        return "None"
+    default = SceneConfig()
+    changed = [
+        f"{f.name}={getattr(scene, f.name)!r}"
+        for f in dataclasses.fields(scene)
+        if getattr(scene, f.name) != getattr(default, f.name)
+    ]
+    return f"SceneConfig({', '.join(changed)})"
 
 
-def _append_flag(item: Any, flag: bool) -> Any:
-    if isinstance(item, Mapping):
-        return {**item, _FLAG_KEY: flag}
-    if isinstance(item, list):
-        return [*item, flag]
-    return (*item, flag)
+def _base_dataset(dataset: Dataset | DataLoader) -> Dataset:
+    """The map-style dataset to balance: ``dataset`` itself, or the one behind a DataLoader."""
+    behind = " behind the DataLoader" if isinstance(dataset, DataLoader) else ""
+    if isinstance(dataset, DataLoader):
+        dataset = dataset.dataset
+    if isinstance(dataset, IterableDataset):
+        raise TypeError(
+            f"the dataset{behind} is an IterableDataset ({type(dataset).__name__}): balancing "
+            "needs every item's label up front; pass a map-style dataset (with __getitem__ "
+            "and __len__)"
+        )
+    if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        raise TypeError(
+            f"the dataset{behind} must be map-style (with __getitem__ and __len__), "
+            f"got {type(dataset).__name__}"
+        )
+    return dataset
 
 
 class DDSPBalancedDataset(Dataset):
@@ -110,101 +135,106 @@ class DDSPBalancedDataset(Dataset):
     ``num_workers``, sampler or process, and :meth:`set_epoch` draws fresh songs. The epoch lives in
     shared memory, so persistent workers see ``set_epoch`` calls made between epochs.
 
+    The defaults are the settings that helped a classifier most in
+    ``benchmarks/classifier_gain.py``: songs over the noise floors of the whole dataset
+    (``backgrounds="dataset"``), 1-3x as far as recorded, with reverb (:data:`DEFAULT_SCENE`).
+
     Args:
-        dataset: Map-style dataset. Items are torchaudio-style tuples ``(waveform [channels,
-            time], sample_rate, label, ...)`` or dicts with keys ``"waveform"``, ``"sample_rate"``,
-            ``"label"`` unless the ``*_index`` arguments say otherwise. Waveforms may be torch
-            tensors or numpy arrays, ``[channels, time]`` or ``[time]``.
+        dataset: Map-style dataset, or a ``DataLoader`` over one (its dataset is balanced; use
+            `balance_loader` to get a loader back). Items are torchaudio-style tuples
+            ``(waveform [channels, time], sample_rate, label, ...)`` or dicts with keys
+            ``"waveform"``, ``"sample_rate"``, ``"label"``, unless ``layout`` says otherwise.
+            Waveforms may be torch tensors or numpy arrays, ``[channels, time]`` or ``[time]``.
         bank: A :class:`SpeciesBank` or the path of one. Workers load the bank lazily from its
             path; the wrapper pickles without it.
         target: Items per class after balancing: ``"max"`` (the largest class), ``"mean"``
-            (rounded up), an int, a float ratio of the largest class, or ``{label: count}`` (other
-            classes untouched). Classes already at or above their target keep their real items only.
+            (rounded up), an int, a finite float ratio of the largest class, or
+            ``{label: count}`` (other classes untouched). Classes already at or above their
+            target keep their real items only.
+        seed: Base seed of all synthetic items.
         label_to_species: Dataset label → bank species: None (identity), a dict, or a callable
             returning a species name or None. Classes without a model stay as they are.
         labels: Every item's label, in index order, to avoid reading items. Otherwise the
             dataset's ``targets`` attribute is used, else one pass over the items (progress bar).
-        label_fn: ``item -> label``, for layouts ``label_index`` cannot express.
-        waveform_index / sample_rate_index / label_index: Position (tuples) or key (dicts) of
-            those fields; None means the defaults above.
-        sample_rate: The dataset's sample rate when items do not carry one.
-        seconds: Duration of synthetic items; None copies the template item's duration.
-        seed: Base seed of all synthetic items.
-        scene: Where the song is heard (:class:`SceneConfig`); default: over a measured
-            recording background (see ``backgrounds``). None gives the clean song.
-        backgrounds: Which measured backgrounds a "measured" scene draws from: "species" (the
-            species' own training recordings, stored in the bank), "dataset" (the noise floors
-            of up to 256 real items of the wrapped dataset, every class, measured once here), or
-            an array ``[n, 1025]`` of `noise_floor` spectra at the
-            models' sample rate. "dataset" decouples a rare species from the few recording
-            channels it was learnt from: its songs are heard in the conditions of the whole
-            dataset, as real test recordings will be.
-        jitter: Jitter for every species (None: each species' own defaults); ``jitter_overrides``
-            replace single knobs of those defaults (e.g. ``{"pitch_cents": 50}``).
+        layout: Where items keep their waveform, sample rate and label (:class:`ItemLayout`, or
+            a dict of its fields); None: the torchaudio layout above.
+        sample_rate: The dataset's sample rate in Hz when items do not carry one.
+        seconds: Duration of synthetic items; None copies the template item's duration. At least
+            one frame of the models (2 ms for the default hop of 64 samples at 32 kHz).
+        scene: Where the song is heard (:class:`SceneConfig`); None gives the clean song.
+        backgrounds: Which noise floors a "measured" scene draws from: "dataset" (those of up to
+            256 real items of the wrapped dataset, every class, measured once here), "species"
+            (the species' own training recordings, stored in the bank), or an array ``[n, 1025]``
+            of `noise_floor` spectra at the models' sample rate. "dataset" decouples a rare
+            species from the few recording channels it was learnt from: its songs are heard in
+            the conditions of the whole dataset, as real test recordings will be.
+        jitter: Jitter of the contours: None (each species' own defaults), a
+            :class:`JitterConfig` for every species, or a dict of knobs that replace single
+            values of each species' defaults (e.g. ``{"pitch_cents": 50}``).
         backend: Synthesis backend of :meth:`SpeciesBank.sample` ("numba" on CPU, or "torch").
         strict: Raise instead of warning when a class that needs synthetic items has no model.
         return_synthetic_flag: Append ``is_synthetic`` (tuples: a last bool; dicts: a key).
         cache_dir: Keep synthetic songs as float wav files here, one per (seed, epoch, index) and
-            settings; reused when present. Clear it after retraining a model at the same path.
+            settings; reused when a file has the expected length, one channel and the expected
+            rate, rendered again otherwise. Clear it after retraining a model at the same path.
         bank_path: Where workers reload ``bank`` from; defaults to ``bank.path`` (needed for a
             bank built in memory and saved elsewhere).
-        progress: Show a progress bar when labels must be read from the items.
+        progress: Show a progress bar when items must be read (labels, backgrounds).
     """
 
     def __init__(
         self,
-        dataset: Dataset,
+        dataset: Dataset | DataLoader,
         bank: SpeciesBank | str | Path,
         target: Target = "max",
-        label_to_species: Mapping[Hashable, str] | Callable[[Hashable], str | None] | None = None,
+        *,
+        seed: int = 0,
+        label_to_species: LabelToSpecies | None = None,
         labels: Sequence[Hashable] | None = None,
-        label_fn: Callable[[Any], Hashable] | None = None,
-        waveform_index: int | str | None = None,
-        sample_rate_index: int | str | None = None,
-        label_index: int | str | None = None,
+        layout: ItemLayout | Mapping[str, Any] | None = None,
         sample_rate: int | None = None,
         seconds: float | None = None,
-        seed: int = 0,
-        scene: SceneConfig | None = _MEASURED_BACKGROUND,
-        backgrounds: str | np.ndarray = "species",
-        jitter: JitterConfig | None = None,
-        jitter_overrides: Mapping[str, Any] | None = None,
-        backend: str = "numba",
+        scene: SceneConfig | None = DEFAULT_SCENE,
+        backgrounds: Backgrounds = "dataset",
+        jitter: JitterConfig | Mapping[str, Any] | None = None,
+        backend: Backend = "numba",
         strict: bool = False,
         return_synthetic_flag: bool = False,
         cache_dir: str | Path | None = None,
         bank_path: str | Path | None = None,
         progress: bool = True,
     ) -> None:
-        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-            raise TypeError("dataset must be map-style (with __getitem__ and __len__)")
-        if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
-        if seconds is not None and seconds <= 0:
-            raise ValueError(f"seconds must be > 0, got {seconds}")
-        if sample_rate is not None and sample_rate <= 0:
-            raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
+        self.dataset = _base_dataset(dataset)
+        self.seed = _whole_number(seed, "seed", 0)
+        if seconds is not None:
+            if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real):
+                raise TypeError(f"seconds must be a number or None, got {seconds!r}")
+            if not seconds > 0:
+                raise ValueError(f"seconds must be > 0, got {seconds!r}")
+            if not math.isfinite(seconds):
+                raise ValueError(f"seconds must be finite, got {seconds!r}")
+            seconds = float(seconds)
+        if sample_rate is not None:
+            sample_rate = check_sample_rate(sample_rate, "sample_rate")
         if backend not in ("numba", "torch"):
             raise ValueError(f"backend must be 'numba' or 'torch', got {backend!r}")
         if isinstance(backgrounds, str) and backgrounds not in ("species", "dataset"):
             raise ValueError(
-                f"backgrounds must be 'species', 'dataset' or an array, got {backgrounds!r}"
+                f"backgrounds must be 'dataset', 'species' or an array, got {backgrounds!r}"
             )
-        if jitter_overrides:
+        if isinstance(jitter, Mapping):
             # Fails early, with JitterConfig's own message, on unknown knobs or bad ranges.
-            JitterConfig(**jitter_overrides)
-        self.dataset = dataset
-        self.seed = seed
-        self.seconds = seconds
+            JitterConfig(**jitter)
+        elif jitter is not None and not isinstance(jitter, JitterConfig):
+            raise TypeError(f"jitter must be a JitterConfig, a dict or None, got {jitter!r}")
+        self.layout = ItemLayout(**layout) if isinstance(layout, Mapping) else layout
+        self.layout = self.layout or ItemLayout()
         self.sample_rate = sample_rate
+        self.seconds = seconds
         self.scene = scene
         self.jitter = jitter
-        self.jitter_overrides = dict(jitter_overrides or {})
         self.backend = backend
         self.return_synthetic_flag = return_synthetic_flag
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.label_fn = label_fn
-        self._indices = (waveform_index, sample_rate_index, label_index)
 
         if isinstance(bank, str | Path):
             bank = SpeciesBank.load(bank)
@@ -223,6 +253,7 @@ class DDSPBalancedDataset(Dataset):
             self.classes = list(by_class)
         self._real_indices = [np.asarray(by_class[c], np.int64) for c in self.classes]
         real_counts = Counter({c: len(by_class[c]) for c in self.classes})
+        self.target = target
         targets = self._resolve_target(target, real_counts)
         self.species = self._map_species(label_to_species, targets, real_counts, strict)
         self._synthetic = np.array(
@@ -233,122 +264,115 @@ class DDSPBalancedDataset(Dataset):
             np.int64,
         )
         self._offsets = np.concatenate([[0], np.cumsum(self._synthetic)])
-        self._backgrounds = self._background_pool(backgrounds, progress)
-        self._backgrounds_digest = (
-            None if self._backgrounds is None else hashlib.sha1(self._backgrounds).hexdigest()
+        used = sorted(
+            {self.species[c] for c, n in zip(self.classes, self._synthetic, strict=True) if n > 0}
         )
+        configs = [self.bank.entry(s).model.config for s in used]
+        # One control frame of the slowest model: shorter songs cannot be rendered.
+        self._min_seconds = max((c.hop_length / c.sample_rate for c in configs), default=0.0)
+        if seconds is not None and seconds < self._min_seconds:
+            raise ValueError(
+                f"seconds={seconds!r} is too short to hold one frame of the species models "
+                f"({self._min_seconds * 1000:.1f} ms); pass seconds >= {self._min_seconds}"
+            )
+        self.backgrounds = backgrounds if isinstance(backgrounds, str) else "array"
+        self._backgrounds = self._background_pool(backgrounds, configs, progress)
+        self._cache = None if cache_dir is None else SongCache(cache_dir, self._cache_settings())
         self._epoch = multiprocessing.RawValue("q", 0)
+        self._epoch_calls = 0  # set_epoch calls in this process: `BalancedDataLoader` reads it
         self._templates: dict[int, _Template] = {}
 
-    # -- backgrounds ----------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        bank = str(self._bank_path) if self._bank_path is not None else "<in memory>"
+        floors = "" if self._backgrounds is None else f" ({len(self._backgrounds)} floors)"
+        return (
+            f"{type(self).__name__}({type(self.dataset).__name__}: {len(self.dataset)} real + "
+            f"{int(self._offsets[-1])} synthetic items in {len(self.classes)} classes, "
+            f"bank={bank!r}, target={self.target!r}, seed={self.seed}, epoch={self.epoch}, "
+            f"scene={_scene_repr(self.scene)}, backgrounds={self.backgrounds!r}{floors}, "
+            f"backend={self.backend!r})"
+        )
 
-    def _background_pool(self, backgrounds: str | np.ndarray, progress: bool) -> np.ndarray | None:
+    # -- backgrounds and cache ------------------------------------------------------------------
+
+    def _background_pool(
+        self, backgrounds: Backgrounds, configs: list[Any], progress: bool
+    ) -> np.ndarray | None:
         """The noise floors ``[n, 1025]`` every species draws from; None: each species' own."""
         if isinstance(backgrounds, str) and backgrounds == "species":
             return None
-        used = {
-            self.species[c]
-            for c, n in zip(self.classes, self._synthetic, strict=True)
-            if self.species[c] is not None and n > 0
-        }
-        rates = {self.bank.entry(s).model.config.sample_rate for s in used}
+        pool = None if isinstance(backgrounds, str) else check_noise_floors(backgrounds)
+        measured = self.scene is not None and self.scene.background == "measured"
+        if not configs or not measured:
+            return pool  # no song will be heard over a measured floor
+        rates = sorted({c.sample_rate for c in configs})
         if len(rates) > 1:
             raise ValueError(
-                f"shared backgrounds need models of one sample rate, the bank has {sorted(rates)}"
+                f"shared backgrounds need models of one sample rate, the bank has {rates}"
             )
-        if not isinstance(backgrounds, str):
-            pool = np.asarray(backgrounds, np.float32)
-            if pool.ndim != 2 or pool.shape[0] == 0 or pool.shape[1] != FLOOR_FFT_SIZE // 2 + 1:
-                raise ValueError(
-                    f"backgrounds must be [n, {FLOOR_FFT_SIZE // 2 + 1}] noise floors, "
-                    f"got shape {pool.shape}"
-                )
-            if not np.isfinite(pool).all() or (pool < 0).any():
-                raise ValueError("backgrounds must be finite magnitudes >= 0")
+        if pool is not None:
             return pool
-        model_rate = rates.pop() if rates else SAMPLE_RATE
-        n = len(self.dataset)
-        # Evenly spaced items: every class and recording session, without reading a big dataset.
-        picks = np.unique(np.linspace(0, n - 1, min(n, _MAX_DATASET_BACKGROUNDS)).round())
-        floors = []
-        for i in tqdm(picks.astype(int), desc="measuring backgrounds", disable=not progress):
-            item = self.dataset[i]
-            audio = np.asarray(self._field(item, 0), np.float32)
-            audio = audio.mean(axis=0) if audio.ndim == 2 else audio
-            rate = self.sample_rate if self.sample_rate is not None else int(self._field(item, 1))
-            if rate != model_rate:
-                audio = resample(audio, rate, model_rate)
-            if audio.shape[0] >= FLOOR_FFT_SIZE and np.isfinite(audio).all():
-                floors.append(noise_floor(audio))
-        if not floors:
-            raise ValueError(
-                f"backgrounds='dataset': no item of at least {FLOOR_FFT_SIZE} finite samples"
-            )
-        return np.stack(floors)
+        return measure_dataset_backgrounds(
+            self.dataset, self.layout, rates[0], self.sample_rate, progress=progress
+        )
+
+    def _cache_settings(self) -> str:
+        """Everything besides (seed, epoch, index, species) that shapes a cached song."""
+        floors = None if self._backgrounds is None else hashlib.sha1(self._backgrounds).hexdigest()
+        jitter = sorted(self.jitter.items()) if isinstance(self.jitter, Mapping) else self.jitter
+        return repr((self.seconds, self.scene, jitter, self.backend, str(self._bank_path), floors))
 
     # -- labels and targets -------------------------------------------------------------------
-
-    def _key(self, item: Any, which: int) -> int | str:
-        """Where field ``which`` (0 waveform, 1 sample rate, 2 label) sits in ``item``."""
-        key = self._indices[which]
-        if key is None:
-            key = (
-                ("waveform", "sample_rate", "label")[which] if isinstance(item, Mapping) else which
-            )
-        return key
-
-    def _field(self, item: Any, which: int) -> Any:
-        return item[self._key(item, which)]
-
-    def _label_of(self, item: Any) -> Hashable:
-        return _plain_label(self.label_fn(item) if self.label_fn else self._field(item, 2))
 
     def _read_labels(self, labels: Sequence[Hashable] | None, progress: bool) -> list[Hashable]:
         n = len(self.dataset)
         if labels is None and hasattr(self.dataset, "targets"):
             labels = self.dataset.targets
         if labels is not None:
-            labels = [_plain_label(label) for label in labels]
+            labels = [plain_label(label) for label in labels]
             if len(labels) != n:
                 raise ValueError(f"got {len(labels)} labels for a dataset of {n} items")
             return labels
         return [
-            self._label_of(self.dataset[i])
+            self.layout.label_of(self.dataset[i])
             for i in tqdm(range(n), desc="reading labels", disable=not progress)
         ]
 
-    def _resolve_target(self, target: Target, counts: Counter) -> dict[Hashable, int]:
+    @staticmethod
+    def _resolve_target(target: Target, counts: Counter) -> dict[Hashable, int]:
         largest = max(counts.values(), default=0)
+        expected = "target must be 'max', 'mean', an int, a finite float or a dict"
         if isinstance(target, str):
             if target == "max":
                 return dict.fromkeys(counts, largest)
             if target == "mean":
                 return dict.fromkeys(counts, math.ceil(sum(counts.values()) / max(len(counts), 1)))
-            raise ValueError(
-                f"target must be 'max', 'mean', an int, a float or a dict, got {target!r}"
-            )
+            raise ValueError(f"{expected}, got {target!r}")
         if isinstance(target, Mapping):
             unknown = [label for label in target if label not in counts]
             if unknown:
                 raise ValueError(f"target names labels not in the dataset: {unknown}")
-            if any(not isinstance(v, int | np.integer) or v < 0 for v in target.values()):
+            if any(
+                isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0
+                for v in target.values()
+            ):
                 raise ValueError(f"target counts must be ints >= 0, got {dict(target)}")
             return {c: int(target.get(c, counts[c])) for c in counts}
         if isinstance(target, bool):
-            raise ValueError("target must be 'max', 'mean', an int, a float or a dict, not a bool")
+            raise ValueError(f"{expected}, not a bool")
         if isinstance(target, int | np.integer):
             if target < 0:
                 raise ValueError(f"target count must be >= 0, got {target}")
             return dict.fromkeys(counts, int(target))
-        if isinstance(target, float):
-            if not target > 0:
-                raise ValueError(f"target ratio must be > 0, got {target}")
+        if isinstance(target, float | np.floating):
+            if not (math.isfinite(target) and target > 0):
+                raise ValueError(f"target ratio must be a finite float > 0, got {target}")
             return dict.fromkeys(counts, math.ceil(target * largest))
-        raise ValueError(f"target must be 'max', 'mean', an int, a float or a dict, got {target!r}")
+        raise ValueError(f"{expected}, got {target!r}")
 
     def _map_species(
         self,
-        label_to_species: Mapping[Hashable, str] | Callable[[Hashable], str | None] | None,
+        label_to_species: LabelToSpecies | None,
         targets: dict[Hashable, int],
         counts: Counter,
         strict: bool,
@@ -391,10 +415,10 @@ class DDSPBalancedDataset(Dataset):
         return int(self._epoch.value)
 
     def set_epoch(self, epoch: int) -> None:
-        """Draw fresh synthetic items for ``epoch`` (call before iterating the loader)."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        self._epoch.value = int(epoch)
+        """Draw fresh synthetic items for ``epoch`` (an int in [0, 2**63)); call it before
+        iterating a loader (`balance_loader`'s loader calls it itself)."""
+        self._epoch.value = _whole_number(epoch, "epoch", 0, _MAX_EPOCH)
+        self._epoch_calls += 1
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -443,36 +467,37 @@ class DDSPBalancedDataset(Dataset):
 
     def _check_index(self, index: int) -> int:
         n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
+        try:
+            index = operator.index(index)
+        except TypeError:
+            raise TypeError(f"index must be an integer, got {index!r}") from None
+        if not -n <= index < n:
             raise IndexError(f"index {index} out of range for {n} items")
-        return int(index)
+        return index + n if index < 0 else index
 
     def __getitem__(self, index: int) -> Any:
         index = self._check_index(index)
         if index < len(self.dataset):
             item = self.dataset[index]
-            return _append_flag(item, False) if self.return_synthetic_flag else item
+            return append_flag(item, False) if self.return_synthetic_flag else item
         item = self._synthetic_item(index)
-        return _append_flag(item, True) if self.return_synthetic_flag else item
+        return append_flag(item, True) if self.return_synthetic_flag else item
 
     def _template(self, index: int) -> _Template:
         template = self._templates.get(index)
         if template is None:
             item = self.dataset[index]
-            waveform = self._field(item, 0)
-            if waveform.ndim not in (1, 2):
+            waveform = self.layout.get(item, "waveform")
+            if getattr(waveform, "ndim", None) not in (1, 2):
                 raise ValueError(
-                    f"item {index}: waveform must be [time] or [channels, time], "
-                    f"got {tuple(waveform.shape)}"
+                    f"item {index}: waveform must be a [time] or [channels, time] tensor or "
+                    f"array, got {type(waveform).__name__} {tuple(getattr(waveform, 'shape', ()))}"
                 )
-            rate = self.sample_rate if self.sample_rate is not None else int(self._field(item, 1))
             template = _Template(
-                item=_replace_field(item, self._key(item, 0), None),
+                item=self.layout.replace(item, "waveform", None),
                 channels=int(waveform.shape[0]) if waveform.ndim == 2 else None,
                 n_samples=int(waveform.shape[-1]),
-                sample_rate=rate,
+                sample_rate=self.layout.sample_rate_of(item, self.sample_rate),
                 dtype=waveform.dtype,
                 is_tensor=isinstance(waveform, torch.Tensor),
             )
@@ -487,39 +512,31 @@ class DDSPBalancedDataset(Dataset):
         template = self._template(donor)
         rate = template.sample_rate
         n = template.n_samples if self.seconds is None else int(round(self.seconds * rate))
-        song = self._song(self.species[self.classes[slot]], epoch, index, n, rate, song_seq)
+        if n < max(1, round(self._min_seconds * rate)):  # as `seconds` is checked, in samples
+            raise ValueError(
+                f"item {donor} lasts {n} samples at {rate} Hz, shorter than one frame of the "
+                f"species models ({self._min_seconds * 1000:.1f} ms); pass seconds= to give "
+                "synthetic items a length of their own"
+            )
+        species = self.species[self.classes[slot]]
+        song = self._song(species, f"{self.seed}-{epoch}-{index}-{species}", n, rate, song_seq)
         if template.channels is not None:
             song = np.repeat(song[None, :], template.channels, axis=0)
         if template.is_tensor:
             waveform = torch.from_numpy(song).to(template.dtype)
         else:
             waveform = song.astype(template.dtype, copy=False)
-        item = copy.deepcopy(template.item)
-        return _replace_field(item, self._key(item, 0), waveform)
+        return self.layout.replace(copy.deepcopy(template.item), "waveform", waveform)
 
     def _song(
-        self, species: str, epoch: int, index: int, n: int, rate: int, seed: np.random.SeedSequence
+        self, species: str, name: str, n: int, rate: int, seed: np.random.SeedSequence
     ) -> np.ndarray:
-        """A mono ``[n]`` float32 song, from the cache when present."""
-        path = None
-        if self.cache_dir is not None:
-            settings = repr(
-                (
-                    species,
-                    n,
-                    rate,
-                    self.scene,
-                    self.jitter,
-                    sorted(self.jitter_overrides.items()),
-                    self.backend,
-                    str(self._bank_path),
-                    self._backgrounds_digest,
-                )
-            )
-            digest = hashlib.sha1(settings.encode()).hexdigest()[:12]
-            path = self.cache_dir / f"{self.seed}-{epoch}-{index}-{digest}.wav"
-            if path.is_file():
-                return sf.read(str(path), dtype="float32")[0]
+        """A mono ``[n]`` float32 song, from the cache when it holds a valid one."""
+        if self._cache is not None:
+            song = self._cache.get(name, n, rate)
+            if song is not None:
+                return song
+        jitter = self.jitter if isinstance(self.jitter, Mapping) else {}
         song = self.bank.sample(
             species,
             n=1,
@@ -528,14 +545,12 @@ class DDSPBalancedDataset(Dataset):
             seed=seed,
             backend=self.backend,
             scene=self.scene,
-            jitter=self.jitter,
+            jitter=self.jitter if isinstance(self.jitter, JitterConfig) else None,
             background_spectra=self._backgrounds,
-            **self.jitter_overrides,
+            **jitter,
         )[0]
         # round(seconds * rate) may miss n by a sample.
         song = np.pad(song[:n], (0, max(0, n - song.shape[0])))
-        if path is not None:
-            atomic_write(
-                path, lambda tmp: sf.write(str(tmp), song, rate, subtype="FLOAT", format="WAV")
-            )
+        if self._cache is not None:
+            self._cache.put(name, song, rate)
         return song

@@ -14,14 +14,45 @@ from numpy.typing import NDArray
 from ..sampling.bank import SpeciesBank
 from ..sampling.jitter import JitterConfig
 
-__all__ = ["DDSPSynth"]
+__all__ = ["DDSPSynth", "as_float_audio"]
 
 _MODES = ("resynth", "mix")
 _BACKENDS = ("numba", "torch")
+# The song's peak stays at or below this (or the input's own peak, when that is higher).
+_PEAK = 0.99
+# Spawn-key word marking an unpickled copy's branch of its parent's seed (never a worker id).
+_COPY = 2**32
 
 
 def _rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+
+
+def as_float_audio(samples: np.ndarray) -> NDArray[np.float32]:
+    """``samples`` as float32: float as is, integer PCM scaled to [-1, 1) as soundfile reads it
+    (int16 / 2**15, int32 / 2**31, uint8 offset by 128), anything else refused."""
+    samples = np.asarray(samples)
+    kind = samples.dtype.kind
+    if kind == "f":
+        return samples.astype(np.float32, copy=False)
+    if kind == "i":
+        return (samples / np.float64(2 ** (8 * samples.dtype.itemsize - 1))).astype(np.float32)
+    if samples.dtype == np.uint8:
+        return ((samples - np.float64(128)) / 128).astype(np.float32)
+    raise TypeError(
+        f"samples must be float or signed integer PCM (or uint8) audio, got dtype {samples.dtype}"
+    )
+
+
+def _limit_peak(out: np.ndarray, samples: np.ndarray) -> NDArray[np.float32]:
+    """Scale ``out`` down, all channels alike, to peak at most max(0.99, the input's peak).
+
+    Matching a song to the input's RMS can push its peak past full scale: a bird's song has a
+    higher crest factor than a noisy field recording.
+    """
+    limit = max(_PEAK, float(np.max(np.abs(samples))))
+    peak = float(np.max(np.abs(out)))
+    return (out * (limit / peak) if peak > limit else out).astype(np.float32)
 
 
 class DDSPSynth(BaseWaveformTransform):
@@ -32,17 +63,25 @@ class DDSPSynth(BaseWaveformTransform):
     input ``(channels, time)`` is re-sung once from its mixdown (one synthesis, not one per
     channel) and the song copied to every channel at that channel's RMS. ``keep_background``
     adds noise shaped like the input's own background under the song (else the song is clean).
-    Silent input is returned unchanged.
+    Silent input is returned unchanged (as float32).
 
     ``mode="mix"``: a new song of ``species`` (None: a random bank species per call) with the
     input's length is added at a signal-to-song ratio drawn uniformly in [``min_snr_db``,
     ``max_snr_db``] dB (RMS over the whole clip, all channels, as in audiomentations'
     ``AddBackgroundNoise``); every channel gets the same song. Silent input gets nothing added.
 
+    Input: ``(time)`` or ``(channels, time)`` float audio; integer PCM (int16, int32, uint8) is
+    converted to float in [-1, 1] as soundfile does. The output is float32 of the input's shape,
+    with its peak at most max(0.99, the input's peak) (a louder song is scaled down, in ``mix``
+    mode with the input, so the song-to-input ratio holds). NaN or infinite samples raise
+    ``ValueError`` in both modes, whether or not the transform is applied.
+
     Randomness: ``seed`` gives the transform its own generator (p-draws, species, SNR and the
     synthesis seed), independent of Python's and numpy's global RNGs; inside a DataLoader worker it
     is seeded with ``(seed, worker id)`` so workers differ. Without ``seed`` the generator is seeded
     from ``torch.initial_seed()`` (per worker in a DataLoader), on first use in each process.
+    An unpickled (or deep-copied) transform draws from its own branch of its parent's seed, the
+    k-th copy always the same one, so it never repeats the parent's draws.
 
     Args:
         bank: A :class:`SpeciesBank` or its directory (loaded lazily in each process after
@@ -131,6 +170,9 @@ class DDSPSynth(BaseWaveformTransform):
         self._jitter = jitter
         self._rng: np.random.Generator | None = None
         self._rng_pid: int | None = None
+        # Spawn-key words of this copy (empty for the original) and how many copies it made.
+        self._copy_key: tuple[int, ...] = ()
+        self._copies = 0
 
     def get_transform_init_args(self) -> dict[str, Any]:
         """Every ``__init__`` argument but ``seed`` (the base warns on None-valued ones)."""
@@ -154,11 +196,11 @@ class DDSPSynth(BaseWaveformTransform):
         if self._rng is None or self._rng_pid != pid:
             worker = torch.utils.data.get_worker_info()
             if self.seed is None:
-                sequence = np.random.SeedSequence(torch.initial_seed())
+                sequence = np.random.SeedSequence(torch.initial_seed(), spawn_key=self._copy_key)
             else:
                 # Worker i gets child i of the seed's sequence (entropy [seed, 0] would equal
                 # [seed]: SeedSequence pads entropy with zeros).
-                spawn_key = (worker.id,) if worker is not None else ()
+                spawn_key = self._copy_key + ((worker.id,) if worker is not None else ())
                 sequence = np.random.SeedSequence(int(self.seed), spawn_key=spawn_key)
             self._rng = np.random.default_rng(sequence)
             self._rng_pid = pid
@@ -175,7 +217,32 @@ class DDSPSynth(BaseWaveformTransform):
                 "DDSPSynth cannot send a bank built in memory (bank.path is None) to another "
                 "process: save it and pass its directory"
             )
-        return {**self.__dict__, "_bank": None}
+        # Each copy gets the next branch: the same process must not see the parent's draws
+        # again (the generator state would otherwise travel with the copy).
+        self._copies += 1
+        return {
+            **self.__dict__,
+            "_bank": None,
+            "_rng": None,
+            "_rng_pid": None,
+            "_copy_key": (*self._copy_key, _COPY, self._copies),
+            "_copies": 0,
+        }
+
+    def __call__(self, samples: np.ndarray, sample_rate: int) -> NDArray[np.float32]:
+        """Transform ``samples`` ``(time)`` or ``(channels, time)`` at ``sample_rate`` Hz."""
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
+            raise TypeError(f"sample_rate must be an int, got {sample_rate!r}")
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
+        samples = as_float_audio(samples)
+        if samples.ndim not in (1, 2):
+            raise ValueError(
+                f"samples must be (time) or (channels, time), got shape {samples.shape}"
+            )
+        if not np.all(np.isfinite(samples)):
+            raise ValueError("samples contain NaN or infinite values")
+        return super().__call__(samples, int(sample_rate))
 
     def randomize_parameters(self, samples: NDArray[np.float32], sample_rate: int) -> None:
         rng = self._generator()
@@ -191,7 +258,6 @@ class DDSPSynth(BaseWaveformTransform):
                 self.parameters["snr_db"] = float(rng.uniform(self.min_snr_db, self.max_snr_db))
 
     def apply(self, samples: NDArray[np.float32], sample_rate: int) -> NDArray[np.float32]:
-        samples = np.asarray(samples, np.float32)
         if _rms(samples) == 0.0:
             return samples
         bank = self._loaded_bank()
@@ -210,7 +276,7 @@ class DDSPSynth(BaseWaveformTransform):
             )
             # The mixdown's song goes to every channel at that channel's own level.
             gains = np.sqrt(np.mean(np.square(samples, dtype=np.float64), axis=-1))
-            return (gains[..., None] / max(_rms(song), 1e-12) * song).astype(np.float32)
+            return _limit_peak(gains[..., None] / max(_rms(song), 1e-12) * song, samples)
         n = samples.shape[-1]
         song = bank.sample(
             species,
@@ -227,4 +293,4 @@ class DDSPSynth(BaseWaveformTransform):
         if song_rms == 0.0:
             return samples
         scale = _rms(samples) / (song_rms * 10 ** (self.parameters["snr_db"] / 20))
-        return (samples + scale * song).astype(np.float32)
+        return _limit_peak(samples + scale * song, samples)

@@ -1,52 +1,77 @@
 """Species model directories and training checkpoints: atomic, versioned, no code execution.
 
 ``models/<species>/``:
-- ``config.json`` — format name + version, decoder config, training summary, metrics. Written
-  last, so a directory without it is an unfinished save and is rejected.
+- ``config.json`` — format name + version, decoder config, training summary, metrics, and the
+  sha256 of each file below (``"files"``). Written last, so a directory without it is an
+  unfinished save and is rejected.
 - ``weights.safetensors`` — model weights (safetensors cannot carry code, unlike pickle).
 - ``contours.npz`` — the species' contour bank (no pickle).
 - ``backgrounds.npz`` — each training recording's background magnitude (2048-point STFT).
-- ``checkpoint/`` — last training state for ``--resume`` (safetensors + JSON).
-- ``failed.json`` — instead of the model files when training failed (the reason); loading such a
-  directory raises with that reason rather than using a half-trained model.
+- ``checkpoint/state.safetensors`` — last training state for ``--resume``: tensors and the JSON
+  state (history, RNG states, ...) in one file, so it is replaced in one rename.
+
+A save is one commit: the new data files are written beside the old ones as
+``.<name>.pending``, ``config.json`` (listing their hashes) is renamed into place, then the
+pending files are renamed over the old ones. A crash at any point leaves a directory that loads
+as the old model or the new one, never a mix: the loader takes, for each file, the candidate
+whose hash ``config.json`` records, and the next save first finishes an interrupted one.
+Every file is validated on load (shapes, finite values, ranges); a bad one raises
+:class:`ModelFileError` naming it.
+
+``failed.json`` replaces the model files when training failed (the reason); loading such a
+directory raises with that reason rather than using a half-trained model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from ..features.background import FLOOR_FFT_SIZE
 from ..features.contours import ContourBank
 from ..io import atomic_write
 from .species_model import DecoderConfig, SpeciesModel
 
 __all__ = [
+    "CHECKPOINT_FILE",
     "FAILED_FILE",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "MODEL_FILES",
     "ModelFileError",
     "SavedSpecies",
+    "has_checkpoint",
     "is_model_dir",
     "load_checkpoint",
     "load_species_model",
+    "load_weights",
     "mark_failed",
     "save_checkpoint",
     "save_species_model",
+    "sha256_file",
     "training_failure",
 ]
 
 FORMAT_NAME = "ddsp-augment-species-model"
 FORMAT_VERSION = 1
+#: Version 2: one ``state.safetensors`` with the JSON state in its metadata (1 had a state.json).
+CHECKPOINT_VERSION = 2
+CHECKPOINT_FILE = "state.safetensors"
+MODEL_FILES = ("weights.safetensors", "contours.npz", "backgrounds.npz")
 FAILED_FILE = "failed.json"
-_MODEL_FILES = ("config.json", "weights.safetensors", "contours.npz", "backgrounds.npz")
+_DECODER_INTS = ("sample_rate", "hop_length", "n_harmonics", "n_noise_bands", "hidden", "n_layers")
 _LOAD_ERRORS = (
     OSError,
     ValueError,
@@ -83,6 +108,18 @@ def is_model_dir(path: str | Path) -> bool:
     return (Path(path) / "config.json").is_file()
 
 
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pending(directory: Path, name: str) -> Path:
+    return directory / f".{name}.pending"
+
+
 def _write_json(path: Path, payload: dict) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2), "utf-8"))
 
@@ -95,8 +132,10 @@ def mark_failed(directory: str | Path, species: str, reason: str) -> None:
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for name in _MODEL_FILES:
+    (directory / "config.json").unlink(missing_ok=True)
+    for name in MODEL_FILES:
         (directory / name).unlink(missing_ok=True)
+        _pending(directory, name).unlink(missing_ok=True)
     _write_json(directory / FAILED_FILE, {"species": species, "failed": reason})
 
 
@@ -118,6 +157,33 @@ def _read_json(path: Path) -> dict:
     return payload
 
 
+def _write_pending(directory: Path, name: str, save: Callable[[Path], None]) -> str:
+    """``save`` (an atomic writer) ``name``'s new content as its pending file; its sha256."""
+    pending = _pending(directory, name)
+    save(pending)
+    return sha256_file(pending)
+
+
+def _finish_save(directory: Path) -> None:
+    """Rename the pending files that the committed ``config.json`` lists over the old ones.
+
+    Completes a save interrupted after its commit; pending files of an uncommitted save (their
+    hash is not the recorded one) are left to be overwritten.
+    """
+    try:
+        files = json.loads((directory / "config.json").read_text("utf-8")).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return
+    for name in MODEL_FILES:
+        pending = _pending(directory, name)
+        if (
+            pending.is_file()
+            and isinstance(files, dict)
+            and sha256_file(pending) == files.get(name)
+        ):
+            os.replace(pending, directory / name)
+
+
 def save_species_model(
     directory: str | Path,
     species: str,
@@ -126,37 +192,132 @@ def save_species_model(
     backgrounds: np.ndarray,
     info: dict[str, Any],
 ) -> None:
-    """Write a species model directory atomically file by file, ``config.json`` last."""
+    """Write a species model directory as one commit (see the module docstring)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    _finish_save(directory)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(directory / "weights.safetensors", lambda tmp: save_file(state, str(tmp)))
-    contours.save(directory / "contours.npz")
 
     def write_backgrounds(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             np.savez(handle, backgrounds=np.asarray(backgrounds, np.float32))
 
-    atomic_write(directory / "backgrounds.npz", write_backgrounds)
-    (directory / FAILED_FILE).unlink(missing_ok=True)  # a retrained species is usable again
+    hashes = {
+        "weights.safetensors": _write_pending(
+            directory,
+            "weights.safetensors",
+            lambda path: atomic_write(path, lambda tmp: save_file(state, str(tmp))),
+        ),
+        "contours.npz": _write_pending(directory, "contours.npz", contours.save),
+        "backgrounds.npz": _write_pending(
+            directory, "backgrounds.npz", lambda path: atomic_write(path, write_backgrounds)
+        ),
+    }
     payload = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "species": species,
         "decoder": model.config.to_dict(),
         **info,
+        "files": hashes,
     }
-    _write_json(directory / "config.json", payload)
+    (directory / FAILED_FILE).unlink(missing_ok=True)  # a retrained species is usable again
+    _write_json(directory / "config.json", payload)  # the commit
+    _finish_save(directory)
 
 
-def load_species_model(directory: str | Path, device: str | torch.device = "cpu") -> SavedSpecies:
-    """Load a species model directory; a bad file raises :class:`ModelFileError` naming it."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ModelFileError(directory, "not a directory")
-    failure = training_failure(directory)
-    if failure is not None:
-        raise ModelFileError(directory, f"training failed, no usable model ({failure})")
+def _committed(directory: Path, name: str, files: dict[str, str] | None) -> Path:
+    """The file holding ``name``'s committed content: itself, or a not yet renamed pending file.
+
+    ``files`` is config.json's hash list (None for models saved before it existed: no check).
+    """
+    path = directory / name
+    if files is None:
+        if not path.is_file():
+            raise ModelFileError(path, "missing")
+        return path
+    expected = files.get(name)
+    for candidate in (path, _pending(directory, name)):
+        if candidate.is_file() and sha256_file(candidate) == expected:
+            return candidate
+    if not path.is_file():
+        raise ModelFileError(path, "missing")
+    raise ModelFileError(
+        path, "sha256 differs from the one config.json records (file modified or damaged)"
+    )
+
+
+def _check_finite(path: Path, name: str, values: np.ndarray, low: float, high: float) -> None:
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.floating):
+        raise ModelFileError(path, f"{name} must be float, got {values.dtype}")
+    if not np.all(np.isfinite(values)):
+        raise ModelFileError(path, f"{name} contains NaN or infinite values")
+    if values.size and (values.min() < low or values.max() > high):
+        raise ModelFileError(
+            path, f"{name} outside [{low}, {high}] ({values.min():g} to {values.max():g})"
+        )
+
+
+def _decoder_config(path: Path, values: Any) -> DecoderConfig:
+    """config.json's decoder config, with every number checked (NaN passes ``<= 0`` tests)."""
+    if not isinstance(values, dict):
+        raise ModelFileError(path, "decoder config missing or not an object")
+    for name, value in values.items():
+        integer = name in _DECODER_INTS or name == "kernel_size"
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+            kind = "an integer" if integer else "a number"
+            raise ModelFileError(path, f"decoder {name} must be {kind}, got {value!r}")
+        if not integer and not math.isfinite(value):
+            raise ModelFileError(path, f"decoder {name} must be finite, got {value!r}")
+    if not values.get("reverb_seconds", 1.0) > 0:
+        raise ModelFileError(
+            path, f"decoder reverb_seconds must be > 0, got {values['reverb_seconds']}"
+        )
+    try:
+        return DecoderConfig.from_dict(values)
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(path, f"bad decoder config ({error})") from error
+
+
+def _load_contours(path: Path, config: DecoderConfig) -> ContourBank:
+    try:
+        contours = ContourBank.load(path)
+    except ValueError as error:
+        raise ModelFileError(path, str(error)) from error
+    if (contours.sample_rate, contours.hop_length) != (config.sample_rate, config.hop_length):
+        raise ModelFileError(
+            path,
+            f"contours are on a {contours.sample_rate} Hz / hop {contours.hop_length} grid, the "
+            f"model on {config.sample_rate} Hz / hop {config.hop_length}",
+        )
+    for field, low, high in (
+        ("f0_hz", 0.0, config.sample_rate / 2),
+        ("loudness_db", -math.inf, math.inf),
+        ("confidence", 0.0, 1.0),
+    ):
+        _check_finite(
+            path, field, np.concatenate([getattr(s, field) for s in contours.segments]), low, high
+        )
+    return contours
+
+
+def _load_backgrounds(path: Path) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            backgrounds = data["backgrounds"]
+    except _LOAD_ERRORS as error:
+        raise ModelFileError(path, f"unreadable ({error})") from error
+    bins = FLOOR_FFT_SIZE // 2 + 1
+    if backgrounds.ndim != 2 or backgrounds.shape[0] == 0 or backgrounds.shape[1] != bins:
+        raise ModelFileError(
+            path, f"backgrounds must have shape [recordings, {bins}], got {backgrounds.shape}"
+        )
+    _check_finite(path, "backgrounds", backgrounds, 0.0, math.inf)
+    return backgrounds
+
+
+def _read_model_config(directory: Path) -> tuple[dict[str, Any], DecoderConfig]:
     config_path = directory / "config.json"
     info = _read_json(config_path)
     if info.get("format") != FORMAT_NAME:
@@ -167,32 +328,53 @@ def load_species_model(directory: str | Path, device: str | torch.device = "cpu"
             f"format version {info.get('format_version')!r}; "
             f"this ddsp-augment reads {FORMAT_VERSION}",
         )
+    species = info.setdefault("species", directory.name)
+    if not isinstance(species, str) or not species:
+        raise ModelFileError(config_path, f"species must be a non-empty string, got {species!r}")
+    files = info.get("files")
+    if files is not None and (
+        not isinstance(files, dict) or not all(isinstance(files.get(n), str) for n in MODEL_FILES)
+    ):
+        raise ModelFileError(config_path, f"files must map {list(MODEL_FILES)} to sha256 hashes")
+    return info, _decoder_config(config_path, info.get("decoder"))
+
+
+def load_weights(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
+    """The committed weights of a model directory (a state dict), checked against its hash."""
+    directory = Path(directory)
+    info, _ = _read_model_config(directory)
+    path = _committed(directory, "weights.safetensors", info.get("files"))
     try:
-        config = DecoderConfig.from_dict(info["decoder"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ModelFileError(config_path, f"bad decoder config ({error})") from error
+        return load_file(str(path), device=str(device))
+    except _LOAD_ERRORS as error:
+        raise ModelFileError(path, f"corrupt ({error})") from error
+
+
+def load_species_model(directory: str | Path, device: str | torch.device = "cpu") -> SavedSpecies:
+    """Load and validate a model directory; a bad file raises :class:`ModelFileError` naming it."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelFileError(directory, "not a directory")
+    failure = training_failure(directory)
+    if failure is not None:
+        raise ModelFileError(directory, f"training failed, no usable model ({failure})")
+    info, config = _read_model_config(directory)
+    files = info.get("files")
     model = SpeciesModel(config)
-    weights = directory / "weights.safetensors"
-    if not weights.is_file():
-        raise ModelFileError(weights, "missing")
+    weights = _committed(directory, "weights.safetensors", files)
     try:
         state = load_file(str(weights), device=str(device))
         model.load_state_dict(state, strict=True)
     except _LOAD_ERRORS as error:
         raise ModelFileError(weights, f"corrupt or does not match the config ({error})") from error
+    if not all(bool(torch.isfinite(v).all()) for v in state.values()):
+        raise ModelFileError(weights, "weights contain NaN or infinite values")
     model.to(device).eval()
-    try:
-        contours = ContourBank.load(directory / "contours.npz")
-    except ValueError as error:
-        raise ModelFileError(directory / "contours.npz", str(error)) from error
-    backgrounds_path = directory / "backgrounds.npz"
-    try:
-        with np.load(backgrounds_path, allow_pickle=False) as data:
-            backgrounds = data["backgrounds"]
-    except _LOAD_ERRORS as error:
-        raise ModelFileError(backgrounds_path, f"unreadable ({error})") from error
-    species = str(info.get("species", directory.name))
-    return SavedSpecies(species, model, contours, backgrounds, info, directory)
+    contours = _load_contours(_committed(directory, "contours.npz", files), config)
+    backgrounds = _load_backgrounds(_committed(directory, "backgrounds.npz", files))
+    return SavedSpecies(info["species"], model, contours, backgrounds, info, directory)
 
 
 def save_checkpoint(
@@ -202,7 +384,9 @@ def save_checkpoint(
     state: dict[str, Any],
     generator: torch.Generator,
 ) -> None:
-    """Training state for resume: tensors in safetensors, the rest in JSON (written last)."""
+    """Training state for resume, as one file: tensors, with the JSON-able ``state`` (history,
+    RNG states, ...) and the optimizer's param groups in its metadata. One rename replaces it,
+    so a crash leaves the previous epoch's checkpoint or this one, never parts of both."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -211,14 +395,20 @@ def save_checkpoint(
         for key, value in values.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["generator"] = generator.get_state()
-    atomic_write(directory / "state.safetensors", lambda tmp: save_file(tensors, str(tmp)))
     payload = {
         "format": FORMAT_NAME + "-checkpoint",
-        "format_version": FORMAT_VERSION,
+        "format_version": CHECKPOINT_VERSION,
         "param_groups": optim["param_groups"],
         **state,
     }
-    _write_json(directory / "state.json", payload)
+    metadata = {"state": json.dumps(payload)}
+    atomic_write(
+        directory / CHECKPOINT_FILE, lambda tmp: save_file(tensors, str(tmp), metadata=metadata)
+    )
+
+
+def has_checkpoint(directory: str | Path) -> bool:
+    return (Path(directory) / CHECKPOINT_FILE).is_file()
 
 
 def load_checkpoint(
@@ -227,15 +417,24 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
 ) -> dict[str, Any]:
-    """Restore what :func:`save_checkpoint` wrote into ``model``/``optimizer``/``generator``."""
-    directory = Path(directory)
-    meta_path = directory / "state.json"
-    meta = _read_json(meta_path)
-    if meta.get("format") != FORMAT_NAME + "-checkpoint":
-        raise ModelFileError(meta_path, "not a ddsp-augment training checkpoint")
-    tensor_path = directory / "state.safetensors"
+    """Restore what :func:`save_checkpoint` wrote into ``model``/``optimizer``/``generator``;
+    returns its ``state``."""
+    path = Path(directory) / CHECKPOINT_FILE
     try:
-        tensors = load_file(str(tensor_path))
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("state", "null"))
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (*_LOAD_ERRORS, json.JSONDecodeError) as error:
+        raise ModelFileError(path, f"unreadable checkpoint ({error})") from error
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME + "-checkpoint":
+        raise ModelFileError(path, "not a ddsp-augment training checkpoint")
+    if meta.get("format_version") != CHECKPOINT_VERSION:
+        raise ModelFileError(
+            path,
+            f"checkpoint version {meta.get('format_version')!r}; this ddsp-augment reads "
+            f"{CHECKPOINT_VERSION} (train without --resume)",
+        )
+    try:
         model.load_state_dict(
             {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True
         )
@@ -247,5 +446,5 @@ def load_checkpoint(
         optimizer.load_state_dict({"state": optim_state, "param_groups": meta["param_groups"]})
         generator.set_state(tensors["generator"])
     except _LOAD_ERRORS as error:
-        raise ModelFileError(tensor_path, f"corrupt or foreign checkpoint ({error})") from error
+        raise ModelFileError(path, f"corrupt or foreign checkpoint ({error})") from error
     return meta

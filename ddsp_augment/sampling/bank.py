@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -59,6 +60,44 @@ def _failure(directory: Path) -> str | None:
     return training_failure(directory) if directory.is_dir() else None
 
 
+def check_sample_args(
+    n: int, seconds: float, sample_rate: int, seed: object, model_rate: int
+) -> int | np.random.SeedSequence | None:
+    """Validate :meth:`SpeciesBank.sample`'s arguments, naming the bad one; returns the seed as
+    ``_rngs`` takes it (a Generator becomes a SeedSequence drawn from it, so it advances)."""
+    for name, value in (("n", n), ("sample_rate", sample_rate)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float | np.integer | np.floating):
+        raise TypeError(f"seconds must be a number, got {seconds!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"seconds must be finite and > 0, got {seconds}")
+    for rate in (sample_rate, model_rate):
+        if round(seconds * rate) < 1:
+            raise ValueError(f"seconds={seconds} is shorter than one sample at {rate} Hz")
+    if isinstance(seed, np.random.Generator):
+        return np.random.SeedSequence(seed.integers(0, 2**63, size=4).tolist())
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(
+            f"seed must be an int >= 0, a SeedSequence, a Generator or None, got {seed!r}"
+        )
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return int(seed)
+
+
+def duplicate_species(root: Path, species: str, first: Path | None, second: Path) -> ModelFileError:
+    """Two model folders of one species: which one to use is the user's call, not sort order's."""
+    names = " and ".join(p.name for p in (first, second) if p is not None)
+    return ModelFileError(
+        root, f"{names} both hold a model of species {species!r}; keep one, or pass one folder"
+    )
+
+
 def _peak_safe(audio: np.ndarray) -> np.ndarray:
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     return audio * (_PEAK / peak) if peak > _PEAK else audio
@@ -110,9 +149,13 @@ class SpeciesBank:
             failed = {p.name: r for p in path.iterdir() if (r := _failure(p)) is not None}
             if not dirs:
                 raise ModelFileError(path, "contains no species model (no */config.json)")
-        entries = {}
+        entries: dict[str, SavedSpecies] = {}
         for directory in dirs:
             entry = load_species_model(directory, device=device)
+            if entry.species in entries:
+                raise duplicate_species(
+                    path, entry.species, entries[entry.species].directory, directory
+                )
             entries[entry.species] = entry
         if failed and species is None:
             warnings.warn(f"{path}: skipping {sorted(failed)}: training failed", stacklevel=2)
@@ -171,7 +214,7 @@ class SpeciesBank:
         n: int = 1,
         seconds: float = 3.0,
         sample_rate: int = 32000,
-        seed: int | np.random.SeedSequence | None = None,
+        seed: int | np.random.SeedSequence | np.random.Generator | None = None,
         backend: str = "numba",
         scene: SceneConfig | None = None,
         jitter: JitterConfig | None = None,
@@ -188,7 +231,9 @@ class SpeciesBank:
         ``scene`` (None: the clean bird). A "measured" scene background is drawn from
         ``background_spectra`` ``[n, 1025]`` (`noise_floor` of
         recordings at the model's sample rate) when given, else from the species' own training
-        recordings. The same ``seed`` gives identical clips.
+        recordings. The same ``seed`` gives identical clips; a ``Generator`` seed is drawn from
+        (so successive calls differ). Bad arguments raise ``TypeError``/``ValueError`` naming
+        the argument; ``seconds`` must give at least one sample at the output and model rates.
 
         Quality gate (``gate.gated_draw``): with ``judge`` and ``min_confidence``, a clip the
         judge gives less than ``min_confidence`` for ``species`` is redrawn, up to ``max_draws``
@@ -202,11 +247,8 @@ class SpeciesBank:
                 f"need 0 <= min_confidence <= 1 and max_draws >= 1; got {min_confidence}, "
                 f"{max_draws}"
             )
-        if n < 1 or seconds <= 0 or sample_rate <= 0:
-            raise ValueError(
-                f"need n >= 1, seconds > 0, sample_rate > 0; got {n}, {seconds}, {sample_rate}"
-            )
         entry = self.entry(species)
+        seed = check_sample_args(n, seconds, sample_rate, seed, entry.model.config.sample_rate)
         config = jitter or self.jitter_config(species, **jitter_overrides)
         model_sr = entry.model.config.sample_rate
         hop = entry.model.config.hop_length

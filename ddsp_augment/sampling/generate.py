@@ -32,7 +32,7 @@ from ..io import AUDIO_EXTENSIONS, atomic_write, load_audio, resample, save_audi
 from ..model.storage import ModelFileError, is_model_dir
 from ..plotting import contact_sheet, spectrogram_png
 from ..training.preprocess import load_processed
-from .bank import SpeciesBank
+from .bank import SpeciesBank, check_sample_args, duplicate_species
 from .jitter import JitterConfig
 from .scene import SceneConfig
 
@@ -142,11 +142,19 @@ def find_model_dirs(path: str | Path, species: Iterable[str] | None = None) -> d
     dirs = [path] if is_model_dir(path) else sorted(p for p in path.iterdir() if is_model_dir(p))
     if not dirs:
         raise ModelFileError(path, "contains no species model (no config.json, no */config.json)")
-    found = {}
+    found: dict[str, Path] = {}
     for directory in dirs:
-        info = json.loads((directory / "config.json").read_text("utf-8"))
-        name = info.get("species", directory.name) if isinstance(info, dict) else directory.name
-        found[str(name)] = directory
+        config = directory / "config.json"
+        try:
+            info = json.loads(config.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelFileError(config, f"not valid JSON ({error})") from error
+        name = str(
+            info.get("species", directory.name) if isinstance(info, dict) else directory.name
+        )
+        if name in found:
+            raise duplicate_species(path, name, found[name], directory)
+        found[name] = directory
     if species is not None:
         wanted = list(species)
         missing = sorted(set(wanted) - set(found))
@@ -283,10 +291,10 @@ def generate_songs(
     Returns:
         ``{species: [wav paths]}``.
     """
-    if n < 1 or seconds <= 0 or sample_rate <= 0:
-        raise ValueError(
-            f"need n >= 1, seconds > 0, sample_rate > 0; got {n}, {seconds}, {sample_rate}"
-        )
+    if isinstance(seed, np.random.Generator | np.random.SeedSequence):
+        # The sidecars record an int seed: each song must be renderable again on its own.
+        raise TypeError(f"seed must be an int >= 0, got {seed!r}")
+    check_sample_args(n, seconds, sample_rate, seed, sample_rate)
     if backend not in ("numba", "torch"):
         raise ValueError(f"backend must be 'numba' or 'torch', got {backend!r}")
     if real_path is not None and not Path(real_path).is_dir():

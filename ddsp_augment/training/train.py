@@ -33,13 +33,21 @@ from ..features.pitch import estimate_f0
 from ..io import atomic_write
 from ..model.losses import FFT_SIZES, MultiScaleSpectralLoss
 from ..model.species_model import DecoderConfig, SpeciesModel
-from ..model.storage import load_checkpoint, mark_failed, save_checkpoint, save_species_model
+from ..model.storage import (
+    has_checkpoint,
+    load_checkpoint,
+    load_weights,
+    mark_failed,
+    save_checkpoint,
+    save_species_model,
+)
 from .preprocess import Recording, load_processed
 
 __all__ = [
     "CollapseError",
     "TrainResult",
     "TrainSettings",
+    "data_warnings",
     "detect_collapse",
     "split_by_recordist",
     "train_folder",
@@ -49,6 +57,8 @@ __all__ = [
 _VOICED = 0.5  # confidence threshold for "voiced" frames
 _ACTIVE_DB = 40.0  # frames within this of the recording's max are active
 _MIN_RECORDINGS_HELD_OUT = 3  # fewer recordings: validate on held-out stretches of each
+# Below this much training audio a model can only repeat its few syllables: say so.
+_FEW_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,8 @@ class TrainResult:
     best: dict[str, float]
     restarts: int
     wall_seconds: float
+    #: What the user should know about the data (too little audio, no held-out validation).
+    warnings: list[str] = field(default_factory=list)
 
 
 def split_by_recordist(
@@ -227,6 +239,23 @@ def _resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for but no CUDA GPU is available")
     return torch.device(name)
+
+
+def data_warnings(
+    train: Sequence[Recording], val: Sequence[Recording], frame_rate: float
+) -> list[str]:
+    """Why a model trained on ``train`` (validated on ``val``) deserves little trust, if so."""
+    warnings = []
+    seconds = sum(r.seconds for r in train)
+    if seconds < _FEW_SECONDS:
+        voiced = sum(float(np.sum(r.confidence >= _VOICED)) for r in train) / frame_rate
+        warnings.append(
+            f"only {seconds:.1f} s of training audio ({voiced:.1f} s voiced) in {len(train)} "
+            f"recording(s); the model can only repeat it"
+        )
+    if not val:
+        warnings.append("no held-out validation recording: metrics are on the training data")
+    return warnings
 
 
 def _decoder_config(train: Sequence[Recording], overrides: dict[str, Any]) -> DecoderConfig:
@@ -361,6 +390,9 @@ def train_species(
     # generated songs can be compared with them as unseen data.
     contours = _contour_bank(train)
     backgrounds = np.stack([r.background for r in train])
+    warnings = data_warnings(train, val, frame_rate)
+    for warning in warnings:
+        log(f"[{species}] warning: {warning}")
     info = {
         "training_data": {
             "recordings": [r.name for r in train],
@@ -377,6 +409,7 @@ def train_species(
             "voiced_seconds": round(
                 sum(float(np.sum(r.confidence >= _VOICED)) for r in train) / frame_rate, 2
             ),
+            "warnings": warnings,
         },
         "settings": {k: v for k, v in asdict(settings).items() if k != "decoder"},
         **(extra_info or {}),
@@ -387,7 +420,7 @@ def train_species(
     best_state: dict[str, torch.Tensor] | None = None
     start_epoch, restarts, stale, lr = 0, 0, 0, settings.learning_rate
     checkpoint_dir = output_dir / "checkpoint"
-    if resume and (checkpoint_dir / "state.json").is_file():
+    if resume and has_checkpoint(checkpoint_dir):
         meta = load_checkpoint(checkpoint_dir, model, optimizer, generator)
         rng.bit_generator.state = meta["numpy_rng"]
         history, best, restarts, stale, lr = (
@@ -398,7 +431,8 @@ def train_species(
             meta["lr"],
         )
         start_epoch = len(history)
-        best_state = _load_best_weights(output_dir, device) if best else None
+        # The checkpoint is written after the epoch's model save, so a best it records is saved.
+        best_state = load_weights(output_dir, device) if best else None
         log(f"[{species}] resuming at epoch {start_epoch + 1}/{settings.epochs}")
 
     epoch = start_epoch
@@ -466,6 +500,9 @@ def train_species(
         else:
             stale += 1
         epoch += 1
+        # history.csv before the checkpoint: a crash between them leaves a history one epoch
+        # ahead, which the resumed run rewrites; the other order could leave it behind for good.
+        _write_history(output_dir, history)
         save_checkpoint(
             checkpoint_dir,
             model,
@@ -480,7 +517,6 @@ def train_species(
             },
             generator,
         )
-        _write_history(output_dir, history)
         bar.update(1)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
@@ -503,7 +539,7 @@ def train_species(
             "restarts": restarts,
         },
     )
-    return TrainResult(species, output_dir, history, best, restarts, wall)
+    return TrainResult(species, output_dir, history, best, restarts, wall, warnings)
 
 
 def _failed(output_dir: Path, species: str, message: str) -> CollapseError:
@@ -511,13 +547,6 @@ def _failed(output_dir: Path, species: str, message: str) -> CollapseError:
     trained model) and return the error to raise."""
     mark_failed(output_dir, species, message)
     return CollapseError(message)
-
-
-def _load_best_weights(output_dir: Path, device: torch.device) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    path = output_dir / "weights.safetensors"
-    return load_file(str(path), device=str(device)) if path.is_file() else {}
 
 
 def load_species_recordings(processed_path: str | Path, species: str) -> list[Recording]:
@@ -543,6 +572,7 @@ def _train_one(processed_path, output_path, species, settings, resume, progress)
         "status": "trained",
         "wall_seconds": round(result.wall_seconds, 1),
         "restarts": result.restarts,
+        "warnings": result.warnings,
         **{
             k: result.best[k]
             for k in ("epoch", "val_spectral_distance", "f0_within_50_cents", "loudness_mae_db")

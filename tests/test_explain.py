@@ -1,0 +1,376 @@
+"""`explain`: each panel of a species page draws the data it claims.
+
+Pages are built from the session's tiny models (``small_bank_path``), then the matplotlib Axes
+are inspected: line data against the contours and ``history.csv``, images against spectrograms
+and decoder outputs recomputed here, markers at the right epochs.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import BANK_SPECIES, TEST_DATA
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from ddsp_augment.cli import main
+from ddsp_augment.constants import LOUDNESS_FLOOR_DB
+from ddsp_augment.dsp.functional import remove_above_nyquist
+from ddsp_augment.evaluation.explain import (
+    HISTORY_CURVES,
+    NEUTRAL_JITTER,
+    draw_page,
+    explain_models,
+    explain_species,
+    pick_phrase,
+    read_history,
+    reverb_view,
+    shared_spectrograms,
+    training_excerpt,
+)
+from ddsp_augment.features.background import noise_floor, render_noise_floor
+from ddsp_augment.features.contours import ContourBank, Segment
+from ddsp_augment.features.pitch import estimate_f0, loudness_db
+from ddsp_augment.sampling.bank import SpeciesBank
+from ddsp_augment.sampling.generate import real_clips
+from ddsp_augment.sampling.jitter import jitter_contours
+
+SPECIES = "Parus_major"
+SECONDS = 2.0
+SR = 32000
+HOP = 64
+
+
+def _axes(fig: Figure, gid: str) -> Axes:
+    found = [ax for ax in fig.axes if ax.get_gid() == gid]
+    assert len(found) == 1, f"expected one Axes with gid {gid!r}, got {len(found)}"
+    return found[0]
+
+
+def _line(ax: Axes, label: str):
+    found = [line for line in ax.get_lines() if line.get_label() == label]
+    assert len(found) == 1, f"{label!r} not in {[line.get_label() for line in ax.get_lines()]}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def bank(small_bank_path):
+    return SpeciesBank.load(small_bank_path)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return real_clips(TEST_DATA, SPECIES, SR, SECONDS, 1)[0]
+
+
+@pytest.fixture(scope="module")
+def real_page(bank, clip):
+    page = explain_species(bank, SPECIES, clip, seconds=SECONDS, seed=0)
+    return page, draw_page(page)
+
+
+@pytest.fixture(scope="module")
+def training_page(bank):
+    page = explain_species(bank, SPECIES, None, seconds=SECONDS, seed=0)
+    return page, draw_page(page)
+
+
+def test_shared_spectrograms_keep_level_differences():
+    rng = np.random.default_rng(0)
+    loud = rng.standard_normal(SR // 2).astype(np.float32)
+    (a, b), top_hz = shared_spectrograms([loud, 0.1 * loud], SR)
+    assert top_hz == 16000.0
+    assert a.shape == (257, 126) and a.max() == 0.0
+    # One scale: a tenth of the amplitude sits 20 dB lower in every bin above the floor.
+    above = a > -60
+    np.testing.assert_allclose(b[above], a[above] - 20.0, atol=1e-3)
+    with pytest.raises(ValueError, match="empty clip"):
+        shared_spectrograms([loud, np.zeros(0)], SR)
+
+
+def test_spectrogram_images_are_the_four_clips_on_one_scale(bank, clip, real_page):
+    page, fig = real_page
+    name, audio = clip
+    resynthesis = bank.resynthesize(SPECIES, audio, SR, 0, jitter=NEUTRAL_JITTER)
+    songs = bank.sample(SPECIES, n=2, seconds=SECONDS, sample_rate=SR, seed=0)
+    expected, _ = shared_spectrograms([audio, resynthesis, songs[0], songs[1]], SR)
+    labels = [f"real: {name}", "its resynthesis", "generated song 1", "generated song 2"]
+    for index, (label, db) in enumerate(zip(labels, expected, strict=True)):
+        ax = _axes(fig, f"spectrogram:{index}")
+        assert ax.get_title() == label
+        np.testing.assert_array_equal(ax.images[0].get_array(), db)
+        assert ax.images[0].get_clim() == (-80.0, 0.0)
+    assert max(float(db.max()) for db in expected) == 0.0
+
+
+def test_real_clip_sets_the_length_and_is_placed_in_the_training_split(bank, clip, small_bank_path):
+    name, audio = clip
+    page = explain_species(bank, SPECIES, (name, audio[:SR]), seconds=SECONDS, seed=0)
+    assert page.seconds == 1.0 and page.contours.f0_hz.size == SR // HOP + 1
+    ax = _axes(draw_page(page), "spectrogram:3")
+    assert ax.images[0].get_extent() == [0.0, 1.0, 0.0, 16.0]
+    data = json.loads((small_bank_path / SPECIES / "config.json").read_text())["training_data"]
+    stem = name.rsplit(".", 1)[0]
+    expected = (
+        "a training recording"
+        if stem in data["recordings"]
+        else "held out for validation"
+        if stem in data["validation_recordings"]
+        else "not seen in training"
+    )
+    assert page.contours.source == f"real clip {name} ({expected})"
+    with pytest.raises(ValueError, match="real_clip 'x': expected non-empty"):
+        explain_species(bank, SPECIES, ("x", np.zeros((2, 10), np.float32)))
+
+
+def test_contour_panels_draw_the_clips_contours_and_floor(clip, real_page):
+    page, fig = real_page
+    audio = clip[1]
+    f0, confidence = estimate_f0(audio, SR, hop_length=HOP)
+    loud = loudness_db(audio, SR, hop_length=HOP)
+    ax = _axes(fig, "f0")
+    np.testing.assert_allclose(_line(ax, "F0").get_ydata(), f0 / 1000, rtol=1e-6)
+    np.testing.assert_allclose(_line(ax, "F0").get_xdata(), np.arange(f0.size) / 500.0)
+    voiced = _line(ax, "F0 where confidence ≥ 0.5").get_ydata()
+    np.testing.assert_array_equal(np.isnan(voiced), confidence < 0.5)
+    np.testing.assert_allclose(
+        _line(_axes(fig, "confidence"), "voicing confidence").get_ydata(), confidence
+    )
+    ax = _axes(fig, "loudness")
+    np.testing.assert_allclose(_line(ax, "loudness").get_ydata(), loud, rtol=1e-6)
+    noise = render_noise_floor(noise_floor(audio), 2 * SR, np.random.default_rng(0))
+    floor_db = float(np.median(loudness_db(noise, SR, HOP)))
+    np.testing.assert_allclose(_line(ax, "background floor").get_ydata(), [floor_db] * 2)
+    assert -80 < floor_db < float(loud.max()) - 10  # a recording the bird rises above
+    assert f"real clip {clip[0]}" in _axes(fig, "f0").get_title() and page.contours.from_real
+
+
+def test_decoder_panels_draw_the_decoder_outputs(bank, real_page):
+    page, fig = real_page
+    model = bank.entry(SPECIES).model
+    c = page.contours
+    t = lambda a: torch.as_tensor(a)[None]  # noqa: E731
+    with torch.no_grad():
+        controls = model.decoder(t(c.f0_hz), t(c.loudness_db), t(c.confidence))
+        distribution = remove_above_nyquist(controls.harmonic_distribution, controls.f0_hz, SR)
+    distribution = distribution[0].numpy().T
+    harmonic_db = np.maximum(20 * np.log10(np.maximum(distribution, 1e-12)), -60)
+    image = _axes(fig, "harmonics").images[0].get_array()
+    np.testing.assert_allclose(image, harmonic_db, atol=1e-4)
+    # Partials at or above Nyquist are not rendered, so they are drawn at the floor.
+    above = np.arange(1, image.shape[0] + 1)[:, None] * c.f0_hz[None, :] >= SR / 2
+    assert above.any() and np.all(image[above] == -60)
+    amplitude = _line(_axes(fig, "amplitude"), "harmonic amplitude").get_ydata()
+    expected = np.maximum(20 * np.log10(controls.amplitude[0].numpy()), LOUDNESS_FLOOR_DB)
+    np.testing.assert_allclose(amplitude, expected, atol=1e-4)
+    noise = _axes(fig, "noise").images[0].get_array()
+    assert noise.shape == (65, c.f0_hz.size)
+    expected = np.maximum(20 * np.log10(controls.noise_magnitudes[0].numpy().T), -100)
+    np.testing.assert_allclose(noise, expected, atol=1e-4)
+
+
+def test_reverb_decay_of_a_known_room():
+    rng = np.random.default_rng(0)
+    rt60 = 0.3
+    t = np.arange(int(0.6 * SR)) / SR
+    ir = rng.standard_normal(t.size) * 10 ** (-3 * t / rt60)  # amplitude −60 dB per RT60
+    ir *= 0.1 / np.sqrt(np.sum(ir**2))  # energy 0.01: −20 dB re the dry impulse
+    view = reverb_view(ir, SR)
+    assert view.rt60_s == pytest.approx(rt60, rel=0.03)
+    assert view.edt_s == pytest.approx(rt60, rel=0.1)
+    assert view.wet_db == pytest.approx(-20.0, abs=1e-6)
+    assert abs(view.edc_db[0]) < 1e-6 and np.all(np.diff(view.edc_db) <= 1e-6)
+    # A flat IR's remaining energy falls linearly: 100 taps reach only −20 dB, so no T20.
+    flat = reverb_view(np.ones(100), SR)
+    assert np.isnan(flat.rt60_s) and flat.edc_db[-1] == pytest.approx(-20.0)
+    assert flat.wet_db == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="all zeros"):
+        reverb_view(np.zeros(10), SR)
+
+
+def test_reverb_panels_draw_the_learned_impulse_response(bank, real_page):
+    page, fig = real_page
+    ir = bank.entry(SPECIES).model.reverb.ir.detach().numpy()
+    line = _line(_axes(fig, "reverb_ir"), "impulse response")
+    np.testing.assert_array_equal(line.get_ydata(), ir)
+    np.testing.assert_allclose(line.get_xdata()[1], 1000 / SR)
+    edc = _line(_axes(fig, "reverb_edc"), "energy decay curve").get_ydata()
+    np.testing.assert_allclose(edc, reverb_view(ir, SR).edc_db)
+
+
+def test_training_curves_are_history_csv_with_chosen_epoch(small_bank_path, real_page):
+    page, fig = real_page
+    with open(small_bank_path / SPECIES / "history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    chosen = json.loads((small_bank_path / SPECIES / "config.json").read_text())["metrics"]
+    for name in HISTORY_CURVES:
+        ax = _axes(fig, f"curve:{name}")
+        line = _line(ax, name)
+        np.testing.assert_array_equal(line.get_xdata(), [float(r["epoch"]) for r in rows])
+        np.testing.assert_array_equal(line.get_ydata(), [float(r[name]) for r in rows])
+        marker = _line(ax, "chosen epoch")
+        assert list(marker.get_xdata()) == [chosen["epoch"]] * 2
+    assert len(rows) == 2 and page.curves.restart_epochs.size == 0
+
+
+def test_collapse_restarts_are_marked(tmp_path, real_page):
+    page, _ = real_page
+    history = tmp_path / "history.csv"
+    rows = [
+        # epoch, loss, val, f0, loud, lr, collapsed
+        (1, 3.0, 2.9, 0.4, 9.0, 2e-3, 0),
+        (2, 2.8, 3.5, "nan", 20.0, 2e-3, 1),
+        (3, 2.5, 2.6, 0.5, 8.0, 6e-4, 0),
+        (4, 2.4, 4.0, "", 25.0, 6e-4, 1),
+        (5, 2.2, 2.4, 0.6, 7.0, 1.8e-4, 0),
+    ]
+    header = "epoch,loss,val_spectral_distance,f0_within_50_cents,loudness_mae_db,lr,collapsed"
+    history.write_text(header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    curves = read_history(history, chosen_epoch=5)
+    np.testing.assert_array_equal(curves.restart_epochs, [2, 4])
+    f0 = curves.curves["f0_within_50_cents"]
+    assert np.isnan(f0[1]) and np.isnan(f0[3]) and f0[4] == 0.6
+    fig = draw_page(dataclasses.replace(page, curves=curves))
+    ax = _axes(fig, "curve:val_spectral_distance")
+    restarts = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert sorted(line.get_xdata()[0] for line in restarts) == [2, 4]
+    assert list(_line(ax, "chosen epoch").get_xdata()) == [5, 5]
+    with pytest.raises(ValueError, match="expected a history with columns"):
+        history.write_text("epoch,loss\n1,2.0\n")
+        read_history(history)
+
+
+def test_jitter_panels_apply_each_range_to_one_phrase(bank, real_page):
+    page, fig = real_page
+    config = bank.jitter_config(SPECIES)
+    f0, loud, _ = pick_phrase(bank.entry(SPECIES).contours)
+    assert f0.size == 500  # a full second of the 2 ms grid
+    ax = _axes(fig, "jitter:pitch")
+    np.testing.assert_allclose(_line(ax, "training phrase").get_ydata(), f0 / 1000)
+    for cents in (-config.pitch_cents, config.pitch_cents):
+        drawn = _line(ax, f"{cents:+.0f} cents").get_ydata()
+        np.testing.assert_allclose(drawn, f0 / 1000 * 2 ** (cents / 1200), rtol=1e-5)
+    ax = _axes(fig, "jitter:tempo")
+    for tempo in config.tempo:
+        assert _line(ax, f"×{tempo:.2f}").get_ydata().size == round(f0.size / tempo)
+    ax = _axes(fig, "jitter:gain")
+    sounding = loud > LOUDNESS_FLOOR_DB
+    for gain in config.gain_db:
+        drawn = _line(ax, f"{gain:+.1f} dB").get_ydata()
+        np.testing.assert_allclose(drawn[sounding], (loud + gain)[sounding], atol=1e-4)
+    ax = _axes(fig, "jitter:vibrato")
+    depth = config.vibrato_cents[1]
+    for rate in config.vibrato_hz:
+        drawn = _line(ax, f"±{depth:.0f} cents at {rate:.0f} Hz").get_ydata()
+        cents = 1200 * np.log2(drawn / (f0 / 1000))
+        assert np.abs(cents).max() == pytest.approx(depth, abs=0.5)
+
+
+def test_without_real_recording_training_contours_stand_in(bank, training_page):
+    page, fig = training_page
+    note = _axes(fig, "spectrogram:0")
+    assert not note.images and "no real recording given" in note.texts[0].get_text()
+    assert _axes(fig, "spectrogram:1").get_title() == "resynthesis of training contours"
+    f0, loud, conf, recording = training_excerpt(bank.entry(SPECIES).contours, SR * 2 // HOP + 1)
+    ax = _axes(fig, "f0")
+    assert f"training contours of {recording}" in ax.get_title()
+    assert "no real recording given" in ax.get_title()
+    np.testing.assert_allclose(_line(ax, "F0").get_ydata(), f0 / 1000, rtol=1e-6)
+    np.testing.assert_allclose(_line(_axes(fig, "loudness"), "loudness").get_ydata(), loud)
+    assert not page.contours.from_real
+    # The three clips that exist share one scale.
+    assert max(float(db.max()) for _, db in page.spectrograms if db is not None) == 0.0
+
+
+def test_training_excerpt_lays_the_most_voiced_recording_end_to_end():
+    def segment(n, voiced, recording, f0=3000.0):
+        conf = np.r_[np.ones(voiced), np.zeros(n - voiced)].astype(np.float32)
+        return Segment(np.full(n, f0, np.float32), np.full(n, -30, np.float32), conf, recording)
+
+    b_segments = [segment(30, 10, "b"), segment(20, 20, "b", 4000.0)]
+    # "b" has 10 + 20 voiced frames; "a" has 30 (a tie: the later name wins) or 31.
+    f0, loud, conf, recording = training_excerpt(
+        ContourBank([segment(40, 30, "a"), *b_segments], SR, HOP), 120
+    )
+    assert recording == "b" and f0.shape == loud.shape == conf.shape == (120,)
+    # 30 frames, a 0.1 s gap (50 frames at 500 Hz), 20 frames, then silence to the end.
+    np.testing.assert_array_equal(np.flatnonzero(loud == -30), np.r_[0:30, 80:100])
+    np.testing.assert_array_equal(f0[30:80], 3000.0)  # the gap holds the previous F0
+    np.testing.assert_array_equal(f0[80:120], 4000.0)
+    assert conf[:10].sum() == 10 and conf[80:100].sum() == 20 and conf.sum() == 30
+    _, _, _, recording = training_excerpt(
+        ContourBank([segment(40, 31, "a"), *b_segments], SR, HOP), 10
+    )
+    assert recording == "a"
+
+
+def test_cli_writes_pages_and_index_without_real_path(small_bank_path, tmp_path, capsys):
+    out = tmp_path / "explain"
+    code = main(
+        [
+            "explain",
+            "--model_checkpoint",
+            str(small_bank_path),
+            "--output_path",
+            str(out),
+            "--seconds",
+            "1",
+            "--dpi",
+            "20",
+        ]
+    )
+    assert code == 0
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["Fringilla_coelebs.png", "Parus_major.png"]
+    for png in pngs:
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    index = (out / "index.html").read_text()
+    assert index.count('<a href="') == 2 and 'href="Parus_major.png"' in index
+    assert "training contours stand in" in index and "http" not in index
+    assert "Parus_major" in capsys.readouterr().out
+
+
+def test_species_missing_from_real_path_falls_back_and_says_why(small_bank_path, tmp_path):
+    pages = explain_models(
+        small_bank_path,
+        tmp_path,
+        real_path=TEST_DATA,
+        seconds=1.0,
+        species=[BANK_SPECIES[1]],
+        dpi=20,
+    )
+    assert list(pages) == ["Fringilla_coelebs"] and pages["Fringilla_coelebs"].is_file()
+    index = (tmp_path / "index.html").read_text()
+    assert f"no readable recording in {TEST_DATA / 'Fringilla_coelebs'}" in index
+    assert "contours shown: training contours of" in index
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [("--model_checkpoint", "no such model directory"), ("--real_path", "no such folder")],
+)
+def test_cli_missing_folder_is_a_clear_error(small_bank_path, tmp_path, capsys, flag, message):
+    missing = tmp_path / "missing"
+    argv = ["explain", "--model_checkpoint", str(small_bank_path), "--output_path", str(tmp_path)]
+    argv += [flag, str(missing)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {missing}") and message in err
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_neutral_jitter_changes_nothing():
+    """The resynthesis panel uses NEUTRAL_JITTER: the contours go through unchanged."""
+    rng = np.random.default_rng(0)
+    f0 = rng.uniform(2000, 6000, 300).astype(np.float32)
+    loud = rng.uniform(-60, -20, 300).astype(np.float32)
+    conf = rng.uniform(0, 1, 300).astype(np.float32)
+    out = jitter_contours(f0, loud, conf, NEUTRAL_JITTER, rng, 500.0)
+    np.testing.assert_allclose(out[0], f0, rtol=1e-6)
+    np.testing.assert_array_equal(out[1], loud)
+    np.testing.assert_array_equal(out[2], conf)
