@@ -56,7 +56,6 @@ __all__ = [
 
 _VOICED = 0.5  # confidence threshold for "voiced" frames
 _ACTIVE_DB = 40.0  # frames within this of the recording's max are active
-_MIN_RECORDINGS_HELD_OUT = 3  # fewer recordings: validate on held-out stretches of each
 # Below this much training audio a model can only repeat its few syllables: say so.
 _FEW_SECONDS = 10.0
 
@@ -117,11 +116,12 @@ def split_by_recordist(
     """Hold out whole recordists (≈ ``val_fraction`` of the audio) for validation.
 
     Clips from one recordist often come from one session (same bird, same microphone), so a
-    per-clip split would leak. With a single recordist, recordings are split instead. With one
-    or two recordings, holding one out would train on half the data or none: the last
-    ``val_fraction`` of each recording's song is held out instead (:func:`split_in_time`).
+    per-clip split would leak. With a single recordist, recordings are split instead. With two
+    recordings, holding one out would train on half the data: the last ``val_fraction`` of
+    each recording's song is held out instead (:func:`split_in_time`). A single recording is
+    used for both.
     """
-    if val_fraction == 0:
+    if len(recordings) < 2 or val_fraction == 0:
         return list(recordings), []
     if _holds_out_stretches(len(recordings), val_fraction):
         parts = [split_in_time(rec, val_fraction) for rec in recordings]
@@ -144,7 +144,9 @@ def split_by_recordist(
 
 
 def _holds_out_stretches(n_recordings: int, val_fraction: float) -> bool:
-    return 0 < n_recordings < _MIN_RECORDINGS_HELD_OUT and val_fraction > 0
+    # Two recordings: holding one out would train on half the data. (One recording is used for
+    # both training and validation, and the model's data warnings say so.)
+    return n_recordings == 2 and val_fraction > 0
 
 
 def split_in_time(recording: Recording, val_fraction: float) -> tuple[Recording, Recording]:
