@@ -108,3 +108,10 @@ def test_bad_arguments_are_named():
         bird_activity(audio, SR, np.full(10, np.nan))
     with pytest.raises(ValueError, match="confidence"):
         bird_activity(audio, SR, floor, confidence=np.ones(3))
+
+
+def test_clips_shorter_than_a_window_keep_the_frame_grid():
+    for n in (4, 100, 300):
+        result = bird_activity(np.full(n, 0.1, np.float32), SR, np.zeros(1025), hop_length=HOP)
+        assert result.loudness_db.shape == result.active.shape == (n // HOP + 1,)
+        assert np.all(np.isfinite(result.loudness_db))

@@ -102,7 +102,9 @@ def bird_activity(
         raise ValueError(f"bird_activity: floor must be a finite [bins] vector, got {floor.shape}")
     n_fft = 4 * hop_length
     n_frames = audio.shape[0] // hop_length + 1
-    power = stft_magnitude(torch.from_numpy(audio)[None], n_fft)[0].double().numpy() ** 2
+    # Zero padding keeps clips shorter than a window analysable (centred frames pad by reflection).
+    padded = np.pad(audio, (0, max(0, n_fft + 1 - audio.shape[0])))
+    power = stft_magnitude(torch.from_numpy(padded)[None], n_fft)[0].double().numpy() ** 2
     power = power[:, :n_frames]
     window_power = float(np.sum(np.hanning(n_fft + 1)[:-1] ** 2))
     floor_fft = 2 * (floor.shape[0] - 1)
@@ -134,6 +136,8 @@ def bird_activity(
         threshold = np.where(confidence >= 0.5, threshold - voiced_margin_db, threshold)
     active = (loud >= threshold) & (loud >= loud.max() - range_db) & (loud > LOUDNESS_FLOOR_DB)
     reach = int(round(_GATE_SECONDS * sample_rate / hop_length))
-    near = np.convolve(active.astype(np.float32), np.ones(2 * reach + 1), mode="same") > 0.5
+    # Dilation by ``reach`` frames ("full" then centred: "same" would grow a short input).
+    spread = np.convolve(active.astype(np.float32), np.ones(2 * reach + 1), mode="full")
+    near = spread[reach : reach + n_frames] > 0.5
     loud = np.where(near, loud, LOUDNESS_FLOOR_DB).astype(np.float32)
     return BirdActivity(loud, active, floor_db)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..features.activity import bird_activity
-from ..features.background import noise_floor, render_noise_floor
+from ..features.background import FLOOR_FFT_SIZE, noise_floor, render_noise_floor
 from ..features.pitch import estimate_f0
 from ..io import resample
 from ..model.storage import (
@@ -312,7 +312,9 @@ class SpeciesBank:
         with _one_torch_thread():
             f0, conf = estimate_f0(x, model_sr, hop_length=hop)
             # The bird above the clip's background: the background is not re-sung as noise.
-            floor = noise_floor(x)
+            # Too short to measure a background (under half an analysis window): none.
+            short = x.shape[0] <= FLOOR_FFT_SIZE // 2
+            floor = np.zeros(FLOOR_FFT_SIZE // 2 + 1, np.float32) if short else noise_floor(x)
             loud = bird_activity(x, model_sr, floor, conf, hop).loudness_db
             f0, loud, conf = jitter_contours(f0, loud, conf, config, rng, model_sr / hop)
             bird = entry.model.synthesize(f0, loud, conf, x.shape[0], rng, backend)

@@ -23,7 +23,7 @@ from ..constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, SAMPLE_RATE
 from ..features.activity import bird_activity
 from ..features.background import FLOOR_FFT_SIZE, noise_floor
 from ..features.contours import find_segments
-from ..features.pitch import estimate_f0, log_mel
+from ..features.pitch import VOICED_THRESHOLD, estimate_f0, log_mel, loudness_db
 from ..io import AudioError, atomic_write, load_audio, scan_folder
 
 __all__ = [
@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 2  # 2: loudness and segments of the bird above the noise floor
+_HELD_VOICED = 0.5  # voiced on more than half the frames ...
+_HELD_ACTIVE = 0.1  # ... yet under a tenth of them heard above the floor: a held sound
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,13 @@ def analyse_audio(
     # The model learns from the bird, not the background: loudness and activity over the floor.
     background = noise_floor(audio)
     bird = bird_activity(audio, sr, background, confidence, hop, settings.fmin, settings.fmax)
-    loud = bird.loudness_db
-    segments = find_segments(loud, sr / hop, active=bird.active)
+    loud, active = bird.loudness_db, bird.active
+    voiced = confidence >= VOICED_THRESHOLD
+    if voiced.mean() > _HELD_VOICED and (active & voiced).sum() < _HELD_ACTIVE * voiced.sum():
+        # A sound held through most of the recording (a reeling warbler, a test tone) is part
+        # of its measured floor, so it seems to vanish: judge such a recording by level instead.
+        loud, active = loudness_db(audio, sr, hop_length=hop), None
+    segments = find_segments(loud, sr / hop, active=active)
     segments = np.array(segments, dtype=np.int64).reshape(-1, 2)
     if segments.shape[0] == 0:
         raise AudioError(path, "no bird heard above the background")
