@@ -70,10 +70,14 @@ def print_json(report: dict[str, Any], digits: int = 4, indent: int | None = Non
     print(json.dumps(_rounded(report, digits), indent=indent), flush=True)
 
 
-def bundled_bank(directory: Path, n_species: int = 2) -> SpeciesBank:
+def bundled_bank(
+    directory: Path, n_species: int = 2, decoder: dict[str, Any] | None = None
+) -> SpeciesBank:
     """Quick tiny models of the ``n_species`` smallest classes of the bundled clips, trained
     into ``directory`` (reused while the clips and settings are unchanged): the plumbing and its
-    cost, not good audio. Pass real models to a benchmark for real numbers."""
+    cost, not good audio. Pass real models to a benchmark for real numbers. ``decoder``: the
+    architecture (`DecoderConfig` overrides; default ``{"hidden": 32}``; ``{}`` is the library
+    default, what a speed benchmark should time)."""
     from ddsp_augment.augment.bank_builder import Clip, build_bank
     from ddsp_augment.constants import SAMPLE_RATE
     from ddsp_augment.io import load_audio, scan_folder
@@ -92,7 +96,8 @@ def bundled_bank(directory: Path, n_species: int = 2) -> SpeciesBank:
                 name = path.relative_to(BUNDLED_DATA).as_posix()
                 audio, _ = load_audio(path, SAMPLE_RATE)
                 clips.append(Clip(audio, species, name, recordists.get(name, "")))
-    settings = TrainSettings(epochs=3, steps_per_epoch=8, batch_size=4, decoder={"hidden": 32})
+    decoder = {"hidden": 32} if decoder is None else decoder
+    settings = TrainSettings(epochs=3, steps_per_epoch=8, batch_size=4, decoder=decoder)
     print(f"training quick models of {chosen} into {directory} ...", file=sys.stderr)
     bank, failures = build_bank(clips, directory, settings)
     for species, reason in failures.items():

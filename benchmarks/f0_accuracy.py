@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 from _common import pin_threads, print_json, timed
 
+from ddsp_augment.constants import VOICED_THRESHOLD
 from ddsp_augment.evaluation.metrics import f0_accuracy, octave_error_rate
-from ddsp_augment.features.pitch import VOICED_THRESHOLD, estimate_f0
+from ddsp_augment.features.pitch import estimate_f0
 from ddsp_augment.io import load_audio
 
 ROOT = Path(__file__).resolve().parents[1]

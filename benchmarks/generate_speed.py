@@ -1,37 +1,74 @@
 """End-to-end generation speed and bank memory. Prints one JSON object.
 
 Contour sampling + jitter + decoder + synthesis + scene (measured background) for 3 s clips at
-32 kHz on one core, numba and torch backends in the same run, plus the memory a 20-species bank
-holds and whether sampling 100 000 clips' worth of calls grows the process.
+32 kHz on one thread:
 
-    python benchmarks/generate_speed.py --models models/
+* ``x_realtime_numba`` / ``x_realtime_torch``: one clip per call (audio seconds per wall
+  second, median call), numba and torch backends;
+* ``x_realtime_torch_cpu_n{1,16,256}``: the torch backend rendering ``n`` clips per call as one
+  batch on the CPU and, when CUDA is present, ``x_realtime_torch_cuda_n{1,16,256,1024}`` on the
+  GPU (contours, noise and scene stay on the CPU, see `SpeciesBank.sample`);
+* ``*_cpu_time`` twins of the CPU figures: from the thread's CPU time, which a busy machine
+  does not inflate (wall-clock medians do);
+* ``max_diff_torch_{cpu,cuda}_vs_numba``: the largest difference between the batched torch
+  songs and the numba songs of the same seed, relative to each clip's peak (tested ≤ 1e-3);
+* the memory a bank holds, and whether ``--growth_clips`` calls grow the process.
+
+Without ``--models`` it trains (once, cached under ``.cache/generate_speed``) quick models of
+two bundled species with the library's default decoder architecture: speed depends on the
+architecture, not on how well the model sings.
+
+    python benchmarks/generate_speed.py [--models models/] [--repeats 15]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import resource
-import sys
-import time
-from pathlib import Path
+from _common import ROOT, bundled_bank, pin_threads, print_json, timed
 
-import torch
+# One core for every backend; set before numpy/numba/torch start their thread pools.
+pin_threads(1)
 
-from ddsp_augment.sampling.bank import SpeciesBank
-from ddsp_augment.sampling.scene import SceneConfig
+import argparse  # noqa: E402
+import resource  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ddsp_augment.sampling.bank import SpeciesBank  # noqa: E402
+from ddsp_augment.sampling.scene import SceneConfig  # noqa: E402
+
+CLIP_SECONDS = 3.0
+CPU_BATCHES = (1, 16, 256)
+CUDA_BATCHES = (1, 16, 256, 1024)
 
 
-def _ms_per_clip(bank: SpeciesBank, backend: str, scene: SceneConfig, clips: int) -> float:
-    species = bank.species
-    bank.sample(species[0], n=2, seconds=3.0, seed=0, backend=backend, scene=scene)  # warm-up
-    start = time.perf_counter()
-    for i in range(clips):
+def _time_calls(
+    bank: SpeciesBank, backend: str, scene: SceneConfig, n: int, repeats: int, device: str
+) -> tuple[float, float]:
+    """Median (wall, thread-CPU) seconds of one ``n``-clip call, species and seeds cycling."""
+    calls = iter(range(10**9))
+
+    def call() -> None:
+        i = next(calls)
         bank.sample(
-            species[i % len(species)], n=1, seconds=3.0, seed=i, backend=backend, scene=scene
+            bank.species[i % len(bank)],
+            n=n,
+            seconds=CLIP_SECONDS,
+            seed=i,
+            backend=backend,
+            scene=scene,
+            device=device,
         )
-    return 1000 * (time.perf_counter() - start) / clips
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    wall, cpu, _ = timed(call, repeats)
+    return wall, cpu
+
+
+def _x_realtime(seconds: float, n: int) -> float:
+    return n * CLIP_SECONDS / seconds
 
 
 def _rss_mb() -> float:
@@ -40,37 +77,60 @@ def _rss_mb() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=Path, default=Path("models"))
-    parser.add_argument("--clips", type=int, default=60)
-    parser.add_argument("--growth_clips", type=int, default=2000)
+    parser.add_argument("--models", type=Path, default=None, help="default: cached quick models")
+    parser.add_argument("--cache_dir", type=Path, default=ROOT / ".cache" / "generate_speed")
+    parser.add_argument("--repeats", type=int, default=15, help="calls per one-clip timing")
+    parser.add_argument("--growth_clips", type=int, default=500)
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    bank = SpeciesBank.load(args.models)
+    bank = (
+        SpeciesBank.load(args.models) if args.models else bundled_bank(args.cache_dir, decoder={})
+    )
     scene = SceneConfig(background="measured")
-    numba_ms = _ms_per_clip(bank, "numba", scene, args.clips)
-    torch_ms = _ms_per_clip(bank, "torch", scene, max(5, args.clips // 4))
-    clean_ms = _ms_per_clip(bank, "numba", SceneConfig(background="none"), args.clips)
+    report: dict = {"species": len(bank), "hidden": bank.entry(bank.species[0]).model.config.hidden}
+    seconds = {}
+    for name, backend, clip_scene in (
+        ("numba", "numba", scene),
+        ("torch", "torch", scene),
+        ("numba_clean_bird", "numba", SceneConfig(background="none")),
+    ):
+        seconds[name] = _time_calls(bank, backend, clip_scene, 1, args.repeats, "cpu")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    reference = bank.sample(bank.species[0], n=4, seconds=CLIP_SECONDS, seed=123, scene=scene)
+    for device in devices:
+        songs = bank.sample(
+            bank.species[0], n=4, seconds=CLIP_SECONDS, seed=123, scene=scene,
+            backend="torch", device=device,
+        )  # fmt: skip
+        peaks = np.abs(reference).max(axis=1)
+        report[f"max_diff_torch_{device}_vs_numba"] = float(
+            (np.abs(songs - reference).max(axis=1) / peaks).max()
+        )
+    for device in devices:
+        for n in CPU_BATCHES if device == "cpu" else CUDA_BATCHES:
+            # About as much audio per size: a few calls of the small batches, one of 256.
+            repeats = max(1, min(args.repeats, 64 // n)) if device == "cpu" else 3
+            seconds[f"torch_{device}_n{n}"] = _time_calls(bank, "torch", scene, n, repeats, device)
+    for name, (wall, cpu) in seconds.items():
+        n = int(name.rsplit("_n", 1)[1]) if "_n" in name else 1
+        if name != "numba_clean_bird":
+            report[f"x_realtime_{name}"] = _x_realtime(wall, n)
+            if "cuda" not in name:
+                report[f"x_realtime_{name}_cpu_time"] = _x_realtime(cpu, n)
+        report[f"ms_per_3s_clip_{name}"] = 1000 * wall / n
+        if "cuda" not in name:
+            report[f"ms_per_3s_clip_{name}_cpu_time"] = 1000 * cpu / n
+    report["numba_vs_torch"] = seconds["torch"][0] / seconds["numba"][0]
+    report["torch_cpu_n256_vs_numba"] = seconds["numba"][0] / (seconds["torch_cpu_n256"][0] / 256)
+    report["bank_mb"] = bank.nbytes / 2**20
+    report["bank_mb_per_species"] = bank.nbytes / 2**20 / len(bank)
     rss_before = _rss_mb()
     for i in range(args.growth_clips):
-        bank.sample(bank.species[i % len(bank)], n=1, seconds=3.0, seed=i, scene=scene)
-    rss_after = _rss_mb()
-    report = {
-        "species": len(bank),
-        "x_realtime_numba": round(3000 / numba_ms, 1),
-        "x_realtime_torch": round(3000 / torch_ms, 1),
-        "ms_per_3s_clip_numba": round(numba_ms, 2),
-        "ms_per_3s_clip_torch": round(torch_ms, 2),
-        "ms_per_3s_clip_numba_clean_bird": round(clean_ms, 2),
-        "numba_vs_torch": round(torch_ms / numba_ms, 2),
-        "bank_mb": round(bank.nbytes / 2**20, 3),
-        "bank_mb_per_species": round(bank.nbytes / 2**20 / len(bank), 3),
-        "rss_growth_mb_over_growth_clips": round(rss_after - rss_before, 1),
-        "growth_clips": args.growth_clips,
-        "threads": 1,
-    }
-    json.dump(report, sys.stdout, indent=2)
-    print()
+        bank.sample(bank.species[i % len(bank)], n=1, seconds=CLIP_SECONDS, seed=i, scene=scene)
+    report["rss_growth_mb_over_growth_clips"] = _rss_mb() - rss_before
+    report["growth_clips"] = args.growth_clips
+    report["threads"] = 1
+    report["cuda"] = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    print_json(report, indent=2)
     return 0
 
 

@@ -29,7 +29,8 @@ from joblib import Parallel, delayed
 from ddsp_augment.dsp import numba_kernels as nk
 from ddsp_augment.evaluation.metrics import f0_accuracy, loudness_mae_db, spectral_distance
 from ddsp_augment.features.background import FLOOR_FFT_SIZE, render_noise_floor
-from ddsp_augment.features.pitch import estimate_f0, loudness_db
+from ddsp_augment.features.loudness import loudness_db
+from ddsp_augment.features.pitch import estimate_f0
 from ddsp_augment.model.storage import SavedSpecies, load_species_model
 from ddsp_augment.plotting import stacked_spectrograms
 from ddsp_augment.training.preprocess import Recording, load_processed, preprocess_folder

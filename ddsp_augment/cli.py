@@ -111,8 +111,14 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument(*_flags("sample_rate"), type=int, default=SAMPLE_RATE, help="model rate (Hz)")
     p.add_argument(*_flags("hop_length"), type=int, default=HOP_LENGTH, help="control hop")
     p.add_argument(*_flags("f0_method"), choices=("numba", "crepe"), default="numba")
-    p.add_argument(*_flags("fmin"), type=float, default=F0_MIN_HZ, help="lowest F0 (Hz)")
-    p.add_argument(*_flags("fmax"), type=float, default=F0_MAX_HZ, help="highest F0 (Hz)")
+    # --fmin/--fmax: the spellings of earlier releases.
+    for name, old, default, role in (
+        ("f_min", "--fmin", F0_MIN_HZ, "lowest"),
+        ("f_max", "--fmax", F0_MAX_HZ, "highest"),
+    ):
+        p.add_argument(
+            *_flags(name), old, dest=name, type=float, default=default, help=f"{role} F0 (Hz)"
+        )
     p.add_argument(*_flags("jobs"), type=int, default=1, help="parallel workers")
     p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
     p.set_defaults(handler=_run_preprocess)
@@ -170,7 +176,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(*_flags("n"), type=int, default=5, help="songs per species")
     p.add_argument(*_flags("seconds"), type=float, default=3.0, help="length of each song")
     p.add_argument(*_flags("seed"), type=int, default=0)
-    p.add_argument(*_flags("sample_rate"), type=int, default=32000, help="output rate (Hz)")
+    p.add_argument(*_flags("sample_rate"), type=int, default=SAMPLE_RATE, help="output rate (Hz)")
     p.add_argument(*_flags("backend"), choices=("numba", "torch"), default="numba")
     p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
     p.add_argument(*_flags("real_path"), help="real recordings (<species>/*) for contact sheets")
@@ -335,8 +341,8 @@ def _run_preprocess(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         hop_length=args.hop_length,
         f0_method=args.f0_method,
-        fmin=args.fmin,
-        fmax=args.fmax,
+        f_min=args.f_min,
+        f_max=args.f_max,
     )
     with warnings.catch_warnings():
         # The summary below lists skipped files; the warning would only repeat it.

@@ -9,5 +9,18 @@ HOP_LENGTH = 64
 F0_MIN_HZ = 1000.0
 F0_MAX_HZ = 12000.0
 LOUDNESS_FLOOR_DB = -100.0
+# Frames within this many dB of a recording's loudest are "active" (the bird, not the pauses):
+# training crops and validation, segmentation, evaluation and the spectral-distance metric agree.
+ACTIVE_RANGE_DB = 40.0
+# ``confidence >= VOICED_THRESHOLD`` marks a voiced frame, for either F0 tracker.
+VOICED_THRESHOLD = 0.5
 
-__all__ = ["F0_MAX_HZ", "F0_MIN_HZ", "HOP_LENGTH", "LOUDNESS_FLOOR_DB", "SAMPLE_RATE"]
+__all__ = [
+    "ACTIVE_RANGE_DB",
+    "F0_MAX_HZ",
+    "F0_MIN_HZ",
+    "HOP_LENGTH",
+    "LOUDNESS_FLOOR_DB",
+    "SAMPLE_RATE",
+    "VOICED_THRESHOLD",
+]

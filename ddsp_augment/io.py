@@ -5,11 +5,13 @@ Every problem with a user's file raises :class:`AudioError`, whose message start
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
@@ -18,9 +20,11 @@ import soxr
 __all__ = [
     "AUDIO_EXTENSIONS",
     "AudioError",
+    "PathError",
     "atomic_write",
     "load_audio",
     "load_folder",
+    "read_json",
     "resample",
     "save_audio",
     "scan_folder",
@@ -29,13 +33,49 @@ __all__ = [
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 
-class AudioError(ValueError):
-    """A recording that cannot be used; ``str(error)`` is ``"<path>: <reason>"``."""
+class PathError(ValueError):
+    """A user file that cannot be used: ``path``, ``reason``, ``str(error) == "<path>: <reason>"``.
+
+    Base of :class:`AudioError`, ``model.storage.ModelFileError`` and
+    ``sampling.generate.SidecarError``: catch it for any unusable input file.
+    """
 
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class AudioError(PathError):
+    """A recording that cannot be used (missing, unreadable, empty, NaN, silent)."""
+
+
+def read_json(
+    path: str | Path,
+    error: type[PathError] = PathError,
+    missing: str = "missing",
+    file_format: tuple[str, int, str] | None = None,
+) -> dict[str, Any]:
+    """A JSON object from ``path``; ``error(path, reason)`` when the file is ``missing`` (that
+    reason), not valid JSON, not an object, or, with ``file_format = (name, version, noun)``,
+    when its ``"format"`` is not ``name`` or its ``"format_version"`` not ``version``."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(path, missing)
+    try:
+        payload = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as caught:
+        raise error(path, f"not valid JSON ({caught})") from caught
+    if not isinstance(payload, dict):
+        raise error(path, "not a JSON object")
+    if file_format is not None:
+        name, version, noun = file_format
+        if payload.get("format") != name:
+            raise error(path, f"not a {name} {noun}")
+        if payload.get("format_version") != version:
+            found = payload.get("format_version")
+            raise error(path, f"{noun} version {found!r}; this ddsp-augment reads {version}")
+    return payload
 
 
 def resample(audio: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
@@ -188,7 +228,7 @@ def scan_folder(root: str | Path) -> list[tuple[Path, str]]:
 
 
 def load_folder(
-    root: str | Path, sample_rate: int, on_error: str = "skip"
+    root: str | Path, sample_rate: int, on_error: Literal["skip", "raise"] = "skip"
 ) -> tuple[list[tuple[Path, str, np.ndarray]], list[tuple[Path, str]]]:
     """Load every recording of :func:`scan_folder` at ``sample_rate``.
 

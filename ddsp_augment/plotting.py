@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .dsp.spectral import magnitude_spectrogram
 from .io import atomic_write
 
 __all__ = [
@@ -43,11 +45,7 @@ def spectrogram_db(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, flo
     Hann window of 512 samples, hop 128 (16 ms / 4 ms at 32 kHz).
     """
     audio = np.asarray(audio, np.float32).ravel()
-    if audio.size < _N_FFT:
-        audio = np.pad(audio, (0, _N_FFT - audio.size))
-    window = np.hanning(_N_FFT + 1)[:-1].astype(np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(audio, _N_FFT)[::_HOP]
-    magnitude = np.abs(np.fft.rfft(frames * window, axis=1)).T
+    magnitude = magnitude_spectrogram(audio, _N_FFT, _HOP, center=False)
     top_hz = min(_TOP_HZ, sample_rate / 2)
     n_bins = int(np.floor(top_hz / (sample_rate / _N_FFT))) + 1
     db = 20 * np.log10(magnitude[:n_bins] + 1e-10)
@@ -169,7 +167,7 @@ def stacked_spectrograms(
 
 
 def comparison_panels(
-    panels: Sequence[tuple[str, str, Mapping[str, np.ndarray]]],
+    panels: Sequence[tuple[Literal["hist", "line"], str, Mapping[str, np.ndarray]]],
     path: str | Path,
     title: str | None = None,
     bins: int = 40,

@@ -2,13 +2,13 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from ddsp_augment.cli import build_parser, format_table, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 
 @pytest.mark.parametrize(
@@ -21,6 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_underscore_and_dashed_spellings_parse_alike(argv):
     args = build_parser().parse_args(argv)
     assert (args.data_path, args.output_path, args.sample_rate) == ("in/", "out/", 22050)
+
+
+@pytest.mark.parametrize(
+    "spelling", [("--f_min", "--f_max"), ("--f-min", "--f-max"), ("--fmin", "--fmax")]
+)
+def test_f0_band_flags_keep_their_earlier_spelling(spelling):
+    args = build_parser().parse_args(["preprocess", spelling[0], "1500", spelling[1], "9000"])
+    assert (args.f_min, args.f_max) == (1500.0, 9000.0)
 
 
 def test_defaults_follow_the_plan_layout():

@@ -19,7 +19,8 @@ from _faults import KILLED, count_steps, crash_during, snapshot
 
 from ddsp_augment.features.contours import ContourBank, Segment
 from ddsp_augment.io import atomic_write
-from ddsp_augment.model.species_model import DecoderConfig, SpeciesModel
+from ddsp_augment.model.decoder import DecoderConfig
+from ddsp_augment.model.species_model import SpeciesModel
 from ddsp_augment.model.storage import (
     load_checkpoint,
     load_species_model,

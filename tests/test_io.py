@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import XC_GERMANY
 
 from ddsp_augment.io import (
     AudioError,
@@ -19,8 +20,6 @@ from ddsp_augment.io import (
     save_audio,
     scan_folder,
 )
-
-XC_GERMANY = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "xc-germany"
 
 
 def _tone(freq: float, sr: int, seconds: float = 1.0, amp: float = 0.5) -> np.ndarray:

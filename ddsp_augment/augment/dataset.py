@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
+from ..checks import Backend, check_backend
 from ..sampling.bank import SpeciesBank
 from ..sampling.jitter import JitterConfig
 from ..sampling.scene import SceneConfig
@@ -42,7 +43,6 @@ __all__ = ["DEFAULT_SCENE", "ClassCount", "DDSPBalancedDataset"]
 
 Target = Literal["max", "mean"] | int | float | Mapping[Hashable, int]
 Backgrounds = Literal["dataset", "species"] | np.ndarray
-Backend = Literal["numba", "torch"]
 LabelToSpecies = Mapping[Hashable, str] | Callable[[Hashable], str | None]
 
 #: The scene that measured best for classifier training (benchmarks/classifier_gain.py, README):
@@ -216,8 +216,7 @@ class DDSPBalancedDataset(Dataset):
             seconds = float(seconds)
         if sample_rate is not None:
             sample_rate = check_sample_rate(sample_rate, "sample_rate")
-        if backend not in ("numba", "torch"):
-            raise ValueError(f"backend must be 'numba' or 'torch', got {backend!r}")
+        check_backend(backend)
         if isinstance(backgrounds, str) and backgrounds not in ("species", "dataset"):
             raise ValueError(
                 f"backgrounds must be 'dataset', 'species' or an array, got {backgrounds!r}"

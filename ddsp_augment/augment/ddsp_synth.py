@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 from audiomentations.core.transforms_interface import BaseWaveformTransform
 from numpy.typing import NDArray
 
+from ..checks import Backend, check_backend
 from ..sampling.bank import SpeciesBank
 from ..sampling.jitter import JitterConfig
 
 __all__ = ["DDSPSynth", "as_float_audio"]
 
-_MODES = ("resynth", "mix")
-_BACKENDS = ("numba", "torch")
+Mode = Literal["resynth", "mix"]
+_MODES = get_args(Mode)
 # The song's peak stays at or below this (or the input's own peak, when that is higher).
 _PEAK = 0.99
 # Spawn-key word marking an unpickled copy's branch of its parent's seed (never a worker id).
@@ -105,7 +106,7 @@ class DDSPSynth(BaseWaveformTransform):
         self,
         bank: SpeciesBank | str | Path,
         species: str | None = None,
-        mode: str = "resynth",
+        mode: Mode = "resynth",
         min_snr_db: float = 0.0,
         max_snr_db: float = 20.0,
         keep_background: bool = False,
@@ -113,7 +114,7 @@ class DDSPSynth(BaseWaveformTransform):
         tempo: tuple[float, float] | None = None,
         vibrato_cents: tuple[float, float] | None = None,
         vibrato_hz: tuple[float, float] | None = None,
-        backend: str = "numba",
+        backend: Backend = "numba",
         p: float = 0.5,
         seed: int | None = None,
     ) -> None:
@@ -122,8 +123,7 @@ class DDSPSynth(BaseWaveformTransform):
         super().__init__(p)
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-        if backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        check_backend(backend)
         if min_snr_db > max_snr_db:
             raise ValueError(f"min_snr_db ({min_snr_db}) must not exceed max_snr_db ({max_snr_db})")
         if seed is not None and (not isinstance(seed, int | np.integer) or seed < 0):

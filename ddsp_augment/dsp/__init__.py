@@ -1,14 +1,17 @@
-"""DSP core: differentiable torch functions, numba CPU kernels, thin synth modules."""
+"""DSP core: differentiable torch functions, numba CPU kernels, the spectral front end, and thin
+synthesiser and effect modules."""
 
-from . import functional, numba_kernels, synths
-from .synths import ExpDecayReverb, FilteredNoise, Harmonic, Reverb
+from . import effects, functional, numba_kernels, spectral, synths
+from .effects import Reverb
+from .synths import FilteredNoise, Harmonic
 
 __all__ = [
-    "ExpDecayReverb",
     "FilteredNoise",
     "Harmonic",
     "Reverb",
+    "effects",
     "functional",
     "numba_kernels",
+    "spectral",
     "synths",
 ]

@@ -18,6 +18,7 @@ __all__ = [
     "fft_convolve",
     "filtered_noise",
     "harmonic_synth",
+    "harmonic_synth_recurrent",
     "noise_impulse_responses",
     "remove_above_nyquist",
     "upsample_linear",
@@ -63,6 +64,29 @@ def remove_above_nyquist(harmonic_distribution: Tensor, f0_hz: Tensor, sample_ra
     return masked / masked.sum(-1, keepdim=True).clamp_min(1e-7)
 
 
+def _harmonic_amplitudes_and_phase(
+    f0_hz: Tensor,
+    amplitude: Tensor,
+    harmonic_distribution: Tensor,
+    sample_rate: int,
+    hop_length: int,
+    n_samples: int,
+) -> tuple[Tensor, Tensor]:
+    """What both oscillator banks start from: the amplitudes of the harmonics that sound in some
+    frame ``[batch, frames, n_active]`` and the fundamental's phase ``[batch, n_samples]``
+    (float64, wrapped to ``[0, 2π)``)."""
+    distribution = remove_above_nyquist(harmonic_distribution, f0_hz, sample_rate)
+    # Harmonics masked in every frame are exactly zero: skip them (a 3 kHz song keeps 5 of 64).
+    # The kept harmonics are a prefix in each frame, and the lowest F0 keeps the longest one.
+    ks = torch.arange(1, distribution.shape[-1] + 1, device=f0_hz.device, dtype=f0_hz.dtype)
+    n_active = int((f0_hz.min() * ks < sample_rate / 2).sum())
+    harmonic_amps = distribution[..., :n_active] * amplitude[..., None]
+    # float64 phase: a float32 cumsum over minutes drifts by audible fractions of a cycle.
+    f0 = upsample_linear(f0_hz.to(torch.float64)[..., None], hop_length, n_samples)[..., 0]
+    phase = torch.remainder(torch.cumsum(2 * math.pi * f0 / sample_rate, dim=1), 2 * math.pi)
+    return harmonic_amps, phase
+
+
 def harmonic_synth(
     f0_hz: Tensor,
     amplitude: Tensor,
@@ -88,17 +112,11 @@ def harmonic_synth(
     Returns:
         ``[batch, n_samples]`` audio (dtype of ``amplitude``).
     """
-    distribution = remove_above_nyquist(harmonic_distribution, f0_hz, sample_rate)
-    # Harmonics masked in every frame are exactly zero: skip them (a 3 kHz song keeps 5 of 64).
-    # The kept harmonics are a prefix in each frame, and the lowest F0 keeps the longest one.
-    ks = torch.arange(1, distribution.shape[-1] + 1, device=f0_hz.device, dtype=f0_hz.dtype)
-    n_active = int((f0_hz.min() * ks < sample_rate / 2).sum())
-    harmonic_amps = distribution[..., :n_active] * amplitude[..., None]
-    # float64 phase: a float32 cumsum over minutes drifts by audible fractions of a cycle.
-    f0 = upsample_linear(f0_hz.to(torch.float64)[..., None], hop_length, n_samples)[..., 0]
-    phase = torch.remainder(torch.cumsum(2 * math.pi * f0 / sample_rate, dim=1), 2 * math.pi)
+    harmonic_amps, phase = _harmonic_amplitudes_and_phase(
+        f0_hz, amplitude, harmonic_distribution, sample_rate, hop_length, n_samples
+    )
     amps = upsample_linear(harmonic_amps, hop_length, n_samples)
-    ks = torch.arange(1, n_active + 1, device=phase.device, dtype=torch.float64)
+    ks = torch.arange(1, harmonic_amps.shape[-1] + 1, device=phase.device, dtype=torch.float64)
     # k·phase is wrapped again so sin() sees small arguments, exact in float32.
     partials = torch.sin(torch.remainder(phase[..., None] * ks, 2 * math.pi).to(amps.dtype))
     return (partials * amps).sum(-1)
@@ -183,3 +201,48 @@ def exp_decay_ir(decay_s: Tensor | float, length: int, sample_rate: int, noise: 
     t = torch.arange(length, device=noise.device, dtype=noise.dtype) / sample_rate
     decay = torch.as_tensor(decay_s, device=noise.device, dtype=noise.dtype).reshape(-1, 1)
     return noise[..., :length] * torch.exp(-math.log(1000.0) * t / decay)
+
+
+def harmonic_synth_recurrent(
+    f0_hz: Tensor,
+    amplitude: Tensor,
+    harmonic_distribution: Tensor,
+    sample_rate: int,
+    hop_length: int,
+    n_samples: int,
+) -> Tensor:
+    """:func:`harmonic_synth` for generation: same arguments and output within float32 rounding
+    (≤ 1e-5 of the peak for 32 harmonics), a fraction of its memory and time.
+
+    Instead of one ``sin`` per harmonic and sample on ``[batch, n_samples, harmonics]`` float64
+    phases, harmonic ``k + 1`` comes from the two below it by the Chebyshev recurrence
+    ``sin((k+1)φ) = 2 cos φ sin(kφ) − sin((k−1)φ)`` (errors grow at most linearly in ``k``), and
+    each harmonic's amplitude is interpolated frame to frame by broadcasting, one harmonic at a
+    time: every tensor is ``[batch, n_samples]``.
+    """
+    harmonic_amps, phase = _harmonic_amplitudes_and_phase(
+        f0_hz, amplitude, harmonic_distribution, sample_rate, hop_length, n_samples
+    )
+    n_active = harmonic_amps.shape[-1]
+    phase = phase.to(amplitude.dtype)
+    sin_k, sin_below = torch.sin(phase), torch.zeros_like(phase)
+    two_cos = 2 * torch.cos(phase)
+    # Linear interpolation between frame centres, then held: sample i*hop + j of segment i is
+    # a[i] + (a[i+1] - a[i]) * j / hop.
+    batch, frames = harmonic_amps.shape[:2]
+    ramp = torch.arange(hop_length, device=phase.device, dtype=phase.dtype) / hop_length
+    n_ramped = min(n_samples, (frames - 1) * hop_length)
+    out = torch.zeros_like(phase)
+    for k in range(n_active):
+        a = harmonic_amps[..., k]
+        ramped = a[:, :-1, None] + (a[:, 1:] - a[:, :-1])[..., None] * ramp
+        amp = torch.cat(
+            [
+                ramped.reshape(batch, -1)[:, :n_ramped],
+                a[:, -1:].expand(batch, n_samples - n_ramped),
+            ],
+            dim=1,
+        )
+        out += amp * sin_k
+        sin_k, sin_below = two_cos * sin_k - sin_below, sin_k
+    return out

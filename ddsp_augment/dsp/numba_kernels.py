@@ -9,6 +9,9 @@ their output:
   the Chebyshev recurrence ``sin((k+1)φ) = 2 cos φ sin(kφ) − sin((k−1)φ)``, vectorised over the
   frame's samples: one rotation per sample whatever the harmonic count. Harmonics at or above
   Nyquist are never computed.
+* separable conv stack (the species decoder's core, so generation needs no torch call): frames
+  major, so each 1×1 conv is a BLAS matrix product (in blocks kept on the calling thread, see
+  ``_BLAS_BLOCK``; 3× a hand-written loop) and the depthwise taps are vectorised over channels.
 * filtered noise: each frame's FIR is designed by a small cosine transform (the irfft of real,
   even magnitudes) and applied by direct convolution, eight input samples per pass so the
   overlap-add buffer is read and written once per eight taps instead of once per tap.
@@ -23,13 +26,26 @@ import numpy as np
 import scipy.fft as sfft
 from numba import njit
 
-__all__ = ["fft_convolve", "filtered_noise", "harmonic_synth", "noise_impulse_responses"]
+__all__ = [
+    "convolution_size",
+    "exp_sigmoid",
+    "fft_convolve",
+    "filtered_noise",
+    "harmonic_synth",
+    "noise_impulse_responses",
+    "rfft",
+    "separable_conv_stack",
+]
 
 # "contract" lets LLVM fuse multiply-adds; no reassociation, so results do not depend on the
 # vector width of the machine.
 _FASTMATH = {"contract"}
 # Input samples folded into one pass over the overlap-add buffer (see _filtered_noise_kernel).
 _UNROLL = 8
+# Multiply-adds per BLAS call in the conv stack: OpenBLAS keeps products of up to 2^18 on the
+# calling thread. Larger ones it splits over threads that spin against other work on a busy
+# machine (a 3 s clip's decoder took 130 ms instead of 2), and no caller asked for threads.
+_BLAS_BLOCK = 2**17
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -265,10 +281,156 @@ def filtered_noise(magnitudes: np.ndarray, noise: np.ndarray, hop_length: int) -
     )
 
 
-def fft_convolve(audio: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
-    """Linear convolution ``audio [n] * impulse_response [m]`` → ``[n]`` float32 (tail dropped)."""
+def convolution_size(n: int, m: int) -> int:
+    """FFT size for the linear convolution of ``n`` and ``m`` samples (fast for scipy)."""
+    return sfft.next_fast_len(n + m - 1, real=True)
+
+
+def rfft(signal: np.ndarray, size: int) -> np.ndarray:
+    """``scipy.fft.rfft`` on one thread (callers run in parallel workers)."""
+    return sfft.rfft(signal, size, workers=1)
+
+
+def fft_convolve(audio: np.ndarray, ir_spectrum: np.ndarray, size: int) -> np.ndarray:
+    """Linear convolution ``audio [n] * ir`` → ``[n]`` float32 (tail dropped), given the IR's
+    spectrum ``rfft(ir, size)`` with ``size >= convolution_size(n, len(ir))``: a fixed IR
+    convolved with many clips is transformed once."""
     n = audio.shape[0]
-    size = sfft.next_fast_len(n + impulse_response.shape[0] - 1, real=True)
-    spectrum = sfft.rfft(audio, size, workers=1)
-    spectrum *= sfft.rfft(impulse_response, size, workers=1)
+    spectrum = rfft(audio, size)
+    spectrum *= ir_spectrum
     return sfft.irfft(spectrum, size, workers=1)[:n].astype(np.float32)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _matmul_bias(x, weight, bias, out):  # pragma: no cover
+    """``out = x @ weight + bias`` for ``x [T, I]``, ``weight [I, O]``, by BLAS in row blocks
+    of at most ``_BLAS_BLOCK`` multiply-adds, which BLAS runs on the calling thread."""
+    frames = x.shape[0]
+    rows = max(1, _BLAS_BLOCK // (weight.shape[0] * weight.shape[1]))
+    for t0 in range(0, frames, rows):
+        t1 = min(t0 + rows, frames)
+        np.dot(x[t0:t1], weight, out[t0:t1])
+    out += bias
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _separable_stack_kernel(
+    x, in_w, in_b, dw_w, dw_b, pw_w, pw_b, out_w, out_b, slope
+):  # pragma: no cover
+    frames = x.shape[0]
+    n_layers, kernel, channels = dw_w.shape
+    half = kernel // 2
+    hidden = np.empty((frames, channels), np.float32)
+    _matmul_bias(x, in_w, in_b, hidden)
+    depthwise = np.empty((frames, channels), np.float32)
+    pointwise = np.empty((frames, channels), np.float32)
+    for layer in range(n_layers):
+        dilation = 1 << layer
+        # 2-D indexing, no row views: a view per frame and tap cost more than the arithmetic.
+        for t in range(frames):
+            for c in range(channels):
+                depthwise[t, c] = dw_b[layer, c]
+            for j in range(kernel):
+                source = t + (j - half) * dilation
+                # Zero padding: taps reaching before the first or past the last frame add nothing.
+                if 0 <= source < frames:
+                    for c in range(channels):
+                        depthwise[t, c] += dw_w[layer, j, c] * hidden[source, c]
+        # A contiguous copy (16 kB): numba types pw_w[layer] as any-layout, which np.dot
+        # would multiply by loops instead of BLAS.
+        _matmul_bias(depthwise, np.ascontiguousarray(pw_w[layer]), pw_b[layer], pointwise)
+        for t in range(frames):
+            for c in range(channels):
+                v = pointwise[t, c]
+                hidden[t, c] += v if v >= 0 else slope * v
+    out = np.empty((frames, out_w.shape[1]), np.float32)
+    _matmul_bias(hidden, out_w, out_b, out)
+    return out
+
+
+def separable_conv_stack(
+    x: np.ndarray,
+    input_weight: np.ndarray,
+    input_bias: np.ndarray,
+    depthwise_weight: np.ndarray,
+    depthwise_bias: np.ndarray,
+    pointwise_weight: np.ndarray,
+    pointwise_bias: np.ndarray,
+    output_weight: np.ndarray,
+    output_bias: np.ndarray,
+    negative_slope: float = 0.1,
+) -> np.ndarray:
+    """1×1 conv in, residual depthwise-separable dilated convs, 1×1 conv out, for one sequence.
+
+    Layer ``l`` is ``h + leaky_relu(pointwise_l(depthwise_l(h)))`` with dilation ``2**l`` and
+    zero "same" padding, as ``torch.nn.Conv1d`` computes it (cross-correlation).
+
+    Args:
+        x: ``[frames, in_channels]`` input (frames-major, unlike torch's ``[channels, frames]``).
+        input_weight: ``[in_channels, channels]`` (torch's ``[channels, in_channels, 1]``
+            transposed); ``input_bias [channels]``.
+        depthwise_weight: ``[layers, channels, kernel]`` (torch's ``[channels, 1, kernel]``
+            per layer; odd kernel); ``depthwise_bias [layers, channels]``.
+        pointwise_weight: ``[layers, channels_in, channels_out]``; ``pointwise_bias
+            [layers, channels]``.
+        output_weight: ``[channels, out_channels]``; ``output_bias [out_channels]``.
+        negative_slope: Leaky ReLU slope.
+
+    Returns:
+        ``[frames, out_channels]`` float32.
+    """
+    f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
+    if depthwise_weight.shape[-1] % 2 != 1:
+        raise ValueError(f"depthwise kernel must be odd, got {depthwise_weight.shape[-1]}")
+    return _separable_stack_kernel(
+        f32(x),
+        f32(input_weight),
+        f32(input_bias),
+        # [layers, kernel, channels]: each tap's weights contiguous over channels.
+        f32(np.swapaxes(depthwise_weight, 1, 2)),
+        f32(depthwise_bias),
+        f32(pointwise_weight),
+        f32(pointwise_bias),
+        f32(output_weight),
+        f32(output_bias),
+        np.float32(negative_slope),
+    )
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _exp_sigmoid_kernel(x, columns, exponent_log, max_value, threshold):  # pragma: no cover
+    out = np.zeros_like(x)
+    for r in range(x.shape[0]):
+        for c in range(columns[r]):
+            # max * sigmoid(v) ** log(exponent) = max * (1 + e^-v) ** -log(exponent), in float32.
+            # log(1 + t), not log1p: 2.5× cheaper, and where they differ (t < 1e-7) the result
+            # moves by under 3e-7 of itself. t = inf for v < -88: the output is the threshold.
+            softplus = math.log(np.float32(1.0) + math.exp(-x[r, c]))
+            out[r, c] = max_value * math.exp(-exponent_log * softplus) + threshold
+    return out
+
+
+def exp_sigmoid(
+    x: np.ndarray,
+    exponent: float = 10.0,
+    max_value: float = 2.0,
+    threshold: float = 1e-7,
+    columns: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`.functional.exp_sigmoid` on a float32 array ``[..., n]``, in one pass.
+
+    ``columns`` (ints, shape ``x.shape[:-1]``) computes only each row's first ``columns`` values
+    and leaves the rest 0 (harmonics above Nyquist, which no synthesiser reads).
+    """
+    x = np.asarray(x, np.float32)
+    rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1))
+    if columns is None:
+        counts = np.full(rows.shape[0], rows.shape[1], np.int64)
+    else:
+        counts = np.clip(np.asarray(columns, np.int64).reshape(-1), 0, rows.shape[1])
+        if counts.shape[0] != rows.shape[0]:
+            raise ValueError(f"columns must have shape {x.shape[:-1]}, got {np.shape(columns)}")
+    out = _exp_sigmoid_kernel(
+        rows, counts, np.float32(math.log(exponent)), np.float32(max_value), np.float32(threshold)
+    )
+    return out.reshape(x.shape)

@@ -38,14 +38,15 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..constants import HOP_LENGTH, SAMPLE_RATE
+from ..constants import ACTIVE_RANGE_DB, HOP_LENGTH, SAMPLE_RATE, VOICED_THRESHOLD
+from ..dsp.spectral import log_mel
 from ..features.activity import bird_activity
 from ..features.background import noise_floor
-from ..features.pitch import estimate_f0, log_mel
+from ..features.pitch import estimate_f0
 from ..io import AUDIO_EXTENSIONS, AudioError, atomic_write, load_audio, scan_folder
+from ..model.storage import find_model_dirs
 from ..plotting import comparison_panels
 from ..sampling.bank import SpeciesBank
-from ..sampling.generate import find_model_dirs
 from ..training.preprocess import (
     PreprocessSettings,
     Recording,
@@ -73,8 +74,6 @@ __all__ = [
     "split_halves",
 ]
 
-_ACTIVE_DB = 40.0  # frames within this of the clip's loudest are active (as in training)
-_VOICED = 0.5
 _WINDOW_SECONDS = 1.0
 _WINDOW_HOP_SECONDS = 0.5
 _WINDOW_RANGE_DB = 20.0  # embed windows within this of the clip's loudest window
@@ -134,11 +133,11 @@ def analyse_clip(
         loudness = bird_activity(audio, sample_rate, floor, hop_length=hop_length).loudness_db
     n = min(f0_hz.shape[0], confidence.shape[0], loudness.shape[0])
     f0_hz, confidence, loudness = f0_hz[:n], confidence[:n], loudness[:n]
-    active = loudness >= loudness.max() - _ACTIVE_DB
-    voiced = active & (confidence >= _VOICED)
+    active = loudness >= loudness.max() - ACTIVE_RANGE_DB
+    voiced = active & (confidence >= VOICED_THRESHOLD)
     mel = log_mel(audio, sample_rate)
     mel_level = np.log(np.exp(mel).sum(0))
-    mel_active = mel_level >= mel_level.max() - _ACTIVE_DB * math.log(10) / 10
+    mel_active = mel_level >= mel_level.max() - ACTIVE_RANGE_DB * math.log(10) / 10
     return ClipStats(
         name=name,
         group=group,
@@ -269,8 +268,8 @@ def _resynthesis(
     for rec in bar:
         if rec.sample_rate != model.config.sample_rate or rec.hop_length != model.config.hop_length:
             continue
-        active = rec.loudness_db >= rec.loudness_db.max() - _ACTIVE_DB
-        voiced = active & (rec.confidence >= _VOICED)
+        active = rec.loudness_db >= rec.loudness_db.max() - ACTIVE_RANGE_DB
+        voiced = active & (rec.confidence >= VOICED_THRESHOLD)
         if not voiced.any():
             continue
         rng = np.random.default_rng(_RESYNTH_SEED)

@@ -34,16 +34,19 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..constants import LOUDNESS_FLOOR_DB
+from ..constants import LOUDNESS_FLOOR_DB, VOICED_THRESHOLD
 from ..dsp.functional import remove_above_nyquist
-from ..features.background import noise_floor, render_noise_floor, stft_magnitude
+from ..dsp.spectral import stft_magnitude
+from ..features.background import noise_floor, render_noise_floor
 from ..features.contours import ContourBank
-from ..features.pitch import estimate_f0, loudness_db
+from ..features.loudness import loudness_db
+from ..features.pitch import estimate_f0
 from ..io import atomic_write
 from ..model.species_model import SpeciesModel
+from ..model.storage import find_model_dirs
 from ..plotting import draw_spectrogram, save_figure
 from ..sampling.bank import SpeciesBank
-from ..sampling.generate import find_model_dirs, real_clips
+from ..sampling.generate import real_clips
 from ..sampling.jitter import JitterConfig, jitter_contours, shift_pitch
 
 __all__ = [
@@ -86,7 +89,6 @@ NEUTRAL_JITTER = JitterConfig(
 _N_FFT = 512  # plotting.spectrogram_db's resolution: 16 ms window, 4 ms hop at 32 kHz
 _TOP_HZ = 16000.0
 _RANGE_DB = 80.0
-_VOICED = 0.5  # voicing confidence drawn as "voiced", as in training
 _HARMONIC_RANGE_DB = 60.0
 _GAP_SECONDS = 0.1  # silence between training segments laid end to end
 _NO_REAL = "no real recording given"
@@ -163,7 +165,7 @@ def training_excerpt(
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     voiced: dict[str, int] = {}
     for segment in contours.segments:
-        count = int(np.sum(segment.confidence >= _VOICED))
+        count = int(np.sum(segment.confidence >= VOICED_THRESHOLD))
         voiced[segment.recording] = voiced.get(segment.recording, 0) + count
     recording = max(voiced, key=lambda name: (voiced[name], name))
     gap = int(round(_GAP_SECONDS * contours.frame_rate))
@@ -328,7 +330,7 @@ def pick_phrase(
     length = max(1, int(round(max_seconds * contours.frame_rate)))
     best: tuple[int, Any, int] | None = None
     for segment in contours.segments:
-        voiced = np.concatenate([[0], np.cumsum(segment.confidence >= _VOICED)])
+        voiced = np.concatenate([[0], np.cumsum(segment.confidence >= VOICED_THRESHOLD)])
         width = min(length, len(segment))
         counts = voiced[width:] - voiced[:-width]
         start = int(np.argmax(counts))
@@ -541,9 +543,11 @@ def _note(ax: Axes, text: str) -> None:
 
 def _draw_contours(ax_f0: Axes, ax_loud: Axes, view: ContourView) -> None:
     t = view.time_s
-    voiced = np.where(view.confidence >= _VOICED, view.f0_hz, np.nan) / 1000
+    voiced = np.where(view.confidence >= VOICED_THRESHOLD, view.f0_hz, np.nan) / 1000
     ax_f0.plot(t, view.f0_hz / 1000, color="0.7", linewidth=0.6, label="F0")
-    ax_f0.plot(t, voiced, color="C0", linewidth=1.6, label=f"F0 where confidence ≥ {_VOICED}")
+    ax_f0.plot(
+        t, voiced, color="C0", linewidth=1.6, label=f"F0 where confidence ≥ {VOICED_THRESHOLD}"
+    )
     ax_f0.set_ylabel("F0 (kHz)")
     twin = ax_f0.twinx()
     twin.set_gid("confidence")

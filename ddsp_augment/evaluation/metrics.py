@@ -1,18 +1,18 @@
 """Numbers the product reports: F0 accuracy, loudness error, spectral and distribution distances.
 
-numpy and scipy only (the STFT and mel filterbank are computed here, matching librosa's
-``stft(center=True, pad_mode="constant")`` and ``filters.mel`` defaults), so evaluation needs
-no deep-learning stack.
+Spectra come from :mod:`..dsp.spectral` (librosa's STFT with zero centre padding, Slaney mel
+filters), the distribution distances from scipy.
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 import scipy.linalg
 import scipy.spatial.distance
 import scipy.stats
+
+from ..constants import ACTIVE_RANGE_DB
+from ..dsp.spectral import frame_signal, hann_window, log_mel, magnitude_spectrogram
 
 __all__ = [
     "SPECTRAL_FFT_SIZES",
@@ -29,13 +29,7 @@ __all__ = [
 ]
 
 SPECTRAL_FFT_SIZES: tuple[int, ...] = (2048, 1024, 512, 256, 128)
-# spectral_distance: frames within this many dB of the loudest are "active".
-_ACTIVE_RANGE_DB = 40.0
 _LOG_FLOOR = 1e-5
-# Log-mel analysis shared by log_mel_distance and log_mel_embedding: birdsong lives above
-# 500 Hz; log(mel + 1e-6) as in features.log_mel.
-_MEL = {"n_fft": 1024, "hop_length": 256, "n_mels": 64, "fmin": 500.0}
-_MEL_FLOOR = 1e-6
 
 
 def _signal(x: np.ndarray, name: str) -> np.ndarray:
@@ -113,23 +107,10 @@ def loudness_mae_db(a: np.ndarray, b: np.ndarray, active: np.ndarray | None = No
 # --- spectra -------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=16)
-def _hann(n_fft: int) -> np.ndarray:
-    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    window.setflags(write=False)
-    return window
-
-
-def _windowed_frames(x: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
-    """Centre-padded (zeros), periodic-Hann-windowed frames ``[frames, n_fft]``; frame ``i``
-    is centred on sample ``i·hop_length``."""
-    padded = np.pad(x, n_fft // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
-    return frames * _hann(n_fft)
-
-
-def _magnitude(frames: np.ndarray) -> np.ndarray:
-    return np.abs(np.fft.rfft(frames, axis=-1))
+def _frame_power_db(audio: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """Mean square of each centred, Hann-windowed frame in dB ``[frames]``."""
+    frames = frame_signal(audio, n_fft, hop_length) * hann_window(n_fft)
+    return 10 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-20)
 
 
 def spectral_distance(
@@ -166,55 +147,12 @@ def spectral_distance(
     distances = []
     for n_fft in SPECTRAL_FFT_SIZES:
         hop = n_fft // 4
-        x_frames = _windowed_frames(x, n_fft, hop)
-        ref_frames = x_frames if reference is x else _windowed_frames(reference, n_fft, hop)
-        power_db = 10 * np.log10(np.mean(np.square(ref_frames, dtype=np.float64), axis=1) + 1e-20)
-        active = power_db >= power_db.max() - _ACTIVE_RANGE_DB
-        log_x = np.log(_magnitude(x_frames[active]) + _LOG_FLOOR)
-        log_y = np.log(_magnitude(_windowed_frames(y, n_fft, hop)[active]) + _LOG_FLOOR)
+        power_db = _frame_power_db(reference, n_fft, hop)
+        active = power_db >= power_db.max() - ACTIVE_RANGE_DB
+        log_x = np.log(magnitude_spectrogram(x, n_fft, hop)[:, active] + _LOG_FLOOR)
+        log_y = np.log(magnitude_spectrogram(y, n_fft, hop)[:, active] + _LOG_FLOOR)
         distances.append(float(np.mean(np.abs(log_x - log_y))))
     return float(np.mean(distances))
-
-
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale (librosa's default): linear to 1 kHz, logarithmic above."""
-    hz = np.asarray(hz, np.float64)
-    linear = hz / (200.0 / 3)
-    log = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
-    return np.where(hz >= 1000.0, log, linear)
-
-
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    linear = mel * (200.0 / 3)
-    log = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
-    return np.where(mel >= 15.0, log, linear)
-
-
-@functools.lru_cache(maxsize=8)
-def _mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float) -> np.ndarray:
-    """Triangular, area-normalised (Slaney) mel filters ``[n_mels, n_fft // 2 + 1]`` up to
-    Nyquist — the same matrix as ``librosa.filters.mel`` with its defaults."""
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(sample_rate / 2), n_mels + 2))
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    widths = np.diff(edges)
-    ramps = edges[:, None] - freqs[None, :]
-    rising = -ramps[:-2] / widths[:-1, None]
-    falling = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
-    weights = weights.astype(np.float32)
-    weights.setflags(write=False)
-    return weights
-
-
-def _log_mel(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``log(mel power + 1e-6)`` ``[64, frames]`` (n_fft 1024, hop 256, 500 Hz to Nyquist)."""
-    if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
-    frames = _windowed_frames(audio, _MEL["n_fft"], _MEL["hop_length"])
-    power = np.square(_magnitude(frames))
-    filters = _mel_filterbank(sample_rate, _MEL["n_fft"], _MEL["n_mels"], _MEL["fmin"])
-    return np.log(filters @ power.T + _MEL_FLOOR)
 
 
 def log_mel_distance(x: np.ndarray, y: np.ndarray, sample_rate: int) -> float:
@@ -222,14 +160,14 @@ def log_mel_distance(x: np.ndarray, y: np.ndarray, sample_rate: int) -> float:
     n_fft 1024, hop 256, ``log(mel power + 1e-6)``."""
     x, y = _signal(x, "x"), _signal(y, "y")
     n = min(x.shape[0], y.shape[0])
-    return float(np.mean(np.abs(_log_mel(x[:n], sample_rate) - _log_mel(y[:n], sample_rate))))
+    return float(np.mean(np.abs(log_mel(x[:n], sample_rate) - log_mel(y[:n], sample_rate))))
 
 
 def log_mel_embedding(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """A cheap clip embedding ``[128]`` float32 for distribution metrics: the mean and the
     standard deviation over time of each of the 64 log-mel bands (as in
     :func:`log_mel_distance`)."""
-    mel = _log_mel(_signal(audio, "audio"), sample_rate)
+    mel = log_mel(_signal(audio, "audio"), sample_rate)
     return np.concatenate([mel.mean(axis=1), mel.std(axis=1)]).astype(np.float32)
 
 

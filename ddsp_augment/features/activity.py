@@ -1,10 +1,11 @@
 """The bird above the background: loudness and activity measured over a recording's noise floor.
 
-A recording's plain A-weighted loudness (``pitch.loudness_db``) carries its background: on a hissy
-recording every frame is "loud", the activity test counts noise as song, and a model trained on
-those contours renders hiss (or a steady tone) where no bird sang. Here each frame's power
-spectrum is compared with the recording's measured noise floor (``background.noise_floor``, the
-same floor training and generation render as background) in the bird band:
+A recording's plain A-weighted loudness (``loudness.loudness_db``) carries its background: on a
+hissy recording every frame is "loud", the activity test counts noise as song, and a model
+trained on those contours renders hiss (or a steady tone) where no bird sang. Here each frame's
+power spectrum is compared with the recording's measured noise floor
+(``background.noise_floor``, the same floor training and generation render as background) in the
+bird band:
 
 - a bin counts only where its power exceeds the floor by ``_BIN_SNR`` (×6, 7.8 dB; background
   alone does so in e^-6 = 0.25 % of bins, since a Rayleigh bin's power is exponential), and then
@@ -25,15 +26,15 @@ unchanged for most of a recording is part of its floor by this measure, as hum o
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, LOUDNESS_FLOOR_DB
-from .background import stft_magnitude
+from ..dsp.spectral import frame_signal, hann_window, power_blocks
+from .loudness import _a_weights
 
 __all__ = ["BirdActivity", "bird_activity"]
 
 _BIN_SNR = 6.0
-_BAND_LOW_RATIO = 0.5  # the band starts an octave under fmin: lower partials of low calls
+_BAND_LOW_RATIO = 0.5  # the band starts an octave under f_min: lower partials of low calls
 _GATE_SECONDS = 0.03  # loudness is kept this close to activity (attacks, decays), silent beyond
 
 
@@ -42,7 +43,7 @@ class BirdActivity:
 
     Attributes:
         loudness_db: A-weighted loudness of the bird-band power over the noise floor (float32 dB,
-            same calibration as ``pitch.loudness_db``; ``LOUDNESS_FLOOR_DB`` where nothing rises
+            same calibration as ``loudness.loudness_db``; ``LOUDNESS_FLOOR_DB`` where nothing rises
             above the floor and away from active frames).
         active: Frames where a bird is heard above the background (bool).
         floor_db: A-weighted loudness of the noise floor itself in the band (float, dB).
@@ -54,23 +55,14 @@ class BirdActivity:
         self.floor_db = floor_db
 
 
-def _a_weighting(freqs: np.ndarray) -> np.ndarray:
-    """A-curve power gain per frequency (IEC 61672, 0 dB at 1 kHz)."""
-    f2 = np.maximum(freqs, 1.0) ** 2
-    ra = (12194.0**2 * f2**2) / (
-        (f2 + 20.6**2) * np.sqrt((f2 + 107.7**2) * (f2 + 737.9**2)) * (f2 + 12194.0**2)
-    )
-    return (ra / 0.7943282347242815) ** 2  # ra(1 kHz) = 10^(-2 dB / 20)
-
-
 def bird_activity(
     audio: np.ndarray,
     sample_rate: int,
     floor: np.ndarray,
     confidence: np.ndarray | None = None,
     hop_length: int = HOP_LENGTH,
-    fmin: float = F0_MIN_HZ,
-    fmax: float = F0_MAX_HZ,
+    f_min: float = F0_MIN_HZ,
+    f_max: float = F0_MAX_HZ,
     margin_db: float = 0.0,
     voiced_margin_db: float = 10.0,
     range_db: float = 40.0,
@@ -84,9 +76,9 @@ def bird_activity(
             (``background.noise_floor`` of this audio, any FFT size).
         confidence: Voicing confidence ``[n_frames]`` (``pitch.estimate_f0``) or None; voiced
             frames (>= 0.5) count as active ``voiced_margin_db`` lower.
-        hop_length: Frame hop; frames are those of ``pitch.loudness_db`` (``len // hop + 1``,
+        hop_length: Frame hop; frames are those of ``loudness.loudness_db`` (``len // hop + 1``,
             centred, Hann window of ``4 * hop_length``).
-        fmin, fmax: The bird band (the F0 search band); the band starts an octave under ``fmin``.
+        f_min, f_max: The bird band (the F0 search band); it starts an octave under ``f_min``.
         margin_db: Activity threshold over the floor's band loudness.
         voiced_margin_db: How much lower the threshold is on voiced frames.
         range_db: Frames more than this under the loudest bird frame are never active.
@@ -101,14 +93,12 @@ def bird_activity(
     if floor.ndim != 1 or floor.shape[0] < 2 or not np.all(np.isfinite(floor)):
         raise ValueError(f"bird_activity: floor must be a finite [bins] vector, got {floor.shape}")
     n_fft = 4 * hop_length
-    n_frames = audio.shape[0] // hop_length + 1
-    # Zero padding keeps clips shorter than a window analysable (centred frames pad by reflection).
-    padded = np.pad(audio, (0, max(0, n_fft + 1 - audio.shape[0])))
-    power = stft_magnitude(torch.from_numpy(padded)[None], n_fft)[0].double().numpy() ** 2
-    power = power[:, :n_frames]
-    window_power = float(np.sum(np.hanning(n_fft + 1)[:-1] ** 2))
+    # The frames and calibration of features.loudness.loudness_db (centred, zero padded).
+    frames = frame_signal(audio, n_fft, hop_length)
+    n_frames = frames.shape[0]
+    window_power = float(np.sum(hann_window(n_fft).astype(np.float64) ** 2))
     floor_fft = 2 * (floor.shape[0] - 1)
-    floor_window_power = float(np.sum(np.hanning(floor_fft + 1)[:-1] ** 2))
+    floor_window_power = float(np.sum(hann_window(floor_fft).astype(np.float64) ** 2))
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     # A stationary background's power per bin scales with the window's energy (Σw²): the floor
     # measured at its own FFT size, moved onto this grid.
@@ -117,13 +107,16 @@ def bird_activity(
         * window_power
         / floor_window_power
     )
-    band = (freqs >= _BAND_LOW_RATIO * fmin) & (freqs <= min(fmax, 0.5 * sample_rate))
-    weights = np.where(band, _a_weighting(freqs), 0.0)
-    excess = np.where(power > _BIN_SNR * floor_power[:, None], power - floor_power[:, None], 0.0)
-    # Same reference as pitch.loudness_db: a unit sine's summed one-sided power, n_fft Σw² / 4.
+    band = (freqs >= _BAND_LOW_RATIO * f_min) & (freqs <= min(f_max, 0.5 * sample_rate))
+    weights = np.where(band, _a_weights(sample_rate, n_fft), 0.0)
+    weighted = np.empty(n_frames, np.float64)
+    for rows, power in power_blocks(frames, n_fft):
+        excess = np.where(power > _BIN_SNR * floor_power, power - floor_power, 0.0)
+        weighted[rows] = excess @ weights
+    # Same reference as loudness_db: a unit sine's summed one-sided power, n_fft Σw² / 4.
     reference = n_fft * window_power / 4.0
     with np.errstate(divide="ignore"):
-        loud = 10 * np.log10(weights @ excess / reference)
+        loud = 10 * np.log10(weighted / reference)
         floor_db = float(10 * np.log10(max(float(weights @ floor_power), 1e-30) / reference))
     loud = np.maximum(loud, LOUDNESS_FLOOR_DB).astype(np.float32)
     threshold = np.full(n_frames, floor_db + margin_db)

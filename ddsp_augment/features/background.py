@@ -7,24 +7,19 @@ to the model's spectrum (`losses`), evaluation and generation render noise with 
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from torch import Tensor
+import functools
 
-__all__ = ["FLOOR_FFT_SIZE", "noise_floor", "render_noise_floor", "stft_magnitude"]
+import numpy as np
+import scipy.fft as sfft
+import torch
+
+from ..dsp.spectral import stft_magnitude, white_noise_spectrum
+
+__all__ = ["FLOOR_FFT_SIZE", "floor_noise_spectrum", "noise_floor", "render_noise_floor"]
 
 FLOOR_FFT_SIZE = 2048
 # RMS / 20th percentile of a Rayleigh variable: sqrt(2) / sqrt(-2 ln 0.8).
 _RAYLEIGH_RMS_PER_P20 = float(np.sqrt(2.0) / np.sqrt(-2.0 * np.log(0.8)))
-
-
-def stft_magnitude(audio: Tensor, n_fft: int) -> Tensor:
-    """``[batch, samples]`` → ``[batch, n_fft // 2 + 1, frames]`` (Hann, 75 % overlap, centred)."""
-    window = torch.hann_window(n_fft, device=audio.device, dtype=audio.dtype)
-    spec = torch.stft(
-        audio, n_fft, hop_length=n_fft // 4, window=window, center=True, return_complex=True
-    )
-    return spec.abs()
 
 
 def noise_floor(audio: np.ndarray, n_fft: int = FLOOR_FFT_SIZE) -> np.ndarray:
@@ -39,17 +34,50 @@ def noise_floor(audio: np.ndarray, n_fft: int = FLOOR_FFT_SIZE) -> np.ndarray:
     return (_RAYLEIGH_RMS_PER_P20 * np.percentile(mag, 20, axis=1)).astype(np.float32)
 
 
-def render_noise_floor(floor: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """Stationary noise ``[n_samples]`` whose Hann-STFT magnitude matches ``floor`` on average.
+def _check_floor(floor: np.ndarray) -> np.ndarray:
+    floor = np.asarray(floor, np.float32)
+    if floor.ndim != 1 or floor.shape[0] < 2:
+        raise ValueError(f"floor must be [bands] with at least 2 bands, got shape {floor.shape}")
+    if not np.isfinite(floor).all() or (floor < 0).any():
+        raise ValueError("floor magnitudes must be finite and >= 0")
+    return floor
 
-    ``floor`` is ``[n_fft // 2 + 1]`` as returned by :func:`noise_floor`. White noise of unit
-    variance analysed with a Hann window of ``n_fft`` has ``E|X|² = Σw²`` per bin, so the filter
-    gain is ``floor / sqrt(Σw²)``, interpolated onto the clip's own FFT grid.
+
+@functools.lru_cache(maxsize=64)
+def _floor_gain(floor_bytes: bytes, n_fft: int) -> np.ndarray:
+    """Band magnitudes (float32 bytes) → filter gain on the ``n_fft`` rfft grid (see
+    :func:`render_noise_floor`). Cached by content: a species' measured backgrounds recur."""
+    floor = np.frombuffer(floor_bytes, np.float32)
+    n_bands = floor.shape[0]
+    # A periodic Hann window of 2(K-1) samples has sum(w²) = 3·2(K-1)/8.
+    window_power = 3.0 * 2 * (n_bands - 1) / 8.0
+    positions = np.linspace(0.0, n_bands - 1, n_fft // 2 + 1)
+    gain = (np.interp(positions, np.arange(n_bands), floor) / np.sqrt(window_power)).astype(
+        np.float32
+    )
+    gain.setflags(write=False)
+    return gain
+
+
+def floor_noise_spectrum(floor: np.ndarray, n_fft: int, rng: np.random.Generator) -> np.ndarray:
+    """rfft ``[n_fft // 2 + 1]`` complex64 of ``n_fft`` samples of :func:`render_noise_floor`
+    noise, for callers that mix in the frequency domain (``sampling.scene``)."""
+    gain = _floor_gain(_check_floor(floor).tobytes(), n_fft)
+    return white_noise_spectrum(n_fft, rng) * gain
+
+
+def render_noise_floor(floor: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Stationary noise ``[n_samples]`` float32 whose Hann-STFT magnitude matches ``floor``.
+
+    Convention (that of :func:`noise_floor`): ``floor[k]`` is the RMS magnitude, in band ``k``
+    (frequency ``k·sr / (2(K−1))``, the bins of a ``2(K−1)``-point FFT), of the noise's STFT
+    with a periodic Hann window of ``2(K−1)`` samples and no normalisation. The noise is
+    unit-variance white noise filtered by the zero-phase gain ``floor / sqrt(Σ w²) =
+    floor / sqrt(3(K−1)/4)``, linearly interpolated between bands, so analysing it like the
+    recording gives ``floor`` back. Sample-rate free: band ``K−1`` is always Nyquist.
     """
-    floor = np.asarray(floor, np.float64)
-    n_fft = 2 * (floor.shape[0] - 1)
-    window_power = np.sum(np.hanning(n_fft + 1)[:-1] ** 2)
-    spectrum = np.fft.rfft(rng.standard_normal(n_samples))
-    freqs = np.linspace(0.0, 1.0, spectrum.shape[0])
-    gain = np.interp(freqs, np.linspace(0.0, 1.0, floor.shape[0]), floor) / np.sqrt(window_power)
-    return np.fft.irfft(spectrum * gain, n_samples).astype(np.float32)
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    n_fft = sfft.next_fast_len(n_samples, real=True)
+    noise = sfft.irfft(floor_noise_spectrum(floor, n_fft, rng), n_fft, workers=1)
+    return noise[:n_samples].astype(np.float32, copy=False)

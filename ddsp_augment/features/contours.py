@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import ACTIVE_RANGE_DB
 from ..io import atomic_write
 
 __all__ = ["ContourBank", "Segment", "find_segments"]
@@ -30,7 +31,7 @@ class Segment:
 def find_segments(
     loudness_db: np.ndarray,
     frame_rate: float,
-    range_db: float = 40.0,
+    range_db: float = ACTIVE_RANGE_DB,
     min_seconds: float = 0.03,
     merge_gap_seconds: float = 0.15,
     pad_seconds: float = 0.02,
@@ -94,6 +95,13 @@ class ContourBank:
 
     def __len__(self) -> int:
         return len(self.segments)
+
+    def __repr__(self) -> str:
+        return (
+            f"ContourBank({len(self)} segments, {self.total_seconds():.2f} s from "
+            f"{len(self.recordings)} recordings, sample_rate={self.sample_rate}, "
+            f"hop_length={self.hop_length})"
+        )
 
     def total_seconds(self) -> float:
         return sum(len(s) for s in self.segments) / self.frame_rate

@@ -1,6 +1,6 @@
 """Multi-scale spectral loss (DDSP): L1 on linear and log STFT magnitudes over several FFT sizes.
 
-Bins below ``fmin_hz`` are ignored: birds sing above it, while wind, traffic and handling noise
+Bins below ``f_min`` are ignored: birds sing above it, while wind, traffic and handling noise
 sit below. Each recording's measured background floor can be power-added to the prediction, so
 the model learns the bird and not the recording channel (see ``forward``).
 """
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..features.background import stft_magnitude
+from ..dsp.spectral import stft_magnitude
 
 __all__ = ["FFT_SIZES", "MultiScaleSpectralLoss"]
 
@@ -26,9 +26,9 @@ class MultiScaleSpectralLoss(nn.Module):
     """L1 on linear and log STFT magnitudes over several FFT sizes.
 
     Args:
-        sample_rate: Audio rate, to place ``fmin_hz``.
+        sample_rate: Audio rate, to place ``f_min``.
         fft_sizes: FFT sizes (75 % overlap, Hann).
-        fmin_hz: Bins below this are ignored: birds sing above it, and low-frequency wind and
+        f_min: Bins below this are ignored: birds sing above it, and low-frequency wind and
             handling noise are not the species' sound.
         log_weight: Weight of the log-magnitude term (the linear term has weight 1).
     """
@@ -37,15 +37,15 @@ class MultiScaleSpectralLoss(nn.Module):
         self,
         sample_rate: int,
         fft_sizes: Sequence[int] = FFT_SIZES,
-        fmin_hz: float = 500.0,
+        f_min: float = 500.0,
         log_weight: float = 1.0,
     ) -> None:
         super().__init__()
-        if fmin_hz < 0 or fmin_hz >= sample_rate / 2:
-            raise ValueError(f"fmin_hz must be in [0, {sample_rate / 2}), got {fmin_hz}")
+        if f_min < 0 or f_min >= sample_rate / 2:
+            raise ValueError(f"f_min must be in [0, {sample_rate / 2}), got {f_min}")
         self.sample_rate = sample_rate
         self.fft_sizes = tuple(fft_sizes)
-        self.fmin_hz = fmin_hz
+        self.f_min = f_min
         self.log_weight = log_weight
 
     def forward(
@@ -59,7 +59,7 @@ class MultiScaleSpectralLoss(nn.Module):
         """
         total = prediction.new_zeros(())
         for i, n_fft in enumerate(self.fft_sizes):
-            first_bin = int(np.ceil(self.fmin_hz * n_fft / self.sample_rate))
+            first_bin = int(np.ceil(self.f_min * n_fft / self.sample_rate))
             pred = stft_magnitude(prediction, n_fft)
             if floors is not None:
                 pred = torch.sqrt(pred**2 + floors[i][:, :, None] ** 2 + 1e-12)

@@ -1,166 +1,31 @@
-"""The species decoder: F0 + loudness contours in, synthesiser controls out.
+"""One species' sound: decoder → harmonic + filtered-noise synthesis → learnable reverb.
 
-A small non-recurrent convolutional core keeps CPU training and generation fast (a GRU decoder
-took ~19 ms per 3 s clip on one thread; the generation budget for the whole pipeline is 10 ms).
-Dilated convolutions (1, 2, 4, 8) give ~60 ms of context each side, enough to shape a syllable's
-attack and decay. Outputs scale with the input loudness, so quiet frames (the gaps between
-phrases) render near silence; the recording background there comes from the scene
-(`environment`), built from each training recording's measured noise floor.
+The controls/signal split of magenta's DDSP: the :class:`.decoder.Decoder` makes frame-rate
+controls, :mod:`..dsp.synths` and :mod:`..dsp.effects` turn them into audio. The bird is
+rendered clean; the recording background comes from the scene (``sampling.scene``), built from
+each training recording's measured noise floor.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any, NamedTuple
-
 import numpy as np
-import scipy.fft as sfft
 import torch
 from torch import Tensor, nn
 
-from ..constants import HOP_LENGTH, SAMPLE_RATE
+from ..checks import Backend, check_backend
 from ..dsp import functional as F
 from ..dsp import numba_kernels as nk
-from ..dsp.synths import Reverb
+from ..dsp.effects import Reverb
+from ..dsp.synths import FilteredNoise, Harmonic
+from .decoder import Controls, Decoder, DecoderConfig
 
-__all__ = ["Controls", "Decoder", "DecoderConfig", "SpeciesModel"]
+__all__ = ["SpeciesModel"]
 
-# log2-F0 scaling: 250 Hz -> 0, 16 kHz -> 1 (covers every bird the tracker can report).
-_F0_LOG2_MIN = math.log2(250.0)
-_F0_LOG2_RANGE = math.log2(16000.0) - _F0_LOG2_MIN
-
-
-@dataclass
-class DecoderConfig:
-    """Architecture and feature normalisation of one species model.
-
-    Attributes:
-        sample_rate: Model audio rate (Hz).
-        hop_length: Control hop in samples.
-        n_harmonics: Harmonic budget (those at or above Nyquist are masked per frame).
-        n_noise_bands: Filtered-noise magnitude bands (FIR length ``2 * (n_noise_bands - 1)``).
-        hidden: Channels of the convolutional core.
-        n_layers: Dilated conv layers (dilation doubles per layer).
-        kernel_size: Conv kernel size (odd).
-        loudness_mean: Training-set mean of active-frame loudness (dB), for input scaling.
-        loudness_std: Training-set std of active-frame loudness (dB).
-        reverb_seconds: Length of the learnable reverb impulse response.
-    """
-
-    sample_rate: int = SAMPLE_RATE
-    hop_length: int = HOP_LENGTH
-    n_harmonics: int = 32
-    n_noise_bands: int = 65
-    hidden: int = 64
-    n_layers: int = 4
-    kernel_size: int = 5
-    loudness_mean: float = -40.0
-    loudness_std: float = 15.0
-    reverb_seconds: float = 0.25
-
-    def __post_init__(self) -> None:
-        if self.kernel_size % 2 != 1:
-            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
-        for name in ("sample_rate", "hop_length", "n_harmonics", "hidden", "n_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.n_noise_bands < 2:
-            raise ValueError(f"n_noise_bands must be >= 2, got {self.n_noise_bands}")
-        if self.loudness_std <= 0:
-            raise ValueError(f"loudness_std must be > 0, got {self.loudness_std}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> DecoderConfig:
-        """Build from a dict, rejecting unknown keys (a foreign config should fail loudly)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown decoder config keys: {sorted(unknown)}")
-        return cls(**values)
-
-
-class Controls(NamedTuple):
-    """Synthesiser controls at frame rate.
-
-    amplitude: ``[batch, frames]``; harmonic_distribution: ``[batch, frames, n_harmonics]`` (sums
-    to 1); noise_magnitudes: ``[batch, frames, n_noise_bands]``; f0_hz: ``[batch, frames]``.
-    """
-
-    f0_hz: Tensor
-    amplitude: Tensor
-    harmonic_distribution: Tensor
-    noise_magnitudes: Tensor
-
-
-class _ResidualConv(nn.Module):
-    """Depthwise-separable dilated conv block: a 64-channel dense conv of kernel 5 cost 4.6 ms
-    per 3 s clip on one core; depthwise + pointwise keeps the receptive field at ~1 ms."""
-
-    def __init__(self, channels: int, kernel_size: int, dilation: int) -> None:
-        super().__init__()
-        self.depthwise = nn.Conv1d(
-            channels,
-            channels,
-            kernel_size,
-            dilation=dilation,
-            padding=dilation * (kernel_size // 2),
-            groups=channels,
-        )
-        self.pointwise = nn.Conv1d(channels, channels, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + torch.nn.functional.leaky_relu(self.pointwise(self.depthwise(x)), 0.1)
-
-
-class Decoder(nn.Module):
-    """(F0, loudness, voicing confidence) → synthesiser controls.
-
-    Inputs are ``[batch, frames]``; outputs a :class:`Controls`.
-    """
-
-    def __init__(self, config: DecoderConfig) -> None:
-        super().__init__()
-        self.config = config
-        c = config.hidden
-        self.input = nn.Conv1d(3, c, 1)
-        self.core = nn.Sequential(
-            *(_ResidualConv(c, config.kernel_size, 2**i) for i in range(config.n_layers))
-        )
-        n_out = 1 + config.n_harmonics + config.n_noise_bands
-        self.output = nn.Conv1d(c, n_out, 1)
-        with torch.no_grad():
-            # Birdsong is mostly near-pure tones: start with the fundamental dominant (each
-            # harmonic ~12 dB below the previous) and the noise branch quiet. From a flat start
-            # the misplaced upper partials cost more than they explain, the harmonic branch is
-            # switched off, and the model collapses to noise on a few seconds of song.
-            ks = torch.arange(config.n_harmonics, dtype=torch.float32)
-            self.output.bias[1 : 1 + config.n_harmonics].copy_(-ks)
-            self.output.bias[1 + config.n_harmonics :].fill_(-4.0)
-
-    def scale_inputs(self, f0_hz: Tensor, loudness_db: Tensor, confidence: Tensor) -> Tensor:
-        """``[batch, frames]`` ×3 → ``[batch, 3, frames]`` network input."""
-        cfg = self.config
-        f0 = (torch.log2(f0_hz.clamp_min(1.0)) - _F0_LOG2_MIN) / _F0_LOG2_RANGE
-        loud = (loudness_db - cfg.loudness_mean) / cfg.loudness_std
-        return torch.stack([f0, loud, confidence], dim=1)
-
-    def forward(self, f0_hz: Tensor, loudness_db: Tensor, confidence: Tensor) -> Controls:
-        cfg = self.config
-        hidden = self.core(self.input(self.scale_inputs(f0_hz, loudness_db, confidence)))
-        raw = self.output(hidden).transpose(1, 2)  # [batch, frames, n_out]
-        # Amplitudes are relative to the input loudness (a sine of amplitude 10^(dB/20) reads
-        # dB): the network learns a gain around 1 instead of the level itself, which keeps the
-        # output from starting, or collapsing, to silence on a few seconds of song.
-        level = torch.pow(10.0, loudness_db / 20.0)[..., None]
-        amplitude = level[..., 0] * F.exp_sigmoid(raw[..., 0], max_value=4.0)
-        harmonics = F.exp_sigmoid(raw[..., 1 : 1 + cfg.n_harmonics])
-        distribution = harmonics / harmonics.sum(-1, keepdim=True)
-        noise = level * F.exp_sigmoid(raw[..., 1 + cfg.n_harmonics :])
-        return Controls(f0_hz, amplitude, distribution, noise)
+# Batched rendering's chunk size in audio samples, bounding its temporaries (about 30 floats a
+# sample): on a CPU 2^21 (21 clips of 3 s at 32 kHz), where larger chunks fall out of the caches
+# (n=256 ran 1.5x slower per clip than n=16 in chunks of 87 clips); on a GPU 2^24 (175 clips,
+# about 2 GB), enough work per kernel to keep it busy.
+_RENDER_ELEMENTS = {"cpu": 2**21, "cuda": 2**24}
 
 
 class SpeciesModel(nn.Module):
@@ -170,6 +35,8 @@ class SpeciesModel(nn.Module):
         super().__init__()
         self.config = config
         self.decoder = Decoder(config)
+        self.harmonic = Harmonic(config.sample_rate, config.hop_length)
+        self.noise = FilteredNoise(config.hop_length)
         self.reverb = Reverb(
             length=int(config.reverb_seconds * config.sample_rate), sample_rate=config.sample_rate
         )
@@ -193,18 +60,38 @@ class SpeciesModel(nn.Module):
 
         ``white_noise [batch, n_samples]`` is the noise the filtered-noise branch shapes.
         """
-        cfg = self.config
-        harmonic = F.harmonic_synth(
-            controls.f0_hz,
-            controls.amplitude,
-            controls.harmonic_distribution,
-            cfg.sample_rate,
-            cfg.hop_length,
-            white_noise.shape[-1],
-        )
-        return harmonic, F.filtered_noise(controls.noise_magnitudes, white_noise, cfg.hop_length)
+        c, n_samples = controls, white_noise.shape[-1]
+        harmonic = self.harmonic(c.f0_hz, c.amplitude, c.harmonic_distribution, n_samples)
+        return harmonic, self.noise(c.noise_magnitudes, white_noise)
 
     @torch.inference_mode()  # cheaper than no_grad: generation never needs autograd
+    def render(
+        self, f0_hz: Tensor, loudness_db: Tensor, confidence: Tensor, white_noise: Tensor
+    ) -> Tensor:
+        """Batched generation on the model's device: ``[batch, frames]`` contours and
+        ``white_noise [batch, n_samples]`` → ``[batch, n_samples]``, no gradients.
+
+        Clips go through decoder, synthesis (:func:`..dsp.functional.harmonic_synth_recurrent`,
+        the training path's oscillator bank within float32 rounding) and reverb in chunks of at
+        most ``_RENDER_ELEMENTS[device type]`` samples.
+        """
+        cfg = self.config
+        budget = _RENDER_ELEMENTS.get(white_noise.device.type, _RENDER_ELEMENTS["cpu"])
+        chunk = max(1, budget // white_noise.shape[-1])
+        parts = []
+        for start in range(0, white_noise.shape[0], chunk):
+            part = slice(start, start + chunk)
+            f0, amplitude, distribution, magnitudes = self.decoder(
+                f0_hz[part], loudness_db[part], confidence[part]
+            )
+            harmonic = F.harmonic_synth_recurrent(
+                f0, amplitude, distribution, cfg.sample_rate, cfg.hop_length, white_noise.shape[-1]
+            )
+            noise = self.noise(magnitudes, white_noise[part])
+            parts.append(self.reverb(harmonic + noise))
+        return torch.cat(parts)
+
+    @torch.inference_mode()
     def synthesize(
         self,
         f0_hz: np.ndarray,
@@ -212,43 +99,29 @@ class SpeciesModel(nn.Module):
         confidence: np.ndarray,
         n_samples: int,
         rng: np.random.Generator,
-        backend: str = "numba",
+        backend: Backend = "numba",
     ) -> np.ndarray:
         """Render one clip from ``[frames]`` contours → float32 ``[n_samples]``, no gradients.
 
-        ``backend="numba"`` runs the CPU fast path (numba kernels, numpy FFT); ``"torch"`` the
-        differentiable path (on the model's device). Both draw their white noise from ``rng`` so
-        a seed fixes the output whatever the backend.
+        ``backend="numba"`` runs the CPU fast path (numba decoder and kernels, numpy FFT, no
+        torch call); ``"torch"`` the differentiable path (on the model's device, see
+        :meth:`render`). Both draw their white noise from ``rng`` so a seed fixes the output
+        whatever the backend.
         """
-        if backend not in ("numba", "torch"):
-            raise ValueError(f"backend must be 'numba' or 'torch', got {backend!r}")
-        cfg = self.config
-        device = next(self.parameters()).device
-        as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)[None]  # noqa: E731
-        controls = self.decoder(as_tensor(f0_hz), as_tensor(loudness_db), as_tensor(confidence))
+        check_backend(backend)
         white = rng.standard_normal(n_samples, dtype=np.float32)
         if backend == "torch":
-            harmonic, noise = self.render_parts(controls, as_tensor(white))
-            return self.reverb(harmonic + noise)[0].cpu().numpy()
-        c = [t[0].cpu().numpy() for t in controls]
-        harmonic = nk.harmonic_synth(c[0], c[1], c[2], cfg.sample_rate, cfg.hop_length, n_samples)
-        noise = nk.filtered_noise(c[3], white, cfg.hop_length)
-        dry = harmonic + noise
-        return dry + self._reverb_numpy(dry)
-
-    def _reverb_numpy(self, dry: np.ndarray) -> np.ndarray:
-        """``dry [n]`` convolved with the learned IR (tail dropped), by FFT.
-
-        The IR's spectrum is kept per FFT size until the IR changes (its version counter moves on
-        every optimiser step or state load): one FFT fewer per generated clip.
-        """
-        ir = self.reverb.impulse_response()
-        n = dry.shape[0]
-        size = sfft.next_fast_len(n + ir.shape[-1] - 1, real=True)
-        key = (size, ir._version, ir.data_ptr())
-        if getattr(self, "_ir_key", None) != key:
-            self._ir_spectrum = sfft.rfft(ir.detach().cpu().numpy(), size, workers=1)
-            self._ir_key = key
-        spectrum = sfft.rfft(dry, size, workers=1)
-        spectrum *= self._ir_spectrum
-        return sfft.irfft(spectrum, size, workers=1)[:n].astype(np.float32)
+            device = next(self.parameters()).device
+            as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)[None]  # noqa: E731
+            contours = (as_tensor(f0_hz), as_tensor(loudness_db), as_tensor(confidence))
+            return self.render(*contours, as_tensor(white))[0].cpu().numpy()
+        cfg = self.config
+        f0, amplitude, distribution, magnitudes = self.decoder.numpy_forward(
+            f0_hz, loudness_db, confidence
+        )
+        harmonic = nk.harmonic_synth(
+            f0, amplitude, distribution, cfg.sample_rate, cfg.hop_length, n_samples
+        )
+        return self.reverb.apply_numpy(
+            harmonic + nk.filtered_noise(magnitudes, white, cfg.hop_length)
+        )

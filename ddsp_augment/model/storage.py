@@ -28,8 +28,9 @@ import hashlib
 import json
 import math
 import os
+import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,9 @@ from safetensors.torch import load_file, save_file
 
 from ..features.background import FLOOR_FFT_SIZE
 from ..features.contours import ContourBank
-from ..io import atomic_write
-from .species_model import DecoderConfig, SpeciesModel
+from ..io import PathError, atomic_write, read_json
+from .decoder import DecoderConfig
+from .species_model import SpeciesModel
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -52,6 +54,7 @@ __all__ = [
     "MODEL_FILES",
     "ModelFileError",
     "SavedSpecies",
+    "find_model_dirs",
     "has_checkpoint",
     "is_model_dir",
     "load_checkpoint",
@@ -83,13 +86,8 @@ _LOAD_ERRORS = (
 )
 
 
-class ModelFileError(ValueError):
+class ModelFileError(PathError):
     """A model or checkpoint file is missing, corrupt, truncated or foreign."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass
@@ -106,6 +104,61 @@ class SavedSpecies:
 
 def is_model_dir(path: str | Path) -> bool:
     return (Path(path) / "config.json").is_file()
+
+
+def find_model_dirs(path: str | Path, species: Iterable[str] | None = None) -> dict[str, Path]:
+    """``{species: directory}`` for ``path`` = one species model directory or a folder of them,
+    in ``species`` order when given (else sorted by directory).
+
+    Raises FileNotFoundError / ModelFileError naming the path for anything else (a missing path,
+    a file such as a foreign ``.pth`` checkpoint, a folder without models, an unknown species).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no such model directory (train with `ddsp-augment train`)"
+        )
+    if not path.is_dir():
+        raise ModelFileError(
+            path,
+            "not a model directory (give models/ or models/<species>/ as written by "
+            "`ddsp-augment train`)",
+        )
+    failure = training_failure(path)
+    if failure is not None:
+        raise ModelFileError(path, f"training failed, no usable model ({failure})")
+    dirs = [path] if is_model_dir(path) else sorted(p for p in path.iterdir() if is_model_dir(p))
+    failed = {
+        p.name: reason
+        for p in ([] if is_model_dir(path) else sorted(path.iterdir()))
+        if p.is_dir() and (reason := training_failure(p)) is not None
+    }
+    if not dirs:
+        raise ModelFileError(path, "contains no species model (no config.json, no */config.json)")
+    found: dict[str, Path] = {}
+    for directory in dirs:
+        info = read_json(directory / "config.json", ModelFileError)
+        name = str(info.get("species", directory.name))
+        if name in found:
+            # Which one to use is the user's call, not sort order's.
+            raise ModelFileError(
+                path,
+                f"{found[name].name} and {directory.name} both hold a model of species {name!r}; "
+                "keep one, or pass one folder",
+            )
+        found[name] = directory
+    if species is None:
+        if failed:
+            warnings.warn(f"{path}: skipping {sorted(failed)}: training failed", stacklevel=3)
+        return found
+    wanted = list(species)
+    missing = sorted(set(wanted) - set(found))
+    for name in missing:
+        if name in failed:
+            raise ModelFileError(path / name, f"training failed ({failed[name]})")
+    if missing:
+        raise ModelFileError(path, f"no model for species {missing}; have {sorted(found)}")
+    return {name: found[name] for name in wanted}
 
 
 def sha256_file(path: str | Path) -> str:
@@ -142,19 +195,9 @@ def mark_failed(directory: str | Path, species: str, reason: str) -> None:
 def training_failure(directory: str | Path) -> str | None:
     """The reason training of the species in ``directory`` failed, or None."""
     path = Path(directory) / FAILED_FILE
-    return str(_read_json(path).get("failed", "unknown reason")) if path.is_file() else None
-
-
-def _read_json(path: Path) -> dict:
     if not path.is_file():
-        raise ModelFileError(path, "missing")
-    try:
-        payload = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(path, f"not valid JSON ({error})") from error
-    if not isinstance(payload, dict):
-        raise ModelFileError(path, "not a JSON object")
-    return payload
+        return None
+    return str(read_json(path, ModelFileError).get("failed", "unknown reason"))
 
 
 def _write_pending(directory: Path, name: str, save: Callable[[Path], None]) -> str:
@@ -319,15 +362,9 @@ def _load_backgrounds(path: Path) -> np.ndarray:
 
 def _read_model_config(directory: Path) -> tuple[dict[str, Any], DecoderConfig]:
     config_path = directory / "config.json"
-    info = _read_json(config_path)
-    if info.get("format") != FORMAT_NAME:
-        raise ModelFileError(config_path, f"not a {FORMAT_NAME} config (foreign file?)")
-    if info.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            config_path,
-            f"format version {info.get('format_version')!r}; "
-            f"this ddsp-augment reads {FORMAT_VERSION}",
-        )
+    info = read_json(
+        config_path, ModelFileError, file_format=(FORMAT_NAME, FORMAT_VERSION, "config")
+    )
     species = info.setdefault("species", directory.name)
     if not isinstance(species, str) or not species:
         raise ModelFileError(config_path, f"species must be a non-empty string, got {species!r}")

@@ -60,17 +60,20 @@ def gated_draw(
     min_confidence: float,
     max_draws: int,
     stats: GateStats,
+    first: np.ndarray | None = None,
 ) -> np.ndarray:
     """Call ``draw()`` until ``judge`` gives the clip ``>= min_confidence`` for ``species``.
 
+    ``first``: a clip already drawn (a batch's), judged before any call to ``draw``; its
+    rendering is not counted in ``stats.draw_seconds`` (the gate's cost is redraws and judging).
     After ``max_draws`` rejected clips, the most convincing one is returned (a caller that
     must have only accepted clips checks ``stats.accepted``). ``draw`` keeps drawing from the
     clip's own generator, so a seeded gate is reproducible.
     """
     best, best_score = None, -np.inf
-    for _ in range(max_draws):
+    for attempt in range(max_draws):
         started = time.perf_counter()
-        clip = draw()
+        clip = first if attempt == 0 and first is not None else draw()
         judged = time.perf_counter()
         score = float(judge(clip, sample_rate, species))
         stats.draw_seconds += judged - started

@@ -28,11 +28,21 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..io import AUDIO_EXTENSIONS, atomic_write, load_audio, resample, save_audio
-from ..model.storage import ModelFileError, is_model_dir
+from ..checks import Backend, check_backend
+from ..constants import SAMPLE_RATE
+from ..io import (
+    AUDIO_EXTENSIONS,
+    PathError,
+    atomic_write,
+    load_audio,
+    read_json,
+    resample,
+    save_audio,
+)
+from ..model.storage import find_model_dirs
 from ..plotting import contact_sheet, spectrogram_png
 from ..training.preprocess import load_processed
-from .bank import SpeciesBank, check_sample_args, duplicate_species
+from .bank import SpeciesBank, check_sample_args
 from .jitter import JitterConfig
 from .scene import SceneConfig
 
@@ -41,7 +51,6 @@ __all__ = [
     "SIDECAR_VERSION",
     "SidecarError",
     "SongRequest",
-    "find_model_dirs",
     "generate_songs",
     "model_fingerprint",
     "read_sidecar",
@@ -57,13 +66,8 @@ _MODEL_FILES = ("weights.safetensors", "contours.npz", "backgrounds.npz")
 _SHEET_ROWS = 6  # contact sheets beyond this many rows get too tall to read
 
 
-class SidecarError(ValueError):
+class SidecarError(PathError):
     """A sidecar unusable for regenerating its song; ``str(e)`` is ``"<path>: <reason>"``."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class SongRequest:
     index: int
     seconds: float
     sample_rate: int
-    backend: str
+    backend: Backend
     jitter: JitterConfig
     scene: SceneConfig | None
 
@@ -120,48 +124,6 @@ def model_fingerprint(directory: str | Path) -> dict[str, str]:
     return {
         name: _sha256(directory / name) for name in _MODEL_FILES if (directory / name).is_file()
     }
-
-
-def find_model_dirs(path: str | Path, species: Iterable[str] | None = None) -> dict[str, Path]:
-    """``{species: directory}`` for ``path`` = one species model directory or a folder of them.
-
-    Raises FileNotFoundError / ModelFileError naming the path for anything else (a missing path,
-    a file such as a foreign ``.pth`` checkpoint, a folder without models, an unknown species).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path}: no such model directory (train with `ddsp-augment train`)"
-        )
-    if not path.is_dir():
-        raise ModelFileError(
-            path,
-            "not a model directory (give models/ or models/<species>/ as written by "
-            "`ddsp-augment train`)",
-        )
-    dirs = [path] if is_model_dir(path) else sorted(p for p in path.iterdir() if is_model_dir(p))
-    if not dirs:
-        raise ModelFileError(path, "contains no species model (no config.json, no */config.json)")
-    found: dict[str, Path] = {}
-    for directory in dirs:
-        config = directory / "config.json"
-        try:
-            info = json.loads(config.read_text("utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ModelFileError(config, f"not valid JSON ({error})") from error
-        name = str(
-            info.get("species", directory.name) if isinstance(info, dict) else directory.name
-        )
-        if name in found:
-            raise duplicate_species(path, name, found[name], directory)
-        found[name] = directory
-    if species is not None:
-        wanted = list(species)
-        missing = sorted(set(wanted) - set(found))
-        if missing:
-            raise ModelFileError(path, f"no model for species {missing}; have {sorted(found)}")
-        found = {name: found[name] for name in wanted}
-    return found
 
 
 def _loudest_window(audio: np.ndarray, length: int) -> np.ndarray:
@@ -271,8 +233,8 @@ def generate_songs(
     n: int = 5,
     seconds: float = 3.0,
     seed: int = 0,
-    sample_rate: int = 32000,
-    backend: str = "numba",
+    sample_rate: int = SAMPLE_RATE,
+    backend: Backend = "numba",
     species: Iterable[str] | None = None,
     jitter: Mapping[str, Any] | None = None,
     scene: SceneConfig | None = None,
@@ -295,8 +257,7 @@ def generate_songs(
         # The sidecars record an int seed: each song must be renderable again on its own.
         raise TypeError(f"seed must be an int >= 0, got {seed!r}")
     check_sample_args(n, seconds, sample_rate, seed, sample_rate)
-    if backend not in ("numba", "torch"):
-        raise ValueError(f"backend must be 'numba' or 'torch', got {backend!r}")
+    check_backend(backend)
     if real_path is not None and not Path(real_path).is_dir():
         raise FileNotFoundError(f"{real_path}: no such folder of real recordings")
     dirs = find_model_dirs(model_path, species)
@@ -335,20 +296,8 @@ def generate_songs(
 def read_sidecar(path: str | Path) -> tuple[SongRequest, dict[str, Any]]:
     """A sidecar's request and raw JSON; raises :class:`SidecarError` naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise SidecarError(path, "no such sidecar file")
-    try:
-        payload = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SidecarError(path, f"not valid JSON ({error})") from error
-    if not isinstance(payload, dict) or payload.get("format") != SIDECAR_FORMAT:
-        raise SidecarError(path, f"not a {SIDECAR_FORMAT} sidecar")
-    if payload.get("format_version") != SIDECAR_VERSION:
-        raise SidecarError(
-            path,
-            f"sidecar version {payload.get('format_version')!r}; this release reads "
-            f"{SIDECAR_VERSION}",
-        )
+    sidecar = (SIDECAR_FORMAT, SIDECAR_VERSION, "sidecar")
+    payload = read_json(path, SidecarError, missing="no such sidecar file", file_format=sidecar)
     try:
         request = SongRequest(
             species=str(payload["species"]),

@@ -20,7 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..constants import F0_MIN_HZ, LOUDNESS_FLOOR_DB, SAMPLE_RATE
+from ..checks import check_range
+from ..constants import F0_MIN_HZ, LOUDNESS_FLOOR_DB, SAMPLE_RATE, VOICED_THRESHOLD
 
 __all__ = [
     "JitterConfig",
@@ -53,13 +54,6 @@ class SegmentLike(Protocol):
     loudness_db: np.ndarray
     confidence: np.ndarray
     recording: str
-
-
-def _check_range(name: str, value: tuple[float, float], low: float, high: float) -> None:
-    if len(value) != 2 or not low <= value[0] <= value[1] <= high:
-        raise ValueError(
-            f"{name} must be (min, max) with {low} <= min <= max <= {high}, got {value}"
-        )
 
 
 @dataclass(frozen=True)
@@ -105,11 +99,11 @@ class JitterConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.pitch_cents <= 1200:
             raise ValueError(f"pitch_cents must be in [0, 1200], got {self.pitch_cents}")
-        _check_range("tempo", self.tempo, 0.25, 4.0)
-        _check_range("vibrato_cents", self.vibrato_cents, 0.0, 600.0)
-        _check_range("vibrato_hz", self.vibrato_hz, 0.0, 100.0)
-        _check_range("gain_db", self.gain_db, -60.0, 60.0)
-        _check_range("gap_seconds", self.gap_seconds, 0.0, 10.0)
+        check_range("tempo", self.tempo, 0.25, 4.0)
+        check_range("vibrato_cents", self.vibrato_cents, 0.0, 600.0)
+        check_range("vibrato_hz", self.vibrato_hz, 0.0, 100.0)
+        check_range("gain_db", self.gain_db, -60.0, 60.0)
+        check_range("gap_seconds", self.gap_seconds, 0.0, 10.0)
         if not 0 <= self.envelope_warp <= 60:
             raise ValueError(f"envelope_warp must be in [0, 60] dB, got {self.envelope_warp}")
         for name in ("p_drop", "p_repeat", "p_reorder"):
@@ -149,7 +143,7 @@ class JitterConfig:
             edges = np.zeros(f0.shape[0] + 1, np.int64)
             edges[starts], edges[ends] = 1, -1
             sung = np.cumsum(edges[:-1]) > 0
-            voiced = sung & (np.asarray(segment.confidence) >= 0.5)
+            voiced = sung & (np.asarray(segment.confidence) >= VOICED_THRESHOLD)
             medians.append(np.median(f0[voiced] if voiced.sum() >= 3 else f0[sung]))
             durations.append(np.median(ends - starts))
             peaks.append(float(loud.max()))

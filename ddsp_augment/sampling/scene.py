@@ -14,17 +14,20 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import scipy.fft as sfft
 
+from ..checks import check_range
+from ..dsp.spectral import uniform_noise, white_noise_spectrum
+from ..features.background import floor_noise_spectrum
 from ..io import load_audio
 
 __all__ = [
     "SceneConfig",
     "air_absorption_db_per_m",
     "apply_scene",
-    "coloured_noise",
     "distance",
     "mix_at_snr",
     "rain_noise",
@@ -32,7 +35,8 @@ __all__ = [
     "wind_noise",
 ]
 
-_BACKGROUNDS = ("none", "measured", "files")
+Background = Literal["none", "measured", "files"]
+_BACKGROUNDS = get_args(Background)
 # mix_at_snr's signal power: mean over frames of this many samples within 20 dB of the loudest.
 _ACTIVE_FRAME = 256
 _ACTIVE_RANGE_DB = 20.0
@@ -150,20 +154,6 @@ def distance(
 # --- reverb --------------------------------------------------------------------------------
 
 
-def _uniform_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Zero-mean, unit-variance noise ``[n]`` float32: uniform over 256 levels, from raw bytes.
-
-    A third of the cost of ``rng.random`` and a sixth of ``standard_normal``. Every use here
-    sums many of these values (an FFT, a decaying filter tail), which makes the result
-    Gaussian anyway, and 256 levels put the quantisation 48 dB below the noise itself.
-    """
-    noise = np.frombuffer(rng.bytes(n), np.int8).astype(np.float32)
-    # int8 is uniform on -128..127: mean -1/2, variance (256² - 1) / 12.
-    noise += np.float32(0.5)
-    noise *= np.float32(1.0 / np.sqrt((256**2 - 1) / 12.0))
-    return noise
-
-
 def _reverb_ir(
     sample_rate: int, rt60_s: float, predelay_s: float, max_length: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -186,7 +176,7 @@ def _reverb_ir(
         decay = np.exp(
             np.arange(tail, dtype=np.float32) * np.float32(-3 * np.log(10) / (rt60_s * sample_rate))
         )
-        ir[delay:] = _uniform_noise(tail, rng) * decay
+        ir[delay:] = uniform_noise(tail, rng) * decay
         ir /= np.sqrt(np.dot(ir, ir))
     return ir
 
@@ -228,61 +218,6 @@ def _reverb_response(ir: np.ndarray, wet: float, n_fft: int) -> np.ndarray:
 # --- noises --------------------------------------------------------------------------------
 
 
-def _white_spectrum(n_fft: int, rng: np.random.Generator) -> np.ndarray:
-    """rfft ``[n_fft // 2 + 1]`` complex64 of unit-variance white noise of ``n_fft`` samples."""
-    # Real and imaginary parts of variance n_fft / 2 each give E|X_k|² = n_fft, the spectrum of
-    # unit-variance white noise.
-    parts = _uniform_noise(2 * (n_fft // 2 + 1), rng)
-    parts *= np.float32(np.sqrt(n_fft / 2))
-    return parts.view(np.complex64)
-
-
-@functools.lru_cache(maxsize=64)
-def _band_gain(spectrum_bytes: bytes, n_fft: int) -> np.ndarray:
-    """Band magnitudes (float32 bytes) → filter gain on the ``n_fft`` rfft grid (see
-    :func:`coloured_noise`). Cached by content: a species' measured backgrounds recur."""
-    spectrum = np.frombuffer(spectrum_bytes, np.float32)
-    n_bands = spectrum.shape[0]
-    # A periodic Hann window of 2(K-1) samples has sum(w²) = 3·2(K-1)/8.
-    window_power = 3.0 * 2 * (n_bands - 1) / 8.0
-    positions = np.linspace(0.0, n_bands - 1, n_fft // 2 + 1)
-    return _frozen(np.interp(positions, np.arange(n_bands), spectrum) / np.sqrt(window_power))
-
-
-def _check_spectrum(spectrum: np.ndarray) -> np.ndarray:
-    spectrum = np.asarray(spectrum, np.float32)
-    if spectrum.ndim != 1 or spectrum.shape[0] < 2:
-        raise ValueError(
-            f"spectrum must be [bands] with at least 2 bands, got shape {spectrum.shape}"
-        )
-    if not np.isfinite(spectrum).all() or (spectrum < 0).any():
-        raise ValueError("spectrum magnitudes must be finite and >= 0")
-    return spectrum
-
-
-def _coloured_spectrum(spectrum: np.ndarray, n_fft: int, rng: np.random.Generator) -> np.ndarray:
-    return _white_spectrum(n_fft, rng) * _band_gain(spectrum.tobytes(), n_fft)
-
-
-def coloured_noise(spectrum: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """Stationary noise ``[n_samples]`` float32 with the band magnitudes ``spectrum [K]``.
-
-    Convention (that of ``background.noise_floor``, which measures recordings' backgrounds):
-    ``spectrum[k]`` is the RMS magnitude, in band ``k`` (frequency ``k·sr / (2(K−1))``, the
-    bins of a ``2(K−1)``-point FFT), of the noise's STFT with a periodic Hann window of
-    ``2(K−1)`` samples and no normalisation. The noise is unit-variance white noise filtered by
-    the zero-phase gain ``spectrum / sqrt(Σ w²) = spectrum / sqrt(3(K−1)/4)``, linearly
-    interpolated between bands — so analysing it like the recording gives ``spectrum`` back.
-    Sample-rate free: band ``K−1`` is always Nyquist.
-    """
-    spectrum = _check_spectrum(spectrum)
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-    n_fft = sfft.next_fast_len(n_samples, real=True)
-    noise = sfft.irfft(_coloured_spectrum(spectrum, n_fft, rng), n_fft, workers=1)
-    return noise[:n_samples].astype(np.float32, copy=False)
-
-
 @functools.lru_cache(maxsize=16)
 def _wind_shape(sample_rate: int, n_fft: int) -> np.ndarray:
     """Wind rumble on the rfft grid: flat to 100 Hz, then −12 dB per octave; unit mean power."""
@@ -301,7 +236,7 @@ def _wind_spectrum(
     so the gusts cost two shifted additions per component instead of a second inverse FFT.
     The envelope has period ``n_fft`` (the clip seen as a loop).
     """
-    carrier = _white_spectrum(n_fft, rng) * _wind_shape(sample_rate, n_fft)
+    carrier = white_noise_spectrum(n_fft, rng) * _wind_shape(sample_rate, n_fft)
     wind = carrier.copy()
     depths = gusts * rng.dirichlet((1.0, 1.0))
     for depth in depths:
@@ -354,7 +289,7 @@ def _rain_drops(
     rates = (-1.0 / (rng.uniform(*_DROP_TAU_S, count) * sample_rate)).astype(np.float32)
     levels = (10.0 ** rng.uniform(-1.0, 0.0, count)).astype(np.float32)
     envelopes = np.exp(rates[:, None] * np.arange(length, dtype=np.float32)[None, :])
-    bursts = _uniform_noise(count * length, rng).reshape(count, length)
+    bursts = uniform_noise(count * length, rng).reshape(count, length)
     bursts *= levels[:, None] * envelopes
     onsets = rng.integers(0, n_samples, count)
     drops = np.zeros(n_samples + length, np.float32)
@@ -379,7 +314,7 @@ def rain_noise(
         )
     n_fft = sfft.next_fast_len(n_samples, real=True)
     hiss = sfft.irfft(
-        _white_spectrum(n_fft, rng) * _hiss_shape(sample_rate, n_fft), n_fft, workers=1
+        white_noise_spectrum(n_fft, rng) * _hiss_shape(sample_rate, n_fft), n_fft, workers=1
     )
     hiss = hiss[:n_samples] / max(float(np.sqrt(np.mean(np.square(hiss[:n_samples])))), 1e-12)
     drops = _rain_drops(n_samples, sample_rate, rng, drops_per_s)
@@ -421,15 +356,6 @@ def mix_at_snr(signal: np.ndarray, background: np.ndarray, snr_db: float) -> np.
 
 
 # --- scenes --------------------------------------------------------------------------------
-
-
-def _check_pair(name: str, value: tuple[float, float] | None, low: float, high: float) -> None:
-    if value is None:
-        return
-    if len(value) != 2 or not low <= value[0] <= value[1] <= high:
-        raise ValueError(
-            f"{name} must be (min, max) with {low} <= min <= max <= {high}, got {value}"
-        )
 
 
 @dataclass(frozen=True)
@@ -474,7 +400,7 @@ class SceneConfig:
     p_rain: float = 0.0
     rain_snr_db: tuple[float, float] = (10.0, 25.0)
     rain_drops_per_s: tuple[float, float] = (20.0, 200.0)
-    background: str = "measured"
+    background: Background = "measured"
     background_files: tuple[str, ...] = ()
     snr_db: tuple[float, float] | None = None
 
@@ -492,18 +418,17 @@ class SceneConfig:
                 raise ValueError(
                     f"{name} must be a probability in [0, 1], got {getattr(self, name)}"
                 )
-        _check_pair("distance_m", self.distance_m, 1e-3, 1e4)
+        check_range("distance_m", self.distance_m, 1e-3, 1e4, optional=True)
         if self.distance_m is not None and self.distance_m[0] <= 0:
             raise ValueError(f"distance_m must be > 0, got {self.distance_m}")
-        _check_pair("rt60_s", self.rt60_s, 1e-3, 20.0)
-        _check_pair("wet", self.wet, 0.0, 1.0)
-        _check_pair("predelay_s", self.predelay_s, 0.0, 1.0)
-        _check_pair("wind_gusts", self.wind_gusts, 0.0, 0.99)
-        _check_pair("rain_drops_per_s", self.rain_drops_per_s, 0.0, 1e5)
+        check_range("rt60_s", self.rt60_s, 1e-3, 20.0, optional=True)
+        check_range("wet", self.wet, 0.0, 1.0)
+        check_range("predelay_s", self.predelay_s, 0.0, 1.0)
+        check_range("wind_gusts", self.wind_gusts, 0.0, 0.99)
+        check_range("rain_drops_per_s", self.rain_drops_per_s, 0.0, 1e5)
         for name in ("wind_snr_db", "rain_snr_db"):
-            _check_pair(name, getattr(self, name), -60.0, 120.0)
-        if self.snr_db is not None:
-            _check_pair("snr_db", self.snr_db, -60.0, 120.0)
+            check_range(name, getattr(self, name), -60.0, 120.0)
+        check_range("snr_db", self.snr_db, -60.0, 120.0, optional=True)
 
 
 @functools.lru_cache(maxsize=32)
@@ -535,7 +460,7 @@ def apply_scene(
 
     In order: distance, reverb, then background, wind and rain mixed at their drawn SNRs (see
     :class:`SceneConfig`). ``background_spectra [n, K]`` are measured noise floors
-    (:func:`coloured_noise` convention), ``background_clips`` recordings at ``sample_rate``.
+    (``features.background.noise_floor``), ``background_clips`` recordings at ``sample_rate``.
     The parameters dict (JSON-ready) records every draw, for sidecars.
 
     Speed: the bird is transformed only when distance or reverb filter it; it and all noises
@@ -573,8 +498,7 @@ def apply_scene(
 
     extra = None  # noise made in the time domain, added after the inverse FFT
     if scene.background == "measured":
-        floor = _check_spectrum(background_spectra[params["background_index"]])
-        noise = _coloured_spectrum(floor, n_fft, rng)
+        noise = floor_noise_spectrum(background_spectra[params["background_index"]], n_fft, rng)
         if "snr_db" in params:
             add(noise, _spectrum_power(noise, n_fft), params["snr_db"])
         else:  # as recorded: the floor is an absolute level, like the bird's loudness contours
@@ -595,7 +519,7 @@ def apply_scene(
         # Hiss and drops are each of unit power, mixed by their shares.
         drops = _rain_drops(n, sample_rate, rng, params["rain_drops_per_s"])
         share = _RAIN_HISS_SHARE if drops.any() else 1.0
-        hiss = _white_spectrum(n_fft, rng) * _hiss_shape(sample_rate, n_fft)
+        hiss = white_noise_spectrum(n_fft, rng) * _hiss_shape(sample_rate, n_fft)
         add(hiss, 1.0 / share, params["rain_snr_db"])
         if share < 1.0:
             drops *= np.float32(_noise_gain(p_bird, 1.0 / (1.0 - share), params["rain_snr_db"]))

@@ -19,11 +19,13 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from ..constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, SAMPLE_RATE
+from ..constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, SAMPLE_RATE, VOICED_THRESHOLD
+from ..dsp.spectral import log_mel
 from ..features.activity import bird_activity
 from ..features.background import FLOOR_FFT_SIZE, noise_floor
 from ..features.contours import find_segments
-from ..features.pitch import VOICED_THRESHOLD, estimate_f0, log_mel, loudness_db
+from ..features.loudness import loudness_db
+from ..features.pitch import F0Method, estimate_f0
 from ..io import AudioError, atomic_write, load_audio, scan_folder
 
 __all__ = [
@@ -46,15 +48,17 @@ _HELD_ACTIVE = 0.1  # ... yet under a tenth of them heard above the floor: a hel
 class PreprocessSettings:
     sample_rate: int = SAMPLE_RATE
     hop_length: int = HOP_LENGTH
-    f0_method: str = "numba"
-    fmin: float = F0_MIN_HZ
-    fmax: float = F0_MAX_HZ
+    f0_method: F0Method = "numba"
+    f_min: float = F0_MIN_HZ
+    f_max: float = F0_MAX_HZ
 
     def __post_init__(self) -> None:
         if self.f0_method not in ("numba", "crepe"):
             raise ValueError(f"f0_method must be 'numba' or 'crepe', got {self.f0_method!r}")
-        if not 0 < self.fmin < self.fmax <= self.sample_rate / 2:
-            raise ValueError(f"need 0 < fmin < fmax <= sample_rate/2, got {self.fmin}, {self.fmax}")
+        if not 0 < self.f_min < self.f_max <= self.sample_rate / 2:
+            raise ValueError(
+                f"need 0 < f_min < f_max <= sample_rate/2, got {self.f_min}, {self.f_max}"
+            )
 
 
 @dataclass
@@ -71,7 +75,7 @@ class Recording:
     confidence: np.ndarray
     loudness_db: np.ndarray  # A-weighted loudness of the bird above the background (activity)
     segments: np.ndarray  # [n, 2] frame ranges, end exclusive
-    background: np.ndarray  # background magnitude per bin (background.noise_floor)
+    background: np.ndarray  # background magnitude per bin (features.background.noise_floor)
 
     @property
     def seconds(self) -> float:
@@ -121,11 +125,16 @@ def analyse_audio(
     if audio.shape[0] < 4 * FLOOR_FFT_SIZE:
         raise AudioError(path, f"too short ({audio.shape[0] / sr:.3f} s) to analyse")
     f0, confidence = estimate_f0(
-        audio, sr, hop_length=hop, fmin=settings.fmin, fmax=settings.fmax, method=settings.f0_method
+        audio,
+        sr,
+        hop_length=hop,
+        f_min=settings.f_min,
+        f_max=settings.f_max,
+        method=settings.f0_method,
     )
     # The model learns from the bird, not the background: loudness and activity over the floor.
     background = noise_floor(audio)
-    bird = bird_activity(audio, sr, background, confidence, hop, settings.fmin, settings.fmax)
+    bird = bird_activity(audio, sr, background, confidence, hop, settings.f_min, settings.f_max)
     loud, active = bird.loudness_db, bird.active
     voiced = confidence >= VOICED_THRESHOLD
     if voiced.mean() > _HELD_VOICED and (active & voiced).sum() < _HELD_ACTIVE * voiced.sum():
@@ -243,7 +252,7 @@ def _process_one(
         status = "done"
     voiced = np.zeros(rec.f0_hz.shape[0], bool)
     for start, end in rec.segments:
-        voiced[start:end] = rec.confidence[start:end] >= 0.5
+        voiced[start:end] = rec.confidence[start:end] >= VOICED_THRESHOLD
     return {
         "species": species,
         "file": str(source),

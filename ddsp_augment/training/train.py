@@ -18,21 +18,23 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from ..constants import ACTIVE_RANGE_DB, VOICED_THRESHOLD
 from ..evaluation.metrics import f0_accuracy, loudness_mae_db, spectral_distance
 from ..features.activity import bird_activity
 from ..features.background import noise_floor, render_noise_floor
 from ..features.contours import ContourBank, Segment
 from ..features.pitch import estimate_f0
 from ..io import atomic_write
+from ..model.decoder import DecoderConfig
 from ..model.losses import FFT_SIZES, MultiScaleSpectralLoss
-from ..model.species_model import DecoderConfig, SpeciesModel
+from ..model.species_model import SpeciesModel
 from ..model.storage import (
     has_checkpoint,
     load_checkpoint,
@@ -54,8 +56,6 @@ __all__ = [
     "train_species",
 ]
 
-_VOICED = 0.5  # confidence threshold for "voiced" frames
-_ACTIVE_DB = 40.0  # frames within this of the recording's max are active
 # Below this much training audio a model can only repeat its few syllables: say so.
 _FEW_SECONDS = 10.0
 
@@ -76,7 +76,7 @@ class TrainSettings:
     patience: int = 10
     val_fraction: float = 0.25
     seed: int = 0
-    device: str = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     max_restarts: int = 2
     threads: int | None = None
     background_in_loss: bool = True
@@ -189,13 +189,13 @@ def detect_collapse(output: np.ndarray, harmonic: np.ndarray, recording: Recordi
     or the harmonic branch dies and the noise branch takes over while the target is tonal.
     """
     hop = recording.hop_length
-    active = recording.loudness_db >= recording.loudness_db.max() - _ACTIVE_DB
+    active = recording.loudness_db >= recording.loudness_db.max() - ACTIVE_RANGE_DB
     mask = np.repeat(active, hop)[: output.shape[0]]
     target_power = float(np.mean(recording.audio[: mask.size][mask] ** 2)) + 1e-12
     output_power = float(np.mean(output[: mask.size][mask] ** 2)) + 1e-20
     if 10 * math.log10(output_power / target_power) < -30:
         return "silent output (>30 dB below the recording on active frames)"
-    tonal = float(np.mean(recording.confidence[active] >= _VOICED)) >= 0.5
+    tonal = float(np.mean(recording.confidence[active] >= VOICED_THRESHOLD)) >= 0.5
     harmonic_power = float(np.mean(harmonic[: mask.size][mask] ** 2))
     if tonal and harmonic_power / output_power < 0.02:
         return "harmonic part gone (<2 % of the energy) while the recording is tonal"
@@ -250,7 +250,7 @@ def data_warnings(
     warnings = []
     seconds = sum(r.seconds for r in train)
     if seconds < _FEW_SECONDS:
-        voiced = sum(float(np.sum(r.confidence >= _VOICED)) for r in train) / frame_rate
+        voiced = sum(float(np.sum(r.confidence >= VOICED_THRESHOLD)) for r in train) / frame_rate
         warnings.append(
             f"only {seconds:.1f} s of training audio ({voiced:.1f} s voiced) in {len(train)} "
             f"recording(s); the model can only repeat it"
@@ -262,7 +262,7 @@ def data_warnings(
 
 def _decoder_config(train: Sequence[Recording], overrides: dict[str, Any]) -> DecoderConfig:
     active = np.concatenate(
-        [r.loudness_db[r.loudness_db >= r.loudness_db.max() - _ACTIVE_DB] for r in train]
+        [r.loudness_db[r.loudness_db >= r.loudness_db.max() - ACTIVE_RANGE_DB] for r in train]
     )
     first = train[0]
     return DecoderConfig(
@@ -311,13 +311,13 @@ def _validate(
         reason = detect_collapse(bird, harmonic, rec)
         if reason:
             reasons.append(f"{rec.name}: {reason}")
-        active = rec.loudness_db >= rec.loudness_db.max() - _ACTIVE_DB
+        active = rec.loudness_db >= rec.loudness_db.max() - ACTIVE_RANGE_DB
         heard = bird + render_noise_floor(rec.background, n, rng) if with_background else bird
         scores["spectral"].append(spectral_distance(rec.audio, heard, rec.sample_rate))
         # Measured as preprocessing measured the recording: the bird above its background.
         heard_loud = bird_activity(heard, rec.sample_rate, rec.background, None, rec.hop_length)
         scores["loud"].append(loudness_mae_db(rec.loudness_db, heard_loud.loudness_db, active))
-        voiced = active & (rec.confidence >= _VOICED)
+        voiced = active & (rec.confidence >= VOICED_THRESHOLD)
         if voiced.any():
             f0_out, _ = estimate_f0(bird, rec.sample_rate, hop_length=rec.hop_length)
             scores["f0"].append(f0_accuracy(rec.f0_hz, f0_out, voiced))
@@ -409,7 +409,7 @@ def train_species(
             "recordists": sorted({r.recordist for r in recordings}),
             "seconds": round(sum(r.seconds for r in train), 2),
             "voiced_seconds": round(
-                sum(float(np.sum(r.confidence >= _VOICED)) for r in train) / frame_rate, 2
+                sum(float(np.sum(r.confidence >= VOICED_THRESHOLD)) for r in train) / frame_rate, 2
             ),
             "warnings": warnings,
         },
@@ -420,6 +420,12 @@ def train_species(
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {}
     best_state: dict[str, torch.Tensor] | None = None
+
+    def save(model: SpeciesModel, **extra: Any) -> None:
+        """The model directory, with the best metrics so far (an unfinished one says so)."""
+        info_now = {**info, "metrics": best, **extra}
+        save_species_model(output_dir, species, model, contours, backgrounds, info_now)
+
     start_epoch, restarts, stale, lr = 0, 0, 0, settings.learning_rate
     checkpoint_dir = output_dir / "checkpoint"
     if resume and has_checkpoint(checkpoint_dir):
@@ -491,14 +497,7 @@ def train_species(
         elif not best or row["val_spectral_distance"] < best["val_spectral_distance"]:
             best, stale = dict(row), 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            save_species_model(
-                output_dir,
-                species,
-                model,
-                contours,
-                backgrounds,
-                {**info, "metrics": best, "complete": False},
-            )
+            save(model, complete=False)
         else:
             stale += 1
         epoch += 1
@@ -527,20 +526,7 @@ def train_species(
         raise _failed(output_dir, species, f"{species}: no epoch produced a usable model")
     model.load_state_dict(best_state)
     wall = time.perf_counter() - started
-    save_species_model(
-        output_dir,
-        species,
-        model,
-        contours,
-        backgrounds,
-        {
-            **info,
-            "metrics": best,
-            "complete": True,
-            "epochs_run": len(history),
-            "restarts": restarts,
-        },
-    )
+    save(model, complete=True, epochs_run=len(history), restarts=restarts)
     return TrainResult(species, output_dir, history, best, restarts, wall, warnings)
 
 

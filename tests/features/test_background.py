@@ -1,5 +1,7 @@
 import numpy as np
+import pytest
 
+from ddsp_augment.dsp.spectral import magnitude_spectrogram
 from ddsp_augment.features.background import noise_floor, render_noise_floor
 
 
@@ -27,3 +29,24 @@ def test_floor_ignores_a_bird_that_sings_most_of_the_time():
     assert floor_song[bin_4k] < 0.05 * song_peak  # >26 dB under the song: not mistaken for it
     far = slice(700, 1000)  # 11-16 kHz, away from the whistle and its gating sidebands
     assert abs(np.median(floor_song[far] / floor_noise[far]) - 1) < 0.1
+
+
+def test_rendered_floor_follows_the_spectrum_and_its_scaling_convention():
+    """``floor[k]`` is the RMS magnitude of the noise's unnormalised periodic-Hann STFT."""
+    bands, sr = 1025, 32000
+    floor = np.zeros(bands, np.float32)
+    floor[200:400] = 2.0  # 3.1-6.2 kHz at 32 kHz
+    floor[400:600] = 0.5
+    noise = render_noise_floor(floor, 4 * sr, np.random.default_rng(0))
+    assert noise.shape == (4 * sr,) and noise.dtype == np.float32
+    n_fft = 2 * (bands - 1)
+    measured = np.sqrt(np.mean(magnitude_spectrogram(noise, n_fft, n_fft // 4) ** 2, axis=1))
+    np.testing.assert_allclose(measured[220:380], 2.0, rtol=0.15)
+    np.testing.assert_allclose(measured[420:580], 0.5, rtol=0.15)
+    power = np.abs(np.fft.rfft(noise)) ** 2
+    band = np.linspace(0, bands - 1, power.shape[0])
+    assert power[(band >= 199) & (band <= 600)].sum() / power.sum() > 0.999
+    with pytest.raises(ValueError, match="floor"):
+        render_noise_floor(-floor, 100, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_samples"):
+        render_noise_floor(floor, 0, np.random.default_rng(0))

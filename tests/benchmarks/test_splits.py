@@ -1,6 +1,5 @@
 import csv
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,9 @@ from classifier_gain.splits import (
     recordist_folds,
     recordist_groups,
 )
+from conftest import XC_GERMANY
 
-MANIFEST = Path(__file__).resolve().parents[1] / "benchmarks/data/xc-germany/manifest.csv"
+MANIFEST = XC_GERMANY / "manifest.csv"
 
 
 @pytest.fixture(scope="module")

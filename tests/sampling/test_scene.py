@@ -12,7 +12,6 @@ from ddsp_augment.sampling.scene import (
     SceneConfig,
     air_absorption_db_per_m,
     apply_scene,
-    coloured_noise,
     distance,
     mix_at_snr,
     rain_noise,
@@ -105,30 +104,6 @@ def test_mix_at_snr_achieves_the_snr_on_active_frames(snr_db):
     added = mixed - song
     assert _active_power_db(song) - _db(added) == pytest.approx(snr_db, abs=0.1)
     np.testing.assert_array_equal(mix_at_snr(song, np.zeros(10), 10.0), song)
-
-
-def _hann_stft_rms(x: np.ndarray, n_fft: int) -> np.ndarray:
-    window = np.hanning(n_fft + 1)[:-1]
-    hop = n_fft // 4
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop] * window
-    return np.sqrt(np.mean(np.abs(np.fft.rfft(frames, axis=1)) ** 2, axis=0))
-
-
-def test_coloured_noise_follows_the_spectrum_and_its_scaling_convention():
-    bands = 1025
-    spectrum = np.zeros(bands, np.float32)
-    spectrum[200:400] = 2.0  # 3.1-6.2 kHz at 32 kHz
-    spectrum[400:600] = 0.5
-    noise = coloured_noise(spectrum, 4 * SR, np.random.default_rng(0))
-    assert noise.shape == (4 * SR,) and noise.dtype == np.float32
-    measured = _hann_stft_rms(noise, 2 * (bands - 1))
-    np.testing.assert_allclose(measured[220:380], 2.0, rtol=0.15)
-    np.testing.assert_allclose(measured[420:580], 0.5, rtol=0.15)
-    power = np.abs(np.fft.rfft(noise)) ** 2
-    band = np.linspace(0, bands - 1, power.shape[0])
-    assert power[(band >= 199) & (band <= 600)].sum() / power.sum() > 0.999
-    with pytest.raises(ValueError, match="spectrum"):
-        coloured_noise(-spectrum, 100, np.random.default_rng(0))
 
 
 def test_wind_is_low_frequency_heavy_and_gusty():

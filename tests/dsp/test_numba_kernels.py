@@ -94,7 +94,69 @@ def test_fft_convolve_matches_np_convolve():
     rng = np.random.default_rng(6)
     audio = rng.standard_normal(5000).astype(np.float32)
     ir = rng.standard_normal(801).astype(np.float32)
-    out = nk.fft_convolve(audio, ir)
+    size = nk.convolution_size(5000, 801)
+    assert size >= 5000 + 801 - 1
+    out = nk.fft_convolve(audio, nk.rfft(ir, size), size)
     assert out.shape == (5000,) and out.dtype == np.float32
     expected = np.convolve(audio.astype(np.float64), ir)[:5000]
     assert np.abs(out - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize(("frames", "kernel", "layers"), [(203, 5, 4), (6, 3, 3), (1, 5, 2)])
+def test_separable_conv_stack_matches_torch_convs(frames, kernel, layers):
+    # frames 6 and 1: dilations 4 and 8 reach past both ends (zero padding)
+    rng = np.random.default_rng(7)
+    channels, n_in, n_out = 16, 3, 11
+    weights = {
+        "input_weight": rng.normal(0, 0.5, (n_in, channels)),
+        "input_bias": rng.normal(0, 0.1, channels),
+        "depthwise_weight": rng.normal(0, 0.5, (layers, channels, kernel)),
+        "depthwise_bias": rng.normal(0, 0.1, (layers, channels)),
+        "pointwise_weight": rng.normal(0, 0.3, (layers, channels, channels)),
+        "pointwise_bias": rng.normal(0, 0.1, (layers, channels)),
+        "output_weight": rng.normal(0, 0.3, (channels, n_out)),
+        "output_bias": rng.normal(0, 0.1, n_out),
+    }
+    weights = {k: v.astype(np.float32) for k, v in weights.items()}
+    x = rng.normal(0, 1, (frames, n_in)).astype(np.float32)
+    fast = nk.separable_conv_stack(x, **weights)
+
+    t = {k: torch.from_numpy(v) for k, v in weights.items()}
+    conv = torch.nn.functional.conv1d
+    h = conv(torch.from_numpy(x).T[None], t["input_weight"].T[..., None], t["input_bias"])
+    for i in range(layers):
+        d = 2**i
+        dw = conv(
+            h,
+            t["depthwise_weight"][i][:, None],
+            t["depthwise_bias"][i],
+            padding=d * (kernel // 2),
+            dilation=d,
+            groups=channels,
+        )  # noqa: E501
+        pw = conv(dw, t["pointwise_weight"][i].T[..., None], t["pointwise_bias"][i])
+        h = h + torch.nn.functional.leaky_relu(pw, 0.1)
+    reference = conv(h, t["output_weight"].T[..., None], t["output_bias"])[0].T.numpy()
+    assert fast.shape == (frames, n_out) and fast.dtype == np.float32
+    assert np.abs(fast - reference).max() <= 1e-5 * np.abs(reference).max()
+    with pytest.raises(ValueError, match="odd"):
+        nk.separable_conv_stack(
+            x, **{**weights, "depthwise_weight": weights["depthwise_weight"][..., :2]}
+        )  # noqa: E501
+
+
+def test_exp_sigmoid_matches_torch_and_skips_columns():
+    x = np.linspace(-120, 40, 600, dtype=np.float32).reshape(100, 6)
+    fast = nk.exp_sigmoid(x, max_value=4.0)
+    reference = F.exp_sigmoid(torch.from_numpy(x), max_value=4.0).numpy()
+    np.testing.assert_allclose(fast, reference, rtol=1e-6, atol=0)
+    assert fast.min() == pytest.approx(1e-7)  # far below -88: exactly the threshold
+    counts = np.arange(100) % 7
+    masked = nk.exp_sigmoid(x, columns=counts)
+    keep = np.arange(6)[None, :] < counts[:, None]
+    np.testing.assert_allclose(
+        masked[keep], F.exp_sigmoid(torch.from_numpy(x)).numpy()[keep], rtol=1e-6
+    )  # noqa: E501
+    assert (masked[~keep] == 0).all()
+    with pytest.raises(ValueError, match="columns"):
+        nk.exp_sigmoid(x, columns=counts[:5])

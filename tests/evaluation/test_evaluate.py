@@ -1,4 +1,5 @@
 import json
+import math
 import shutil
 
 import pytest
@@ -59,16 +60,24 @@ def test_evaluate_reports_synthetic_next_to_real_reference(
     for species, result in report["species"].items():
         assert result["n_synthetic"] == 3 and result["n_real"] == 3
         assert len(result["split"]["held_out"]) == 1 and len(result["split"]["rest"]) == 2
+        cells = []
         for key in PAIRED:
-            assert result[key]["synthetic"] is not None, (species, key)
-            assert result[key]["reference"] is not None, (species, key)
-        assert result["copies"]["flag"] is False
+            synthetic, reference = result[key]["synthetic"], result[key]["reference"]
+            assert math.isfinite(synthetic) and math.isfinite(reference), (species, key)
+            assert synthetic >= 0 and reference >= 0, (species, key)
+            cells.append(f"{synthetic:.3g} ({reference:.3g})")
+        # Three different songs are spread out, and none is a copy of a real clip.
+        assert result["diversity"]["synthetic"] > 0 and result["diversity"]["reference"] > 0
+        assert result["copies"] == {**result["copies"], "flag": False, "files": []}
         resynth = result["resynthesis"]
-        assert 0.0 <= resynth["f0_within_50_cents"] <= 1.0
-        assert len(resynth["by_recording"]) == 3
+        scores = list(resynth["by_recording"].values())
+        assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
+        assert resynth["f0_within_50_cents"] == pytest.approx(sum(scores) / 3, abs=1e-4)  # rounded
         assert (tmp_path / f"{species}_distributions.png").stat().st_size > 1000
+    # The table row: species, 3 real (1 held out), 3 synthetic, then each report value.
     table = (tmp_path / "evaluation.md").read_text()
-    assert "| Parus_major |" in table and "(" in table
+    row = next(line for line in table.splitlines() if line.startswith("| Parus_major |"))
+    assert row.startswith("| Parus_major | 3 (1) | 3 | " + " | ".join(cells) + " | 0 |")
 
 
 def test_real_clips_passed_off_as_synthetic_are_flagged_as_copies(real_raw, tmp_path):

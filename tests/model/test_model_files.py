@@ -10,10 +10,15 @@ import pytest
 import torch
 
 from ddsp_augment.features.contours import ContourBank, Segment
-from ddsp_augment.model.species_model import DecoderConfig, SpeciesModel
-from ddsp_augment.model.storage import ModelFileError, load_species_model, save_species_model
+from ddsp_augment.model.decoder import DecoderConfig
+from ddsp_augment.model.species_model import SpeciesModel
+from ddsp_augment.model.storage import (
+    ModelFileError,
+    find_model_dirs,
+    load_species_model,
+    save_species_model,
+)
 from ddsp_augment.sampling.bank import SpeciesBank
-from ddsp_augment.sampling.generate import find_model_dirs
 
 
 def _save(directory: Path, species: str = "Parus_major") -> None:

@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import TEST_DATA
 
 from ddsp_augment.training.preprocess import load_processed, preprocess_folder
 
-TIT = Path(__file__).resolve().parent / "data" / "Parus_major"
+TIT = TEST_DATA / "Parus_major"
 
 
 @pytest.fixture()

@@ -202,3 +202,55 @@ def test_exp_decay_ir_falls_60_db_at_the_rt60():
     head = noisy[:640].square().mean()
     tail = noisy[round(0.1 * SR) : round(0.1 * SR) + 640].square().mean()
     assert 10 * math.log10(float(tail / head)) == pytest.approx(-60.0, abs=2.0)
+
+
+def test_a_batch_renders_as_its_items_one_by_one():
+    """Batch of N == N singles: no item leaks into another (e.g. through the harmonic count
+    chosen from the lowest F0 of the whole batch, or the overlap-add of the noise)."""
+    gen = torch.Generator().manual_seed(0)
+    frames, n = 40, 39 * HOP + 17
+    f0 = torch.stack(
+        [
+            torch.full((frames,), 500.0),
+            torch.linspace(2000, 6000, frames),
+            torch.full((frames,), 9000.0),
+        ]
+    )
+    amplitude = torch.rand(3, frames, generator=gen)
+    distribution = torch.rand(3, frames, 32, generator=gen)
+    batch = F.harmonic_synth(f0, amplitude, distribution, SR, HOP, n)
+    singles = [
+        F.harmonic_synth(f0[i : i + 1], amplitude[i : i + 1], distribution[i : i + 1], SR, HOP, n)
+        for i in range(3)
+    ]
+    torch.testing.assert_close(batch, torch.cat(singles), rtol=0, atol=1e-6)
+    batch = F.harmonic_synth_recurrent(f0, amplitude, distribution, SR, HOP, n)
+    singles = [
+        F.harmonic_synth_recurrent(
+            f0[i : i + 1], amplitude[i : i + 1], distribution[i : i + 1], SR, HOP, n
+        )
+        for i in range(3)
+    ]
+    torch.testing.assert_close(batch, torch.cat(singles), rtol=0, atol=1e-6)
+    magnitudes = torch.rand(3, frames, 65, generator=gen)
+    noise = torch.randn(3, n, generator=gen)
+    batch = F.filtered_noise(magnitudes, noise, HOP)
+    singles = [F.filtered_noise(magnitudes[i : i + 1], noise[i : i + 1], HOP) for i in range(3)]
+    torch.testing.assert_close(batch, torch.cat(singles), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("extra", [-40, 0, 200])
+def test_recurrent_harmonic_synth_matches_the_sine_bank(extra):
+    # F0 sweeping 1-12 kHz: harmonics cross Nyquist both ways; n short of, on and past the
+    # last frame (held controls)
+    generator = torch.Generator().manual_seed(0)
+    frames, hop, sr = 120, 64, 32000
+    t = torch.linspace(0, 1, frames)
+    f0 = torch.stack([1000 * 12 ** (0.5 - 0.5 * torch.cos(2 * math.pi * 2 * t)), 3000 + 0 * t])
+    amplitude = torch.rand(2, frames, generator=generator)
+    distribution = torch.rand(2, frames, 32, generator=generator)
+    n = (frames - 1) * hop + extra
+    fast = F.harmonic_synth_recurrent(f0, amplitude, distribution, sr, hop, n)
+    reference = F.harmonic_synth(f0, amplitude, distribution, sr, hop, n)
+    assert fast.shape == (2, n)
+    assert (fast - reference).abs().max() <= 1e-5 * reference.abs().max()

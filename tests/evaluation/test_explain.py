@@ -35,7 +35,8 @@ from ddsp_augment.evaluation.explain import (
 )
 from ddsp_augment.features.background import noise_floor, render_noise_floor
 from ddsp_augment.features.contours import ContourBank, Segment
-from ddsp_augment.features.pitch import estimate_f0, loudness_db
+from ddsp_augment.features.loudness import loudness_db
+from ddsp_augment.features.pitch import estimate_f0
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.sampling.generate import real_clips
 from ddsp_augment.sampling.jitter import jitter_contours

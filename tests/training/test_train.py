@@ -1,9 +1,9 @@
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import TEST_DATA
 
 from ddsp_augment import SpeciesBank
 from ddsp_augment.model.storage import ModelFileError, load_species_model
@@ -17,7 +17,7 @@ from ddsp_augment.training.train import (
     train_species,
 )
 
-TIT = Path(__file__).resolve().parent / "data" / "Parus_major"
+TIT = TEST_DATA / "Parus_major"
 TINY = dict(
     steps_per_epoch=2, batch_size=2, crop_seconds=0.25, decoder={"hidden": 16, "n_layers": 2}
 )

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ddsp_augment.features.contours import ContourBank, Segment
-from ddsp_augment.model.species_model import DecoderConfig, SpeciesModel
+from ddsp_augment.model.decoder import DecoderConfig
+from ddsp_augment.model.species_model import SpeciesModel
 from ddsp_augment.model.storage import ModelFileError, load_species_model, save_species_model
 
 

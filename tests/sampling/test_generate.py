@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ddsp_augment.model.storage import ModelFileError
+from ddsp_augment.io import AudioError, PathError
+from ddsp_augment.model.storage import ModelFileError, find_model_dirs
 from ddsp_augment.sampling.generate import (
     SidecarError,
-    find_model_dirs,
     generate_songs,
     read_sidecar,
     regenerate,
@@ -123,3 +123,12 @@ def test_bad_sidecars_and_model_paths_are_named(tmp_path, small_bank_path):
         find_model_dirs(pth)
     with pytest.raises(ModelFileError, match="no model for species"):
         find_model_dirs(small_bank_path, ["Turdus_merula"])
+
+
+def test_file_errors_share_one_base(tmp_path):
+    """AudioError, ModelFileError and SidecarError are PathErrors: path, reason, message."""
+    for error_type in (AudioError, ModelFileError, SidecarError):
+        error = error_type(tmp_path / "x.bin", "broken")
+        assert isinstance(error, PathError) and isinstance(error, ValueError)
+        assert (error.path, error.reason) == (tmp_path / "x.bin", "broken")
+        assert str(error) == f"{tmp_path / 'x.bin'}: broken"

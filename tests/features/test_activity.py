@@ -10,7 +10,8 @@ from ddsp_augment.constants import LOUDNESS_FLOOR_DB
 from ddsp_augment.features.activity import bird_activity
 from ddsp_augment.features.background import noise_floor
 from ddsp_augment.features.contours import find_segments
-from ddsp_augment.features.pitch import estimate_f0, loudness_db
+from ddsp_augment.features.loudness import loudness_db
+from ddsp_augment.features.pitch import estimate_f0
 from ddsp_augment.io import load_audio
 from ddsp_augment.training.preprocess import analyse_audio
 

@@ -9,7 +9,7 @@ from audiomentations import AddGaussianSNR, Compose, Gain, OneOf, SomeOf
 from torch.utils.data import DataLoader, Dataset
 
 from ddsp_augment.augment.ddsp_synth import DDSPSynth
-from ddsp_augment.features.pitch import loudness_db
+from ddsp_augment.features.loudness import loudness_db
 from ddsp_augment.io import load_audio
 from ddsp_augment.sampling.bank import SpeciesBank
 

@@ -23,6 +23,16 @@ def test_find_segments_pads_and_clips_at_edges():
     assert find_segments(loud, 500.0, pad_seconds=0.02) == [(0, 60)]
 
 
+def test_contour_bank_repr():
+    segments = [
+        Segment(np.full(n, 3000.0, np.float32), np.zeros(n, np.float32), np.ones(n, np.float32), r)
+        for n, r in ((500, "a.wav"), (250, "b.wav"), (250, "a.wav"))
+    ]
+    assert repr(ContourBank(segments, 32000, 64)) == (
+        "ContourBank(3 segments, 2.00 s from 2 recordings, sample_rate=32000, hop_length=64)"
+    )
+
+
 def test_contour_bank_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     segments = [

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The GPU measurement, in one go (CUDA machine, repository root, package installed):
+# the CUDA variants of the batched-rendering tests, then generation and training speed.
+# Prints pytest's summary and two JSON objects (generate_speed, train_speed).
+set -euo pipefail
+python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'"
+pytest -q -p no:cacheprovider tests/test_bank.py tests/test_batch_synth.py -k "cuda"
+python benchmarks/generate_speed.py --repeats 5 --growth_clips 100
+python benchmarks/train_speed.py

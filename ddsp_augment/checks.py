@@ -1,0 +1,39 @@
+"""Argument types and checks shared by the public API (one wording of each error)."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = ["BACKENDS", "Backend", "check_backend", "check_range"]
+
+Backend = Literal["numba", "torch"]
+"""Synthesis backend: ``"numba"`` (CPU fast path) or ``"torch"`` (differentiable, any device)."""
+BACKENDS: tuple[str, ...] = get_args(Backend)
+
+
+def check_backend(backend: str) -> Backend:
+    """``backend`` if it is a :data:`Backend`, else a ValueError naming the argument."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend  # type: ignore[return-value]
+
+
+def check_range(
+    name: str,
+    value: tuple[float, float] | None,
+    low: float,
+    high: float,
+    optional: bool = False,
+) -> None:
+    """A ``(min, max)`` pair with ``low <= min <= max <= high`` (None too when ``optional``: the
+    option is off), else a ValueError naming ``name``."""
+    if value is None and optional:
+        return
+    try:
+        ok = len(value) == 2 and low <= value[0] <= value[1] <= high  # type: ignore[arg-type]
+    except TypeError:  # None, a bare number, non-numbers
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{name} must be (min, max) with {low} <= min <= max <= {high}, got {value!r}"
+        )

@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+import torch
+
+from ddsp_augment.model.decoder import DecoderConfig
+from ddsp_augment.model.species_model import SpeciesModel
+
+
+@pytest.fixture()
+def contours():
+    frames = 300
+    f0 = np.linspace(2500, 6000, frames).astype(np.float32)
+    loud = np.full(frames, -25.0, np.float32)
+    return f0, loud, np.ones(frames, np.float32), (frames - 1) * 64
+
+
+def test_numba_and_torch_synthesis_agree(contours):
+    torch.manual_seed(0)
+    model = SpeciesModel(DecoderConfig(hidden=16, n_layers=2))
+    fast = model.synthesize(*contours, np.random.default_rng(1), backend="numba")
+    slow = model.synthesize(*contours, np.random.default_rng(1), backend="torch")
+    assert np.max(np.abs(fast - slow)) <= 1e-4 * np.abs(slow).max()
+
+
+def test_cached_reverb_follows_weight_changes(contours):
+    torch.manual_seed(0)
+    model = SpeciesModel(DecoderConfig(hidden=16, n_layers=2))
+    before = model.synthesize(*contours, np.random.default_rng(1))
+    with torch.no_grad():
+        model.reverb.ir.mul_(3.0)  # in place, as an optimiser step is
+    after = model.synthesize(*contours, np.random.default_rng(1))
+    reference = model.synthesize(*contours, np.random.default_rng(1), backend="torch")
+    assert not np.allclose(before, after)
+    assert np.max(np.abs(after - reference)) <= 1e-4 * np.abs(reference).max()
+
+
+def test_decoder_outputs_follow_loudness_and_config_validation(contours):
+    model = SpeciesModel(DecoderConfig(hidden=16, n_layers=2))
+    f0, loud, conf = (torch.from_numpy(a)[None] for a in contours[:3])
+    quiet = model.decoder(f0, loud - 20, conf).amplitude
+    loud_out = model.decoder(f0, loud, conf).amplitude
+    ratio = float((loud_out / quiet).median().detach())
+    assert 5 < ratio < 20  # 20 dB louder input → ~10× amplitude at init
+    with pytest.raises(ValueError, match="kernel_size"):
+        DecoderConfig(kernel_size=4)
+    with pytest.raises(ValueError, match="unknown decoder config keys"):
+        DecoderConfig.from_dict({"hidden": 8, "layers": 3})
+
+
+def test_decoder_batch_matches_single_items():
+    torch.manual_seed(0)
+    decoder = SpeciesModel(DecoderConfig(hidden=16, n_layers=2)).decoder.eval()
+    gen = torch.Generator().manual_seed(1)
+    f0 = 2000 + 4000 * torch.rand(4, 120, generator=gen)
+    loudness = -60 + 50 * torch.rand(4, 120, generator=gen)
+    confidence = torch.rand(4, 120, generator=gen)
+    with torch.no_grad():
+        batch = decoder(f0, loudness, confidence)
+        singles = [
+            decoder(f0[i : i + 1], loudness[i : i + 1], confidence[i : i + 1]) for i in range(4)
+        ]
+    for name, value in batch._asdict().items():
+        expected = torch.cat([getattr(s, name) for s in singles])
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_numba_decoder_matches_torch_decoder(contours, monkeypatch):
+    from ddsp_augment.dsp.functional import remove_above_nyquist
+    from ddsp_augment.model.decoder import Decoder
+
+    torch.manual_seed(0)
+    model = SpeciesModel(DecoderConfig(hidden=16, n_layers=3))
+    with torch.no_grad():  # a trained-looking decoder: weights away from their init
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    f0, loud, conf, n = contours
+    loud = loud + np.linspace(-40, 10, loud.shape[0], dtype=np.float32)
+    fast = model.decoder.numpy_forward(f0, loud, conf)
+    with torch.inference_mode():
+        ref = model.decoder(*(torch.from_numpy(a)[None] for a in (f0, loud, conf)))
+    ref_distribution = remove_above_nyquist(ref.harmonic_distribution, ref.f0_hz, 32000)
+    for got, want in zip(
+        fast, (ref.f0_hz, ref.amplitude, ref_distribution, ref.noise_magnitudes), strict=True
+    ):
+        want = want[0].numpy()
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    # 2.5-6 kHz at 32 kHz: 6 harmonics sound at the start, 2 at the end; the rest are zero
+    assert (fast[2][0] > 0).sum() == 6 and (fast[2][-1] > 0).sum() == 2
+    # the numba backend needs no torch call per clip, weights changes are followed
+    expected = model.synthesize(f0, loud, conf, n, np.random.default_rng(0))
+    monkeypatch.setattr(Decoder, "forward", lambda *a: pytest.fail("torch decoder called"))
+    np.testing.assert_array_equal(
+        model.synthesize(f0, loud, conf, n, np.random.default_rng(0)), expected
+    )
+    with torch.no_grad():
+        model.decoder.output.bias.add_(1.0)
+    assert not np.allclose(model.synthesize(f0, loud, conf, n, np.random.default_rng(0)), expected)
+
+
+def test_batched_render_matches_clip_by_clip_and_chunks(contours, monkeypatch):
+    from ddsp_augment.model import species_model
+
+    torch.manual_seed(0)
+    model = SpeciesModel(DecoderConfig(hidden=16, n_layers=2))
+    f0, loud, conf, n = contours
+    batch = [(f0 * s, loud + g, conf) for s, g in ((1.0, 0.0), (0.7, -6.0), (1.3, 3.0))]
+    # clip i's noise is what synthesize draws from default_rng(i)
+    whites = np.stack(
+        [np.random.default_rng(i).standard_normal(n, dtype=np.float32) for i in range(3)]
+    )
+    stacked = [torch.from_numpy(np.stack(parts)) for parts in zip(*batch, strict=True)]
+    whole = model.render(*stacked, torch.from_numpy(whites)).numpy()
+    monkeypatch.setattr(species_model, "_RENDER_ELEMENTS", {"cpu": n})  # one clip per chunk
+    chunked = model.render(*stacked, torch.from_numpy(whites)).numpy()
+    assert whole.shape == (3, n)
+    np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-6 * np.abs(whole).max())
+    for i, clip in enumerate(batch):
+        numba = model.synthesize(*clip, n, np.random.default_rng(i), backend="numba")
+        assert np.abs(whole[i] - numba).max() <= 1e-4 * np.abs(numba).max()

@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import torch
+
+from ddsp_augment.features.background import noise_floor
+from ddsp_augment.model.storage import ModelFileError
+from ddsp_augment.sampling.bank import SpeciesBank
+from ddsp_augment.sampling.scene import SceneConfig
+
+
+def test_load_lists_species_and_rejects_bad_paths(small_bank, small_bank_path, tmp_path):
+    assert small_bank.species == sorted(p.name for p in small_bank_path.iterdir())
+    assert small_bank.path == small_bank_path
+    one = SpeciesBank.load(small_bank_path / small_bank.species[0])
+    assert one.species == small_bank.species[:1]
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        SpeciesBank.load(tmp_path / "nowhere")
+    (tmp_path / "ddsp_model.pth").write_bytes(b"\x80\x04not a directory")
+    with pytest.raises(ModelFileError, match="ddsp_model.pth"):
+        SpeciesBank.load(tmp_path / "ddsp_model.pth")
+    with pytest.raises(ModelFileError, match="Corvus"):
+        SpeciesBank.load(small_bank_path, species=["Corvus_corax"])
+
+
+@pytest.mark.parametrize("rate", [32000, 22050, 48000])
+def test_sample_shape_rate_peak_and_determinism(small_bank, rate):
+    species = small_bank.species[0]
+    a = small_bank.sample(species, n=3, seconds=1.5, sample_rate=rate, seed=7)
+    b = small_bank.sample(species, n=3, seconds=1.5, sample_rate=rate, seed=7)
+    c = small_bank.sample(species, n=3, seconds=1.5, sample_rate=rate, seed=8)
+    assert a.shape == (3, int(round(1.5 * rate))) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert np.abs(a).max() <= 0.99 and np.isfinite(a).all()
+    assert all(np.std(clip) > 0 for clip in a)  # every clip holds sound
+    assert not np.array_equal(a[0], a[1])  # clips of one call differ
+
+
+def test_numba_and_torch_backends_render_the_same_song(small_bank):
+    species = small_bank.species[0]
+    fast = small_bank.sample(species, n=1, seconds=1.0, seed=3, backend="numba")[0]
+    slow = small_bank.sample(species, n=1, seconds=1.0, seed=3, backend="torch")[0]
+    assert np.max(np.abs(fast - slow)) <= 1e-3 * max(np.abs(slow).max(), 1e-6)
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_batched_torch_renders_the_numba_songs_with_their_scenes(small_bank, device):
+    # Tolerance: float32 rounding of two implementations (sums in other orders, sin vs a
+    # recurrence), well under 1e-3 of the peak; the scene's draws are identical.
+    species = small_bank.species[1]
+    scene = SceneConfig(distance_m=(1.0, 5.0), rt60_s=(0.2, 0.5), p_wind=0.5, p_rain=0.5)
+    kwargs = dict(n=5, seconds=1.0, sample_rate=22050, seed=11, scene=scene)
+    fast = small_bank.sample(species, backend="numba", **kwargs)
+    batched = small_bank.sample(species, backend="torch", device=device, **kwargs)
+    assert batched.shape == (5, 22050) and batched.dtype == np.float32
+    for clip, reference in zip(batched, fast, strict=True):
+        assert np.abs(clip - reference).max() <= 1e-3 * np.abs(reference).max()
+    # clip i of a call is the same whatever the batch it is rendered in
+    first = small_bank.sample(species, backend="torch", device=device, **{**kwargs, "n": 2})
+    np.testing.assert_allclose(first, batched[:2], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="backend"):
+        small_bank.sample(species, backend="cuda")
+    small_bank.entry(species).model.to("cpu")  # the shared bank's model followed the device
+
+
+def test_scene_adds_the_measured_background(small_bank):
+    """The default scene adds noise with one training recording's floor, at its recorded level."""
+    species = small_bank.species[0]
+    # A bird 40 dB down keeps both clips below the 0.99 peak limit: no rescaling, so the scene
+    # minus the clean song is exactly the added background.
+    quiet = {"seconds": 2.0, "seed": 1, "gain_db": (-40.0, -40.0)}
+    clean = small_bank.sample(species, **quiet)[0]
+    scene = small_bank.sample(species, scene=SceneConfig(), **quiet)[0]
+    assert np.abs(scene).max() < 0.99
+    added = noise_floor(scene - clean)
+    band = slice(50, 900)  # 0.8-14 kHz, away from DC and Nyquist
+    floors = small_bank.entry(species).backgrounds
+    errors_db = [20 * np.log10(added[band] / f[band]) for f in floors]
+    best = min(errors_db, key=lambda e: abs(np.median(e)))
+    assert abs(np.median(best)) < 1.0  # the level of a measured floor (median over bands)
+    assert np.median(np.abs(best)) < 2.0  # and its shape: each band within ~2 dB
+
+
+def test_resynthesis_keeps_length_and_level(small_bank, tonal_clips):
+    from ddsp_augment.io import load_audio
+
+    species = small_bank.species[0]
+    audio, rate = load_audio(tonal_clips[species][0])
+    song = small_bank.resynthesize(species, audio, rate, seed=0)
+    assert song.shape == audio.shape
+    assert np.sqrt(np.mean(song**2)) == pytest.approx(np.sqrt(np.mean(audio**2)), rel=0.05)
+    np.testing.assert_array_equal(song, small_bank.resynthesize(species, audio, rate, seed=0))
+
+
+def test_unknown_species_and_bad_arguments(small_bank):
+    with pytest.raises(KeyError, match="no model for species"):
+        small_bank.sample("Dodo", n=1)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        small_bank.sample(small_bank.species[0], n=0)
+
+
+def test_nbytes_counts_weights_backgrounds_and_contours(small_bank):
+    expected = 0
+    for species in small_bank.species:
+        entry = small_bank.entry(species)
+        cfg = entry.model.config
+        c, k, n_out = cfg.hidden, cfg.kernel_size, 1 + cfg.n_harmonics + cfg.n_noise_bands
+        weights = (
+            4 * c  # input conv 3 -> c, with bias
+            + cfg.n_layers * (c * k + c + c * c + c)  # depthwise + pointwise, with biases
+            + c * n_out
+            + n_out  # output conv
+            + int(cfg.reverb_seconds * cfg.sample_rate)  # reverb IR
+        )
+        frames = sum(len(s) for s in entry.contours.segments)
+        expected += 4 * weights + 4 * entry.backgrounds.size + 3 * 4 * frames
+    assert small_bank.nbytes == expected
+
+
+def test_repr_names_species_and_path(small_bank, small_bank_path):
+    assert repr(small_bank) == (
+        f"SpeciesBank(species={small_bank.species}, path={str(small_bank_path)!r})"
+    )
+    bank = repr(small_bank.entry("Parus_major").contours)
+    assert bank.startswith("ContourBank(") and "sample_rate=32000, hop_length=64)" in bank
