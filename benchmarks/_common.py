@@ -93,9 +93,10 @@ def bundled_bank(
         warnings.simplefilter("ignore")  # clipping notes on a few field recordings
         for path, species in files:
             if species in chosen:
-                name = path.relative_to(BUNDLED_DATA).as_posix()
+                # Named as examples/balance_dataloader.py names them: the two share the models.
                 audio, _ = load_audio(path, SAMPLE_RATE)
-                clips.append(Clip(audio, species, name, recordists.get(name, "")))
+                recordist = recordists.get(f"{species}/{path.name}", path.stem)
+                clips.append(Clip(audio, species, path.stem, recordist))
     decoder = {"hidden": 32} if decoder is None else decoder
     settings = TrainSettings(epochs=3, steps_per_epoch=8, batch_size=4, decoder=decoder)
     print(f"training quick models of {chosen} into {directory} ...", file=sys.stderr)

@@ -6,6 +6,8 @@
     python benchmarks/classifier_gain.py --validation --seeds 100 101 102 103 104 105
                                                         # choose settings away from test folds
     python benchmarks/classifier_gain.py --data_root my_data --test_root my_test --classifier cnn
+    python benchmarks/classifier_gain.py --k 1 2 4 --classifier linear cnn
+                                                        # a curve: one table per classifier, k
 
 Writes ``<output_path>/classifier_gain.{json,md,png}`` (default ``results/``).
 """
@@ -13,6 +15,7 @@ Writes ``<output_path>/classifier_gain.{json,md,png}`` (default ``results/``).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import platform
 import time
@@ -25,16 +28,37 @@ import torch
 from ddsp_augment.io import atomic_write
 
 from .classifiers import FeatureConfig, LinearClipClassifier, LogMelCache
-from .conditions import ALL_CONDITIONS, CLASSIC_DESCRIPTION, ddsp_settings_record
+from .conditions import ALL_CONDITIONS, settings_record
 from .corpus import check_recordist_overlap, load_corpus
 from .protocol import make_splits, run, validation_split
-from .report import N_BOOT, PRIMARY_METRIC, bar_chart, markdown_table, nan_to_none, summarise
+from .report import N_BOOT, PRIMARY_METRIC, chart, markdown_report, nan_to_none, summarise
 
 __all__ = ["main", "parse_args"]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT / "benchmarks" / "data" / "xc-germany"
 QUICK_SPECIES = 10
+_DISTRIBUTIONS = (
+    "ddsp-augment",
+    "torch",
+    "torchaudio",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "audiomentations",
+    "numba",
+)
+
+
+def _versions() -> dict[str, str]:
+    """Python and the package versions a run's numbers depend on."""
+    versions = {"python": platform.python_version()}
+    for name in _DISTRIBUTIONS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
 
 
 def _parse_minority(value: str) -> float | list[str]:
@@ -66,11 +90,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.5,
         help="fraction of species drawn per seed, or comma-separated species",
     )
-    parser.add_argument("--k", type=int, default=2, help="training recordings kept per minority")
+    parser.add_argument(
+        "--k",
+        type=int,
+        nargs="+",
+        default=[2],
+        help="training recordings kept per minority species; several give a curve",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 1 2")
     parser.add_argument("--folds", type=int, default=None, help="default: 3")
-    parser.add_argument("--classifier", choices=("linear", "cnn"), default="linear")
-    parser.add_argument("--cnn_steps", type=int, default=400)
+    parser.add_argument("--classifier", nargs="+", choices=("linear", "cnn"), default=["linear"])
+    parser.add_argument("--cnn_steps", type=int, default=None, help="default: the CNN's own")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="for the CNN"
+    )
     parser.add_argument(
         "--conditions", nargs="+", choices=ALL_CONDITIONS, default=list(ALL_CONDITIONS)
     )
@@ -79,8 +112,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ddsp_options",
         type=json.loads,
         default={},
-        help="JSON dict: 'train' overrides the species models' TrainSettings, the other keys "
-        "how the songs are heard (conditions.DDSP_SONG_DEFAULTS)",
+        help="JSON dict: 'train' overrides the species models' TrainSettings, 'scene' the "
+        "shared scene of ddsp and classic+scene (SceneConfig keys), 'jitter' and "
+        "'synthetic_factor' the songs",
     )
     parser.add_argument(
         "--quick",
@@ -111,11 +145,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.seeds = args.seeds or preset.get("seeds", [0, 1, 2])
     args.folds = args.folds or preset.get("folds", 3)
     if args.quick:
-        args.classifier = "linear"
-    if args.k < 1:
+        args.classifier = ["linear"]
+    if min(args.k) < 1:
         parser.error("--k must be >= 1")
     if args.validation and args.test_root is not None:
         parser.error("--validation scores on data_root's own cut recordings, not --test_root")
+    try:
+        settings_record(args.ddsp_options)
+    except (TypeError, ValueError) as error:
+        parser.error(f"--ddsp_options: {error}")
     return args
 
 
@@ -146,33 +184,56 @@ def main(argv: list[str] | None = None) -> int:
         cache.add(test_corpus.waveforms)
     timing["log_mel_s"] = time.perf_counter() - t0
 
-    splits = make_splits(
-        corpus,
-        None if args.test_root is None else test_corpus,
-        args.seeds,
-        args.folds,
-        args.minority,
-        args.k,
-    )
     conditions = list(args.conditions)
     if args.validation:
-        splits = [validation_split(split, corpus) for split in splits]
         conditions = [c for c in conditions if c != "oracle"]
-    classifier_options = {"steps": args.cnn_steps} if args.classifier == "cnn" else {}
-    results = run(
-        splits,
-        conditions,
-        corpus=corpus,
-        test_corpus=test_corpus,
-        classifier=args.classifier,
-        classifier_options=classifier_options,
-        cache=cache,
-        ddsp_options=args.ddsp_options,
-        cache_root=args.cache_dir / "ddsp",
-    )
-    timing.update({f"{c}_s": float(sum(r["seconds"] for r in rows)) for c, rows in results.items()})
+    runs = []
+    for classifier in args.classifier:
+        options: dict[str, Any] = {}
+        if classifier == "cnn":
+            options = {"device": args.device}
+            if args.cnn_steps is not None:
+                options["steps"] = args.cnn_steps
+        for k in args.k:
+            splits = make_splits(
+                corpus,
+                None if args.test_root is None else test_corpus,
+                args.seeds,
+                args.folds,
+                args.minority,
+                k,
+            )
+            if args.validation:
+                splits = [validation_split(split, corpus) for split in splits]
+            t0 = time.perf_counter()
+            results = run(
+                splits,
+                conditions,
+                corpus=corpus,
+                test_corpus=test_corpus,
+                classifier=classifier,
+                classifier_options=options,
+                cache=cache,
+                ddsp_options=args.ddsp_options,
+                cache_root=args.cache_dir / "ddsp",
+            )
+            runs.append(
+                {
+                    "classifier": classifier,
+                    "classifier_options": options or {"epochs": LinearClipClassifier(1).epochs},
+                    "k": k,
+                    "n_splits": len(splits),
+                    "minority_per_seed": {
+                        str(s.seed): [corpus.classes[c] for c in s.minority]
+                        for s in splits
+                        if s.fold == 0
+                    },
+                    "conditions": summarise(results, splits, corpus.classes),
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+            timing[f"{classifier}_k{k}_s"] = runs[-1]["seconds"]
 
-    summary = summarise(results, splits, corpus.classes)
     minority_text = (
         f"{args.minority:g} of species (drawn per seed)"
         if isinstance(args.minority, float)
@@ -192,16 +253,12 @@ def main(argv: list[str] | None = None) -> int:
         "(classifier_gain.splits.recordist_groups)",
         "seeds": list(args.seeds),
         "folds": args.folds if args.test_root is None else None,
-        "n_splits": len(splits),
+        "n_splits": runs[0]["n_splits"],
         "minority": minority_text,
-        "minority_per_seed": {
-            str(s.seed): [corpus.classes[c] for c in s.minority] for s in splits if s.fold == 0
-        },
-        "k": args.k,
-        "balance_target": "median training count of the majority species in the split",
-        "classic": CLASSIC_DESCRIPTION,
-        "classifier": args.classifier,
-        "classifier_options": classifier_options or {"epochs": LinearClipClassifier(1).epochs},
+        "k": list(args.k),
+        "classifiers": list(args.classifier),
+        "balance_target": "median training count of the majority species in the split; every "
+        "balancing condition has base + missing items per epoch",
         "augmented_items": "drawn afresh every classifier epoch (set_epoch), DDSP and classic",
         "features": {k: getattr(FeatureConfig(), k) for k in FeatureConfig.__dataclass_fields__},
         "conditions": conditions,
@@ -209,31 +266,27 @@ def main(argv: list[str] | None = None) -> int:
         "gap_recovered": "(cond - baseline) / (oracle - baseline) of mean minority recall",
         "ci": f"paired percentile bootstrap over splits, {N_BOOT} resamples, 95 %",
         "ddsp_options": args.ddsp_options,
-        "ddsp": ddsp_settings_record(args.ddsp_options),
+        **settings_record(args.ddsp_options),
         "quick": args.quick,
         "scored_on": "validation: cut minority recordings of recordists the kept ones do not "
         "share (not the test folds)"
         if args.validation
         else "test folds",
         "threads": torch.get_num_threads(),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "versions": _versions(),
     }
     timing["total_s"] = time.perf_counter() - started
-    report = {"conditions": summary, "settings": settings, "timing": timing}
+    report = {"runs": runs, "settings": settings, "timing": timing}
 
     out = args.output_path
     out.mkdir(parents=True, exist_ok=True)
     stem = "classifier_gain_validation" if args.validation else "classifier_gain"
     text = json.dumps(nan_to_none(report), indent=2)
     atomic_write(out / f"{stem}.json", lambda tmp: tmp.write_text(text + "\n"))
-    table = markdown_table(summary, settings)
+    table = markdown_report(runs, settings)
     table += f"\nWall time {timing['total_s']:.0f} s (decode {timing['decode_s']:.0f} s).\n"
     atomic_write(out / f"{stem}.md", lambda tmp: tmp.write_text(table))
-    bar_chart(
-        summary,
-        out / f"{stem}.png",
-        f"{args.data_root.name}: {args.classifier}, {len(splits)} splits, k={args.k}",
-    )
+    chart(runs, out / f"{stem}.png", f"{args.data_root.name}: {runs[0]['n_splits']} splits per run")
     print(table)
     print(f"wrote {out / stem}.json, .md, .png")
     return 0

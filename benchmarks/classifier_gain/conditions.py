@@ -4,12 +4,16 @@
 - ``oversample``: minority clips repeated up to the balance target.
 - ``classic``: the balance target filled with audiomentations copies of the minority clips
   (:func:`classic_chain`), drawn afresh every classifier epoch.
+- ``classic+scene``: the same copies, each then placed in the scene the DDSP songs are heard
+  in (:func:`scene_config`: over a noise floor of the split's training clips, farther away,
+  with reverb). The control for the scene: what DDSP adds beyond it is the synthesis.
 - ``ddsp``: the balance target filled with DDSP songs (:func:`ddsp_training_set`), drawn afresh
-  every classifier epoch, heard in :data:`DDSP_SONG_DEFAULTS`' scene.
-- ``ddsp+classic``: half of the missing clips DDSP songs, half classic copies.
+  every classifier epoch, heard in the same scene.
+- ``ddsp+classic``: half of the missing clips DDSP songs, half ``classic+scene`` copies.
 - ``oracle``: all real training recordings of the minority species (the upper bound).
 
-Balance target per minority species = the median training count of the majority species.
+Balance target per minority species = the median training count of the majority species; every
+balancing condition has the same number of items per epoch (base + missing clips).
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from ddsp_augment.augment.backgrounds import measure_dataset_backgrounds
 from ddsp_augment.augment.bank_builder import BankBuildError, Clip, build_bank
 from ddsp_augment.augment.dataset import DDSPBalancedDataset
+from ddsp_augment.augment.layout import ItemLayout
 from ddsp_augment.constants import SAMPLE_RATE
-from ddsp_augment.sampling.scene import SceneConfig
+from ddsp_augment.sampling.scene import SceneConfig, apply_scene
 from ddsp_augment.training.train import TrainSettings
 
 from .classifiers import ClipDataset
@@ -46,16 +52,27 @@ __all__ = [
     "DDSP_CONDITIONS",
     "DDSP_SONG_DEFAULTS",
     "DDSP_TRAIN_DEFAULTS",
+    "SCENE_DEFAULTS",
     "ClassicCopies",
     "ddsp_train_settings",
     "ddsp_training_set",
     "deficits",
     "extra_clips",
+    "scene_backgrounds",
+    "scene_config",
     "training_set",
 ]
 
 DDSP_CONDITIONS = ("ddsp", "ddsp+classic")
-ALL_CONDITIONS = ("baseline", "oversample", "classic", "ddsp", "ddsp+classic", "oracle")
+ALL_CONDITIONS = (
+    "baseline",
+    "oversample",
+    "classic",
+    "classic+scene",
+    "ddsp",
+    "ddsp+classic",
+    "oracle",
+)
 # Species models for the DDSP conditions: one thread each, two species at a time; ~40 steps on
 # 2 recordings keeps the default run's up-to-90 models within the 15-minute budget.
 DDSP_TRAIN_DEFAULTS: dict[str, Any] = {
@@ -65,21 +82,37 @@ DDSP_TRAIN_DEFAULTS: dict[str, Any] = {
     "val_fraction": 0.0,
     "threads": 1,
 }
-# How the DDSP songs are heard, chosen on validation splits (seeds 100-105, scored on the cut
-# minority recordings of recordists the kept ones do not share), never on the test folds:
-# over the noise floors of the whole training set rather than the species' own two recordings,
-# 1-3x as far as recorded (0-9.5 dB quieter over the background), with reverb. README: numbers.
-DDSP_SONG_DEFAULTS: dict[str, Any] = {
-    "backgrounds": "dataset",
-    "scene": {"background": "measured", "distance_m": (1.0, 3.0), "rt60_s": (0.2, 1.0)},
-    "jitter": None,
-    "synthetic_factor": 1.0,
+# Where DDSP songs and classic+scene copies are heard, chosen on validation splits (seeds
+# 100-105, scored on the cut minority recordings of recordists the kept ones do not share),
+# never on the test folds: over the noise floor of one of the split's training clips (any
+# class: :func:`scene_backgrounds`) rather than the species' own two recordings, 1-3x as far
+# as recorded (0-9.5 dB quieter over the background), with reverb. README: numbers.
+SCENE_DEFAULTS: dict[str, Any] = {
+    "background": "measured",
+    "distance_m": (1.0, 3.0),
+    "rt60_s": (0.2, 1.0),
 }
+DDSP_SONG_DEFAULTS: dict[str, Any] = {"jitter": None, "synthetic_factor": 1.0}
 CLASSIC_DESCRIPTION = (
     "audiomentations Compose: PitchShift ±2 st (p=0.5), TimeStretch 0.85-1.15 (p=0.5), "
     "Gain ±6 dB (p=1), AddGaussianSNR 10-40 dB (p=0.5); one copy per missing clip, sources "
     "cycled over the class's kept clips, drawn afresh every classifier epoch"
 )
+
+
+def scene_config(options: dict[str, Any]) -> SceneConfig:
+    """The shared scene: :data:`SCENE_DEFAULTS` under ``options["scene"]`` (keys of
+    ``SceneConfig``)."""
+    values = {**SCENE_DEFAULTS, **options.get("scene", {})}
+    # JSON has no tuples.
+    return SceneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def scene_backgrounds(dataset: ClipDataset) -> np.ndarray:
+    """Noise floors ``[n, 1025]`` of up to 256 evenly spaced clips of ``dataset`` (every class
+    and recording session), as ``DDSPBalancedDataset(backgrounds="dataset")`` measures them: the
+    backgrounds the shared scene draws from."""
+    return measure_dataset_backgrounds(dataset, ItemLayout(), SAMPLE_RATE, progress=False)
 
 
 def deficits(labels: np.ndarray, minority: Sequence[int], n_classes: int) -> dict[int, int]:
@@ -127,15 +160,24 @@ def classic_chain():
 class ClassicCopies(Dataset):
     """Classic-augmented copies of real clips, drawn afresh every epoch (as an audiomentations
     transform in a training loop would be): item ``j`` is a copy of ``waveforms[j]`` through
-    :func:`classic_chain`, seeded by ``(seed, epoch, j)``; items ``(waveform [1, time], 32000,
-    label)``."""
+    :func:`classic_chain`, seeded by ``(seed, epoch, j)``, then placed in ``scene`` (noise floors
+    ``backgrounds``) when one is given; items ``(waveform [1, time], 32000, label)``."""
 
-    def __init__(self, waveforms: list[torch.Tensor], labels: list[int], seed: int) -> None:
+    def __init__(
+        self,
+        waveforms: list[torch.Tensor],
+        labels: list[int],
+        seed: int,
+        scene: SceneConfig | None = None,
+        backgrounds: np.ndarray | None = None,
+    ) -> None:
         self.waveforms = waveforms
         self.targets = labels
         self.seed = seed
         self.epoch = 0
         self.chain = classic_chain()
+        self.scene = scene
+        self.backgrounds = backgrounds
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -144,23 +186,38 @@ class ClassicCopies(Dataset):
         return len(self.waveforms)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        with _seeded_global_rngs(derived_seed(self.seed, self.epoch, index)):
+        item_seed = derived_seed(self.seed, self.epoch, index)
+        with _seeded_global_rngs(item_seed):
             audio = self.chain(self.waveforms[index][0].numpy(), sample_rate=SAMPLE_RATE)
+        if self.scene is not None:
+            rng = np.random.default_rng(item_seed)
+            audio, _ = apply_scene(
+                audio, SAMPLE_RATE, self.scene, rng, background_spectra=self.backgrounds
+            )
         waveform = torch.from_numpy(np.ascontiguousarray(audio, np.float32))[None]
         return waveform, SAMPLE_RATE, self.targets[index]
 
 
 def extra_clips(
-    corpus: Corpus, train_idx: np.ndarray, n_extra: dict[int, int], augment: bool, seed: int
+    corpus: Corpus,
+    train_idx: np.ndarray,
+    n_extra: dict[int, int],
+    augment: bool,
+    seed: int,
+    scene: SceneConfig | None = None,
+    backgrounds: np.ndarray | None = None,
 ) -> Dataset:
-    """``n_extra[c]`` copies of class ``c``'s training clips (cycled), classic-augmented or not."""
+    """``n_extra[c]`` copies of class ``c``'s training clips (cycled): as they are, or
+    classic-augmented (:class:`ClassicCopies`, in ``scene`` when given)."""
     waveforms, labels = [], []
     for cls, n in n_extra.items():
         sources = train_idx[corpus.labels[train_idx] == cls]
         waveforms += [corpus.waveforms[sources[j % len(sources)]] for j in range(n)]
         labels += [cls] * n
     if augment:
-        return ClassicCopies(waveforms, labels, seed)
+        return ClassicCopies(waveforms, labels, seed, scene, backgrounds)
+    if scene is not None:
+        raise ValueError("a scene needs augment=True (ClassicCopies)")
     return ClipDataset(waveforms, labels, SAMPLE_RATE)
 
 
@@ -173,8 +230,11 @@ def ddsp_train_settings(options: dict[str, Any]) -> TrainSettings:
 
 
 def ddsp_song_settings(options: dict[str, Any]) -> dict[str, Any]:
-    """How the songs are heard: :data:`DDSP_SONG_DEFAULTS` under the other ``options`` keys."""
-    return {**DDSP_SONG_DEFAULTS, **{k: v for k, v in options.items() if k != "train"}}
+    """The songs' jitter and number: :data:`DDSP_SONG_DEFAULTS` under ``options``' keys."""
+    unknown = set(options) - {"train", "scene", *DDSP_SONG_DEFAULTS}
+    if unknown:
+        raise ValueError(f"ddsp options: unknown keys {sorted(unknown)}")
+    return {key: options.get(key, value) for key, value in DDSP_SONG_DEFAULTS.items()}
 
 
 def ddsp_training_set(
@@ -186,16 +246,18 @@ def ddsp_training_set(
     seed: int,
     model_root: Path,
     options: dict[str, Any],
+    backgrounds: np.ndarray | None = None,
 ) -> tuple[Dataset, dict[str, str]]:
     """``base`` followed by ``n_synthetic[c]`` DDSP songs of each class ``c``.
 
     One species model per class in ``n_synthetic``, trained by ``build_bank`` on that class's
     clips of ``base`` only (item ``i`` is file ``names[i]`` by ``recordists[i]``), under
     ``model_root/<hash of those files>/`` and reused while the clips and settings are
-    unchanged. ``options["train"]`` overrides :data:`DDSP_TRAIN_DEFAULTS` (keys of
-    ``TrainSettings``); the other keys override :data:`DDSP_SONG_DEFAULTS`: ``backgrounds`` and
-    ``scene`` (keys of ``SceneConfig``) place the songs, ``jitter`` overrides ``JitterConfig``
-    knobs, ``synthetic_factor`` scales the number of songs (1: balance).
+    unchanged. The songs are heard in :func:`scene_config` over ``backgrounds`` (noise floors;
+    default :func:`scene_backgrounds` of ``base``). ``options["train"]`` overrides
+    :data:`DDSP_TRAIN_DEFAULTS` (keys of ``TrainSettings``), ``options["scene"]`` the scene;
+    ``jitter`` overrides ``JitterConfig`` knobs, ``synthetic_factor`` scales the number of songs
+    (1: balance).
 
     Returns:
         The dataset (``base``'s items unchanged, then the songs, every item ``(waveform
@@ -229,13 +291,8 @@ def ddsp_training_set(
         labels=list(base.targets),
         label_to_species=dict(enumerate(classes)),
         seed=seed,
-        scene=SceneConfig(
-            **{
-                key: tuple(value) if isinstance(value, list) else value  # JSON has no tuples
-                for key, value in song["scene"].items()
-            }
-        ),
-        backgrounds=song["backgrounds"],
+        scene=scene_config(options),
+        backgrounds=scene_backgrounds(base) if backgrounds is None else backgrounds,
         jitter=song["jitter"],  # None, or knobs that replace the species defaults
         progress=False,
     )
@@ -257,6 +314,10 @@ def training_set(
     if condition in ("oversample", "classic"):
         extra = extra_clips(corpus, split.train_idx, missing, condition == "classic", seed)
         return ConcatDataset([base, extra]), {}
+    scene, backgrounds = scene_config(ddsp_options), scene_backgrounds(base)
+    if condition == "classic+scene":
+        extra = extra_clips(corpus, split.train_idx, missing, True, seed, scene, backgrounds)
+        return ConcatDataset([base, extra]), {}
     if condition in DDSP_CONDITIONS:
         n_classic = {c: n // 2 for c, n in missing.items()} if condition == "ddsp+classic" else {}
         balanced, failures = ddsp_training_set(
@@ -268,14 +329,22 @@ def training_set(
             seed=seed,
             model_root=cache_root / "models",
             options=ddsp_options,
+            backgrounds=backgrounds,
         )
         if not n_classic:
             return balanced, failures
-        classic = extra_clips(corpus, split.train_idx, n_classic, True, seed)
+        classic = extra_clips(corpus, split.train_idx, n_classic, True, seed, scene, backgrounds)
         return ConcatDataset([balanced, classic]), failures
     raise ValueError(f"unknown condition {condition!r}")
 
 
-def ddsp_settings_record(options: dict[str, Any]) -> dict[str, Any]:
-    """The DDSP settings of a run, for its JSON."""
-    return {"songs": ddsp_song_settings(options), "train": asdict(ddsp_train_settings(options))}
+def settings_record(options: dict[str, Any]) -> dict[str, Any]:
+    """The augmentation settings of a run, for its JSON."""
+    return {
+        "classic": CLASSIC_DESCRIPTION,
+        "scene": asdict(scene_config(options)),
+        "scene_backgrounds": "noise floors of up to 256 evenly spaced training clips of the "
+        "split, every class",
+        "ddsp_songs": ddsp_song_settings(options),
+        "ddsp_train": asdict(ddsp_train_settings(options)),
+    }

@@ -21,11 +21,12 @@ from .classifiers import gap_recovered, paired_bootstrap_ci
 from .conditions import DDSP_CONDITIONS
 from .protocol import METRICS, Split
 
-__all__ = ["PRIMARY_METRIC", "bar_chart", "markdown_table", "nan_to_none", "summarise"]
+__all__ = ["PRIMARY_METRIC", "chart", "markdown_report", "nan_to_none", "summarise"]
 
 # Minority recall is what balancing is for; it drives gap_recovered and "best non-DDSP".
 PRIMARY_METRIC = "minority_recall"
 N_BOOT = 10000
+SCENE_CONTROL = "classic+scene"
 
 
 def nan_to_none(value: Any) -> Any:
@@ -74,6 +75,11 @@ def summarise(
                 "reference": best,
                 **{m: _ci(table[c][m] - table[best][m], i) for i, m in enumerate(METRICS)},
             }
+        if c in DDSP_CONDITIONS and SCENE_CONTROL in results:
+            # The control with the same scene: what the synthesis itself adds.
+            entry["vs_classic_scene"] = {
+                m: _ci(table[c][m] - table[SCENE_CONTROL][m], i) for i, m in enumerate(METRICS)
+            }
         recall = np.array([r["per_class_recall"] for r in rows])  # [splits, classes]
         is_minority = np.array([[k in s.minority for k in range(len(classes))] for s in splits])
         entry["per_species"] = {
@@ -103,15 +109,70 @@ def _nanmean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
-def markdown_table(summary: dict[str, dict[str, Any]], settings: dict[str, Any]) -> str:
-    def cell(entry: dict[str, float]) -> str:
-        return f"{entry['mean']:.3f} ± {entry['std']:.3f}"
+def _cell(entry: dict[str, float]) -> str:
+    return f"{entry['mean']:.3f} ± {entry['std']:.3f}"
 
-    def ci(entry: dict[str, float] | None) -> str:
-        if not entry or entry["mean"] is None or not math.isfinite(entry["mean"]):
-            return ""
-        return f"{entry['mean']:+.3f} [{entry['lo']:+.3f}, {entry['hi']:+.3f}]"
 
+def _ci_text(entry: dict[str, float] | None) -> str:
+    if not entry or entry["mean"] is None or not math.isfinite(entry["mean"]):
+        return ""
+    return f"{entry['mean']:+.3f} [{entry['lo']:+.3f}, {entry['hi']:+.3f}]"
+
+
+def _run_table(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """One run's table, its comparisons with the non-DDSP conditions and model failures."""
+    lines = [
+        "| condition | macro-F1 | balanced acc. | minority recall | majority recall "
+        "| Δ min. recall vs baseline | gap recovered |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c, entry in summary.items():
+        gap = entry.get("gap_recovered")
+        gap_text = f"{gap:.2f}" if gap is not None and math.isfinite(gap) else ""
+        delta = _ci_text(entry.get("vs_baseline", {}).get(PRIMARY_METRIC))
+        lines.append(
+            f"| {c} | {_cell(entry['macro_f1'])} | {_cell(entry['balanced_accuracy'])} "
+            f"| {_cell(entry['minority_recall'])} | {_cell(entry['majority_recall'])} "
+            f"| {delta} | {gap_text} |"
+        )
+    for c, entry in summary.items():
+        references = []
+        if "vs_best_non_ddsp" in entry:
+            references.append(
+                (entry["vs_best_non_ddsp"]["reference"] + " (best non-DDSP)", "vs_best_non_ddsp")
+            )
+        if (
+            "vs_classic_scene" in entry
+            and entry.get("vs_best_non_ddsp", {}).get("reference") != SCENE_CONTROL
+        ):
+            references.append((SCENE_CONTROL + " (same scene)", "vs_classic_scene"))
+        for name, key in references:
+            versus = entry[key]
+            lines.append(
+                f"\n{c} vs {name}: Δ minority recall {_ci_text(versus[PRIMARY_METRIC])}, "
+                f"Δ majority recall {_ci_text(versus['majority_recall'])}, "
+                f"Δ macro-F1 {_ci_text(versus['macro_f1'])}"
+            )
+    failed = sorted(
+        {
+            species
+            for entry in summary.values()
+            for row in entry["per_split"]
+            for species in row.get("ddsp_model_failures") or {}
+        }
+    )
+    if failed:
+        n = max(entry.get("ddsp_model_failures", 0) for entry in summary.values())
+        lines.append(
+            f"\n{n} species model(s) could not be trained (collapsed) and their classes got no "
+            f"DDSP songs in that split: {', '.join(failed)}."
+        )
+    return lines
+
+
+def markdown_report(runs: Sequence[dict[str, Any]], settings: dict[str, Any]) -> str:
+    """The Markdown report: the protocol, one table per (classifier, k) run, and with several
+    runs the minority-recall curve over them."""
     protocol = (
         f"{len(settings['seeds'])} seed(s) × {settings['folds']} recordist-grouped fold(s)"
         if settings["test_root"] is None
@@ -124,73 +185,66 @@ def markdown_table(summary: dict[str, dict[str, Any]], settings: dict[str, Any])
             else ""
         )
         + f"Classifier gain on `{settings['data_root_name']}` ({settings['n_species']} species, "
-        f"{settings['n_clips']} clips): {settings['classifier']} classifier, "
-        f"{protocol} = {settings['n_splits']} splits, minority = {settings['minority']} "
-        f"cut to k = {settings['k']} training recordings; mean ± std over splits; "
-        "Δ = paired difference in minority recall with 95 % bootstrap CI.",
-        "",
-        "| condition | macro-F1 | balanced acc. | minority recall | majority recall "
-        "| Δ min. recall vs baseline | gap recovered |",
-        "|---|---|---|---|---|---|---|",
+        f"{settings['n_clips']} clips): {protocol} = {settings['n_splits']} splits per run, "
+        f"minority = {settings['minority']} cut to k training recordings; mean ± std over "
+        "splits; Δ = paired difference with 95 % bootstrap CI.",
     ]
-    for c, entry in summary.items():
-        gap = entry.get("gap_recovered")
-        gap_text = f"{gap:.2f}" if gap is not None and math.isfinite(gap) else ""
-        delta = ci(entry.get("vs_baseline", {}).get(PRIMARY_METRIC))
-        lines.append(
-            f"| {c} | {cell(entry['macro_f1'])} | {cell(entry['balanced_accuracy'])} "
-            f"| {cell(entry['minority_recall'])} | {cell(entry['majority_recall'])} "
-            f"| {delta} | {gap_text} |"
-        )
-    for c, entry in summary.items():
-        if "vs_best_non_ddsp" in entry:
-            versus = entry["vs_best_non_ddsp"]
-            lines.append(
-                f"\n{c} vs {versus['reference']} (best non-DDSP): Δ minority recall "
-                f"{ci(versus[PRIMARY_METRIC])}, Δ macro-F1 {ci(versus['macro_f1'])}"
-            )
-    failed = {
-        species
-        for entry in summary.values()
-        for row in entry["per_split"]
-        for species in row.get("ddsp_model_failures") or {}
-    }
-    if failed:
-        n = max(entry.get("ddsp_model_failures", 0) for entry in summary.values())
-        lines.append(
-            f"\n{n} species model(s) could not be trained (collapsed) and their classes got no "
-            f"DDSP songs in that split: {', '.join(sorted(failed))}."
-        )
+    for run in runs:
+        lines += ["", f"### {run['classifier']} classifier, k = {run['k']}", ""]
+        lines += _run_table(run["conditions"])
+    if len(runs) > 1:
+        conditions = list(runs[0]["conditions"])
+        lines += [
+            "",
+            "### Minority recall by run (Δ vs baseline)",
+            "",
+            "| condition | " + " | ".join(f"{r['classifier']}, k={r['k']}" for r in runs) + " |",
+            "|---|" + "---|" * len(runs),
+        ]
+        for c in conditions:
+            cells = []
+            for run in runs:
+                entry = run["conditions"][c]
+                delta = entry.get("vs_baseline", {}).get(PRIMARY_METRIC)
+                cells.append(
+                    f"{entry[PRIMARY_METRIC]['mean']:.3f}"
+                    + (f" ({delta['mean']:+.3f})" if delta and delta["mean"] is not None else "")
+                )
+            lines.append(f"| {c} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def bar_chart(summary: dict[str, dict[str, Any]], path: Path, title: str) -> None:
+def chart(runs: Sequence[dict[str, Any]], path: Path, title: str) -> None:
+    """PNG: one panel per (classifier, k) run, minority and majority recall per condition
+    (mean ± std over splits)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    conditions = list(summary)
-    width = 0.8 / len(conditions)
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    x = np.arange(len(METRICS))
-    for i, c in enumerate(conditions):
-        heights = [summary[c][m]["mean"] for m in METRICS]
-        errors = [summary[c][m]["std"] for m in METRICS]
-        ax.bar(
-            x + (i - (len(conditions) - 1) / 2) * width,
-            heights,
-            width,
-            yerr=errors,
-            capsize=3,
-            label=c,
-        )
-    ax.set_xticks(x, [m.replace("_", " ") for m in METRICS])
-    top = max(summary[c][m]["mean"] + summary[c][m]["std"] for c in conditions for m in METRICS)
-    ax.set_ylim(0, min(1.0, 1.2 * top) if math.isfinite(top) else 1.0)
-    ax.set_ylabel("score (mean ± std over splits)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, ncol=min(len(conditions), 6), loc="upper right")
+    metrics = ("minority_recall", "majority_recall")
+    fig, axes = plt.subplots(
+        1, len(runs), figsize=(4.5 * len(runs), 4.2), sharey=True, squeeze=False
+    )
+    for ax, run in zip(axes[0], runs, strict=True):
+        summary = run["conditions"]
+        conditions = list(summary)
+        x = np.arange(len(conditions))
+        for i, metric in enumerate(metrics):
+            ax.bar(
+                x + (i - 0.5) * 0.4,
+                [summary[c][metric]["mean"] for c in conditions],
+                0.4,
+                yerr=[summary[c][metric]["std"] for c in conditions],
+                capsize=2,
+                label=metric.replace("_", " "),
+            )
+        ax.set_xticks(x, conditions, rotation=45, ha="right", fontsize=8)
+        ax.set_title(f"{run['classifier']}, k = {run['k']}", fontsize=10)
+        ax.set_ylim(0, 1)
+    axes[0, 0].set_ylabel("recall (mean ± std over splits)")
+    axes[0, 0].legend(fontsize=8, loc="upper left")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)

@@ -158,6 +158,7 @@ def test_classifiers_visit_every_item_once_per_epoch(name, one_torch_thread):
         assert data.seen == [0] * 6 + [1] * 6 + [2] * 6
     else:
         short = FeatureConfig(crop_seconds=1.0)
-        CNNClipClassifier(3, steps=5, batch_size=4, config=short).fit(data)
-        # Band statistics read the 6 items first; then batches of 4 and 2 per epoch, 5 in all.
-        assert data.seen == [0] * 6 + [0] * 6 + [1] * 6 + [2] * 4
+        CNNClipClassifier(3, steps=5, batch_size=4, crops_per_item=2, config=short).fit(data)
+        # 6 items x 2 crops = 3 batches of 4 per epoch; 5 steps need 2 epochs, each item read
+        # once per epoch.
+        assert data.seen == [0] * 6 + [1] * 6

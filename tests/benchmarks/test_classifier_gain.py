@@ -5,9 +5,16 @@ conditions, validation splits, the DDSP training set."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from classifier_gain.classifiers import ClipDataset, set_epoch
-from classifier_gain.conditions import ddsp_training_set, extra_clips
+from classifier_gain.cli import parse_args
+from classifier_gain.conditions import (
+    ddsp_training_set,
+    extra_clips,
+    scene_backgrounds,
+    scene_config,
+)
 from classifier_gain.protocol import Split, validation_split
 
 
@@ -54,6 +61,41 @@ def test_classic_copies_are_fresh_each_epoch_and_repeat_for_a_seed():
     )
     set_epoch(copies, 0)
     assert all(torch.equal(a, copies[j][0]) for j, a in enumerate(first))
+
+
+def test_classic_scene_copies_are_the_classic_copies_heard_in_the_scene():
+    corpus = _Corpus()
+    floors = scene_backgrounds(ClipDataset(corpus.waveforms, corpus.labels))
+    assert floors.shape == (5, 1025)
+    classic = extra_clips(corpus, np.arange(5), {1: 3}, augment=True, seed=7)
+    # Twice as far, nothing else: spreading halves the amplitude (air absorption at 3 kHz over
+    # one more metre is ~0.02 dB).
+    far = scene_config({"scene": {"background": "none", "distance_m": [2.0, 2.0], "rt60_s": None}})
+    farther = extra_clips(corpus, np.arange(5), {1: 3}, True, 7, far, floors)
+    for j in range(3):
+        ratio = farther[j][0].norm() / classic[j][0].norm()
+        assert ratio == pytest.approx(0.5, abs=0.005)
+    # The shared default scene: same length, other samples, repeatable for a seed.
+    scene = scene_config({})
+    placed = extra_clips(corpus, np.arange(5), {1: 3}, True, 7, scene, floors)
+    again = extra_clips(corpus, np.arange(5), {1: 3}, True, 7, scene, floors)
+    for j in range(3):
+        assert placed[j][0].shape == classic[j][0].shape and placed[j][2] == 1
+        assert torch.isfinite(placed[j][0]).all()
+        assert not torch.equal(placed[j][0], classic[j][0])
+        assert torch.equal(placed[j][0], again[j][0])
+    with pytest.raises(ValueError, match="augment"):
+        extra_clips(corpus, np.arange(5), {1: 3}, False, 7, scene, floors)
+
+
+def test_cli_takes_a_k_curve_and_rejects_unknown_ddsp_options():
+    args = parse_args(["--k", "1", "2", "4", "--classifier", "linear", "cnn"])
+    assert args.k == [1, 2, 4] and args.classifier == ["linear", "cnn"]
+    assert "classic+scene" in args.conditions and args.seeds == [0, 1, 2]
+    with pytest.raises(SystemExit):
+        parse_args(["--ddsp_options", '{"backgrounds": "species"}'])
+    with pytest.raises(SystemExit):
+        parse_args(["--k", "0"])
 
 
 def test_validation_split_holds_out_only_cut_minority_clips_of_new_recordists():
@@ -104,3 +146,17 @@ def test_ddsp_training_set_without_any_model_is_the_real_set(tmp_path, monkeypat
     again, failures = ddsp_training_set(base, **arguments)  # cached failure: no retraining
     assert again is base and failures == {"B": "B: no epoch produced a usable model"}
     assert calls == ["B"]
+
+
+def test_paired_bootstrap_matches_scipy_percentile_bootstrap():
+    from classifier_gain.classifiers import paired_bootstrap_ci
+    from scipy.stats import bootstrap
+
+    diffs = np.random.default_rng(3).normal(0.03, 0.05, 9)
+    mean, lo, hi = paired_bootstrap_ci(diffs, 20000, seed=0)
+    reference = bootstrap(
+        (diffs,), np.mean, n_resamples=20000, method="percentile", random_state=1
+    ).confidence_interval
+    assert mean == pytest.approx(diffs.mean())
+    assert lo == pytest.approx(reference.low, abs=0.002)
+    assert hi == pytest.approx(reference.high, abs=0.002)
