@@ -14,7 +14,6 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from ddsp_augment.augment.dataset import DEFAULT_SCENE, ClassCount, DDSPBalancedDataset
 from ddsp_augment.augment.layout import ItemLayout
 from ddsp_augment.io import load_audio
-from ddsp_augment.sampling.scene import SceneConfig
 
 NO_MODEL = "Turdus_merula"  # a real species the small bank has no model of
 
