@@ -91,6 +91,17 @@ def resample(audio: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     return np.ascontiguousarray(out.reshape(*audio.shape[:-1], -1), np.float32)
 
 
+def judged_clip(audio: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
+    """A clip to score, ``[samples]`` float32 at ``rate`` Hz; refuses anything but non-empty mono.
+
+    Judges (BirdNET, the real-clip classifier) score one mono clip at their own rate.
+    """
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim != 1 or audio.size == 0:
+        raise ValueError(f"a judged clip must be non-empty mono [samples], got {audio.shape}")
+    return resample(audio, sample_rate, rate) if sample_rate != rate else audio
+
+
 def _clipped_fraction(data: np.ndarray) -> float:
     """Share of ``[time, channels]`` samples that look clipped (0.0 below 0.01 %).
 

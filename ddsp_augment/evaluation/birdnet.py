@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg
 
-from ..io import resample
+from ..io import judged_clip
 from .metrics import frechet_distance
 
 __all__ = [
@@ -137,11 +137,7 @@ class BirdNETJudge:
     @staticmethod
     def windows(audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """Mono ``audio [samples]`` → BirdNET windows ``[n, 144000]`` at 48 kHz (see module)."""
-        audio = np.asarray(audio, np.float32)
-        if audio.ndim != 1 or audio.size == 0:
-            raise ValueError(f"BirdNET judges non-empty mono [samples] clips, got {audio.shape}")
-        if sample_rate != BIRDNET_RATE:
-            audio = resample(audio, sample_rate, BIRDNET_RATE)
+        audio = judged_clip(audio, sample_rate, BIRDNET_RATE)
         starts = list(range(0, max(1, audio.size - _MIN_TAIL_SAMPLES + 1), WINDOW_SAMPLES))
         out = np.zeros((len(starts), WINDOW_SAMPLES), np.float32)
         for row, start in enumerate(starts):

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..constants import SAMPLE_RATE
-from ..io import resample
+from ..io import judged_clip
 from .evaluate import _windows
 from .metrics import log_mel_embedding
 
@@ -22,11 +22,7 @@ __all__ = ["RealClipJudge"]
 
 def _features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """``[windows, 128]`` log-mel statistics of a clip's loud 1 s windows at the model rate."""
-    audio = np.asarray(audio, np.float32)
-    if audio.ndim != 1 or audio.size == 0:
-        raise ValueError(f"a judged clip must be non-empty mono [samples], got {audio.shape}")
-    if sample_rate != SAMPLE_RATE:
-        audio = resample(audio, sample_rate, SAMPLE_RATE)
+    audio = judged_clip(audio, sample_rate, SAMPLE_RATE)
     return np.stack([log_mel_embedding(w, SAMPLE_RATE) for w in _windows(audio, SAMPLE_RATE)])
 
 
