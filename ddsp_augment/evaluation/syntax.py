@@ -1,8 +1,10 @@
 """Song syntax statistics: do generated songs sing a species' syllables in its order and rhythm?
 
-Songs (real or generated contours) are cut into phrases by the contour bank's own activity rule
-(:func:`~ddsp_augment.features.contours.find_segments`), phrases into syllables
-(:func:`~ddsp_augment.sampling.syllables.split_syllables`), and each syllable gets the type
+Songs (real or generated contours) are cut into active stretches by the contour bank's own rule
+(:func:`~ddsp_augment.features.contours.find_segments`), those into syllables
+(:func:`~ddsp_augment.sampling.syllables.split_syllables`) and phrases (runs of syllables
+without a pause over :data:`~ddsp_augment.sampling.syllables.PHRASE_GAP_S`, as the syntax model
+learns them), and each syllable gets the type
 of the species' clustering (:class:`~ddsp_augment.sampling.syllables.SyntaxModel`), so real and
 generated songs are read with the same alphabet. Two sets of songs are then compared by the
 Jensen–Shannon divergence of their syllable-bigram distributions (phrase start and end
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..features.contours import find_segments
-from ..sampling.syllables import SyntaxModel, split_syllables, syllable_features
+from ..sampling.syllables import SyntaxModel, phrase_breaks, split_syllables, syllable_features
 from .metrics import wasserstein
 
 __all__ = [
@@ -62,17 +64,21 @@ def song_statistics(
     for f0, loud, conf in songs:
         loud = np.asarray(loud)
         for a, b in find_segments(loud, rate):
-            if drop_cut and (a == 0 or b == loud.shape[0]):
-                continue
             bounds = split_syllables(loud[a:b])
             if not bounds:
                 continue
-            features = syllable_features(f0[a:b], loud[a:b], conf[a:b], bounds, rate)
-            sequences.append(syntax.assign(features))
+            types = syntax.assign(syllable_features(f0[a:b], loud[a:b], conf[a:b], bounds, rate))
             starts, ends = np.array(bounds).T
-            syllables.append((ends - starts) / rate)
-            gaps.append((starts[1:] - ends[:-1]) / rate)
-            phrases.append((ends[-1] - starts[0]) / rate)
+            pieces = np.split(np.arange(starts.size), phrase_breaks(starts, ends, rate))
+            for i, phrase in enumerate(pieces):
+                cut = (a == 0 and i == 0) or (b == loud.shape[0] and i == len(pieces) - 1)
+                if drop_cut and cut:
+                    continue
+                first, last = phrase[0], phrase[-1]
+                sequences.append(types[phrase])
+                syllables.append((ends[phrase] - starts[phrase]) / rate)
+                gaps.append((starts[phrase][1:] - ends[phrase][:-1]) / rate)
+                phrases.append((ends[last] - starts[first]) / rate)
     if not sequences:
         raise ValueError(f"song_statistics: no syllable found in {len(songs)} songs")
     return SongStatistics(

@@ -20,10 +20,12 @@ import numpy as np
 from ..constants import VOICED_THRESHOLD
 
 __all__ = [
+    "PHRASE_GAP_S",
     "SYLLABLE_FEATURES",
     "SyntaxModel",
     "kmeans",
     "learn_syntax",
+    "phrase_breaks",
     "split_syllables",
     "syllable_features",
 ]
@@ -56,6 +58,9 @@ _UNEXPLAINED = 0.2
 _MAX_TYPES = 8
 _SYLLABLES_PER_TYPE = 3
 _KMEANS_ITERATIONS = 50
+#: A silence longer than this (s) between two syllables ends a phrase: the gap that
+#: :func:`~ddsp_augment.features.contours.find_segments` bridges within a segment by default.
+PHRASE_GAP_S = 0.15
 
 
 class SegmentLike(Protocol):
@@ -200,6 +205,8 @@ class SyntaxModel:
         syllables: per type, ``[n_t, 3]`` int rows ``(segment index, start, end)``: the real
             syllables of that type, to sing again.
         gaps: ``[m]`` frames of silence between consecutive syllables of a phrase, as recorded.
+        phrase_gaps: ``[p]`` frames of silence between phrases within a segment, as recorded
+            (may be empty: a recording's pauses between segments are not kept).
         frame_rate: control frames per second of the segments it was learned from.
     """
 
@@ -207,6 +214,7 @@ class SyntaxModel:
     transitions: np.ndarray
     syllables: tuple[np.ndarray, ...]
     gaps: np.ndarray
+    phrase_gaps: np.ndarray
     frame_rate: float
 
     @property
@@ -219,14 +227,25 @@ class SyntaxModel:
         return ((scaled[:, None] - self.centroids[None]) ** 2).sum(-1).argmin(1)
 
 
+def phrase_breaks(starts: np.ndarray, ends: np.ndarray, frame_rate: float) -> np.ndarray:
+    """Where a segment's syllables ``[n]`` split into phrases → indices ``[b]`` of the
+    syllables that open a new phrase (the gap before them exceeds :data:`PHRASE_GAP_S`)."""
+    return (
+        np.flatnonzero(np.asarray(starts)[1:] - np.asarray(ends)[:-1] > PHRASE_GAP_S * frame_rate)
+        + 1
+    )
+
+
 def learn_syntax(segments: Sequence[SegmentLike], frame_rate: float, seed: int = 0) -> SyntaxModel:
     """Cluster a species' syllables into types and count their order and gaps.
 
-    Each segment is one phrase. The number of types is the smallest k whose k-means leaves at
-    most 20 % of the syllables' spread unexplained (at most 8 types and one per 3 syllables).
+    A phrase is a run of a segment's syllables with no silence longer than
+    :data:`PHRASE_GAP_S` between them (:func:`phrase_breaks`). The number of types is the
+    smallest k whose k-means leaves at most 20 % of the syllables' spread unexplained (at most
+    8 types and one per 3 syllables).
     Deterministic for a given ``seed``.
     """
-    features, where, gaps, sequences = [], [], [], []
+    features, where, gaps, pauses, lengths = [], [], [], [], []
     for index, segment in enumerate(segments):
         starts, ends = _syllable_bounds(
             np.asarray(segment.loudness_db), SYLLABLE_THRESHOLD_DB, _MIN_GAP, _MIN_LENGTH
@@ -240,8 +259,11 @@ def learn_syntax(segments: Sequence[SegmentLike], frame_rate: float, seed: int =
             )
         )
         where.append(np.stack([np.full(starts.size, index), starts, ends], 1))
-        gaps.append(starts[1:] - ends[:-1])
-        sequences.append(starts.size)
+        breaks = phrase_breaks(starts, ends, frame_rate)
+        silences = starts[1:] - ends[:-1]
+        gaps.append(np.delete(silences, breaks - 1))
+        pauses.append(silences[breaks - 1])
+        lengths += np.diff(np.concatenate([[0], breaks, [starts.size]])).tolist()
     if not features:
         raise ValueError(
             f"learn_syntax: no syllable of at least {_MIN_LENGTH} frames in any of the "
@@ -260,7 +282,7 @@ def learn_syntax(segments: Sequence[SegmentLike], frame_rate: float, seed: int =
             break
     k = centroids.shape[0]
     counts = np.zeros((k + 1, k + 1))
-    for sequence in np.split(labels, np.cumsum(sequences)[:-1]):
+    for sequence in np.split(labels, np.cumsum(lengths)[:-1]):
         path = np.concatenate([[k], sequence, [k]])
         np.add.at(counts, (path[:-1], path[1:]), 1)
     rows = np.concatenate(where)
@@ -269,5 +291,6 @@ def learn_syntax(segments: Sequence[SegmentLike], frame_rate: float, seed: int =
         transitions=counts / counts.sum(1, keepdims=True),
         syllables=tuple(rows[labels == j] for j in range(k)),
         gaps=np.concatenate(gaps).astype(np.int64),
+        phrase_gaps=np.concatenate(pauses).astype(np.int64),
         frame_rate=float(frame_rate),
     )
