@@ -1,6 +1,7 @@
 """Does composition keep each species' song syntax? Prints one JSON object.
 
-For each species of the bundled ``benchmarks/data/xc-germany`` (``--species``), its recordists
+For each species of the bundled ``benchmarks/data/xc-germany`` (``--species``, default all 20),
+its recordists
 are split into two disjoint halves (whole recordists, greedily balancing file counts): the
 contours of the first half (``training.preprocess`` analysis, numba F0; no decoder is trained:
 syntax lives in the contours) form the contour bank songs are composed from, and the second
@@ -33,13 +34,6 @@ from collections import defaultdict
 import numpy as np
 from _common import BUNDLED_DATA, pin_threads, print_json
 
-SPECIES = (
-    "Fringilla_coelebs",
-    "Parus_major",
-    "Phylloscopus_collybita",
-    "Erithacus_rubecula",
-    "Troglodytes_troglodytes",
-)
 MODES = ("markov", "shuffle")
 
 
@@ -109,14 +103,15 @@ def _species(species: str, n_songs: int, seconds: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--species", nargs="+", default=list(SPECIES))
+    parser.add_argument("--species", nargs="+", default=None)
     parser.add_argument("--songs", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     pin_threads(1)
-    per_species = {name: _species(name, args.songs, args.seconds) for name in args.species}
+    species = args.species or sorted(p.name for p in BUNDLED_DATA.iterdir() if p.is_dir())
+    per_species = {name: _species(name, args.songs, args.seconds) for name in species}
     keys = ("real_vs_real", *MODES)
-    metrics = list(per_species[args.species[0]]["real_vs_real"])
+    metrics = list(per_species[species[0]]["real_vs_real"])
     mean = {
         k: {m: float(np.mean([r[k][m] for r in per_species.values()])) for m in metrics}
         for k in keys
