@@ -255,6 +255,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
     p.add_argument(*_flags("seed"), type=int, default=0, help="seed of the real-vs-real split")
+    p.add_argument(
+        *_flags("judge"),
+        choices=("none", "birdnet"),
+        default="none",
+        help="birdnet: BirdNET's top-1/top-5 hit rate and confidence in the right species, real "
+        'and generated side by side (needs pip install "ddsp-augment[birdnet]")',
+    )
     p.set_defaults(handler=_run_evaluate)
 
 
@@ -492,6 +499,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         model_path=args.model_checkpoint,
         species=args.species,
         seed=args.seed,
+        judge=args.judge,
     )
     print(markdown_report(report))
     out = Path(args.output_path)

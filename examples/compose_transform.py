@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
     augment = Compose(
         [
-            DDSPSynth(bank, species, keep_background=True, pitch_cents=50.0, p=1.0, seed=args.seed),
+            DDSPSynth(
+                bank, species, keep_background=True, max_pitch_cents=50.0, p=1.0, seed=args.seed
+            ),
             OneOf([Gain(min_gain_db=-6.0, max_gain_db=6.0, p=1.0), PolarityInversion(p=1.0)]),
             AddGaussianSNR(min_snr_db=25.0, max_snr_db=40.0, p=0.5),
         ]

@@ -46,6 +46,8 @@ def test_defaults_follow_the_plan_layout():
         "results/songs/",
         "results/evaluation/",
     )
+    assert evaluate.judge == "none"
+    assert parser.parse_args(["evaluate", "--judge", "birdnet"]).judge == "birdnet"
 
 
 def test_generate_options_cover_jitter_and_scene():

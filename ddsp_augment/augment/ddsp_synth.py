@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -92,9 +93,11 @@ class DDSPSynth(BaseWaveformTransform):
         mode: ``"resynth"`` or ``"mix"`` (above).
         min_snr_db / max_snr_db: Input-to-song ratio range of ``mix`` mode, dB.
         keep_background: ``resynth`` only: keep a background like the input's under the song.
-        pitch_cents / tempo / vibrato_cents / vibrato_hz: Jitter overrides (see
-            `JitterConfig`); None keeps the species' own defaults.
-            ``tempo`` applies to ``mix`` only (``resynth`` keeps the input's timing).
+        max_pitch_cents: Pitch shift drawn in +-max_pitch_cents (cents).
+        min_tempo / max_tempo, min_vibrato_cents / max_vibrato_cents, min_vibrato_hz /
+            max_vibrato_hz: Ranges drawn uniformly per phrase (given in pairs). Every jitter
+            range left None keeps the species' own default (see `JitterConfig`). The tempo
+            applies to ``mix`` only (``resynth`` keeps the input's timing).
         backend: Synthesis backend ("numba" on CPU, or "torch").
         p: Probability of applying the transform.
         seed: Seed of the transform's own generator.
@@ -110,10 +113,13 @@ class DDSPSynth(BaseWaveformTransform):
         min_snr_db: float = 0.0,
         max_snr_db: float = 20.0,
         keep_background: bool = False,
-        pitch_cents: float | None = None,
-        tempo: tuple[float, float] | None = None,
-        vibrato_cents: tuple[float, float] | None = None,
-        vibrato_hz: tuple[float, float] | None = None,
+        max_pitch_cents: float | None = None,
+        min_tempo: float | None = None,
+        max_tempo: float | None = None,
+        min_vibrato_cents: float | None = None,
+        max_vibrato_cents: float | None = None,
+        min_vibrato_hz: float | None = None,
+        max_vibrato_hz: float | None = None,
         backend: Backend = "numba",
         p: float = 0.5,
         seed: int | None = None,
@@ -128,16 +134,22 @@ class DDSPSynth(BaseWaveformTransform):
             raise ValueError(f"min_snr_db ({min_snr_db}) must not exceed max_snr_db ({max_snr_db})")
         if seed is not None and (not isinstance(seed, int | np.integer) or seed < 0):
             raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
-        jitter = {
-            name: value
-            for name, value in (
-                ("pitch_cents", pitch_cents),
-                ("tempo", tempo),
-                ("vibrato_cents", vibrato_cents),
-                ("vibrato_hz", vibrato_hz),
-            )
-            if value is not None
-        }
+        jitter: dict[str, Any] = {}
+        if max_pitch_cents is not None:
+            jitter["pitch_cents"] = max_pitch_cents
+        for knob, low, high in (
+            ("tempo", min_tempo, max_tempo),
+            ("vibrato_cents", min_vibrato_cents, max_vibrato_cents),
+            ("vibrato_hz", min_vibrato_hz, max_vibrato_hz),
+        ):
+            if (low is None) != (high is None):
+                raise ValueError(f"min_{knob} and max_{knob} must be given together, or neither")
+            if low is not None and not low <= high:
+                raise ValueError(f"min_{knob} ({low}) must not exceed max_{knob} ({high})")
+            if low is not None:
+                jitter[knob] = (low, high)
+        if max_pitch_cents is not None and not max_pitch_cents >= 0:
+            raise ValueError(f"max_pitch_cents must be >= 0, got {max_pitch_cents}")
         # JitterConfig validates the ranges and says which one is wrong.
         JitterConfig(**jitter)
         if isinstance(bank, str | Path):
@@ -161,10 +173,10 @@ class DDSPSynth(BaseWaveformTransform):
         self.min_snr_db = float(min_snr_db)
         self.max_snr_db = float(max_snr_db)
         self.keep_background = keep_background
-        self.pitch_cents = pitch_cents
-        self.tempo = tempo
-        self.vibrato_cents = vibrato_cents
-        self.vibrato_hz = vibrato_hz
+        self.max_pitch_cents = max_pitch_cents
+        self.min_tempo, self.max_tempo = min_tempo, max_tempo
+        self.min_vibrato_cents, self.max_vibrato_cents = min_vibrato_cents, max_vibrato_cents
+        self.min_vibrato_hz, self.max_vibrato_hz = min_vibrato_hz, max_vibrato_hz
         self.backend = backend
         self.seed = seed
         self._jitter = jitter
@@ -175,20 +187,10 @@ class DDSPSynth(BaseWaveformTransform):
         self._copies = 0
 
     def get_transform_init_args(self) -> dict[str, Any]:
-        """Every ``__init__`` argument but ``seed`` (the base warns on None-valued ones)."""
-        return {
-            "bank": self.bank,
-            "species": self.species,
-            "mode": self.mode,
-            "min_snr_db": self.min_snr_db,
-            "max_snr_db": self.max_snr_db,
-            "keep_background": self.keep_background,
-            "pitch_cents": self.pitch_cents,
-            "tempo": self.tempo,
-            "vibrato_cents": self.vibrato_cents,
-            "vibrato_hz": self.vibrato_hz,
-            "backend": self.backend,
-        }
+        """Every ``__init__`` argument but ``seed`` and ``p``, read from the signature so that a
+        new argument cannot be forgotten (the base class reports ``p``; unlike the base class's
+        version, None-valued ranges are shown rather than warned about)."""
+        return {name: getattr(self, name) for name in _INIT_ARGS}
 
     def _generator(self) -> np.random.Generator:
         """This process's generator: a forked or unpickled copy must not repeat its parent."""
@@ -294,3 +296,11 @@ class DDSPSynth(BaseWaveformTransform):
             return samples
         scale = _rms(samples) / (song_rms * 10 ** (self.parameters["snr_db"] / 20))
         return _limit_peak(samples + scale * song, samples)
+
+
+# The transform's own arguments, in signature order: what repr() and to_dict() show.
+_INIT_ARGS = tuple(
+    name
+    for name in inspect.signature(DDSPSynth.__init__).parameters
+    if name not in {"self", "seed", "p"}
+)

@@ -33,14 +33,15 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..constants import ACTIVE_RANGE_DB, HOP_LENGTH, SAMPLE_RATE, VOICED_THRESHOLD
 from ..dsp.spectral import log_mel
-from ..features.loudness import loudness_db
+from ..features.activity import bird_activity
+from ..features.background import noise_floor
 from ..features.pitch import estimate_f0
 from ..io import AUDIO_EXTENSIONS, AudioError, atomic_write, load_audio, scan_folder
 from ..model.storage import find_model_dirs
@@ -53,6 +54,7 @@ from ..training.preprocess import (
     preprocess_file,
     read_manifest,
 )
+from .birdnet import BirdNETJudge, judge_species
 from .metrics import (
     diversity,
     f0_accuracy,
@@ -126,7 +128,9 @@ def analyse_clip(
     if f0_hz is None or confidence is None:
         f0_hz, confidence = estimate_f0(audio, sample_rate, hop_length=hop_length)
     if loudness is None:
-        loudness = loudness_db(audio, sample_rate, hop_length=hop_length)
+        # As preprocessing measures real recordings: the bird above the clip's own background.
+        floor = noise_floor(audio)
+        loudness = bird_activity(audio, sample_rate, floor, hop_length=hop_length).loudness_db
     n = min(f0_hz.shape[0], confidence.shape[0], loudness.shape[0])
     f0_hz, confidence, loudness = f0_hz[:n], confidence[:n], loudness[:n]
     active = loudness >= loudness.max() - ACTIVE_RANGE_DB
@@ -398,12 +402,18 @@ def evaluate(
     species: Iterable[str] | None = None,
     seed: int = 0,
     progress: bool = True,
+    judge: Literal["none", "birdnet"] = "none",
 ) -> dict[str, Any]:
     """Compare ``generated_path/<species>/*.wav`` with real recordings; write JSON, Markdown, PNGs.
 
     Returns the report (``evaluation.json``'s contents): ``{"settings", "species": {name:
     metrics}, "skipped", "unmatched"}``, each metric ``{"synthetic": x, "reference": y}``.
+    ``judge="birdnet"`` adds ``"birdnet"`` per species (``birdnet.judge_species``: BirdNET's
+    verdict on all real and all generated clips, side by side).
     """
+    if judge not in ("none", "birdnet"):
+        raise ValueError(f"judge must be 'none' or 'birdnet', got {judge!r}")
+    birdnet = BirdNETJudge() if judge == "birdnet" else None  # fails early without the extra
     generated_path, real_path, output_path = (
         Path(generated_path),
         Path(real_path),
@@ -459,7 +469,7 @@ def evaluate(
             )
             for r in recordings
         ]
-        synthetic = []
+        synthetic, synthetic_audio = [], []
         for path in synthetic_files[name]:
             try:
                 audio, _ = load_audio(path, SAMPLE_RATE)
@@ -467,12 +477,18 @@ def evaluate(
                 report["skipped"].append({"file": str(path), "reason": error.reason})
                 continue
             synthetic.append(analyse_clip(path.name, "synthetic", audio, SAMPLE_RATE))
+            synthetic_audio.append(audio)
         if not synthetic:
             report["unmatched"].append(name)
             continue
         result = _evaluate_species(synthetic, real, seed)
         if name in model_dirs:
             result["resynthesis"] = _resynthesis(model_dirs[name], name, recordings, progress)
+        if birdnet is not None:
+            real_audio = [r.audio for r in recordings]
+            result["birdnet"] = judge_species(
+                name, real_audio, synthetic_audio, SAMPLE_RATE, birdnet
+            )
         _plot(name, synthetic, real, result, output_path / f"{name}_distributions.png")
         report["species"][name] = result
     atomic_write(
@@ -536,6 +552,7 @@ def markdown_report(report: dict[str, Any]) -> str:
             resynth_cell,
         ]
         lines.append("| " + " | ".join(row) + " |")
+    lines += _birdnet_lines(report)
     if report["unmatched"]:
         lines += [
             "",
@@ -544,6 +561,32 @@ def markdown_report(report: dict[str, Any]) -> str:
     if report["skipped"]:
         lines += ["", f"Skipped files: {len(report['skipped'])} (reasons in evaluation.json)"]
     return "\n".join(lines) + "\n"
+
+
+def _birdnet_lines(report: dict[str, Any]) -> list[str]:
+    judged = {k: v["birdnet"] for k, v in report["species"].items() if "birdnet" in v}
+    if not judged:
+        return []
+    lines = [
+        "",
+        "## BirdNET (GLOBAL 6K v2.4): generated (real)",
+        "",
+        "| species | BirdNET label | top-1 | top-5 | confidence | Fréchet (embeddings) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, verdict in judged.items():
+        if not verdict["known"]:
+            lines.append(f"| {name} | not a BirdNET species | – | – | – | – |")
+            continue
+        gen, real = verdict["generated"] or {}, verdict["real"] or {}
+        cells = [
+            f"{_fmt(gen.get(k))} ({_fmt(real.get(k))})" for k in ("top1", "top5", "confidence")
+        ]
+        label = verdict["birdnet_label"].split("_", 1)[-1]
+        lines.append(
+            f"| {name} | {label} | {' | '.join(cells)} | {_fmt(verdict['frechet_distance'])} |"
+        )
+    return lines
 
 
 def _fmt(value: float | None) -> str:

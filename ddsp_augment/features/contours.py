@@ -35,18 +35,28 @@ def find_segments(
     min_seconds: float = 0.03,
     merge_gap_seconds: float = 0.15,
     pad_seconds: float = 0.02,
+    active: np.ndarray | None = None,
 ) -> list[tuple[int, int]]:
     """Active stretches ``[(start, end), ...]`` (end exclusive) of a ``[frames]`` loudness curve.
 
     A frame is active within ``range_db`` of the recording's loudest frame; gaps shorter than
     ``merge_gap_seconds`` are bridged so a song's syllables stay together (the jitter splits them
     again), stretches shorter than ``min_seconds`` are dropped as clicks, and each stretch is
-    padded so attacks and decays are kept.
+    padded so attacks and decays are kept. ``active`` ``[frames]`` (bool), when given, replaces
+    the level test: frames where the bird is heard over the background
+    (``activity.bird_activity``), which a level range alone cannot tell on a noisy recording.
     """
     loudness_db = np.asarray(loudness_db)
     if loudness_db.size == 0:
         return []
-    active = loudness_db >= loudness_db.max() - range_db
+    if active is None:
+        active = loudness_db >= loudness_db.max() - range_db
+    elif np.shape(active) != loudness_db.shape:
+        raise ValueError(
+            f"find_segments: active must match loudness_db {loudness_db.shape}, "
+            f"got {np.shape(active)}"
+        )
+    active = np.asarray(active, bool)
     edges = np.diff(np.concatenate([[0], active.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     merged: list[list[int]] = []

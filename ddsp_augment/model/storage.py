@@ -17,6 +17,9 @@ as the old model or the new one, never a mix: the loader takes, for each file, t
 whose hash ``config.json`` records, and the next save first finishes an interrupted one.
 Every file is validated on load (shapes, finite values, ranges); a bad one raises
 :class:`ModelFileError` naming it.
+
+``failed.json`` replaces the model files when training failed (the reason); loading such a
+directory raises with that reason rather than using a half-trained model.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -44,6 +48,7 @@ from .species_model import SpeciesModel
 
 __all__ = [
     "CHECKPOINT_FILE",
+    "FAILED_FILE",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "MODEL_FILES",
@@ -55,9 +60,11 @@ __all__ = [
     "load_checkpoint",
     "load_species_model",
     "load_weights",
+    "mark_failed",
     "save_checkpoint",
     "save_species_model",
     "sha256_file",
+    "training_failure",
 ]
 
 FORMAT_NAME = "ddsp-augment-species-model"
@@ -66,6 +73,7 @@ FORMAT_VERSION = 1
 CHECKPOINT_VERSION = 2
 CHECKPOINT_FILE = "state.safetensors"
 MODEL_FILES = ("weights.safetensors", "contours.npz", "backgrounds.npz")
+FAILED_FILE = "failed.json"
 _DECODER_INTS = ("sample_rate", "hop_length", "n_harmonics", "n_noise_bands", "hidden", "n_layers")
 _LOAD_ERRORS = (
     OSError,
@@ -116,7 +124,15 @@ def find_model_dirs(path: str | Path, species: Iterable[str] | None = None) -> d
             "not a model directory (give models/ or models/<species>/ as written by "
             "`ddsp-augment train`)",
         )
+    failure = training_failure(path)
+    if failure is not None:
+        raise ModelFileError(path, f"training failed, no usable model ({failure})")
     dirs = [path] if is_model_dir(path) else sorted(p for p in path.iterdir() if is_model_dir(p))
+    failed = {
+        p.name: reason
+        for p in ([] if is_model_dir(path) else sorted(path.iterdir()))
+        if p.is_dir() and (reason := training_failure(p)) is not None
+    }
     if not dirs:
         raise ModelFileError(path, "contains no species model (no config.json, no */config.json)")
     found: dict[str, Path] = {}
@@ -132,9 +148,14 @@ def find_model_dirs(path: str | Path, species: Iterable[str] | None = None) -> d
             )
         found[name] = directory
     if species is None:
+        if failed:
+            warnings.warn(f"{path}: skipping {sorted(failed)}: training failed", stacklevel=3)
         return found
     wanted = list(species)
     missing = sorted(set(wanted) - set(found))
+    for name in missing:
+        if name in failed:
+            raise ModelFileError(path / name, f"training failed ({failed[name]})")
     if missing:
         raise ModelFileError(path, f"no model for species {missing}; have {sorted(found)}")
     return {name: found[name] for name in wanted}
@@ -154,6 +175,29 @@ def _pending(directory: Path, name: str) -> Path:
 
 def _write_json(path: Path, payload: dict) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2), "utf-8"))
+
+
+def mark_failed(directory: str | Path, species: str, reason: str) -> None:
+    """Replace a species model directory's model files by ``failed.json`` with ``reason``.
+
+    ``config.json`` goes first, so no reader ever sees a loadable model whose training failed
+    (an earlier epoch's save would otherwise look like a finished model).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").unlink(missing_ok=True)
+    for name in MODEL_FILES:
+        (directory / name).unlink(missing_ok=True)
+        _pending(directory, name).unlink(missing_ok=True)
+    _write_json(directory / FAILED_FILE, {"species": species, "failed": reason})
+
+
+def training_failure(directory: str | Path) -> str | None:
+    """The reason training of the species in ``directory`` failed, or None."""
+    path = Path(directory) / FAILED_FILE
+    if not path.is_file():
+        return None
+    return str(read_json(path, ModelFileError).get("failed", "unknown reason"))
 
 
 def _write_pending(directory: Path, name: str, save: Callable[[Path], None]) -> str:
@@ -220,6 +264,7 @@ def save_species_model(
         **info,
         "files": hashes,
     }
+    (directory / FAILED_FILE).unlink(missing_ok=True)  # a retrained species is usable again
     _write_json(directory / "config.json", payload)  # the commit
     _finish_save(directory)
 
@@ -349,6 +394,9 @@ def load_species_model(directory: str | Path, device: str | torch.device = "cpu"
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelFileError(directory, "not a directory")
+    failure = training_failure(directory)
+    if failure is not None:
+        raise ModelFileError(directory, f"training failed, no usable model ({failure})")
     info, config = _read_model_config(directory)
     files = info.get("files")
     model = SpeciesModel(config)

@@ -13,11 +13,12 @@ import torch
 
 from ..checks import Backend, check_backend
 from ..constants import SAMPLE_RATE
-from ..features.background import noise_floor, render_noise_floor
-from ..features.loudness import loudness_db
+from ..features.activity import bird_activity
+from ..features.background import FLOOR_FFT_SIZE, noise_floor, render_noise_floor
 from ..features.pitch import estimate_f0
 from ..io import resample
 from ..model.storage import SavedSpecies, find_model_dirs, load_species_model
+from .gate import GateStats, Judge, gated_draw
 from .jitter import JitterConfig, compose_song, jitter_contours
 from .scene import SceneConfig, apply_scene
 from .syllables import SyntaxModel, learn_syntax
@@ -105,6 +106,8 @@ class SpeciesBank:
         #: Where the bank was loaded from (None when built in memory): DataLoader workers reload
         #: it from here with ``SpeciesBank.load(bank.path, species=bank.species)``.
         self.path = path
+        #: Totals of the quality gate over this bank's ``sample`` calls (``gate.GateStats``).
+        self.gate_stats = GateStats()
         self._jitter = {
             name: JitterConfig.from_segments(entry.contours.segments)
             for name, entry in self._entries.items()
@@ -191,6 +194,9 @@ class SpeciesBank:
         jitter: JitterConfig | None = None,
         background_spectra: np.ndarray | None = None,
         device: str | torch.device | None = None,
+        min_confidence: float | None = None,
+        judge: Judge | None = None,
+        max_draws: int = 8,
         **jitter_overrides,
     ) -> np.ndarray:
         """New songs of ``species`` → float32 ``[n, round(seconds * sample_rate)]``, peak ≤ 0.99.
@@ -209,7 +215,19 @@ class SpeciesBank:
         scene draws come from the same per-clip generators as the numba path, so both give the
         same songs up to float32 rounding (tested within 1e-3 of the peak). The scene itself
         runs per clip in numpy on the CPU.
+
+        Quality gate (``gate.gated_draw``): with ``judge`` and ``min_confidence``, a clip the
+        judge gives less than ``min_confidence`` for ``species`` is redrawn, up to ``max_draws``
+        times (then the most convincing draw is kept); ``self.gate_stats`` counts draws,
+        acceptances and seconds across calls.
         """
+        if (judge is None) != (min_confidence is None):
+            raise ValueError("the quality gate needs both judge and min_confidence (or neither)")
+        if (min_confidence is not None and not 0 <= min_confidence <= 1) or max_draws < 1:
+            raise ValueError(
+                f"need 0 <= min_confidence <= 1 and max_draws >= 1; got {min_confidence}, "
+                f"{max_draws}"
+            )
         check_backend(backend)
         entry = self.entry(species)
         seed = check_sample_args(n, seconds, sample_rate, seed, entry.model.config.sample_rate)
@@ -220,6 +238,12 @@ class SpeciesBank:
         floors = entry.backgrounds if background_spectra is None else background_spectra
         out = np.empty((n, n_out), np.float32)
         rngs = _rngs(seed, n)
+
+        def finish(bird: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+            if scene is not None:
+                bird, _ = apply_scene(bird, model_sr, scene, rng, background_spectra=floors)
+            return self._to_rate(bird, model_sr, sample_rate, n_out)
+
         with _one_torch_thread():
             for start in range(0, n, _BATCH):
                 chunk = rngs[start : start + _BATCH]
@@ -227,12 +251,19 @@ class SpeciesBank:
                     birds = self._render_torch(entry, config, chunk, n_model, device)
                 else:
                     birds = (self._render_numba(entry, config, rng, n_model) for rng in chunk)
+
                 # Each clip's generator goes on from its rendering into its scene, so a clip is
                 # the same whatever the backend and batch size.
                 for i, (bird, rng) in enumerate(zip(birds, chunk, strict=True)):
-                    if scene is not None:
-                        bird, _ = apply_scene(bird, model_sr, scene, rng, background_spectra=floors)
-                    out[start + i] = self._to_rate(bird, model_sr, sample_rate, n_out)
+                    clip = finish(bird, rng)
+                    if judge is not None:  # redraws render one clip, from the same generator
+
+                        def redraw(rng: np.random.Generator = rng) -> np.ndarray:
+                            return finish(self._render_numba(entry, config, rng, n_model), rng)
+
+                        gate = (min_confidence, max_draws, self.gate_stats)
+                        clip = gated_draw(redraw, judge, species, sample_rate, *gate, first=clip)
+                    out[start + i] = clip
         return out
 
     def _contours(
@@ -309,11 +340,15 @@ class SpeciesBank:
         x = resample(audio, sample_rate, model_sr) if sample_rate != model_sr else audio
         with _one_torch_thread():
             f0, conf = estimate_f0(x, model_sr, hop_length=hop)
-            loud = loudness_db(x, model_sr, hop_length=hop)
+            # The bird above the clip's background: the background is not re-sung as noise.
+            # Too short to measure a background (under half an analysis window): none.
+            short = x.shape[0] <= FLOOR_FFT_SIZE // 2
+            floor = np.zeros(FLOOR_FFT_SIZE // 2 + 1, np.float32) if short else noise_floor(x)
+            loud = bird_activity(x, model_sr, floor, conf, hop).loudness_db
             f0, loud, conf = jitter_contours(f0, loud, conf, config, rng, model_sr / hop)
             bird = entry.model.synthesize(f0, loud, conf, x.shape[0], rng, backend)
         if keep_background:
-            background = render_noise_floor(noise_floor(x), x.shape[0], rng)
+            background = render_noise_floor(floor, x.shape[0], rng)
         # Level is matched at the caller's rate: resampling below 32 kHz removes the model's
         # upper partials, and with them part of the energy.
         bird = self._to_rate(bird, model_sr, sample_rate, audio.shape[0])

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, SAMPLE_RATE, VOICED_THRESHOLD
 from ..dsp.spectral import log_mel
+from ..features.activity import bird_activity
 from ..features.background import FLOOR_FFT_SIZE, noise_floor
 from ..features.contours import find_segments
 from ..features.loudness import loudness_db
@@ -38,7 +39,9 @@ __all__ = [
     "read_manifest",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: loudness and segments of the bird above the noise floor
+_HELD_VOICED = 0.5  # voiced on more than half the frames ...
+_HELD_ACTIVE = 0.1  # ... yet under a tenth of them heard above the floor: a held sound
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ class Recording:
     hop_length: int
     f0_hz: np.ndarray
     confidence: np.ndarray
-    loudness_db: np.ndarray
+    loudness_db: np.ndarray  # A-weighted loudness of the bird above the background (activity)
     segments: np.ndarray  # [n, 2] frame ranges, end exclusive
     background: np.ndarray  # background magnitude per bin (features.background.noise_floor)
 
@@ -129,10 +132,19 @@ def analyse_audio(
         f_max=settings.f_max,
         method=settings.f0_method,
     )
-    loud = loudness_db(audio, sr, hop_length=hop)
-    segments = np.array(find_segments(loud, sr / hop), dtype=np.int64).reshape(-1, 2)
+    # The model learns from the bird, not the background: loudness and activity over the floor.
+    background = noise_floor(audio)
+    bird = bird_activity(audio, sr, background, confidence, hop, settings.f_min, settings.f_max)
+    loud, active = bird.loudness_db, bird.active
+    voiced = confidence >= VOICED_THRESHOLD
+    if voiced.mean() > _HELD_VOICED and (active & voiced).sum() < _HELD_ACTIVE * voiced.sum():
+        # A sound held through most of the recording (a reeling warbler, a test tone) is part
+        # of its measured floor, so it seems to vanish: judge such a recording by level instead.
+        loud, active = loudness_db(audio, sr, hop_length=hop), None
+    segments = find_segments(loud, sr / hop, active=active)
+    segments = np.array(segments, dtype=np.int64).reshape(-1, 2)
     if segments.shape[0] == 0:
-        raise AudioError(path, "no active stretch found")
+        raise AudioError(path, "no bird heard above the background")
     return Recording(
         name=path.stem,
         species=species,
@@ -144,7 +156,7 @@ def analyse_audio(
         confidence=confidence,
         loudness_db=loud,
         segments=segments,
-        background=noise_floor(audio),
+        background=background,
     )
 
 

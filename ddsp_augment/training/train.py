@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 
 from ..constants import ACTIVE_RANGE_DB, VOICED_THRESHOLD
 from ..evaluation.metrics import f0_accuracy, loudness_mae_db, spectral_distance
+from ..features.activity import bird_activity
 from ..features.background import noise_floor, render_noise_floor
 from ..features.contours import ContourBank, Segment
-from ..features.loudness import loudness_db
 from ..features.pitch import estimate_f0
 from ..io import atomic_write
 from ..model.decoder import DecoderConfig
@@ -39,6 +39,7 @@ from ..model.storage import (
     has_checkpoint,
     load_checkpoint,
     load_weights,
+    mark_failed,
     save_checkpoint,
     save_species_model,
 )
@@ -115,11 +116,16 @@ def split_by_recordist(
     """Hold out whole recordists (≈ ``val_fraction`` of the audio) for validation.
 
     Clips from one recordist often come from one session (same bird, same microphone), so a
-    per-clip split would leak. With a single recordist, recordings are split instead; with a
-    single recording, it is used for both (and the model info says so).
+    per-clip split would leak. With a single recordist, recordings are split instead. With two
+    recordings, holding one out would train on half the data: the last ``val_fraction`` of
+    each recording's song is held out instead (:func:`split_in_time`). A single recording is
+    used for both.
     """
     if len(recordings) < 2 or val_fraction == 0:
         return list(recordings), []
+    if _holds_out_stretches(len(recordings), val_fraction):
+        parts = [split_in_time(rec, val_fraction) for rec in recordings]
+        return [head for head, _ in parts], [tail for _, tail in parts]
     by_person: dict[str, list[Recording]] = {}
     for rec in recordings:
         by_person.setdefault(rec.recordist, []).append(rec)
@@ -135,6 +141,45 @@ def split_by_recordist(
         val.extend(groups[index])
     train = [r for r in recordings if r not in val]
     return train, val
+
+
+def _holds_out_stretches(n_recordings: int, val_fraction: float) -> bool:
+    # Two recordings: holding one out would train on half the data. (One recording is used for
+    # both training and validation, and the model's data warnings say so.)
+    return n_recordings == 2 and val_fraction > 0
+
+
+def split_in_time(recording: Recording, val_fraction: float) -> tuple[Recording, Recording]:
+    """``(head, tail)`` of one recording, the tail holding ≈ ``val_fraction`` of its active frames.
+
+    The cut falls on a frame boundary: the head keeps samples ``[0, cut * hop)`` and frames
+    ``[0, cut]``, the tail the rest (frame grid of ARCHITECTURE.md: ``n // hop + 1`` frames
+    each). Segments are clipped to each part; the tail is named ``<name>@<seconds>s``.
+    """
+    rec, hop = recording, recording.hop_length
+    n_frames = rec.f0_hz.shape[0]
+    active = np.zeros(n_frames, bool)
+    for start, end in rec.segments:
+        active[start:end] = True
+    cumulative = np.cumsum(active)
+    # Both parts keep at least one active frame and a few frames of audio.
+    cut = int(np.searchsorted(cumulative, (1 - val_fraction) * cumulative[-1]))
+    cut = int(np.clip(cut, 4, n_frames - 5))
+
+    def part(lo: int, hi: int, name: str) -> Recording:
+        segments = np.clip(rec.segments, lo, hi) - lo
+        return replace(
+            rec,
+            name=name,
+            audio=rec.audio[lo * hop : hi * hop],
+            f0_hz=rec.f0_hz[lo : hi + 1],
+            confidence=rec.confidence[lo : hi + 1],
+            loudness_db=rec.loudness_db[lo : hi + 1],
+            segments=segments[segments[:, 1] > segments[:, 0]],
+        )
+
+    tail_name = f"{rec.name}@{cut * hop / rec.sample_rate:.2f}s"
+    return part(0, cut, rec.name), part(cut, n_frames - 1, tail_name)
 
 
 def detect_collapse(output: np.ndarray, harmonic: np.ndarray, recording: Recording) -> str | None:
@@ -269,11 +314,9 @@ def _validate(
         active = rec.loudness_db >= rec.loudness_db.max() - ACTIVE_RANGE_DB
         heard = bird + render_noise_floor(rec.background, n, rng) if with_background else bird
         scores["spectral"].append(spectral_distance(rec.audio, heard, rec.sample_rate))
-        scores["loud"].append(
-            loudness_mae_db(
-                rec.loudness_db, loudness_db(heard, rec.sample_rate, rec.hop_length), active
-            )
-        )
+        # Measured as preprocessing measured the recording: the bird above its background.
+        heard_loud = bird_activity(heard, rec.sample_rate, rec.background, None, rec.hop_length)
+        scores["loud"].append(loudness_mae_db(rec.loudness_db, heard_loud.loudness_db, active))
         voiced = active & (rec.confidence >= VOICED_THRESHOLD)
         if voiced.any():
             f0_out, _ = estimate_f0(bird, rec.sample_rate, hop_length=rec.hop_length)
@@ -356,9 +399,13 @@ def train_species(
         "training_data": {
             "recordings": [r.name for r in train],
             "validation_recordings": [r.name for r in val],
-            "validation": "held-out recordists"
-            if val
-            else "training recordings (too few to hold out)",
+            "validation": (
+                "held-out stretches (the end of each recording)"
+                if _holds_out_stretches(len(recordings), settings.val_fraction)
+                else "held-out recordists"
+                if val
+                else "training recordings (too few to hold out)"
+            ),
             "recordists": sorted({r.recordist for r in recordings}),
             "seconds": round(sum(r.seconds for r in train), 2),
             "voiced_seconds": round(
@@ -433,9 +480,11 @@ def train_species(
         )
         if collapse:
             if restarts >= settings.max_restarts:
-                raise CollapseError(
+                raise _failed(
+                    output_dir,
+                    species,
                     f"{species}: training collapsed {restarts + 1} times ({collapse}); "
-                    "try more or cleaner recordings, or a lower --learning_rate"
+                    "try more or cleaner recordings, or a lower --learning_rate",
                 )
             restarts += 1
             lr *= 0.3
@@ -474,11 +523,18 @@ def train_species(
             on_epoch_end(epoch)
     bar.close()
     if best_state is None:
-        raise CollapseError(f"{species}: no epoch produced a usable model")
+        raise _failed(output_dir, species, f"{species}: no epoch produced a usable model")
     model.load_state_dict(best_state)
     wall = time.perf_counter() - started
     save(model, complete=True, epochs_run=len(history), restarts=restarts)
     return TrainResult(species, output_dir, history, best, restarts, wall, warnings)
+
+
+def _failed(output_dir: Path, species: str, message: str) -> CollapseError:
+    """Mark the species' model directory failed (an earlier epoch's save must not pass for a
+    trained model) and return the error to raise."""
+    mark_failed(output_dir, species, message)
+    return CollapseError(message)
 
 
 def load_species_recordings(processed_path: str | Path, species: str) -> list[Recording]:

@@ -160,9 +160,9 @@ def test_works_inside_compose_oneof_and_someof(song, small_bank_path):
 
 def test_repr_serialisation_and_pickling(song, small_bank_path):
     audio, rate = song
-    synth = DDSPSynth(small_bank_path, "Parus_major", pitch_cents=30.0, p=1.0, seed=5)
+    synth = DDSPSynth(small_bank_path, "Parus_major", max_pitch_cents=30.0, p=1.0, seed=5)
     text = repr(synth)
-    assert text.startswith("DDSPSynth(") and "pitch_cents=30.0" in text and "seed" not in text
+    assert text.startswith("DDSPSynth(") and "max_pitch_cents=30.0" in text and "seed" not in text
     state = synth.to_dict()["transform"]
     assert state["bank"] == str(small_bank_path) and state["species"] == "Parus_major"
     assert state["__class_fullname__"].endswith("DDSPSynth")
@@ -219,8 +219,10 @@ def test_silent_input_is_returned_unchanged(small_bank_path):
         ({"p": 1.5}, "p must"),
         ({"min_snr_db": 10.0, "max_snr_db": 5.0}, "min_snr_db"),
         ({"species": "Corvus_corax"}, "not in the bank"),
-        ({"pitch_cents": -10.0}, "pitch_cents"),
-        ({"tempo": (1.2, 0.8)}, "tempo"),
+        ({"max_pitch_cents": -10.0}, "max_pitch_cents"),
+        ({"min_tempo": 1.2, "max_tempo": 0.8}, "min_tempo"),
+        ({"min_vibrato_hz": 5.0}, "max_vibrato_hz"),
+        ({"min_vibrato_cents": -5.0, "max_vibrato_cents": 5.0}, "vibrato_cents"),
         ({"seed": -1}, "seed"),
     ],
 )

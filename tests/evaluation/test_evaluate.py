@@ -98,3 +98,8 @@ def test_evaluate_names_missing_inputs(generated, tmp_path):
     (tmp_path / "other" / "Turdus_merula").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="no real recordings"):
         evaluate(generated, tmp_path / "other", tmp_path / "out")
+
+
+def test_evaluate_names_an_unknown_judge(generated, real_raw, tmp_path):
+    with pytest.raises(ValueError, match="judge must be"):
+        evaluate(generated, real_raw, tmp_path / "out", judge="owl")

@@ -68,3 +68,16 @@ def test_missing_folder_and_corrupt_output_name_the_file(tmp_path):
     bad.write_bytes(b"garbage")
     with pytest.raises(ValueError, match="x.npz"):
         load_processed(bad)
+
+
+def test_a_sound_held_through_the_recording_is_not_taken_for_background():
+    """A tone over the whole clip is part of the measured floor; it is judged by level instead."""
+    import numpy as np
+
+    from ddsp_augment.training.preprocess import analyse_audio
+
+    t = np.arange(32000) / 32000
+    noise = 0.01 * np.random.default_rng(0).standard_normal(t.size)
+    audio = (0.3 * np.sin(2 * np.pi * 3000 * t) + noise).astype(np.float32)
+    rec = analyse_audio(audio, "tone.wav", "A", "r")
+    assert rec.segments.tolist() == [[0, 501]]

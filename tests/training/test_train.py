@@ -1,9 +1,12 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from conftest import TEST_DATA
 
-from ddsp_augment.model.storage import load_species_model
+from ddsp_augment import SpeciesBank
+from ddsp_augment.model.storage import ModelFileError, load_species_model
 from ddsp_augment.training import train as train_module
 from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
 from ddsp_augment.training.train import (
@@ -111,3 +114,46 @@ def test_persistent_collapse_stops_without_saving(recordings, tmp_path, monkeypa
             recordings[:2], tmp_path / "m", TrainSettings(epochs=5, **TINY), progress=False
         )
     assert not (tmp_path / "m" / "config.json").exists()
+
+
+def test_two_recordings_validate_on_held_out_stretches_of_both(recordings):
+    pair = recordings[:2]
+    train, val = split_by_recordist(pair, 0.25, seed=0)
+    assert [r.name for r in train] == [r.name for r in pair]
+    assert [r.name.split("@")[0] for r in val] == [r.name for r in pair]
+    for rec, head, tail in zip(pair, train, val, strict=True):
+        # Frame grid kept on both parts, no sample lost or shared between them.
+        for part in (head, tail):
+            assert part.f0_hz.shape[0] == part.audio.shape[0] // rec.hop_length + 1
+            assert part.segments.shape[0] >= 1 and part.segments.max() <= part.f0_hz.shape[0]
+        assert head.audio.shape[0] + tail.audio.shape[0] == rec.audio.shape[0] // 64 * 64
+        active = lambda r: sum(int(e - s) for s, e in r.segments)  # noqa: E731
+        assert active(tail) / (active(head) + active(tail)) == pytest.approx(0.25, abs=0.05)
+
+
+def test_failed_species_leaves_no_usable_model(recordings, tmp_path, monkeypatch):
+    """A good first epoch is saved, later epochs collapse: the save must not pass for a model."""
+    calls = {"n": 0}
+    real = train_module.detect_collapse
+
+    def collapse_after_first_epoch(output, harmonic, rec):
+        calls["n"] += 1
+        return real(output, harmonic, rec) if calls["n"] <= 2 else "silent output (contrived)"
+
+    monkeypatch.setattr(train_module, "detect_collapse", collapse_after_first_epoch)
+    models = tmp_path / "models"
+    good = [replace(r, species="Good_species") for r in recordings]
+    train_species(good, models / "Good_species", TrainSettings(epochs=1, **TINY), progress=False)
+    with pytest.raises(CollapseError, match="collapsed 3 times"):
+        train_species(
+            recordings[:2], models / "Parus_major", TrainSettings(epochs=6, **TINY), progress=False
+        )
+    failed = models / "Parus_major"
+    assert not (failed / "config.json").exists() and not (failed / "weights.safetensors").exists()
+    with pytest.raises(ModelFileError, match="training failed.*collapsed 3 times"):
+        load_species_model(failed)
+    with pytest.raises(ModelFileError, match="training failed"):
+        SpeciesBank.load(models, species=["Parus_major"])
+    with pytest.warns(UserWarning, match="skipping \\['Parus_major'\\]: training failed"):
+        bank = SpeciesBank.load(models)
+    assert bank.species == ["Good_species"]
