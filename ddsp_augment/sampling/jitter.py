@@ -424,7 +424,7 @@ def _markov_phrase(
     ``recording`` where it has one)."""
     boundary = syntax.n_types
     f0s, louds, confs = [], [], []
-    state, length = boundary, 0
+    state, length, level = boundary, 0, None
     while length < room:
         row = cumulative[state]
         state = min(boundary, int(np.searchsorted(row, rng.random() * row[-1], side="right")))
@@ -436,8 +436,16 @@ def _markov_phrase(
         index, start, end = (int(v) for v in rows[rng.integers(rows.shape[0])])
         gap = int(syntax.gaps[rng.integers(syntax.gaps.size)]) if syntax.gaps.size else 0
         segment = segments[index]
+        # Each syllable keeps its level relative to its own phrase's peak, on the level of the
+        # phrase the first syllable came from: syllables from recordings made at different
+        # distances and gains do not jump in loudness within one phrase.
+        peak = float(np.max(segment.loudness_db))
+        level = peak if level is None else level
+        loud = np.maximum(
+            np.asarray(segment.loudness_db[start:end]) + (level - peak), LOUDNESS_FLOOR_DB
+        )
         f0s += [np.log2(np.asarray(segment.f0_hz[start:end], np.float64)), np.full(gap, np.nan)]
-        louds += [np.asarray(segment.loudness_db[start:end]), np.full(gap, LOUDNESS_FLOOR_DB)]
+        louds += [loud, np.full(gap, LOUDNESS_FLOOR_DB)]
         confs += [np.asarray(segment.confidence[start:end]), np.zeros(gap)]
         length += end - start + gap
     # The gap after the last syllable is the silence between phrases, drawn by the caller.
