@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from ..checks import Backend, check_backend
 from ..sampling.bank import SpeciesBank
+from ..sampling.gate import Judge
 from ..sampling.jitter import JitterConfig
 from ..sampling.scene import SceneConfig
 from .backgrounds import check_noise_floors, measure_dataset_backgrounds
@@ -172,6 +173,10 @@ class DDSPBalancedDataset(Dataset):
             :class:`JitterConfig` for every species, or a dict of knobs that replace single
             values of each species' defaults (e.g. ``{"pitch_cents": 50}``).
         backend: Synthesis backend of :meth:`SpeciesBank.sample` ("numba" on CPU, or "torch").
+        quality_gate: ``(judge, min_confidence)``: a song the judge gives less than
+            ``min_confidence`` for its species is redrawn (``SpeciesBank.sample``'s gate; e.g.
+            ``(RealClipJudge.fit(...), 0.5)`` or ``(BirdNETJudge().confidence, 0.3)``). The judge
+            travels to DataLoader workers, so it must pickle. None: no gate.
         strict: Raise instead of warning when a class that needs synthetic items has no model.
         return_synthetic_flag: Append ``is_synthetic`` (tuples: a last bool; dicts: a key).
         cache_dir: Keep synthetic songs as float wav files here, one per (seed, epoch, index) and
@@ -198,6 +203,7 @@ class DDSPBalancedDataset(Dataset):
         backgrounds: Backgrounds = "dataset",
         jitter: JitterConfig | Mapping[str, Any] | None = None,
         backend: Backend = "numba",
+        quality_gate: tuple[Judge, float] | None = None,
         strict: bool = False,
         return_synthetic_flag: bool = False,
         cache_dir: str | Path | None = None,
@@ -217,6 +223,15 @@ class DDSPBalancedDataset(Dataset):
         if sample_rate is not None:
             sample_rate = check_sample_rate(sample_rate, "sample_rate")
         check_backend(backend)
+        if quality_gate is not None:
+            if not (isinstance(quality_gate, tuple) and len(quality_gate) == 2):
+                raise TypeError("quality_gate must be a (judge, min_confidence) pair or None")
+            if not callable(quality_gate[0]):
+                raise TypeError(f"quality_gate's judge must be callable, got {quality_gate[0]!r}")
+            if not 0 <= quality_gate[1] <= 1:
+                raise ValueError(
+                    f"quality_gate's min_confidence must be in [0, 1], got {quality_gate[1]}"
+                )
         if isinstance(backgrounds, str) and backgrounds not in ("species", "dataset"):
             raise ValueError(
                 f"backgrounds must be 'dataset', 'species' or an array, got {backgrounds!r}"
@@ -233,6 +248,7 @@ class DDSPBalancedDataset(Dataset):
         self.scene = scene
         self.jitter = jitter
         self.backend = backend
+        self.quality_gate = quality_gate
         self.return_synthetic_flag = return_synthetic_flag
 
         if isinstance(bank, str | Path):
@@ -319,7 +335,12 @@ class DDSPBalancedDataset(Dataset):
         """Everything besides (seed, epoch, index, species) that shapes a cached song."""
         floors = None if self._backgrounds is None else hashlib.sha1(self._backgrounds).hexdigest()
         jitter = sorted(self.jitter.items()) if isinstance(self.jitter, Mapping) else self.jitter
-        return repr((self.seconds, self.scene, jitter, self.backend, str(self._bank_path), floors))
+        gate = None
+        if self.quality_gate is not None:  # by name: a judge's repr may hold a memory address
+            judge, min_confidence = self.quality_gate
+            gate = (getattr(judge, "__qualname__", type(judge).__qualname__), min_confidence)
+        settings = (self.seconds, self.scene, jitter, self.backend, str(self._bank_path), floors)
+        return repr((*settings, gate))
 
     # -- labels and targets -------------------------------------------------------------------
 
@@ -546,6 +567,8 @@ class DDSPBalancedDataset(Dataset):
             scene=self.scene,
             jitter=self.jitter if isinstance(self.jitter, JitterConfig) else None,
             background_spectra=self._backgrounds,
+            judge=None if self.quality_gate is None else self.quality_gate[0],
+            min_confidence=None if self.quality_gate is None else self.quality_gate[1],
             **jitter,
         )[0]
         # round(seconds * rate) may miss n by a sample.

@@ -467,3 +467,46 @@ def test_any_valid_item_is_finite_with_the_promised_shape(
     assert len(item) == 5 if flag else len(item) == 4
     if flag:
         assert item[4] is (origin is not None)
+
+
+class _ConstantJudge:
+    """Gives every clip the same confidence and records which species it was asked about."""
+
+    def __init__(self, confidence):
+        self.confidence = confidence
+        self.asked = []
+
+    def __call__(self, audio, sample_rate, species):
+        self.asked.append((species, audio.shape, sample_rate))
+        return self.confidence
+
+
+def test_quality_gate_redraws_rejected_songs(items, small_bank_path):
+    plain = balanced(items, small_bank_path, target="max")
+    accept = _ConstantJudge(1.0)
+    accepting = balanced(items, small_bank_path, target="max", quality_gate=(accept, 0.5))
+    synthetic = [i for i in range(len(plain)) if i >= len(items)]
+    assert len(synthetic) == 2
+    # A song the judge accepts at once is the ungated song, bit for bit.
+    for i in synthetic:
+        assert torch.equal(accepting[i][0], plain[i][0])
+    assert {species for species, _, _ in accept.asked} <= {"Parus_major", "Fringilla_coelebs"}
+    # A judge that accepts nothing costs max_draws (8) draws per item; the item keeps its shape.
+    reject = _ConstantJudge(0.0)
+    rejecting = balanced(items, small_bank_path, target="max", quality_gate=(reject, 0.5))
+    waveform = rejecting[synthetic[0]][0]
+    assert waveform.shape == plain[synthetic[0]][0].shape and torch.isfinite(waveform).all()
+    assert len(reject.asked) == 8 and rejecting.bank.gate_stats.accepted == 0
+
+
+@pytest.mark.parametrize(
+    ("gate", "error", "message"),
+    [
+        ((_ConstantJudge(1.0),), TypeError, "pair"),
+        (("not callable", 0.5), TypeError, "judge must be callable"),
+        ((_ConstantJudge(1.0), 1.5), ValueError, "min_confidence"),
+    ],
+)
+def test_quality_gate_is_checked(items, small_bank_path, gate, error, message):
+    with pytest.raises(error, match=message):
+        balanced(items, small_bank_path, quality_gate=gate)
