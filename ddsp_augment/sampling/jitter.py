@@ -3,8 +3,10 @@
 Sampling starts from real segments (see `features.contours`) and varies them: pitch
 shift, tempo (a time-stretch of the contours, not of audio), vibrato, loudness gain and envelope
 warp, syllable edits (reorder, drop, repeat) and recombination of phrases from different
-recordings. :meth:`JitterConfig.from_segments` scales the ranges to the species' own measured
-variation, so a sample stays plausible for that species.
+recordings — or, with ``JitterConfig(syntax="markov")``, new phrases sung in the species' own
+syllable order (:mod:`~ddsp_augment.sampling.syllables`). :meth:`JitterConfig.from_segments`
+scales the ranges to the species' own measured variation, so a sample stays plausible for that
+species.
 
 Contours follow the project conventions: F0 in Hz, finite and > 0 in every frame; loudness in dB
 with floor :data:`~ddsp_augment.constants.LOUDNESS_FLOOR_DB`; confidence in [0, 1]; all
