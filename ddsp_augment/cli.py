@@ -156,7 +156,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
-    from .sampling.jitter import JitterConfig
+    from .sampling.jitter import SYNTAXES, JitterConfig
     from .sampling.scene import SceneConfig
 
     p = sub.add_parser(
@@ -194,6 +194,12 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
             jitter.add_argument(*_flags(f"no_{field.name}"), dest=field.name, action="store_false")
         elif isinstance(default, tuple):
             _range_option(jitter, field.name, f"(species default; built-in {_pair(default)})")
+        elif field.name == "syntax":
+            jitter.add_argument(
+                *_flags(field.name),
+                choices=SYNTAXES,
+                help=f"syllable order: the species' learned chain or shuffled (default {default})",
+            )
         else:
             jitter.add_argument(
                 *_flags(field.name), type=float, help=f"(species default; built-in {default:g})"

@@ -21,6 +21,7 @@ from ..model.storage import SavedSpecies, find_model_dirs, load_species_model
 from .gate import GateStats, Judge, gated_draw
 from .jitter import JitterConfig, compose_song, jitter_contours
 from .scene import SceneConfig, apply_scene
+from .syllables import SyntaxModel, learn_syntax
 
 __all__ = ["SpeciesBank"]
 
@@ -111,6 +112,9 @@ class SpeciesBank:
             name: JitterConfig.from_segments(entry.contours.segments)
             for name, entry in self._entries.items()
         }
+        # Syllable syntax per species, learned on first use (a fraction of a second per
+        # species: banks that only resynthesise, or sample with syntax="shuffle", never pay it).
+        self._syntax: dict[str, SyntaxModel] = {}
 
     @classmethod
     def load(
@@ -156,6 +160,14 @@ class SpeciesBank:
         """The species' default jitter (from its own measured variation), with ``overrides``."""
         self.entry(species)
         return dataclasses.replace(self._jitter[species], **overrides)
+
+    def syntax_model(self, species: str) -> SyntaxModel:
+        """The species' syllable types and their transitions, learned from its contour bank
+        (once, then cached): what ``syntax="markov"`` sampling walks."""
+        if species not in self._syntax:
+            contours = self.entry(species).contours
+            self._syntax[species] = learn_syntax(contours.segments, contours.frame_rate)
+        return self._syntax[species]
 
     @property
     def nbytes(self) -> int:
@@ -254,14 +266,16 @@ class SpeciesBank:
                     out[start + i] = clip
         return out
 
-    @staticmethod
     def _contours(
-        entry: SavedSpecies, config: JitterConfig, rng: np.random.Generator, n_model: int
+        self, entry: SavedSpecies, config: JitterConfig, rng: np.random.Generator, n_model: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hop = entry.model.config.hop_length
         sample_rate = entry.model.config.sample_rate
+        syntax = None
+        if config.syntax == "markov":
+            syntax = self.syntax_model(next(k for k, v in self._entries.items() if v is entry))
         return compose_song(
-            entry.contours.segments, n_model // hop + 1, config, rng, sample_rate / hop
+            entry.contours.segments, n_model // hop + 1, config, rng, sample_rate / hop, syntax
         )
 
     def _render_numba(

@@ -306,7 +306,8 @@ def read_sidecar(path: str | Path) -> tuple[SongRequest, dict[str, Any]]:
             seconds=float(payload["seconds"]),
             sample_rate=int(payload["sample_rate"]),
             backend=str(payload["backend"]),
-            jitter=_config_from_dict(JitterConfig, payload["jitter"]),
+            # Sidecars written before syntax models sang shuffled phrases: they regenerate so.
+            jitter=_config_from_dict(JitterConfig, {"syntax": "shuffle", **payload["jitter"]}),
             scene=None
             if payload["scene"] is None
             else _config_from_dict(SceneConfig, payload["scene"]),

@@ -3,8 +3,10 @@
 Sampling starts from real segments (see `features.contours`) and varies them: pitch
 shift, tempo (a time-stretch of the contours, not of audio), vibrato, loudness gain and envelope
 warp, syllable edits (reorder, drop, repeat) and recombination of phrases from different
-recordings. :meth:`JitterConfig.from_segments` scales the ranges to the species' own measured
-variation, so a sample stays plausible for that species.
+recordings — or, with ``JitterConfig(syntax="markov")``, new phrases sung in the species' own
+syllable order (:mod:`~ddsp_augment.sampling.syllables`). :meth:`JitterConfig.from_segments`
+scales the ranges to the species' own measured variation, so a sample stays plausible for that
+species.
 
 Contours follow the project conventions: F0 in Hz, finite and > 0 in every frame; loudness in dB
 with floor :data:`~ddsp_augment.constants.LOUDNESS_FLOOR_DB`; confidence in [0, 1]; all
@@ -16,12 +18,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal
 
 import numpy as np
 
 from ..checks import check_range
 from ..constants import F0_MIN_HZ, LOUDNESS_FLOOR_DB, SAMPLE_RATE, VOICED_THRESHOLD
+from .syllables import (
+    _MIN_GAP,
+    _MIN_LENGTH,
+    SYLLABLE_THRESHOLD_DB,
+    SegmentLike,
+    SyntaxModel,
+    _syllable_bounds,
+    learn_syntax,
+    split_syllables,
+)
 
 __all__ = [
     "JitterConfig",
@@ -36,24 +48,17 @@ __all__ = [
 # A safety net, not a musical limit: whatever the shifts, F0 stays finite, > 0 and below the
 # model's Nyquist frequency.
 _F0_LIMITS_HZ = (F0_MIN_HZ / 4, SAMPLE_RATE / 2)
-# Syllables are runs of frames within this many dB of a segment's loudest frame.
-SYLLABLE_THRESHOLD_DB = 30.0
-# Shortest gap that splits two syllables and shortest syllable, in frames (10 ms at 2 ms).
-_MIN_GAP = 5
-_MIN_LENGTH = 5
 # How far past a random point of a long segment to look for a quiet frame to start an excerpt.
 _CUT_SEARCH_S = 0.25
 # Knots of the envelope-warp curve per second: slow enough to read as a swell, not a tremolo.
 _WARP_KNOTS_PER_S = 4.0
 
 
-class SegmentLike(Protocol):
-    """What the jitter needs of a contour-bank segment (``contours.Segment`` satisfies it)."""
-
-    f0_hz: np.ndarray
-    loudness_db: np.ndarray
-    confidence: np.ndarray
-    recording: str
+#: How :func:`compose_song` orders syllables: ``"markov"`` walks the species' learned syllable
+#: syntax (:func:`~ddsp_augment.sampling.syllables.learn_syntax`), ``"shuffle"`` lays random real
+#: stretches end to end and edits their syllables (drop, repeat, reorder).
+Syntax = Literal["markov", "shuffle"]
+SYNTAXES: tuple[Syntax, ...] = ("markov", "shuffle")
 
 
 @dataclass(frozen=True)
@@ -75,13 +80,18 @@ class JitterConfig:
         envelope_warp: Standard deviation (dB) of a smooth random gain curve added to a
             phrase's loudness (knots every 0.25 s, linearly interpolated): phrases swell and
             fade differently each time. >= 0.
-        p_drop: Probability of dropping each syllable of a phrase (one always survives).
-        p_repeat: Probability of singing each syllable twice.
-        p_reorder: Probability of shuffling a phrase's syllable order.
+        p_drop: Probability of dropping each syllable of a phrase (one always survives);
+            ``syntax="shuffle"`` only (the Markov chain decides what is sung).
+        p_repeat: Probability of singing each syllable twice (``"shuffle"`` only).
+        p_reorder: Probability of shuffling a phrase's syllable order (``"shuffle"`` only).
         recombine: Build a song from phrases of any of the species' recordings; False keeps a
             song within one randomly chosen recording.
         gap_seconds: Silence between phrases (and the largest lead-in before the first), s.
-            Within [0, 10].
+            Within [0, 10]. With ``syntax="markov"`` gaps between syllables, and between
+            phrases where the recordings show any, are the recorded ones.
+        syntax: ``"markov"``: phrases follow the species' learned syllable order (types and
+            transitions between them, with recorded gaps); ``"shuffle"``: random real
+            stretches laid end to end, syllable-edited (the behaviour before syntax models).
     """
 
     pitch_cents: float = 100.0
@@ -95,8 +105,14 @@ class JitterConfig:
     p_reorder: float = 0.3
     recombine: bool = True
     gap_seconds: tuple[float, float] = (0.05, 0.5)
+    # "shuffle" stays the default: on held-out recordists it is nearer real songs' syllable
+    # transitions than "markov" (benchmarks/syntax.py, README), though "markov" copies the
+    # training recordings' syntax more faithfully.
+    syntax: Syntax = "shuffle"
 
     def __post_init__(self) -> None:
+        if self.syntax not in SYNTAXES:
+            raise ValueError(f"syntax must be one of {SYNTAXES}, got {self.syntax!r}")
         if not 0 <= self.pitch_cents <= 1200:
             raise ValueError(f"pitch_cents must be in [0, 1200], got {self.pitch_cents}")
         check_range("tempo", self.tempo, 0.25, 4.0)
@@ -163,49 +179,6 @@ def _robust_std(values: Sequence[float]) -> float:
     unmoved by a few outliers."""
     values = np.asarray(values, np.float64)
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
-
-
-def _syllable_bounds(
-    loudness_db: np.ndarray, threshold_db: float, min_gap: int, min_length: int
-) -> tuple[np.ndarray, np.ndarray]:
-    if threshold_db < 0 or min_gap < 1 or min_length < 1:
-        raise ValueError(
-            f"need threshold_db >= 0, min_gap >= 1, min_length >= 1; "
-            f"got {threshold_db}, {min_gap}, {min_length}"
-        )
-    if loudness_db.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    peak = float(loudness_db.max())
-    # 10th percentile (np.partition: a tenth of np.percentile's cost on a phrase).
-    background = float(np.partition(loudness_db, loudness_db.size // 10)[loudness_db.size // 10])
-    level = max(peak - threshold_db, (peak + background) / 2)
-    edges = np.diff((loudness_db >= level).astype(np.int8), prepend=0, append=0)
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    # Keep a boundary only where the gap before the next syllable is long enough.
-    split = starts[1:] - ends[:-1] >= min_gap
-    starts = np.concatenate([starts[:1], starts[1:][split]])
-    ends = np.concatenate([ends[:-1][split], ends[-1:]])
-    long_enough = ends - starts >= min_length
-    return starts[long_enough], ends[long_enough]
-
-
-def split_syllables(
-    loudness_db: np.ndarray,
-    threshold_db: float = SYLLABLE_THRESHOLD_DB,
-    min_gap: int = _MIN_GAP,
-    min_length: int = _MIN_LENGTH,
-) -> list[tuple[int, int]]:
-    """Syllables of a segment ``[frames]`` → ``[(start, end), ...]`` (end exclusive).
-
-    A syllable frame is within ``threshold_db`` of the segment's loudest frame and above the
-    midpoint (in dB) between that peak and the segment's background (its 10th-percentile
-    loudness): in noisy recordings the background itself sits within ``threshold_db`` of the
-    peak. Dips shorter than ``min_gap`` frames (amplitude flicker inside a note) do not split
-    a syllable; runs shorter than ``min_length`` frames (clicks, noise) are not syllables and
-    count as gap. Defaults: 5 frames, 10 ms on the 2 ms grid.
-    """
-    starts, ends = _syllable_bounds(np.asarray(loudness_db), threshold_db, min_gap, min_length)
-    return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
 def edit_syllables(
@@ -335,55 +308,154 @@ def compose_song(
     config: JitterConfig,
     rng: np.random.Generator,
     frame_rate: float,
+    syntax: SyntaxModel | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A new song ``(f0, loudness, confidence)``, each ``[n_frames]`` float32, from real segments.
 
-    Phrases — randomly chosen segments (from any recording when ``config.recombine``, else all
-    from one random recording; an excerpt starting at a quiet frame when a segment is longer
-    than the room left), syllable-edited and jittered — are laid end to end with silent
-    gaps drawn from ``config.gap_seconds``, after a random lead-in of up to the longest gap so
-    songs do not all start at frame 0, until ``n_frames`` are filled (the last phrase is cut).
-    Silent frames have the loudness floor, zero confidence and an F0 interpolated (in log
-    frequency) between the neighbouring phrases, so F0 stays finite and > 0 everywhere.
+    Phrases are laid end to end with silent gaps drawn from ``config.gap_seconds`` (in
+    ``"markov"``, from the species' recorded pauses between phrases when it has any), after a
+    random lead-in of up to the longest gap so songs do not all start at frame 0, until
+    ``n_frames`` are filled (the last phrase is cut); each phrase is jittered as a whole
+    (:func:`jitter_contours`). How a phrase is built depends on ``config.syntax``:
+
+    - ``"markov"``: a walk of the species' syllable chain ``syntax`` (learned from ``segments``
+      by :func:`~ddsp_augment.sampling.syllables.learn_syntax` when None: pass the model to
+      sample many songs without relearning it). From the phrase-start state each next syllable
+      type is drawn from the learned transitions until the phrase-end state; each type is sung
+      as one of its real syllables, followed by a gap drawn from the recorded gaps between
+      syllables. New songs, in the species' order.
+    - ``"shuffle"``: a randomly chosen segment (an excerpt starting at a quiet frame when it is
+      longer than the room left), syllable-edited (drop, repeat, reorder).
+
+    Without ``config.recombine`` all material comes from one randomly chosen recording (in
+    ``"markov"``, where that recording has a syllable of the type drawn). Silent frames have the
+    loudness floor, zero confidence and an F0 interpolated (in log frequency) between their
+    neighbours, so F0 stays finite and > 0 everywhere.
     """
     if len(segments) == 0:
         raise ValueError("compose_song needs at least one segment")
     if n_frames < 1 or frame_rate <= 0:
         raise ValueError(f"need n_frames >= 1 and frame_rate > 0, got {n_frames}, {frame_rate}")
     pool = list(segments)
+    recording = None
     if not config.recombine:
         recording = pool[rng.integers(len(pool))].recording
         pool = [s for s in pool if s.recording == recording]
+    owners = np.array([s.recording for s in segments])
+    if config.syntax == "markov":
+        syntax = syntax or learn_syntax(segments, frame_rate)
+        cumulative = _transition_table(syntax, owners, recording)
+    else:
+        syntax = None  # the shuffle draws nothing from a syntax model
     log_f0 = np.full(n_frames, np.nan)
     loud = np.full(n_frames, LOUDNESS_FLOOR_DB, np.float32)
     conf = np.zeros(n_frames, np.float32)
     position = int(rng.integers(0, int(config.gap_seconds[1] * frame_rate) + 1))
     search = max(1, int(_CUT_SEARCH_S * frame_rate))
     while position < n_frames:
-        segment = pool[rng.integers(len(pool))]
-        contours = [
-            np.asarray(segment.f0_hz),
-            np.asarray(segment.loudness_db),
-            np.asarray(segment.confidence),
-        ]
-        # Only what can still fit is edited and jittered (this keeps a 3 s song well under a
-        # millisecond). A longer segment gives an excerpt that starts at the quietest frame
-        # near a random point, so long recordings do not always open the song the same way.
+        # Only what can still fit is built and jittered (this keeps a 3 s song well under a
+        # millisecond).
         room = int(np.ceil((n_frames - position) * config.tempo[1])) + 1
-        if contours[0].shape[0] > room:
-            begin = int(rng.integers(contours[0].shape[0] - room + 1))
-            begin += int(np.argmin(contours[1][begin : begin + search]))
-            contours = [c[begin : begin + room] for c in contours]
-        phrase = edit_syllables(*contours, config, rng)
+        if syntax is not None:
+            phrase = _markov_phrase(segments, owners, syntax, cumulative, room, recording, rng)
+        else:
+            phrase = _shuffled_phrase(pool, room, search, config, rng)
         p_f0, p_loud, p_conf = jitter_contours(*phrase, config, rng, frame_rate)
         end = min(n_frames, position + p_f0.shape[0])
         log_f0[position:end] = np.log2(p_f0[: end - position])
         loud[position:end] = p_loud[: end - position]
         conf[position:end] = p_conf[: end - position]
-        position = end + int(rng.uniform(*config.gap_seconds) * frame_rate)
+        if syntax is not None and syntax.phrase_gaps.size:
+            position = end + int(syntax.phrase_gaps[rng.integers(syntax.phrase_gaps.size)])
+        else:
+            position = end + int(rng.uniform(*config.gap_seconds) * frame_rate)
     known = np.flatnonzero(~np.isnan(log_f0))
     if known.size == 0:  # the lead-in covered the whole (very short) clip
         f0 = np.full(n_frames, np.median(np.asarray(pool[0].f0_hz)), np.float32)
     else:
         f0 = np.exp2(np.interp(np.arange(n_frames), known, log_f0[known])).astype(np.float32)
     return f0, loud, conf
+
+
+def _shuffled_phrase(
+    pool: Sequence[SegmentLike],
+    room: int,
+    search: int,
+    config: JitterConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random segment of ``pool``, syllable-edited: ``syntax="shuffle"``'s phrase."""
+    segment = pool[rng.integers(len(pool))]
+    contours = [
+        np.asarray(segment.f0_hz),
+        np.asarray(segment.loudness_db),
+        np.asarray(segment.confidence),
+    ]
+    # A longer segment than the room left gives an excerpt that starts at the quietest frame
+    # near a random point, so long recordings do not always open the song the same way.
+    if contours[0].shape[0] > room:
+        begin = int(rng.integers(contours[0].shape[0] - room + 1))
+        begin += int(np.argmin(contours[1][begin : begin + search]))
+        contours = [c[begin : begin + room] for c in contours]
+    return edit_syllables(*contours, config, rng)
+
+
+def _transition_table(syntax: SyntaxModel, owners: np.ndarray, recording: str | None) -> np.ndarray:
+    """Cumulative transition rows ``[k + 1, k + 1]`` for a walk; with a ``recording``, only
+    into types that recording sang (a row left with no such type keeps all its types)."""
+    transitions = syntax.transitions
+    if recording is not None:
+        sung = [(owners[rows[:, 0]] == recording).any() for rows in syntax.syllables]
+        kept = transitions * np.append(sung, True)[None]
+        total = kept.sum(1, keepdims=True)
+        transitions = np.where(total > 0, kept / np.where(total > 0, total, 1.0), transitions)
+    return np.cumsum(transitions, axis=1)
+
+
+def _markov_phrase(
+    segments: Sequence[SegmentLike],
+    owners: np.ndarray,
+    syntax: SyntaxModel,
+    cumulative: np.ndarray,
+    room: int,
+    recording: str | None,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One walk of the chain ``cumulative`` (:func:`_transition_table`) from phrase start to
+    phrase end (or ``room`` frames), each type sung as a real syllable of ``segments`` (of
+    ``recording`` where it has one)."""
+    boundary = syntax.n_types
+    f0s, louds, confs = [], [], []
+    state, length, level = boundary, 0, None
+    while length < room:
+        row = cumulative[state]
+        state = min(boundary, int(np.searchsorted(row, rng.random() * row[-1], side="right")))
+        if state == boundary:
+            break
+        rows = syntax.syllables[state]
+        if recording is not None and (owners[rows[:, 0]] == recording).any():
+            rows = rows[owners[rows[:, 0]] == recording]
+        index, start, end = (int(v) for v in rows[rng.integers(rows.shape[0])])
+        gap = int(syntax.gaps[rng.integers(syntax.gaps.size)]) if syntax.gaps.size else 0
+        segment = segments[index]
+        # Each syllable keeps its level relative to its own phrase's peak, on the level of the
+        # phrase the first syllable came from: syllables from recordings made at different
+        # distances and gains do not jump in loudness within one phrase.
+        peak = float(np.max(segment.loudness_db))
+        level = peak if level is None else level
+        loud = np.maximum(
+            np.asarray(segment.loudness_db[start:end]) + (level - peak), LOUDNESS_FLOOR_DB
+        )
+        f0s += [np.log2(np.asarray(segment.f0_hz[start:end], np.float64)), np.full(gap, np.nan)]
+        louds += [loud, np.full(gap, LOUDNESS_FLOOR_DB)]
+        confs += [np.asarray(segment.confidence[start:end]), np.zeros(gap)]
+        length += end - start + gap
+    # The gap after the last syllable is the silence between phrases, drawn by the caller.
+    log_f0 = np.concatenate(f0s[:-1])
+    known = np.flatnonzero(~np.isnan(log_f0))
+    log_f0 = np.interp(np.arange(log_f0.shape[0]), known, log_f0[known])
+    return (
+        np.exp2(log_f0).astype(np.float32),
+        np.concatenate(louds[:-1]).astype(np.float32),
+        np.concatenate(confs[:-1]).astype(np.float32),
+    )

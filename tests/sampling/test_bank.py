@@ -36,6 +36,18 @@ def test_sample_shape_rate_peak_and_determinism(small_bank, rate):
     assert not np.array_equal(a[0], a[1])  # clips of one call differ
 
 
+def test_markov_syntax_samples_from_the_cached_species_model(small_bank):
+    species = small_bank.species[0]
+    model = small_bank.syntax_model(species)
+    assert small_bank.syntax_model(species) is model and model.n_types >= 1
+    a = small_bank.sample(species, n=2, seconds=1.0, seed=7, syntax="markov")
+    b = small_bank.sample(species, n=2, seconds=1.0, seed=7, syntax="markov")
+    shuffled = small_bank.sample(species, n=2, seconds=1.0, seed=7)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, shuffled)
+    assert np.isfinite(a).all() and all(np.std(clip) > 0 for clip in a)
+
+
 def test_numba_and_torch_backends_render_the_same_song(small_bank):
     species = small_bank.species[0]
     fast = small_bank.sample(species, n=1, seconds=1.0, seed=3, backend="numba")[0]

@@ -82,6 +82,26 @@ def test_regenerating_from_a_sidecar_is_bit_identical(songs, tmp_path):
     assert wav.read_bytes() == original.read_bytes()
 
 
+def test_syntax_round_trips_and_old_sidecars_read_as_shuffle(small_bank_path, tmp_path):
+    written = generate_songs(
+        small_bank_path / "Parus_major",
+        tmp_path / "a",
+        n=1,
+        seconds=0.5,
+        jitter={"syntax": "markov"},
+        progress=False,
+    )
+    sidecar = written["Parus_major"][0].with_suffix(".json")
+    request, payload = read_sidecar(sidecar)
+    assert request.jitter.syntax == "markov"
+    wav, identical = regenerate(sidecar, tmp_path / "b")
+    assert identical and wav.read_bytes() == written["Parus_major"][0].read_bytes()
+    # A sidecar written before syntax models has no "syntax": its songs were shuffled.
+    del payload["jitter"]["syntax"]
+    sidecar.write_text(json.dumps(payload))
+    assert read_sidecar(sidecar)[0].jitter.syntax == "shuffle"
+
+
 def test_scene_round_trips_through_the_sidecar(small_bank_path, tmp_path):
     scene = SceneConfig(distance_m=(20.0, 40.0), rt60_s=(0.5, 1.0), background="measured")
     written = generate_songs(

@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from _songs import abc_species, note_type
 
 from ddsp_augment.constants import LOUDNESS_FLOOR_DB
 from ddsp_augment.sampling.jitter import (
@@ -18,6 +19,7 @@ from ddsp_augment.sampling.jitter import (
     split_syllables,
     stretch_time,
 )
+from ddsp_augment.sampling.syllables import learn_syntax
 
 FRAME_RATE = 500.0
 # Every knob off: the identity jitter.
@@ -161,10 +163,13 @@ def test_drop_and_repeat_only_use_real_syllables():
     assert len(split_syllables(e_loud)) == 1  # at least one syllable survives
 
 
+@pytest.mark.parametrize("syntax", ["markov", "shuffle"])
 @pytest.mark.parametrize("recombine", [True, False])
-def test_compose_song_is_valid_and_deterministic(recombine):
+def test_compose_song_is_valid_and_deterministic(recombine, syntax):
     segments = _segments(80.0)
-    config = dataclasses.replace(JitterConfig.from_segments(segments), recombine=recombine)
+    config = dataclasses.replace(
+        JitterConfig.from_segments(segments), recombine=recombine, syntax=syntax
+    )
     for n_frames in (1, 7, 1501, 5000):
         a = compose_song(segments, n_frames, config, np.random.default_rng(42), FRAME_RATE)
         b = compose_song(segments, n_frames, config, np.random.default_rng(42), FRAME_RATE)
@@ -178,30 +183,95 @@ def test_compose_song_is_valid_and_deterministic(recombine):
     assert not np.array_equal(a[1][:1501], c[1])
 
 
-def test_compose_song_silence_and_start_offsets():
+@pytest.mark.parametrize("syntax", ["markov", "shuffle"])
+def test_compose_song_silence_and_start_offsets(syntax):
     segments = _segments(50.0)
+    model = learn_syntax(segments, FRAME_RATE)
     starts = set()
     for seed in range(20):
         _, loud, conf = compose_song(
-            segments, 1501, JitterConfig(), np.random.default_rng(seed), FRAME_RATE
+            segments,
+            1501,
+            JitterConfig(syntax=syntax),
+            np.random.default_rng(seed),
+            FRAME_RATE,
+            model,
         )
         starts.add(int(np.argmax(loud > LOUDNESS_FLOOR_DB)))
         np.testing.assert_array_equal(conf[loud <= LOUDNESS_FLOOR_DB], 0.0)
     assert len(starts) > 5
 
 
-def test_compose_song_without_recombine_stays_in_one_recording():
+@pytest.mark.parametrize("syntax", ["markov", "shuffle"])
+def test_compose_song_without_recombine_stays_in_one_recording(syntax):
     rng = np.random.default_rng(0)
     segments = [
         Segment(*_phrase(3, base, rng), recording=name)
         for base, name in ((2000.0, "low"), (8000.0, "high"))
         for _ in range(3)
     ]
-    config = dataclasses.replace(STILL, recombine=False)
+    config = dataclasses.replace(STILL, recombine=False, syntax=syntax)
     for seed in range(10):
         f0, loud, _ = compose_song(segments, 3000, config, np.random.default_rng(seed), FRAME_RATE)
         voiced = f0[loud > LOUDNESS_FLOOR_DB]
         assert voiced.max() < 4000 or voiced.min() > 4000
+
+
+def _phrases(loud: np.ndarray, f0: np.ndarray) -> list[list[tuple[int, int, int]]]:
+    """A composed song's phrases: runs of ``(type, start, end)`` syllables split at silences
+    longer than the species' syllable gaps (60 frames, 0.12 s)."""
+    phrases: list[list[tuple[int, int, int]]] = []
+    previous_end = None
+    for start, end in split_syllables(loud):
+        if previous_end is None or start - previous_end > 60:
+            phrases.append([])
+        phrases[-1].append((note_type(f0[start:end]), start, end))
+        previous_end = end
+    return phrases
+
+
+def test_markov_songs_sing_the_species_order():
+    segments = abc_species()
+    model = learn_syntax(segments, FRAME_RATE)
+    config = dataclasses.replace(
+        JitterConfig.from_segments(segments), syntax="markov", gap_seconds=(0.2, 0.3)
+    )
+    bigrams: Counter = Counter()
+    for seed in range(10):
+        f0, loud, _ = compose_song(
+            segments, 3000, config, np.random.default_rng(seed), FRAME_RATE, model
+        )
+        for phrase in _phrases(loud, f0)[:-1]:  # the last one may be cut by the clip's end
+            types = [t for t, _, _ in phrase]
+            bigrams.update(zip(["start", *types], [*types, "end"], strict=True))
+    # A=0, B=1, C=2: only start→A→B→C→end, nothing else, and dozens of complete phrases.
+    assert set(bigrams) == {("start", 0), (0, 1), (1, 2), (2, "end")}
+    assert len(set(bigrams.values())) == 1 and bigrams[(0, 1)] >= 30
+    # Same seed, same song; learning the model inside gives the same song too.
+    a = compose_song(segments, 3000, config, np.random.default_rng(3), FRAME_RATE, model)
+    b = compose_song(segments, 3000, config, np.random.default_rng(3), FRAME_RATE)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_markov_gaps_are_recorded_gaps():
+    segments = abc_species()
+    model = learn_syntax(segments, FRAME_RATE)
+    # Tempo 1 and no gain: syllables are copied frame for frame, so gaps can be read back.
+    config = dataclasses.replace(STILL, syntax="markov", gap_seconds=(0.2, 0.3))
+    recorded = set(model.gaps.tolist())
+    for seed in range(5):
+        f0, loud, _ = compose_song(
+            segments, 3000, config, np.random.default_rng(seed), FRAME_RATE, model
+        )
+        for phrase in _phrases(loud, f0):
+            gaps = {b[1] - a[2] for a, b in zip(phrase[:-1], phrase[1:], strict=True)}
+            assert gaps <= recorded
+        # Between phrases: gap_seconds, 100 to 150 frames.
+        heads = [phrase[0][1] for phrase in _phrases(loud, f0)[1:]]
+        tails = [phrase[-1][2] for phrase in _phrases(loud, f0)[:-1]]
+        pauses = np.subtract(heads, tails)
+        assert pauses.size > 0 and ((pauses >= 100) & (pauses <= 151)).all()
 
 
 def test_from_segments_follows_the_species_spread():
