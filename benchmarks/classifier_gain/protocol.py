@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .classifiers import LogMelCache, classification_scores, make_classifier
+from .classifiers import (
+    BirdNETEmbeddings,
+    LogMelCache,
+    classification_scores,
+    make_classifier,
+)
 from .conditions import training_set
 from .corpus import Corpus
 from .splits import choose_minority, derived_seed, make_imbalanced, recordist_folds
@@ -92,7 +97,7 @@ def run_condition(
     test_corpus: Corpus,
     classifier: str,
     classifier_options: dict[str, Any],
-    cache: LogMelCache,
+    cache: LogMelCache | BirdNETEmbeddings,
     ddsp_options: dict[str, Any],
     cache_root: Path,
 ) -> dict[str, Any]:

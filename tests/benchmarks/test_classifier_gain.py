@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from classifier_gain import cli
 from classifier_gain.classifiers import ClipDataset, set_epoch
 from classifier_gain.cli import parse_args
 from classifier_gain.conditions import (
@@ -96,6 +97,18 @@ def test_cli_takes_a_k_curve_and_rejects_unknown_ddsp_options():
         parse_args(["--ddsp_options", '{"backgrounds": "species"}'])
     with pytest.raises(SystemExit):
         parse_args(["--k", "0"])
+
+
+def test_cli_quick_keeps_the_chosen_classifier_and_names_a_missing_birdnet_extra(
+    monkeypatch, capsys
+):
+    assert parse_args(["--quick"]).classifier == ["linear"]
+    monkeypatch.setattr(cli, "birdnet_available", lambda: True)
+    assert parse_args(["--quick", "--classifier", "birdnet"]).classifier == ["birdnet"]
+    monkeypatch.setattr(cli, "birdnet_available", lambda: False)
+    with pytest.raises(SystemExit):
+        parse_args(["--classifier", "linear", "birdnet"])
+    assert 'pip install -e ".[birdnet]"' in capsys.readouterr().err
 
 
 def test_validation_split_holds_out_only_cut_minority_clips_of_new_recordists():
