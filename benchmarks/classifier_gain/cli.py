@@ -72,6 +72,14 @@ def _versions() -> dict[str, str]:
     return versions
 
 
+def _options_record(classifier: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The classifier settings a run's JSON records (its constructor's defaults where unset)."""
+    if classifier == "birdnet":
+        probe = BirdNETProbe(1, cache=BirdNETEmbeddings())  # builds no BirdNET model
+        return {"epochs": probe.epochs, "C": probe.C}
+    return options or {"epochs": LinearClipClassifier(1).epochs}
+
+
 def _parse_minority(value: str) -> float | list[str]:
     try:
         return float(value)
@@ -195,35 +203,29 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--minority: unknown species {unknown}; known: {corpus.classes}")
     timing["decode_s"] = time.perf_counter() - started
 
-    t0 = time.perf_counter()
-    cache = LogMelCache(FeatureConfig())
-    cache.add(corpus.waveforms)
-    if test_corpus is not corpus:
-        cache.add(test_corpus.waveforms)
-    timing["log_mel_s"] = time.perf_counter() - t0
+    # Real clips are featurised once, for every split, condition and epoch.
+    caches: dict[str, LogMelCache | BirdNETEmbeddings] = {}
+    for kind in dict.fromkeys("birdnet" if c == "birdnet" else "log_mel" for c in args.classifier):
+        t0 = time.perf_counter()
+        caches[kind] = (
+            BirdNETEmbeddings(threads=args.threads) if kind == "birdnet" else LogMelCache()
+        )
+        caches[kind].add(corpus.waveforms)
+        if test_corpus is not corpus:
+            caches[kind].add(test_corpus.waveforms)
+        timing[f"{kind}_s"] = time.perf_counter() - t0
 
     conditions = list(args.conditions)
     if args.validation:
         conditions = [c for c in conditions if c != "oracle"]
     runs = []
-    if "birdnet" in args.classifier:
-        t0 = time.perf_counter()
-        embeddings = BirdNETEmbeddings(threads=args.threads)
-        embeddings.add(corpus.waveforms)
-        if test_corpus is not corpus:
-            embeddings.add(test_corpus.waveforms)
-        timing["birdnet_real_clips_s"] = time.perf_counter() - t0
     for classifier in args.classifier:
         options: dict[str, Any] = {}
         if classifier == "cnn":
             options = {"device": args.device}
             if args.cnn_steps is not None:
                 options["steps"] = args.cnn_steps
-        record = options or {"epochs": LinearClipClassifier(1).epochs}
-        if classifier == "birdnet":
-            probe = BirdNETProbe(1, cache=embeddings)
-            record = {"epochs": probe.epochs, "C": probe.C, "fresh_clips_embedded": 0}
-            embedded_before = embeddings.n_embedded
+        cache = caches["birdnet" if classifier == "birdnet" else "log_mel"]
         for k in args.k:
             splits = make_splits(
                 corpus,
@@ -236,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.validation:
                 splits = [validation_split(split, corpus) for split in splits]
             t0 = time.perf_counter()
+            embedded_before = getattr(cache, "n_embedded", 0)
             results = run(
                 splits,
                 conditions,
@@ -243,10 +246,13 @@ def main(argv: list[str] | None = None) -> int:
                 test_corpus=test_corpus,
                 classifier=classifier,
                 classifier_options=options,
-                cache=embeddings if classifier == "birdnet" else cache,
+                cache=cache,
                 ddsp_options=args.ddsp_options,
                 cache_root=args.cache_dir / "ddsp",
             )
+            record = _options_record(classifier, options)
+            if classifier == "birdnet":  # BirdNET runs on the synthetic and augmented draws
+                record["fresh_clips_embedded"] = cache.n_embedded - embedded_before
             runs.append(
                 {
                     "classifier": classifier,
@@ -263,8 +269,6 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
             timing[f"{classifier}_k{k}_s"] = runs[-1]["seconds"]
-            if classifier == "birdnet":
-                record["fresh_clips_embedded"] = embeddings.n_embedded - embedded_before
 
     minority_text = (
         f"{args.minority:g} of species (drawn per seed)"
