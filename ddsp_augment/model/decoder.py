@@ -137,12 +137,18 @@ class Decoder(nn.Module):
             ks = torch.arange(config.n_harmonics, dtype=torch.float32)
             self.output.bias[1 : 1 + config.n_harmonics].copy_(-ks)
             self.output.bias[1 + config.n_harmonics :].fill_(-4.0)
+        # The input normalisation as a tensor (not saved: the config holds it), so species
+        # stacked for training together (`training.stacked`) can each carry their own.
+        self.register_buffer(
+            "loudness_norm",
+            torch.tensor([config.loudness_mean, config.loudness_std], dtype=torch.float32),
+            persistent=False,
+        )
 
     def scale_inputs(self, f0_hz: Tensor, loudness_db: Tensor, confidence: Tensor) -> Tensor:
         """``[batch, frames]`` ×3 → ``[batch, 3, frames]`` network input."""
-        cfg = self.config
         f0 = (torch.log2(f0_hz.clamp_min(1.0)) - _F0_LOG2_MIN) / _F0_LOG2_RANGE
-        loud = (loudness_db - cfg.loudness_mean) / cfg.loudness_std
+        loud = (loudness_db - self.loudness_norm[0]) / self.loudness_norm[1]
         return torch.stack([f0, loud, confidence], dim=1)
 
     def forward(self, f0_hz: Tensor, loudness_db: Tensor, confidence: Tensor) -> Controls:

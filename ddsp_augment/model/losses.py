@@ -49,15 +49,27 @@ class MultiScaleSpectralLoss(nn.Module):
         self.log_weight = log_weight
 
     def forward(
-        self, prediction: Tensor, target: Tensor, floors: Sequence[Tensor] | None = None
+        self,
+        prediction: Tensor,
+        target: Tensor,
+        floors: Sequence[Tensor] | None = None,
+        groups: int | None = None,
     ) -> Tensor:
-        """Loss between ``[batch, samples]`` signals.
+        """Loss between ``[batch, samples]`` signals: a scalar, or ``[groups]``.
 
         ``floors`` (one ``[batch, n_fft // 2 + 1]`` per FFT size): each target recording's
         background magnitude, power-added to the prediction (``sqrt(|Y|² + B²)``, the expected
         magnitude of uncorrelated signals), so the model renders the bird and not the background.
+        ``groups``: the batch is that many equal runs of consecutive examples (species trained
+        together, ``training.stacked``), and each run gets its own loss, the same as alone.
         """
-        total = prediction.new_zeros(())
+        if groups is None:
+            mean = torch.mean
+        elif prediction.shape[0] % groups:
+            raise ValueError(f"groups={groups} does not divide the batch {prediction.shape[0]}")
+        else:
+            mean = lambda x: x.reshape(groups, -1).mean(-1)  # noqa: E731
+        total = prediction.new_zeros(() if groups is None else (groups,))
         for i, n_fft in enumerate(self.fft_sizes):
             first_bin = int(np.ceil(self.f_min * n_fft / self.sample_rate))
             pred = stft_magnitude(prediction, n_fft)
@@ -65,9 +77,8 @@ class MultiScaleSpectralLoss(nn.Module):
                 pred = torch.sqrt(pred**2 + floors[i][:, :, None] ** 2 + 1e-12)
             pred = pred[:, first_bin:]
             true = stft_magnitude(target, n_fft)[:, first_bin:]
-            total = total + (pred - true).abs().mean()
-            total = (
-                total
-                + self.log_weight * (torch.log(pred + 1e-5) - torch.log(true + 1e-5)).abs().mean()
+            total = total + mean((pred - true).abs())
+            total = total + self.log_weight * mean(
+                (torch.log(pred + 1e-5) - torch.log(true + 1e-5)).abs()
             )
         return total / len(self.fft_sizes)

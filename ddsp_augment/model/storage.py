@@ -61,10 +61,12 @@ __all__ = [
     "load_species_model",
     "load_weights",
     "mark_failed",
+    "read_checkpoint",
     "save_checkpoint",
     "save_species_model",
     "sha256_file",
     "training_failure",
+    "write_checkpoint",
 ]
 
 FORMAT_NAME = "ddsp-augment-species-model"
@@ -424,21 +426,22 @@ def save_checkpoint(
     """Training state for resume, as one file: tensors, with the JSON-able ``state`` (history,
     RNG states, ...) and the optimizer's param groups in its metadata. One rename replaces it,
     so a crash leaves the previous epoch's checkpoint or this one, never parts of both."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     optim = optimizer.state_dict()
     for index, values in optim["state"].items():
         for key, value in values.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["generator"] = generator.get_state()
-    payload = {
-        "format": FORMAT_NAME + "-checkpoint",
-        "format_version": CHECKPOINT_VERSION,
-        "param_groups": optim["param_groups"],
-        **state,
-    }
-    metadata = {"state": json.dumps(payload)}
+    write_checkpoint(directory, tensors, {"param_groups": optim["param_groups"], **state})
+
+
+def write_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], state: dict) -> None:
+    """``directory/state.safetensors``: ``tensors`` and the JSON-able ``state``, in one atomic
+    file (the format :func:`save_checkpoint` and stacked training share)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT_NAME + "-checkpoint", "format_version": CHECKPOINT_VERSION}
+    metadata = {"state": json.dumps({**payload, **state})}
     atomic_write(
         directory / CHECKPOINT_FILE, lambda tmp: save_file(tensors, str(tmp), metadata=metadata)
     )
@@ -448,14 +451,9 @@ def has_checkpoint(directory: str | Path) -> bool:
     return (Path(directory) / CHECKPOINT_FILE).is_file()
 
 
-def load_checkpoint(
-    directory: str | Path,
-    model: SpeciesModel,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-) -> dict[str, Any]:
-    """Restore what :func:`save_checkpoint` wrote into ``model``/``optimizer``/``generator``;
-    returns its ``state``."""
+def read_checkpoint(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(tensors, state)`` of the file :func:`write_checkpoint` wrote; an unreadable, foreign or
+    older-version file raises :class:`ModelFileError` naming it."""
     path = Path(directory) / CHECKPOINT_FILE
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -471,6 +469,19 @@ def load_checkpoint(
             f"checkpoint version {meta.get('format_version')!r}; this ddsp-augment reads "
             f"{CHECKPOINT_VERSION} (train without --resume)",
         )
+    return tensors, meta
+
+
+def load_checkpoint(
+    directory: str | Path,
+    model: SpeciesModel,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+) -> dict[str, Any]:
+    """Restore what :func:`save_checkpoint` wrote into ``model``/``optimizer``/``generator``;
+    returns its ``state``."""
+    path = Path(directory) / CHECKPOINT_FILE
+    tensors, meta = read_checkpoint(directory)
     try:
         model.load_state_dict(
             {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True

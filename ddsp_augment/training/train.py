@@ -349,49 +349,54 @@ def _write_history(directory: Path, history: list[dict[str, Any]]) -> None:
     atomic_write(directory / "history.csv", write)
 
 
-def train_species(
-    recordings: Sequence[Recording],
-    output_dir: str | Path,
-    settings: TrainSettings | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    log: Callable[[str], None] = tqdm.write,
-    on_epoch_end: Callable[[int], None] | None = None,
-    extra_info: dict[str, Any] | None = None,
-) -> TrainResult:
-    """Train one species model on ``recordings`` (one species) into ``output_dir``.
+@dataclass
+class _Species:
+    """One species' side of training, the same alone (:func:`train_species`) or stacked with
+    others (``training.stacked``): its split, architecture, crop sampler and model files."""
 
-    The best validation epoch that is not collapsed is saved as the model directory after every
-    improvement; the last state goes to ``output_dir/checkpoint`` every epoch for ``resume``.
-    Raises :class:`CollapseError` when restarts with lower learning rates keep collapsing.
-    ``extra_info`` is stored in the model's ``config.json`` (e.g. a fingerprint of the data).
-    """
-    settings = settings or TrainSettings()
+    species: str
+    output_dir: Path
+    train: list[Recording]
+    val: list[Recording]
+    config: DecoderConfig
+    sampler: _CropSampler
+    contours: ContourBank
+    backgrounds: np.ndarray
+    warnings: list[str]
+    info: dict[str, Any]
+
+    @property
+    def val_on(self) -> list[Recording]:
+        return self.val or self.train
+
+    def save(self, model: SpeciesModel, best: dict[str, Any], **extra: Any) -> None:
+        """The model directory, with the best metrics so far (an unfinished one says so)."""
+        info = {**self.info, "metrics": best, **extra}
+        save_species_model(
+            self.output_dir, self.species, model, self.contours, self.backgrounds, info
+        )
+
+
+def _prepare(
+    recordings: Sequence[Recording],
+    output_dir: Path,
+    settings: TrainSettings,
+    log: Callable[[str], None],
+    extra_info: dict[str, Any] | None,
+) -> _Species:
+    """Split, architecture and crop sampler (its own ``seed``-ed generator) of one species."""
     if not recordings:
         raise ValueError("train_species needs at least one recording")
     species = recordings[0].species
-    output_dir = Path(output_dir)
-    started = time.perf_counter()
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    device = _resolve_device(settings.device)
-    torch.manual_seed(settings.seed)
     train, val = split_by_recordist(recordings, settings.val_fraction, settings.seed)
-    val_on = val or train
-    model = SpeciesModel(_decoder_config(train, settings.decoder)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-    generator = torch.Generator(device=device).manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    loss_fn = MultiScaleSpectralLoss(model.config.sample_rate)
-    frame_rate = model.config.sample_rate / model.config.hop_length
+    config = _decoder_config(train, settings.decoder)
+    frame_rate = config.sample_rate / config.hop_length
     shortest = min(r.f0_hz.shape[0] for r in train) - 2
     sampler = _CropSampler(
-        train, max(8, min(int(settings.crop_seconds * frame_rate), shortest)), rng
+        train,
+        max(8, min(int(settings.crop_seconds * frame_rate), shortest)),
+        np.random.default_rng(settings.seed),
     )
-    # Validation recordings stay out of the model directory entirely (contours, backgrounds), so
-    # generated songs can be compared with them as unseen data.
-    contours = _contour_bank(train)
-    backgrounds = np.stack([r.background for r in train])
     warnings = data_warnings(train, val, frame_rate)
     for warning in warnings:
         log(f"[{species}] warning: {warning}")
@@ -416,36 +421,165 @@ def train_species(
         "settings": {k: v for k, v in asdict(settings).items() if k != "decoder"},
         **(extra_info or {}),
     }
+    # Validation recordings stay out of the model directory entirely (contours, backgrounds), so
+    # generated songs can be compared with them as unseen data.
+    backgrounds = np.stack([r.background for r in train])
+    return _Species(
+        species,
+        output_dir,
+        train,
+        val,
+        config,
+        sampler,
+        _contour_bank(train),
+        backgrounds,
+        warnings,
+        info,
+    )
 
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {}
+
+@dataclass
+class _Progress:
+    """Where one species' training stands between epochs (what its checkpoint keeps)."""
+
+    lr: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=dict)
+    restarts: int = 0
+    stale: int = 0
+
+    @classmethod
+    def from_checkpoint(cls, meta: dict[str, Any]) -> _Progress:
+        return cls(meta["lr"], meta["history"], meta["best"], meta["restarts"], meta["stale"])
+
+    def running(self, settings: TrainSettings) -> bool:
+        return len(self.history) < settings.epochs and self.stale < settings.patience
+
+    def end_epoch(
+        self,
+        run: _Species,
+        settings: TrainSettings,
+        loss: float,
+        metrics: dict[str, Any],
+        seconds: float,
+        log: Callable[[str], None],
+    ) -> Literal["collapsed", "improved", "stale"]:
+        """Record an epoch (``metrics`` from :func:`_validate`). A collapse lowers the learning
+        rate for a restart from the best state, or, with the restarts used up, marks the species
+        failed and raises :class:`CollapseError`."""
+        species = run.species
+        collapse = metrics.pop("collapse")
+        row = {
+            "epoch": len(self.history) + 1,
+            "loss": loss,
+            **metrics,
+            "lr": self.lr,
+            "collapsed": int(collapse is not None),
+            "seconds": round(seconds, 2),
+        }
+        self.history.append(row)
+        log(
+            f"[{species}] epoch {row['epoch']}/{settings.epochs} loss {row['loss']:.3f} "
+            f"val_spec {row['val_spectral_distance']:.3f} f0@50c {row['f0_within_50_cents']:.3f} "
+            f"loud_mae {row['loudness_mae_db']:.2f} dB ({row['seconds']:.0f} s)"
+            + (f"  COLLAPSE: {collapse}" if collapse else "")
+        )
+        if collapse:
+            if self.restarts >= settings.max_restarts:
+                raise _failed(
+                    run.output_dir,
+                    species,
+                    f"{species}: training collapsed {self.restarts + 1} times ({collapse}); "
+                    "try more or cleaner recordings, or a lower --learning_rate",
+                )
+            self.restarts += 1
+            self.lr *= 0.3
+            log(f"[{species}] restarting from the best state with learning rate {self.lr:.2e}")
+            return "collapsed"
+        if not self.best or row["val_spectral_distance"] < self.best["val_spectral_distance"]:
+            self.best, self.stale = dict(row), 0
+            return "improved"
+        self.stale += 1
+        return "stale"
+
+
+def _finish(
+    run: _Species,
+    model: SpeciesModel,
+    best_state: dict[str, torch.Tensor] | None,
+    progress: _Progress,
+    wall_seconds: float,
+) -> TrainResult:
+    """Save the best state as the finished model directory (or mark the species failed)."""
+    if best_state is None:
+        raise _failed(
+            run.output_dir, run.species, f"{run.species}: no epoch produced a usable model"
+        )
+    model.load_state_dict(best_state)
+    run.save(
+        model,
+        progress.best,
+        complete=True,
+        epochs_run=len(progress.history),
+        restarts=progress.restarts,
+    )
+    return TrainResult(
+        run.species,
+        run.output_dir,
+        progress.history,
+        progress.best,
+        progress.restarts,
+        wall_seconds,
+        run.warnings,
+    )
+
+
+def train_species(
+    recordings: Sequence[Recording],
+    output_dir: str | Path,
+    settings: TrainSettings | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = tqdm.write,
+    on_epoch_end: Callable[[int], None] | None = None,
+    extra_info: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train one species model on ``recordings`` (one species) into ``output_dir``.
+
+    The best validation epoch that is not collapsed is saved as the model directory after every
+    improvement; the last state goes to ``output_dir/checkpoint`` every epoch for ``resume``.
+    Raises :class:`CollapseError` when restarts with lower learning rates keep collapsing.
+    ``extra_info`` is stored in the model's ``config.json`` (e.g. a fingerprint of the data).
+    """
+    settings = settings or TrainSettings()
+    output_dir = Path(output_dir)
+    started = time.perf_counter()
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    device = _resolve_device(settings.device)
+    torch.manual_seed(settings.seed)
+    run = _prepare(recordings, output_dir, settings, log, extra_info)
+    species, sampler = run.species, run.sampler
+    model = SpeciesModel(run.config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    generator = torch.Generator(device=device).manual_seed(settings.seed)
+    loss_fn = MultiScaleSpectralLoss(model.config.sample_rate)
+
+    state = _Progress(settings.learning_rate)
     best_state: dict[str, torch.Tensor] | None = None
-
-    def save(model: SpeciesModel, **extra: Any) -> None:
-        """The model directory, with the best metrics so far (an unfinished one says so)."""
-        info_now = {**info, "metrics": best, **extra}
-        save_species_model(output_dir, species, model, contours, backgrounds, info_now)
-
-    start_epoch, restarts, stale, lr = 0, 0, 0, settings.learning_rate
     checkpoint_dir = output_dir / "checkpoint"
     if resume and has_checkpoint(checkpoint_dir):
         meta = load_checkpoint(checkpoint_dir, model, optimizer, generator)
-        rng.bit_generator.state = meta["numpy_rng"]
-        history, best, restarts, stale, lr = (
-            meta["history"],
-            meta["best"],
-            meta["restarts"],
-            meta["stale"],
-            meta["lr"],
-        )
-        start_epoch = len(history)
+        sampler.rng.bit_generator.state = meta["numpy_rng"]
+        state = _Progress.from_checkpoint(meta)
         # The checkpoint is written after the epoch's model save, so a best it records is saved.
-        best_state = load_weights(output_dir, device) if best else None
-        log(f"[{species}] resuming at epoch {start_epoch + 1}/{settings.epochs}")
+        best_state = load_weights(output_dir, device) if state.best else None
+        log(f"[{species}] resuming at epoch {len(state.history) + 1}/{settings.epochs}")
 
-    epoch = start_epoch
-    bar = tqdm(total=settings.epochs, initial=start_epoch, desc=species, disable=not progress)
-    while epoch < settings.epochs and stale < settings.patience:
+    bar = tqdm(
+        total=settings.epochs, initial=len(state.history), desc=species, disable=not progress
+    )
+    while state.running(settings):
         epoch_start = time.perf_counter()
         losses = []
         model.train()
@@ -461,73 +595,28 @@ def train_species(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
             optimizer.step()
             losses.append(float(loss.detach()))
-        metrics = _validate(model, val_on, settings.seed, settings.background_in_loss)
-        collapse = metrics.pop("collapse")
-        row = {
-            "epoch": epoch + 1,
-            "loss": float(np.mean(losses)),
-            **metrics,
-            "lr": lr,
-            "collapsed": int(collapse is not None),
-            "seconds": round(time.perf_counter() - epoch_start, 2),
-        }
-        history.append(row)
-        log(
-            f"[{species}] epoch {epoch + 1}/{settings.epochs} loss {row['loss']:.3f} "
-            f"val_spec {row['val_spectral_distance']:.3f} f0@50c {row['f0_within_50_cents']:.3f} "
-            f"loud_mae {row['loudness_mae_db']:.2f} dB ({row['seconds']:.0f} s)"
-            + (f"  COLLAPSE: {collapse}" if collapse else "")
-        )
-        if collapse:
-            if restarts >= settings.max_restarts:
-                raise _failed(
-                    output_dir,
-                    species,
-                    f"{species}: training collapsed {restarts + 1} times ({collapse}); "
-                    "try more or cleaner recordings, or a lower --learning_rate",
-                )
-            restarts += 1
-            lr *= 0.3
+        metrics = _validate(model, run.val_on, settings.seed, settings.background_in_loss)
+        seconds = time.perf_counter() - epoch_start
+        outcome = state.end_epoch(run, settings, float(np.mean(losses)), metrics, seconds, log)
+        if outcome == "collapsed":
             if best_state is not None:
                 model.load_state_dict(best_state)
             else:
                 model = SpeciesModel(model.config).to(device)
-            optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-            log(f"[{species}] restarting from the best state with learning rate {lr:.2e}")
-        elif not best or row["val_spectral_distance"] < best["val_spectral_distance"]:
-            best, stale = dict(row), 0
+            optimizer = torch.optim.Adam(model.parameters(), lr=state.lr)
+        elif outcome == "improved":
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            save(model, complete=False)
-        else:
-            stale += 1
-        epoch += 1
+            run.save(model, state.best, complete=False)
         # history.csv before the checkpoint: a crash between them leaves a history one epoch
         # ahead, which the resumed run rewrites; the other order could leave it behind for good.
-        _write_history(output_dir, history)
-        save_checkpoint(
-            checkpoint_dir,
-            model,
-            optimizer,
-            {
-                "history": history,
-                "best": best,
-                "restarts": restarts,
-                "stale": stale,
-                "lr": lr,
-                "numpy_rng": rng.bit_generator.state,
-            },
-            generator,
-        )
+        _write_history(output_dir, state.history)
+        meta = {**asdict(state), "numpy_rng": sampler.rng.bit_generator.state}
+        save_checkpoint(checkpoint_dir, model, optimizer, meta, generator)
         bar.update(1)
         if on_epoch_end is not None:
-            on_epoch_end(epoch)
+            on_epoch_end(len(state.history))
     bar.close()
-    if best_state is None:
-        raise _failed(output_dir, species, f"{species}: no epoch produced a usable model")
-    model.load_state_dict(best_state)
-    wall = time.perf_counter() - started
-    save(model, complete=True, epochs_run=len(history), restarts=restarts)
-    return TrainResult(species, output_dir, history, best, restarts, wall, warnings)
+    return _finish(run, model, best_state, state, time.perf_counter() - started)
 
 
 def _failed(output_dir: Path, species: str, message: str) -> CollapseError:
@@ -544,17 +633,10 @@ def load_species_recordings(processed_path: str | Path, species: str) -> list[Re
     return [load_processed(f) for f in files]
 
 
-def _train_one(processed_path, output_path, species, settings, resume, progress) -> dict[str, Any]:
-    try:
-        result = train_species(
-            load_species_recordings(processed_path, species),
-            Path(output_path) / species,
-            settings,
-            resume=resume,
-            progress=progress,
-        )
-    except CollapseError as error:
-        return {"species": species, "status": "collapsed", "reason": str(error)}
+def _summary(species: str, result: TrainResult | CollapseError) -> dict[str, Any]:
+    """A species' line of ``training_summary.json``."""
+    if isinstance(result, CollapseError):
+        return {"species": species, "status": "collapsed", "reason": str(result)}
     return {
         "species": species,
         "status": "trained",
@@ -568,6 +650,20 @@ def _train_one(processed_path, output_path, species, settings, resume, progress)
     }
 
 
+def _train_one(processed_path, output_path, species, settings, resume, progress) -> dict[str, Any]:
+    try:
+        result = train_species(
+            load_species_recordings(processed_path, species),
+            Path(output_path) / species,
+            settings,
+            resume=resume,
+            progress=progress,
+        )
+    except CollapseError as error:
+        return _summary(species, error)
+    return _summary(species, result)
+
+
 def train_folder(
     processed_path: str | Path,
     output_path: str | Path,
@@ -576,8 +672,12 @@ def train_folder(
     jobs: int = 1,
     resume: bool = False,
     progress: bool = True,
+    together: bool | Literal["auto"] = "auto",
 ) -> list[dict[str, Any]]:
-    """Train every species under ``processed_path`` (or ``species``), ``jobs`` at a time."""
+    """Train every species under ``processed_path`` (or ``species``), ``jobs`` at a time, or
+    ``together``: all at once, stacked (``training.stacked.train_stacked``, the same models).
+    ``"auto"`` stacks them on a CUDA device with ``jobs=1`` and trains one at a time on the CPU,
+    where stacking measured no faster (README, "Training many species at once")."""
     settings = settings or TrainSettings()
     processed_path = Path(processed_path)
     names = (
@@ -587,15 +687,34 @@ def train_folder(
     )
     if not names:
         raise FileNotFoundError(f"{processed_path}: no preprocessed species folders")
-    if jobs != 1 and settings.threads is None:
-        # Split the cores between workers instead of oversubscribing them.
-        settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
-    results = Parallel(n_jobs=jobs)(
-        delayed(_train_one)(
-            processed_path, output_path, name, settings, resume, progress and jobs == 1
+    if together not in (True, False, "auto"):
+        raise ValueError(f"together must be True, False or 'auto', got {together!r}")
+    if together is True and jobs != 1:
+        raise ValueError(f"together=True trains in one process; got jobs={jobs}")
+    if together == "auto":
+        together = jobs == 1 and _resolve_device(settings.device).type == "cuda"
+    if together:
+        # Imported here: stacked training builds on this module.
+        from .stacked import train_stacked
+
+        stacked = train_stacked(
+            [load_species_recordings(processed_path, name) for name in names],
+            output_path,
+            settings,
+            resume=resume,
+            progress=progress,
         )
-        for name in names
-    )
+        results = [_summary(name, r) for name, r in zip(names, stacked, strict=True)]
+    else:
+        if jobs != 1 and settings.threads is None:
+            # Split the cores between workers instead of oversubscribing them.
+            settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
+        results = Parallel(n_jobs=jobs)(
+            delayed(_train_one)(
+                processed_path, output_path, name, settings, resume, progress and jobs == 1
+            )
+            for name in names
+        )
     Path(output_path).mkdir(parents=True, exist_ok=True)
     atomic_write(
         Path(output_path) / "training_summary.json",

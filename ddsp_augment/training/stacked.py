@@ -1,0 +1,378 @@
+"""Many species trained at once: models of one architecture stacked into one set of tensors
+(``torch.func.stack_module_state``) and run with ``torch.func.vmap``, so one step trains them all
+and a GPU gets work enough to be busy.
+
+Each species keeps everything :func:`.train.train_species` gives it: its split, its crop sampler
+and noise generator seeded as alone (so it draws the same crops and noise), its own Adam moments,
+step count and learning rate (one Adam over stacked tensors would share the step count, which
+restarts reset per species), its own gradient clipping, validation, early stopping, collapse
+restarts and failure (``failed.json``, the others go on), and the same model directory. It shares
+one forward/backward/update per step and one checkpoint file per group. Species whose
+architectures differ (decoder settings, crop length) train in separate groups.
+
+The decoder and reverb (the parts with weights) run under ``vmap`` with each species' weights and
+loudness normalisation; the synthesisers, which have no weights, and the loss run on all the
+species' crops as one flat batch (the loss per species, ``groups``). The result equals
+:func:`.train.train_species` up to float32 rounding (vmapped convolutions and longer sums round
+differently); tests hold the weights to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.func import functional_call, stack_module_state, vmap
+from tqdm.auto import tqdm
+
+from ..model.decoder import Controls
+from ..model.losses import MultiScaleSpectralLoss
+from ..model.species_model import SpeciesModel
+from ..model.storage import has_checkpoint, load_weights, read_checkpoint, write_checkpoint
+from .preprocess import Recording
+from .train import (
+    CollapseError,
+    TrainResult,
+    TrainSettings,
+    _finish,
+    _prepare,
+    _Progress,
+    _resolve_device,
+    _Species,
+    _validate,
+    _write_history,
+)
+
+__all__ = ["stack_key", "train_stacked"]
+
+# torch.optim.Adam's defaults, which train_species uses.
+_BETAS, _EPS = (0.9, 0.999), 1e-8
+# train_species clips each species' gradient norm to this.
+_MAX_GRAD_NORM = 3.0
+
+
+def stack_key(run: _Species) -> tuple:
+    """What species must share to be stacked: the architecture (the decoder config but its
+    loudness normalisation, which each species carries as a buffer) and the crop length."""
+    config = {k: v for k, v in run.config.to_dict().items() if not k.startswith("loudness_")}
+    return (tuple(sorted(config.items())), run.sampler.crop_frames)
+
+
+def train_stacked(
+    recordings: Sequence[Sequence[Recording]],
+    output_path: str | Path,
+    settings: TrainSettings | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = tqdm.write,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> list[TrainResult | CollapseError]:
+    """Train one model per species (``recordings[i]``: one species' recordings) into
+    ``output_path/<species>/``, species of one :func:`stack_key` together.
+
+    Returns, in input order, each species' :class:`.train.TrainResult`, or the
+    :class:`.train.CollapseError` that failed it (its folder then holds ``failed.json``). The
+    group's training state goes to ``output_path/checkpoints/stacked-<species hash>/`` after
+    every epoch; ``resume`` continues from it. ``on_epoch_end(epoch)`` runs after each group
+    epoch's checkpoint.
+    """
+    settings = settings or TrainSettings()
+    output_path = Path(output_path)
+    if not recordings or any(not recs for recs in recordings):
+        raise ValueError("recordings must hold at least one recording for each species")
+    names = [recs[0].species for recs in recordings]
+    if len(set(names)) != len(names):
+        raise ValueError(f"recordings: a species appears twice in {names}")
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    device = _resolve_device(settings.device)
+    runs = [
+        _prepare(recs, output_path / recs[0].species, settings, log, None) for recs in recordings
+    ]
+    groups: dict[tuple, list[int]] = {}
+    for index, run in enumerate(runs):
+        groups.setdefault(stack_key(run), []).append(index)
+    results: list[TrainResult | CollapseError] = [CollapseError()] * len(runs)
+    for members in groups.values():
+        group = _Group([runs[i] for i in members], settings, device, log)
+        digest = hashlib.sha256("\n".join(sorted(group.names)).encode()).hexdigest()[:12]
+        checkpoint = output_path / "checkpoints" / f"stacked-{digest}"
+        outcomes = group.train(checkpoint, resume, progress, on_epoch_end)
+        for index, outcome in zip(members, outcomes, strict=True):
+            results[index] = outcome
+    return results
+
+
+def _initial_model(run: _Species, seed: int, draw: int) -> SpeciesModel:
+    """The ``draw``-th model train_species initialises after ``torch.manual_seed(seed)`` (draws
+    after the first are its fresh restarts), without touching the global generator."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _ in range(draw + 1):
+            model = SpeciesModel(run.config)
+    return model
+
+
+class _Group:
+    """Species of one architecture, their weights and Adam moments stacked ``[species, ...]``."""
+
+    def __init__(
+        self,
+        runs: list[_Species],
+        settings: TrainSettings,
+        device: torch.device,
+        log: Callable[[str], None],
+    ) -> None:
+        self.runs, self.settings, self.device, self.log = runs, settings, device, log
+        self.names = [run.species for run in runs]
+        self.models = [_initial_model(run, settings.seed, 0).to(device) for run in runs]
+        params, buffers = stack_module_state(self.models)
+        self.params: dict[str, Tensor] = params
+        self.buffers: dict[str, Tensor] = buffers
+        self.exp_avg = {name: torch.zeros_like(p) for name, p in params.items()}
+        self.exp_avg_sq = {name: torch.zeros_like(p) for name, p in params.items()}
+        self.adam_steps = [0] * len(runs)
+        # The structure to call with stacked weights; its own tensors are never used.
+        self.base = copy.deepcopy(self.models[0]).to("meta")
+        self.generators = [torch.Generator(device=device).manual_seed(settings.seed) for _ in runs]
+        self.progress = [_Progress(settings.learning_rate) for _ in runs]
+        self.best_states: list[dict[str, Tensor] | None] = [None] * len(runs)
+        self.fresh_draws = [0] * len(runs)
+        self.failed: list[CollapseError | None] = [None] * len(runs)
+        self.loss_fn = MultiScaleSpectralLoss(runs[0].config.sample_rate)
+
+    # -- one step for every active species -------------------------------------------------
+
+    def _forward(
+        self, params: dict[str, Tensor], buffers: dict[str, Tensor], batch: list[Tensor]
+    ) -> Tensor:
+        """SpeciesModel.forward for ``[species, batch, frames]`` contours and ``white
+        [species * batch, n]`` noise → ``[species * batch, n]``."""
+        f0, loud, conf, white = batch
+        decoder = {k.removeprefix("decoder."): v for k, v in params.items() if k != "reverb.ir"}
+        norm = {k.removeprefix("decoder."): v for k, v in buffers.items()}
+        controls = vmap(lambda p, b, *x: functional_call(self.base.decoder, (p, b), x))(
+            decoder, norm, f0, loud, conf
+        )
+        harmonic, noise = self.base.render_parts(
+            Controls(*(c.flatten(0, 1) for c in controls)), white
+        )
+        dry = (harmonic + noise).unflatten(0, f0.shape[:2])
+        wet = vmap(lambda ir, x: functional_call(self.base.reverb, {"ir": ir}, (x,)))(
+            params["reverb.ir"], dry
+        )
+        return wet.flatten(0, 1)
+
+    def _step(self, active: list[int]) -> Tensor:
+        """One training step of the ``active`` species; their losses ``[len(active)]``."""
+        settings, device = self.settings, self.device
+        batches = [self.runs[k].sampler.batch(settings.batch_size) for k in active]
+        stacked = lambda i: torch.as_tensor(np.stack([b[i] for b in batches]), device=device)  # noqa: E731
+        f0, loud, conf, audio = (stacked(i) for i in range(4))
+        white = torch.cat(
+            [
+                torch.randn(*audio.shape[1:], generator=self.generators[k], device=device)
+                for k in active
+            ]
+        )
+        floors = [
+            torch.as_tensor(np.concatenate([b[4][i] for b in batches]), device=device)
+            for i in range(len(batches[0][4]))
+        ]
+        index = torch.as_tensor(active, device=device)
+        every = len(active) == len(self.runs)
+        pick = lambda d: d if every else {n: v[index] for n, v in d.items()}  # noqa: E731
+        output = self._forward(pick(self.params), pick(self.buffers), [f0, loud, conf, white])
+        losses = self.loss_fn(
+            output,
+            audio.flatten(0, 1),
+            floors if settings.background_in_loss else None,
+            groups=len(active),
+        )
+        for p in self.params.values():
+            p.grad = None
+        losses.sum().backward()
+        self._update(active, index)
+        return losses.detach()
+
+    @torch.no_grad()
+    def _update(self, active: list[int], index: Tensor) -> None:
+        """clip_grad_norm_ and an Adam step (torch's formulas) per species, on their rows."""
+        beta1, beta2 = _BETAS
+        grads = {name: p.grad[index] for name, p in self.params.items()}
+        norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads.values()])
+        total = torch.linalg.vector_norm(norms, dim=0)
+        clip = (_MAX_GRAD_NORM / (total + 1e-6)).clamp(max=1.0)
+        for k in active:
+            self.adam_steps[k] += 1
+        as_rows = lambda values: torch.tensor(values, device=self.device)  # noqa: E731
+        step_size = as_rows(
+            [-self.progress[k].lr / (1 - beta1 ** self.adam_steps[k]) for k in active]
+        )
+        correction = as_rows([(1 - beta2 ** self.adam_steps[k]) ** 0.5 for k in active])
+        for name, param in self.params.items():
+            shape = (-1,) + (1,) * (param.dim() - 1)
+            grad = grads[name] * clip.view(shape)
+            exp_avg = self.exp_avg[name][index].lerp_(grad, 1 - beta1)
+            exp_avg_sq = (
+                self.exp_avg_sq[name][index].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            )
+            denom = (exp_avg_sq.sqrt() / correction.view(shape)).add_(_EPS)
+            param.index_copy_(0, index, param[index] + step_size.view(shape) * exp_avg / denom)
+            self.exp_avg[name].index_copy_(0, index, exp_avg)
+            self.exp_avg_sq[name].index_copy_(0, index, exp_avg_sq)
+
+    # -- per-species bookkeeping -----------------------------------------------------------
+
+    @torch.no_grad()
+    def _to_model(self, k: int) -> SpeciesModel:
+        """Species ``k``'s module, holding its row of the stacked weights."""
+        for name, param in self.models[k].named_parameters():
+            param.copy_(self.params[name][k])
+        return self.models[k]
+
+    @torch.no_grad()
+    def _restart(self, k: int) -> None:
+        """train_species' restart: the best state (or a fresh model), a fresh Adam."""
+        best = self.best_states[k]
+        if best is not None:
+            self.models[k].load_state_dict(best)
+        else:
+            self.fresh_draws[k] += 1
+            fresh = _initial_model(self.runs[k], self.settings.seed, self.fresh_draws[k])
+            self.models[k].load_state_dict(fresh.state_dict())
+        for name, param in self.models[k].named_parameters():
+            self.params[name][k] = param
+            self.exp_avg[name][k] = 0
+            self.exp_avg_sq[name][k] = 0
+        self.adam_steps[k] = 0
+
+    def _active(self) -> list[int]:
+        return [
+            k
+            for k, state in enumerate(self.progress)
+            if self.failed[k] is None and state.running(self.settings)
+        ]
+
+    def _end_epoch(self, k: int, loss: float, train_seconds: float) -> None:
+        """Validate species ``k`` and act as train_species would on the outcome."""
+        started = time.perf_counter()
+        run, settings = self.runs[k], self.settings
+        model = self._to_model(k)
+        metrics = _validate(model, run.val_on, settings.seed, settings.background_in_loss)
+        seconds = train_seconds + time.perf_counter() - started
+        try:
+            outcome = self.progress[k].end_epoch(run, settings, loss, metrics, seconds, self.log)
+        except CollapseError as error:
+            self.failed[k] = error
+            return
+        if outcome == "collapsed":
+            self._restart(k)
+        elif outcome == "improved":
+            self.best_states[k] = {n: v.detach().clone() for n, v in model.state_dict().items()}
+            run.save(model, self.progress[k].best, complete=False)
+        _write_history(run.output_dir, self.progress[k].history)
+
+    # -- checkpoint ------------------------------------------------------------------------
+
+    def _save(self, directory: Path) -> None:
+        cpu = lambda t: t.detach().cpu().contiguous()  # noqa: E731
+        tensors = {}
+        for kind, values in (("param", self.params), ("exp_avg", self.exp_avg)):
+            tensors.update({f"{kind}.{n}": cpu(v) for n, v in values.items()})
+        tensors.update({f"exp_avg_sq.{n}": cpu(v) for n, v in self.exp_avg_sq.items()})
+        tensors.update({f"generator.{k}": g.get_state() for k, g in enumerate(self.generators)})
+        state = {
+            "species": self.names,
+            "adam_steps": self.adam_steps,
+            "fresh_draws": self.fresh_draws,
+            "failed": [None if e is None else str(e) for e in self.failed],
+            "progress": [
+                {**asdict(p), "numpy_rng": run.sampler.rng.bit_generator.state}
+                for p, run in zip(self.progress, self.runs, strict=True)
+            ],
+        }
+        write_checkpoint(directory, tensors, state)
+
+    @torch.no_grad()
+    def _load(self, directory: Path) -> None:
+        tensors, state = read_checkpoint(directory)
+        if state.get("species") != self.names:
+            raise ValueError(
+                f"{directory}: a checkpoint of species {state.get('species')}, not {self.names} "
+                "(train without resume)"
+            )
+        for kind, values in (
+            ("param", self.params),
+            ("exp_avg", self.exp_avg),
+            ("exp_avg_sq", self.exp_avg_sq),
+        ):
+            for name, value in values.items():
+                value.copy_(tensors[f"{kind}.{name}"])
+        for k, generator in enumerate(self.generators):
+            generator.set_state(tensors[f"generator.{k}"])
+        self.adam_steps, self.fresh_draws = state["adam_steps"], state["fresh_draws"]
+        self.failed = [None if e is None else CollapseError(e) for e in state["failed"]]
+        for k, (run, meta) in enumerate(zip(self.runs, state["progress"], strict=True)):
+            run.sampler.rng.bit_generator.state = meta["numpy_rng"]
+            self.progress[k] = _Progress.from_checkpoint(meta)
+            # The checkpoint follows each epoch's model saves, so a best it records is saved.
+            if self.progress[k].best and self.failed[k] is None:
+                self.best_states[k] = load_weights(run.output_dir, self.device)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def train(
+        self,
+        checkpoint: Path,
+        resume: bool,
+        progress: bool,
+        on_epoch_end: Callable[[int], None] | None,
+    ) -> list[TrainResult | CollapseError]:
+        started = time.perf_counter()
+        if resume and has_checkpoint(checkpoint):
+            self._load(checkpoint)
+            epoch = max(len(p.history) for p in self.progress)
+            self.log(f"[{len(self.names)} species] resuming at epoch {epoch + 1}")
+        active = self._active()
+        epoch = max(len(p.history) for p in self.progress)
+        bar = tqdm(
+            total=self.settings.epochs,
+            initial=epoch,
+            desc=f"{len(self.names)} species",
+            disable=not progress,
+        )
+        while active:
+            epoch_start = time.perf_counter()
+            losses = [self._step(active) for _ in range(self.settings.steps_per_epoch)]
+            mean_losses = np.mean(torch.stack(losses).cpu().numpy().astype(np.float64), axis=0)
+            # Each species' epoch seconds: its share of the stacked steps, its own validation.
+            share = (time.perf_counter() - epoch_start) / len(active)
+            for k, loss in zip(active, mean_losses, strict=True):
+                self._end_epoch(k, float(loss), share)
+            self._save(checkpoint)
+            epoch += 1
+            bar.update(1)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
+            active = self._active()
+        bar.close()
+        wall = time.perf_counter() - started
+        results: list[TrainResult | CollapseError] = []
+        for k, run in enumerate(self.runs):
+            outcome = self.failed[k]
+            if outcome is None:
+                try:
+                    model = self._to_model(k)
+                    outcome = _finish(run, model, self.best_states[k], self.progress[k], wall)
+                except CollapseError as error:
+                    outcome = error
+            results.append(outcome)
+        return results
