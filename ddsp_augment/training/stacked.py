@@ -8,7 +8,10 @@ step count and learning rate (one Adam over stacked tensors would share the step
 restarts reset per species), its own gradient clipping, validation, early stopping, collapse
 restarts and failure (``failed.json``, the others go on), and the same model directory. It shares
 one forward/backward/update per step and one checkpoint file per group. Species whose
-architectures differ (decoder settings, crop length) train in separate groups.
+architectures differ (decoder settings, crop length) train in separate groups. A species that
+stopped (early, or failed) stays in the stack until the group ends, computed but not updated:
+every other species' arithmetic, and so its weights, stay bit for bit what they would be had it
+kept going (dropping it would change the batch shapes and with them float rounding).
 
 The decoder and reverb (the parts with weights) run under ``vmap`` with each species' weights and
 loudness normalisation; the synthesisers, which have no weights, and the loss run on all the
@@ -150,14 +153,12 @@ class _Group:
 
     # -- one step for every active species -------------------------------------------------
 
-    def _forward(
-        self, params: dict[str, Tensor], buffers: dict[str, Tensor], batch: list[Tensor]
-    ) -> Tensor:
-        """SpeciesModel.forward for ``[species, batch, frames]`` contours and ``white
-        [species * batch, n]`` noise → ``[species * batch, n]``."""
-        f0, loud, conf, white = batch
+    def _forward(self, f0: Tensor, loud: Tensor, conf: Tensor, white: Tensor) -> Tensor:
+        """SpeciesModel.forward with the stacked weights, for ``[species, batch, frames]``
+        contours and ``white [species * batch, n]`` noise → ``[species * batch, n]``."""
+        params = self.params
         decoder = {k.removeprefix("decoder."): v for k, v in params.items() if k != "reverb.ir"}
-        norm = {k.removeprefix("decoder."): v for k, v in buffers.items()}
+        norm = {k.removeprefix("decoder."): v for k, v in self.buffers.items()}
         controls = vmap(lambda p, b, *x: functional_call(self.base.decoder, (p, b), x))(
             decoder, norm, f0, loud, conf
         )
@@ -171,63 +172,61 @@ class _Group:
         return wet.flatten(0, 1)
 
     def _step(self, active: list[int]) -> Tensor:
-        """One training step of the ``active`` species; their losses ``[len(active)]``."""
+        """One training step: every species computes (so a species' arithmetic never depends
+        on which others are still training), the ``active`` ones are updated. Losses
+        ``[species]``."""
         settings, device = self.settings, self.device
-        batches = [self.runs[k].sampler.batch(settings.batch_size) for k in active]
+        batches = [run.sampler.batch(settings.batch_size) for run in self.runs]
         stacked = lambda i: torch.as_tensor(np.stack([b[i] for b in batches]), device=device)  # noqa: E731
         f0, loud, conf, audio = (stacked(i) for i in range(4))
         white = torch.cat(
-            [
-                torch.randn(*audio.shape[1:], generator=self.generators[k], device=device)
-                for k in active
-            ]
+            [torch.randn(*audio.shape[1:], generator=g, device=device) for g in self.generators]
         )
         floors = [
             torch.as_tensor(np.concatenate([b[4][i] for b in batches]), device=device)
             for i in range(len(batches[0][4]))
         ]
-        index = torch.as_tensor(active, device=device)
-        every = len(active) == len(self.runs)
-        pick = lambda d: d if every else {n: v[index] for n, v in d.items()}  # noqa: E731
-        output = self._forward(pick(self.params), pick(self.buffers), [f0, loud, conf, white])
+        output = self._forward(f0, loud, conf, white)
         losses = self.loss_fn(
             output,
             audio.flatten(0, 1),
             floors if settings.background_in_loss else None,
-            groups=len(active),
+            groups=len(self.runs),
         )
         for p in self.params.values():
             p.grad = None
         losses.sum().backward()
-        self._update(active, index)
+        self._update(active)
         return losses.detach()
 
     @torch.no_grad()
-    def _update(self, active: list[int], index: Tensor) -> None:
-        """clip_grad_norm_ and an Adam step (torch's formulas) per species, on their rows."""
+    def _update(self, active: list[int]) -> None:
+        """clip_grad_norm_ and an Adam step (torch's formulas) per species. All rows are computed
+        (so a row's arithmetic never depends on the others); only the ``active`` species' rows
+        take the new weights and moments."""
         beta1, beta2 = _BETAS
-        grads = {name: p.grad[index] for name, p in self.params.items()}
-        norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads.values()])
-        total = torch.linalg.vector_norm(norms, dim=0)
-        clip = (_MAX_GRAD_NORM / (total + 1e-6)).clamp(max=1.0)
         for k in active:
             self.adam_steps[k] += 1
-        as_rows = lambda values: torch.tensor(values, device=self.device)  # noqa: E731
-        step_size = as_rows(
-            [-self.progress[k].lr / (1 - beta1 ** self.adam_steps[k]) for k in active]
+        rows = lambda values: torch.tensor(values, device=self.device)  # noqa: E731
+        update = rows([k in active for k in range(len(self.runs))])
+        steps = [max(1, s) for s in self.adam_steps]  # an idle row's result is thrown away
+        step_size = rows(
+            [-p.lr / (1 - beta1**s) for p, s in zip(self.progress, steps, strict=True)]
         )
-        correction = as_rows([(1 - beta2 ** self.adam_steps[k]) ** 0.5 for k in active])
+        correction = rows([(1 - beta2**s) ** 0.5 for s in steps])
+        grads = {name: p.grad for name, p in self.params.items()}
+        norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads.values()])
+        clip = (_MAX_GRAD_NORM / (torch.linalg.vector_norm(norms, dim=0) + 1e-6)).clamp(max=1.0)
         for name, param in self.params.items():
             shape = (-1,) + (1,) * (param.dim() - 1)
             grad = grads[name] * clip.view(shape)
-            exp_avg = self.exp_avg[name][index].lerp_(grad, 1 - beta1)
-            exp_avg_sq = (
-                self.exp_avg_sq[name][index].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            )
+            exp_avg = self.exp_avg[name].lerp(grad, 1 - beta1)
+            exp_avg_sq = self.exp_avg_sq[name].mul(beta2).addcmul_(grad, grad, value=1 - beta2)
             denom = (exp_avg_sq.sqrt() / correction.view(shape)).add_(_EPS)
-            param.index_copy_(0, index, param[index] + step_size.view(shape) * exp_avg / denom)
-            self.exp_avg[name].index_copy_(0, index, exp_avg)
-            self.exp_avg_sq[name].index_copy_(0, index, exp_avg_sq)
+            keep = update.view(shape)
+            param.copy_(torch.where(keep, param + step_size.view(shape) * exp_avg / denom, param))
+            self.exp_avg[name] = torch.where(keep, exp_avg, self.exp_avg[name])
+            self.exp_avg_sq[name] = torch.where(keep, exp_avg_sq, self.exp_avg_sq[name])
 
     # -- per-species bookkeeping -----------------------------------------------------------
 
@@ -303,12 +302,8 @@ class _Group:
 
     @torch.no_grad()
     def _load(self, directory: Path) -> None:
+        # The directory is named by a hash of the group's species: it holds this group's state.
         tensors, state = read_checkpoint(directory)
-        if state.get("species") != self.names:
-            raise ValueError(
-                f"{directory}: a checkpoint of species {state.get('species')}, not {self.names} "
-                "(train without resume)"
-            )
         for kind, values in (
             ("param", self.params),
             ("exp_avg", self.exp_avg),
@@ -355,8 +350,8 @@ class _Group:
             mean_losses = np.mean(torch.stack(losses).cpu().numpy().astype(np.float64), axis=0)
             # Each species' epoch seconds: its share of the stacked steps, its own validation.
             share = (time.perf_counter() - epoch_start) / len(active)
-            for k, loss in zip(active, mean_losses, strict=True):
-                self._end_epoch(k, float(loss), share)
+            for k in active:
+                self._end_epoch(k, float(mean_losses[k]), share)
             self._save(checkpoint)
             epoch += 1
             bar.update(1)
