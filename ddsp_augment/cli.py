@@ -151,6 +151,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
     p.add_argument(*_flags("jobs"), type=int, default=1, help="species trained in parallel")
+    p.add_argument(
+        *_flags("together"),
+        nargs="?",
+        choices=("auto", "yes", "no"),
+        const="yes",
+        default="auto",
+        help="train all species at once, stacked (the same models; `--together` = yes). "
+        "auto: on a CUDA device with --jobs 1, else one at a time (default %(default)s)",
+    )
     p.add_argument(*_flags("resume"), action="store_true", help="continue from checkpoints")
     p.set_defaults(handler=_run_train)
 
@@ -383,8 +392,17 @@ def _run_train(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA GPU is available (use --device cpu or auto)")
+    together = {"yes": True, "no": False, "auto": "auto"}[args.together]
+    if together is True and args.jobs != 1:
+        raise UserError("--together trains all species in one process: drop --jobs")
     results = train_folder(
-        args.data_path, args.output_path, settings, args.species, args.jobs, args.resume
+        args.data_path,
+        args.output_path,
+        settings,
+        args.species,
+        args.jobs,
+        args.resume,
+        together=together,
     )
     rows = [
         [

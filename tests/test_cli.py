@@ -184,6 +184,11 @@ def test_preprocess_train_generate_regenerate_evaluate(
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "trained" in out and (models / "Parus_major" / "config.json").is_file()
+    stacked = tmp_path / "stacked"
+    assert main([*argv, "--output_path", str(stacked), "--together"]) == 0
+    assert "trained" in capsys.readouterr().out
+    assert (stacked / "Parus_major" / "config.json").is_file()
+    assert len(list((stacked / "checkpoints").glob("stacked-*/state.safetensors"))) == 1
 
     songs = tmp_path / "songs"
     argv = [

@@ -72,13 +72,17 @@ def assert_same_weights(a: Path, b: Path) -> None:
         np.testing.assert_array_equal(theirs[name], mine[name], err_msg=name)
 
 
-def test_one_step_has_train_species_losses_and_gradients(species, monkeypatch):
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_one_step_has_train_species_losses_and_gradients(species, monkeypatch, device):
     """The stacked forward/backward is each species' own, to float32 rounding: the same crops,
     noise, initial weights, loudness normalisation, loss and gradients (relative error of each
     gradient's norm; a wrong crop, noise draw or normalisation moves the loss by far more)."""
     torch.set_num_threads(1)
     runs = [_prepare(recs, Path("unused"), TINY, quiet, None) for recs in species]
-    group = _Group(runs, TINY, torch.device("cpu"), quiet)
+    group = _Group(runs, TINY, torch.device(device), quiet)
     captured = {}
     monkeypatch.setattr(
         _Group,
@@ -89,10 +93,10 @@ def test_one_step_has_train_species_losses_and_gradients(species, monkeypatch):
     for k, recs in enumerate(species):
         run = _prepare(recs, Path("unused"), TINY, quiet, None)  # a fresh sampler, same seed
         torch.manual_seed(TINY.seed)
-        model = SpeciesModel(run.config)
-        generator = torch.Generator().manual_seed(TINY.seed)
+        model = SpeciesModel(run.config).to(device)
+        generator = torch.Generator(device).manual_seed(TINY.seed)
         f0, loud, conf, audio, floors = run.sampler.batch(TINY.batch_size)
-        t = torch.as_tensor
+        t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
         output, _ = model(t(f0), t(loud), t(conf), audio.shape[1], generator)
         loss = MultiScaleSpectralLoss(run.config.sample_rate)(
             output, t(audio), [t(f) for f in floors]
