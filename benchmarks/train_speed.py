@@ -33,6 +33,7 @@ import shutil  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
@@ -122,11 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runs.append(("cpu_stacked", "cpu", species, True))
     distances: dict[str, dict[str, float]] = {}
+    # One untimed step of each kind first: numba compiles the validation's F0 tracker on first
+    # use, which would otherwise be charged to whichever run came first.
+    for _, device, _, together in runs:
+        brief = replace(settings, epochs=1, steps_per_epoch=1, device=device)
+        _run(processed, args.cache_dir / "models" / "warm-up", brief, species[:1], together)
     for name, device, names, together in runs:
         seconds, distances[name] = _run(
             processed,
             args.cache_dir / "models" / name,
-            TrainSettings(**{**settings.__dict__, "device": device}),
+            replace(settings, device=device),
             names,
             together,
         )
