@@ -15,9 +15,14 @@ kept going (dropping it would change the batch shapes and with them float roundi
 
 The decoder and reverb (the parts with weights) run under ``vmap`` with each species' weights and
 loudness normalisation; the synthesisers, which have no weights, and the loss run on all the
-species' crops as one flat batch (the loss per species, ``groups``). The result equals
-:func:`.train.train_species` up to float32 rounding (vmapped convolutions and longer sums round
-differently); tests hold the weights to it.
+species' crops as one flat batch (the loss per species, ``groups``). A step equals
+:func:`.train.train_species`' up to float32 rounding (vmapped convolutions and longer sums round
+differently: losses within 5e-6, gradients within 1e-3 of their norm, 3e-2 on the reverb taps).
+Adam turns rounding-level gradients into ±lr steps, so over many steps the weights drift apart
+as train_species' own do between one and two threads, with the same validation metrics.
+
+On a CPU, where the work per step is already large enough, stacking measured no faster than
+one species at a time (README); it is for GPUs, where one small model leaves the device idle.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from .train import (
     _write_history,
 )
 
-__all__ = ["stack_key", "train_stacked"]
+__all__ = ["train_stacked"]
 
 # torch.optim.Adam's defaults, which train_species uses.
 _BETAS, _EPS = (0.9, 0.999), 1e-8
@@ -61,7 +66,7 @@ _BETAS, _EPS = (0.9, 0.999), 1e-8
 _MAX_GRAD_NORM = 3.0
 
 
-def stack_key(run: _Species) -> tuple:
+def _stack_key(run: _Species) -> tuple:
     """What species must share to be stacked: the architecture (the decoder config but its
     loudness normalisation, which each species carries as a buffer) and the crop length."""
     config = {k: v for k, v in run.config.to_dict().items() if not k.startswith("loudness_")}
@@ -78,12 +83,14 @@ def train_stacked(
     on_epoch_end: Callable[[int], None] | None = None,
 ) -> list[TrainResult | CollapseError]:
     """Train one model per species (``recordings[i]``: one species' recordings) into
-    ``output_path/<species>/``, species of one :func:`stack_key` together.
+    ``output_path/<species>/``, species of one :func:`_stack_key` together.
 
-    Returns, in input order, each species' :class:`.train.TrainResult`, or the
-    :class:`.train.CollapseError` that failed it (its folder then holds ``failed.json``). The
-    group's training state goes to ``output_path/checkpoints/stacked-<species hash>/`` after
-    every epoch; ``resume`` continues from it. ``on_epoch_end(epoch)`` runs after each group
+    Returns, in input order, each species' :class:`.train.TrainResult` (its ``wall_seconds``: the
+    whole group's), or the :class:`.train.CollapseError` that failed it (its folder then holds
+    ``failed.json``). A group's training state goes to
+    ``output_path/checkpoints/stacked-<hash of its species>/`` after every epoch; ``resume``
+    continues from it when the same species are trained again (per-species checkpoints of
+    :func:`.train.train_species` are not read). ``on_epoch_end(epoch)`` runs after each group
     epoch's checkpoint.
     """
     settings = settings or TrainSettings()
@@ -101,16 +108,15 @@ def train_stacked(
     ]
     groups: dict[tuple, list[int]] = {}
     for index, run in enumerate(runs):
-        groups.setdefault(stack_key(run), []).append(index)
-    results: list[TrainResult | CollapseError] = [CollapseError()] * len(runs)
+        groups.setdefault(_stack_key(run), []).append(index)
+    results: dict[int, TrainResult | CollapseError] = {}
     for members in groups.values():
         group = _Group([runs[i] for i in members], settings, device, log)
         digest = hashlib.sha256("\n".join(sorted(group.names)).encode()).hexdigest()[:12]
         checkpoint = output_path / "checkpoints" / f"stacked-{digest}"
         outcomes = group.train(checkpoint, resume, progress, on_epoch_end)
-        for index, outcome in zip(members, outcomes, strict=True):
-            results[index] = outcome
-    return results
+        results.update(zip(members, outcomes, strict=True))
+    return [results[index] for index in range(len(runs))]
 
 
 def _initial_model(run: _Species, seed: int, draw: int) -> SpeciesModel:
@@ -331,13 +337,14 @@ class _Group:
         progress: bool,
         on_epoch_end: Callable[[int], None] | None,
     ) -> list[TrainResult | CollapseError]:
+        """Train until every species stopped; each one's result or failure, in order."""
         started = time.perf_counter()
         if resume and has_checkpoint(checkpoint):
             self._load(checkpoint)
-            epoch = max(len(p.history) for p in self.progress)
-            self.log(f"[{len(self.names)} species] resuming at epoch {epoch + 1}")
         active = self._active()
         epoch = max(len(p.history) for p in self.progress)
+        if epoch:
+            self.log(f"[{', '.join(self.names)}] resuming at epoch {epoch + 1}")
         bar = tqdm(
             total=self.settings.epochs,
             initial=epoch,

@@ -19,7 +19,7 @@ from ddsp_augment.model.species_model import SpeciesModel
 from ddsp_augment.training import stacked as stacked_module
 from ddsp_augment.training import train as train_module
 from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
-from ddsp_augment.training.stacked import _Group, stack_key, train_stacked
+from ddsp_augment.training.stacked import _Group, _stack_key, train_stacked
 from ddsp_augment.training.train import (
     CollapseError,
     TrainSettings,
@@ -244,11 +244,11 @@ def test_resume_after_interruption_equals_uninterrupted_run(species, reference, 
 
 def test_species_of_different_architectures_train_in_separate_groups(species, tmp_path):
     runs = [_prepare(recs, Path("unused"), TINY, quiet, None) for recs in species]
-    assert stack_key(runs[0]) == stack_key(runs[1])  # loudness normalisation differs, allowed
+    assert _stack_key(runs[0]) == _stack_key(runs[1])  # loudness normalisation differs, allowed
     assert runs[0].config.loudness_mean != runs[1].config.loudness_mean
     short = replace(TINY, crop_seconds=10.0)  # crops as long as each species' shortest clip
     runs = [_prepare(recs, Path("unused"), short, quiet, None) for recs in species]
-    assert stack_key(runs[0]) != stack_key(runs[1])
+    assert _stack_key(runs[0]) != _stack_key(runs[1])
     results = train_stacked(species, tmp_path, replace(short, epochs=1), progress=False, log=quiet)
     assert [len(r.history) for r in results] == [1, 1]
     assert len(list((tmp_path / "checkpoints").iterdir())) == 2
