@@ -425,16 +425,16 @@ def _prepare(
     # generated songs can be compared with them as unseen data.
     backgrounds = np.stack([r.background for r in train])
     return _Species(
-        species,
-        output_dir,
-        train,
-        val,
-        config,
-        sampler,
-        _contour_bank(train),
-        backgrounds,
-        warnings,
-        info,
+        species=species,
+        output_dir=output_dir,
+        train=train,
+        val=val,
+        config=config,
+        sampler=sampler,
+        contours=_contour_bank(train),
+        backgrounds=backgrounds,
+        warnings=warnings,
+        info=info,
     )
 
 

@@ -32,3 +32,19 @@ def test_background_floor_term_lets_a_clean_bird_match_a_noisy_recording():
     with_floor = float(loss(bird, recording, floors))
     assert with_floor < 0.5 * float(loss(bird, recording))
     assert with_floor < float(loss(bird + 3 * noise, recording, floors))
+
+
+def test_grouped_loss_is_each_group_alone():
+    """``groups``: consecutive runs of the batch (stacked species) each get their own loss."""
+    import pytest
+
+    loss = MultiScaleSpectralLoss(32000)
+    pred = torch.cat([_tone(f) for f in (3000.0, 3100.0, 4000.0, 5000.0)])
+    target = torch.cat([_tone(f) for f in (3000.0, 3000.0, 3000.0, 3000.0)])
+    grouped = loss(pred, target, groups=2)
+    assert grouped.shape == (2,)
+    for g in range(2):
+        alone = loss(pred[2 * g : 2 * g + 2], target[2 * g : 2 * g + 2])
+        torch.testing.assert_close(grouped[g], alone, rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match="groups=3 does not divide the batch 4"):
+        loss(pred, target, groups=3)
