@@ -29,10 +29,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -266,13 +269,17 @@ class _Group:
             if self.failed[k] is None and state.running(self.settings)
         ]
 
-    def _end_epoch(self, k: int, loss: float, train_seconds: float) -> None:
-        """Validate species ``k`` and act as train_species would on the outcome."""
+    def _validate_species(self, k: int) -> tuple[dict[str, Any], float]:
+        """Species ``k``'s validation metrics (train_species' ``_validate``) and seconds."""
         started = time.perf_counter()
-        run, settings = self.runs[k], self.settings
+        settings = self.settings
         model = self._to_model(k)
-        metrics = _validate(model, run.val_on, settings.seed, settings.background_in_loss)
-        seconds = train_seconds + time.perf_counter() - started
+        metrics = _validate(model, self.runs[k].val_on, settings.seed, settings.background_in_loss)
+        return metrics, time.perf_counter() - started
+
+    def _end_epoch(self, k: int, loss: float, metrics: dict[str, Any], seconds: float) -> None:
+        """Act on species ``k``'s epoch as train_species would."""
+        run, settings, model = self.runs[k], self.settings, self.models[k]
         try:
             outcome = self.progress[k].end_epoch(run, settings, loss, metrics, seconds, self.log)
         except CollapseError as error:
@@ -357,8 +364,12 @@ class _Group:
             mean_losses = np.mean(torch.stack(losses).cpu().numpy().astype(np.float64), axis=0)
             # Each species' epoch seconds: its share of the stacked steps, its own validation.
             share = (time.perf_counter() - epoch_start) / len(active)
-            for k in active:
-                self._end_epoch(k, float(mean_losses[k]), share)
+            # Validation is mostly CPU work (F0 tracking, spectra; numba without the GIL) that
+            # would leave a GPU waiting: species validate in parallel threads, each seeded alone.
+            with ThreadPoolExecutor(min(len(active), os.cpu_count() or 1)) as pool:
+                validated = list(pool.map(self._validate_species, active))
+            for k, (metrics, seconds) in zip(active, validated, strict=True):
+                self._end_epoch(k, float(mean_losses[k]), metrics, share + seconds)
             self._save(checkpoint)
             epoch += 1
             bar.update(1)

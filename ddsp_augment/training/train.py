@@ -664,6 +664,17 @@ def _train_one(processed_path, output_path, species, settings, resume, progress)
     return _summary(species, result)
 
 
+def _resolve_together(together: bool | Literal["auto"], jobs: int, device: str) -> bool:
+    """Whether ``train_folder`` stacks its species (``"auto"``: on CUDA with ``jobs=1``)."""
+    if together not in (True, False, "auto"):
+        raise ValueError(f"together must be True, False or 'auto', got {together!r}")
+    if together is True and jobs != 1:
+        raise ValueError(f"together=True trains in one process; got jobs={jobs}")
+    if together == "auto":
+        return jobs == 1 and _resolve_device(device).type == "cuda"
+    return together
+
+
 def train_folder(
     processed_path: str | Path,
     output_path: str | Path,
@@ -687,13 +698,7 @@ def train_folder(
     )
     if not names:
         raise FileNotFoundError(f"{processed_path}: no preprocessed species folders")
-    if together not in (True, False, "auto"):
-        raise ValueError(f"together must be True, False or 'auto', got {together!r}")
-    if together is True and jobs != 1:
-        raise ValueError(f"together=True trains in one process; got jobs={jobs}")
-    if together == "auto":
-        together = jobs == 1 and _resolve_device(settings.device).type == "cuda"
-    if together:
+    if _resolve_together(together, jobs, settings.device):
         # Imported here: stacked training builds on this module.
         from .stacked import train_stacked
 

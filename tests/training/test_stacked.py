@@ -24,6 +24,7 @@ from ddsp_augment.training.train import (
     CollapseError,
     TrainSettings,
     _prepare,
+    _resolve_together,
     train_folder,
     train_species,
 )
@@ -275,3 +276,13 @@ def test_train_folder_together(tonal_clips, tmp_path):
         train_folder(processed, tmp_path / "m2", TINY, jobs=2, together=True)
     with pytest.raises(ValueError, match="together must be"):
         train_folder(processed, tmp_path / "m2", TINY, together="yes")  # type: ignore[arg-type]
+
+
+def test_auto_stacks_on_cuda_only(monkeypatch):
+    assert _resolve_together("auto", 1, "cpu") is False
+    assert _resolve_together(True, 1, "cpu") is True
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _resolve_together("auto", 1, "auto") is True
+    assert _resolve_together("auto", 1, "cuda") is True
+    assert _resolve_together("auto", 4, "cuda") is False  # jobs asked for: one at a time
+    assert _resolve_together(False, 1, "cuda") is False
