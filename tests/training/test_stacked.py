@@ -286,3 +286,21 @@ def test_auto_stacks_on_cuda_only(monkeypatch):
     assert _resolve_together("auto", 1, "cuda") is True
     assert _resolve_together("auto", 4, "cuda") is False  # jobs asked for: one at a time
     assert _resolve_together(False, 1, "cuda") is False
+
+
+def test_resume_after_a_crash_at_a_write_equals_the_uninterrupted_run(species, reference, tmp_path):
+    """Killed between two species' saves, before the group checkpoint's rename (both species
+    saved ahead of it), and inside the final saves: resuming gives the undisturbed models."""
+    from _faults import count_steps, crash_during
+
+    train = lambda out, **kw: train_stacked(species, out, TINY, progress=False, log=quiet, **kw)  # noqa: E731
+    # Per epoch (each improved here): each species' model save (11 writes) and history.csv (2),
+    # then the checkpoint (2); at the end each species' final save (11).
+    assert count_steps(lambda: train(tmp_path / "count")) == 3 * (2 * 13 + 2) + 2 * 11
+    for step in (2 * 28 + 13, 3 * 28 - 1, 3 * 28 + 11 + 7):
+        work = tmp_path / f"crash{step}"
+        crash_during(lambda work=work: train(work), step)
+        train(work, resume=True)
+        for name in ("Parus_major", "Fringilla_coelebs"):
+            assert_same_weights(reference / name, work / name)
+            assert _history(work / name) == _history(reference / name), (step, name)
