@@ -19,7 +19,9 @@ scratch each run, on one thread:
   stacked one), which should not depend on how the species were scheduled.
 
     python benchmarks/train_speed.py [--species 4] [--epochs 4] [--steps 10] [--device cpu]
-    python benchmarks/train_speed.py --device cuda --species 20 --cpu_species 2   # GPU machine
+    # GPU machine: 20 species on the default schedule (30 x 30 steps) against one on the CPU
+    python benchmarks/train_speed.py --device cuda --species 20 --cpu_species 1 \
+        --epochs 30 --steps 30
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ pin_threads(1)
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -68,7 +71,7 @@ def _processed(cache: Path, species: list[str]) -> Path:
     if not manifest.exists():
         manifest.symlink_to(BUNDLED_DATA / "manifest.csv")
     out = cache / "processed"
-    preprocess_folder(data, out, species=species, progress=False)
+    preprocess_folder(data, out, jobs=os.cpu_count() or 1, species=species, progress=False)
     return out
 
 
