@@ -187,23 +187,53 @@ class Decoder(nn.Module):
         noise = level[:, None] * nk.exp_sigmoid(raw[:, 1 + cfg.n_harmonics :])
         return f0_hz, amplitude, distribution, noise
 
+    def synthesis_controls(
+        self, f0_hz: Tensor, loudness_db: Tensor, confidence: Tensor
+    ) -> Controls:
+        """:meth:`forward` for generation, batched in torch (``[batch, frames]`` contours): the
+        controls of :meth:`numpy_forward` (distribution masked at Nyquist and renormalised, as
+        the synthesiser uses it), cut to the harmonics that sound in some frame.
+
+        The conv stack runs frames-major (:func:`..dsp.functional.separable_conv_stack`, the
+        layout of the numba decoder): on a CPU core twice as fast as :meth:`forward`'s
+        ``nn.Conv1d``; the same within float32 rounding.
+        """
+        cfg = self.config
+        x = self.scale_inputs(f0_hz, loudness_db, confidence).transpose(1, 2)
+        raw = F.separable_conv_stack(x, *self._stack_weights())
+        level = torch.exp(loudness_db * (math.log(10.0) / 20.0))
+        amplitude = level * F.exp_sigmoid(raw[..., 0], max_value=4.0)
+        ks = torch.arange(1, cfg.n_harmonics + 1, device=f0_hz.device, dtype=f0_hz.dtype)
+        n_active = max(1, int((f0_hz.min() * ks < cfg.sample_rate / 2).sum()))
+        harmonics = F.exp_sigmoid(raw[..., 1 : 1 + n_active])
+        distribution = F.remove_above_nyquist(harmonics, f0_hz, cfg.sample_rate)
+        noise = level[..., None] * F.exp_sigmoid(raw[..., 1 + cfg.n_harmonics :])
+        return Controls(f0_hz, amplitude, distribution, noise)
+
+    def _stack_weights(self) -> tuple[Tensor, ...]:
+        """The weights in :func:`..dsp.numba_kernels.separable_conv_stack`'s layout (views of
+        the parameters: frames-major convolutions are products with the transposed kernels)."""
+        blocks = list(self.core)
+        return (
+            self.input.weight[..., 0].T,
+            self.input.bias,
+            torch.stack([b.depthwise.weight[:, 0] for b in blocks]),
+            torch.stack([b.depthwise.bias for b in blocks]),
+            torch.stack([b.pointwise.weight[..., 0].T for b in blocks]),
+            torch.stack([b.pointwise.bias for b in blocks]),
+            self.output.weight[..., 0].T,
+            self.output.bias,
+        )
+
     def _numpy_weights(self) -> tuple[np.ndarray, ...]:
-        """The weights in :func:`..dsp.numba_kernels.separable_conv_stack`'s layout, kept until
-        any parameter changes (their version counters move on every optimiser step or load)."""
+        """:meth:`_stack_weights` in numpy, kept until any parameter changes (their version
+        counters move on every optimiser step or load)."""
         params = list(self.parameters())
         key = tuple((p._version, p.data_ptr()) for p in params)
         if getattr(self, "_numpy_key", None) != key:
-            as_np = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
-            blocks = list(self.core)
-            self._numpy_cache = (
-                as_np(self.input.weight[..., 0].T),
-                as_np(self.input.bias),
-                np.stack([as_np(b.depthwise.weight[:, 0]) for b in blocks]),
-                np.stack([as_np(b.depthwise.bias) for b in blocks]),
-                np.stack([as_np(b.pointwise.weight[..., 0].T) for b in blocks]),
-                np.stack([as_np(b.pointwise.bias) for b in blocks]),
-                as_np(self.output.weight[..., 0].T),
-                as_np(self.output.bias),
-            )
+            with torch.no_grad():
+                self._numpy_cache = tuple(
+                    np.array(w.detach().cpu().numpy(), np.float32) for w in self._stack_weights()
+                )
             self._numpy_key = key
         return self._numpy_cache

@@ -81,13 +81,13 @@ class SpeciesModel(nn.Module):
         parts = []
         for start in range(0, white_noise.shape[0], chunk):
             part = slice(start, start + chunk)
-            f0, amplitude, distribution, magnitudes = self.decoder(
+            f0, amplitude, distribution, magnitudes = self.decoder.synthesis_controls(
                 f0_hz[part], loudness_db[part], confidence[part]
             )
             harmonic = F.harmonic_synth_recurrent(
                 f0, amplitude, distribution, cfg.sample_rate, cfg.hop_length, white_noise.shape[-1]
             )
-            noise = self.noise(magnitudes, white_noise[part])
+            noise = F.filtered_noise_zero_phase(magnitudes, white_noise[part], cfg.hop_length)
             parts.append(self.reverb(harmonic + noise))
         return torch.cat(parts)
 
