@@ -20,7 +20,7 @@ from ..io import resample
 from ..model.storage import SavedSpecies, find_model_dirs, load_species_model
 from .gate import GateStats, Judge, gated_draw
 from .jitter import JitterConfig, compose_song, jitter_contours
-from .scene import SceneConfig, apply_scene
+from .scene import SceneConfig, apply_scene, apply_scenes_torch, draw_scene
 from .syllables import SyntaxModel, learn_syntax
 
 __all__ = ["SpeciesBank"]
@@ -213,8 +213,9 @@ class SpeciesBank:
         ``backend="torch"`` renders the clips in batches of up to 256 on ``device`` (default:
         where the model is; a model elsewhere moves there and stays): contours, white noise and
         scene draws come from the same per-clip generators as the numba path, so both give the
-        same songs up to float32 rounding (tested within 1e-3 of the peak). The scene itself
-        runs per clip in numpy on the CPU.
+        same songs up to float32 rounding (tested within 1e-3 of the peak). The scene runs there
+        too, batched (:func:`.scene.apply_scenes_torch`); its random draws, like the contours
+        and the white noise, are made per clip on the CPU.
 
         Quality gate (``gate.gated_draw``): with ``judge`` and ``min_confidence``, a clip the
         judge gives less than ``min_confidence`` for ``species`` is redrawn, up to ``max_draws``
@@ -248,14 +249,15 @@ class SpeciesBank:
             for start in range(0, n, _BATCH):
                 chunk = rngs[start : start + _BATCH]
                 if backend == "torch":
-                    birds = self._render_torch(entry, config, chunk, n_model, device)
+                    clips = self._render_torch(entry, config, chunk, n_model, device, scene, floors)
+                    clips = self._to_rate_torch(clips, model_sr, sample_rate, n_out)
                 else:
-                    birds = (self._render_numba(entry, config, rng, n_model) for rng in chunk)
+                    clips = (
+                        finish(self._render_numba(entry, config, rng, n_model), rng)
+                        for rng in chunk
+                    )
 
-                # Each clip's generator goes on from its rendering into its scene, so a clip is
-                # the same whatever the backend and batch size.
-                for i, (bird, rng) in enumerate(zip(birds, chunk, strict=True)):
-                    clip = finish(bird, rng)
+                for i, (clip, rng) in enumerate(zip(clips, chunk, strict=True)):
                     if judge is not None:  # redraws render one clip, from the same generator
 
                         def redraw(rng: np.random.Generator = rng) -> np.ndarray:
@@ -291,9 +293,12 @@ class SpeciesBank:
         rngs: list[np.random.Generator],
         n_model: int,
         device: str | torch.device | None,
-    ) -> np.ndarray:
-        """Contours and white noise drawn per clip on the CPU (in the numba path's order),
-        then decoder, synthesis and reverb for all clips as one batch on ``device``."""
+        scene: SceneConfig | None,
+        floors: np.ndarray,
+    ) -> torch.Tensor:
+        """Contours, white noise and scene draws per clip on the CPU (each clip's generator in
+        the numba path's order), then decoder, synthesis, reverb and the scene for all clips as
+        one batch on ``device`` → ``[clips, n_model]`` there."""
         contours, noises = [], []
         for rng in rngs:
             contours.append(self._contours(entry, config, rng, n_model))
@@ -306,7 +311,27 @@ class SpeciesBank:
             torch.from_numpy(np.stack(parts)).to(target, non_blocking=True)
             for parts in (*zip(*contours, strict=True), noises)
         ]
-        return model.render(*stacked).cpu().numpy()
+        birds = model.render(*stacked)
+        if scene is None:
+            return birds
+        rate = model.config.sample_rate
+        draws = [draw_scene(scene, n_model, rate, rng, background_spectra=floors) for rng in rngs]
+        return apply_scenes_torch(birds, rate, draws)
+
+    @classmethod
+    def _to_rate_torch(
+        cls, audio: torch.Tensor, source_sr: int, target_sr: int, n_out: int
+    ) -> np.ndarray:
+        """:meth:`_to_rate` for a batch ``[clips, samples]`` on a device: cut or padded and
+        peak-limited there; resampled clip by clip on the CPU when the rates differ."""
+        if source_sr != target_sr:
+            return np.stack(
+                [cls._to_rate(a, source_sr, target_sr, n_out) for a in audio.cpu().numpy()]
+            )
+        audio = torch.nn.functional.pad(audio[:, :n_out], (0, max(0, n_out - audio.shape[1])))
+        peak = audio.abs().amax(-1, keepdim=True)
+        audio = torch.where(peak > _PEAK, audio * (_PEAK / peak), audio)
+        return audio.cpu().numpy()
 
     def resynthesize(
         self,
