@@ -382,13 +382,19 @@ def separable_conv_stack(
         return torch.addmm(bias, v.reshape(batch * frames, -1), weight).view(batch, frames, -1)
 
     h = linear(x, input_weight, input_bias)
+    centre = kernel // 2
     for layer in range(depthwise_weight.shape[0]):
-        dilation = 2**layer
-        padded = tnf.pad(h, (0, 0, dilation * (kernel // 2), dilation * (kernel // 2)))
         taps = depthwise_weight[layer]  # [channels, kernel]
-        mixed = torch.addcmul(depthwise_bias[layer], padded[:, :frames], taps[:, 0])
-        for t in range(1, kernel):
-            mixed = mixed.addcmul(padded[:, t * dilation : t * dilation + frames], taps[:, t])
+        mixed = torch.addcmul(depthwise_bias[layer], h, taps[:, centre])
+        for t in range(kernel):
+            # Tap t reads h shifted by (t - centre)·dilation; the zero padding is the part of
+            # the output it does not reach.
+            shift = (t - centre) * 2**layer
+            if t == centre or abs(shift) >= frames:
+                continue
+            reach = slice(max(0, -shift), frames - max(0, shift))
+            source = h[:, max(0, shift) : frames + min(0, shift)]
+            mixed[:, reach].addcmul_(source, taps[:, t])
         y = linear(mixed, pointwise_weight[layer], pointwise_bias[layer])
         h = h + tnf.leaky_relu(y, negative_slope)
     return linear(h, output_weight, output_bias)

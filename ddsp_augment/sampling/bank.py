@@ -245,7 +245,8 @@ class SpeciesBank:
                 bird, _ = apply_scene(bird, model_sr, scene, rng, background_spectra=floors)
             return self._to_rate(bird, model_sr, sample_rate, n_out)
 
-        with _one_torch_thread():
+        # Inference mode: the torch backend's batches are scaled in place.
+        with _one_torch_thread(), torch.inference_mode():
             for start in range(0, n, _BATCH):
                 chunk = rngs[start : start + _BATCH]
                 if backend == "torch":
@@ -328,9 +329,10 @@ class SpeciesBank:
             return np.stack(
                 [cls._to_rate(a, source_sr, target_sr, n_out) for a in audio.cpu().numpy()]
             )
-        audio = torch.nn.functional.pad(audio[:, :n_out], (0, max(0, n_out - audio.shape[1])))
-        peak = audio.abs().amax(-1, keepdim=True)
-        audio = torch.where(peak > _PEAK, audio * (_PEAK / peak), audio)
+        if audio.shape[1] != n_out:
+            audio = torch.nn.functional.pad(audio[:, :n_out], (0, max(0, n_out - audio.shape[1])))
+        # Louder clips scaled to the peak limit; the others times exactly 1.
+        audio *= (_PEAK / audio.abs().amax(-1, keepdim=True)).clamp_(max=1.0)
         return audio.cpu().numpy()
 
     def resynthesize(

@@ -644,10 +644,16 @@ def apply_scenes_torch(audio: Tensor, sample_rate: int, draws: Sequence[SceneDra
     noises = [(i, *noise) for i, d in enumerate(draws) for noise in d.noises]
     if noises:
         spectra = torch.from_numpy(np.stack([s for _, s, _, _ in noises])).to(device)
-        spectrum.index_add_(0, _owners(noises, device), spectra * _gains(noises, p_bird))
+        if any(snr is not None for *_, snr in noises):  # else all as recorded: gains of 1
+            spectra *= _gains(noises, p_bird)
+        spectrum.index_add_(0, _owners(noises, device), spectra)
     out = torch.fft.irfft(spectrum, n_fft)[:, :n]
-    unfiltered = torch.tensor([not d.filters_bird for d in draws], device=device)
-    out = torch.where(unfiltered[:, None], out + audio, out)
+    unfiltered = [i for i, d in enumerate(draws) if not d.filters_bird]
+    if len(unfiltered) == batch:
+        out += audio
+    elif unfiltered:
+        rows = torch.tensor(unfiltered, device=device)
+        out.index_add_(0, rows, audio[rows])
     extras = [(i, *extra) for i, d in enumerate(draws) for extra in d.extras]
     if extras:
         signals = torch.from_numpy(np.stack([s for _, s, _, _ in extras])).to(device)
