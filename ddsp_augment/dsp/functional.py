@@ -257,12 +257,13 @@ def harmonic_synth_recurrent(
     row_top = torch.maximum(top[:, left], top[:, right]).view(n_rows, per_row).amax(-1)
     order = torch.argsort(row_top, descending=True, stable=True)
     row_top = row_top[order]
-    # Phase at each segment's start: the reference's float64 sum, a segment at a time.
-    omega = (2 * math.pi / sample_rate) * f0_hz.to(torch.float64)  # rad per sample
-    step = omega[:, left]
-    chirp_rate = (omega[:, right] - step) / hop
+    # Phase in turns (cycles) at each segment's start: the reference's float64 sum, a segment
+    # at a time.
+    rate = f0_hz.to(torch.float64) / sample_rate  # turns per sample
+    step = rate[:, left]
+    chirp_rate = (rate[:, right] - step) / hop
     advance = hop * step + hop * (hop - 1) / 2 * chirp_rate
-    start = torch.remainder(torch.cumsum(advance, 1) - advance, 2 * math.pi)
+    start = torch.frac(torch.cumsum(advance, 1) - advance)
 
     def sorted_rows(x: Tensor) -> Tensor:  # [batch, segments] -> [rows, per_row, 1], sorted
         return x.reshape(n_rows, per_row).index_select(0, order)[..., None]
@@ -273,9 +274,13 @@ def harmonic_synth_recurrent(
     base = torch.div(order, rows_per_clip, rounding_mode="floor")[:, None] * frames
     a_left = amps.index_select(0, (base + left[segment]).flatten())
     slope = (amps.index_select(0, (base + right[segment]).flatten()) - a_left) / hop
+    # The recurrence below keeps sin(kφ) times a sign σ_k = +, -, -, +, +, -, -, ... (k = 1, 2,
+    # ...), which makes each step one in-place multiply-add; the amplitudes carry the signs.
+    signs = torch.tensor([1.0, -1.0, -1.0, 1.0], device=device, dtype=dtype)
+    signs = signs.repeat(n_top // 4 + 1)[:n_top, None]
     # [harmonics, rows, per_row, 1]: harmonic k's frame-rate values, contiguous.
-    a_left = a_left.T.reshape(n_top, n_rows, per_row, 1)
-    slope = slope.T.reshape(n_top, n_rows, per_row, 1)
+    a_left = (a_left.T * signs).reshape(n_top, n_rows, per_row, 1)
+    slope = (slope.T * signs).reshape(n_top, n_rows, per_row, 1)
     j = torch.arange(hop, device=device, dtype=torch.float64)
     steps, chirp = j + 1, j * (j + 1) / 2
     ramp = j.to(dtype)
@@ -286,21 +291,20 @@ def harmonic_synth_recurrent(
         rows = slice(first, first + block)
         # Rows that sound harmonic k: a prefix of the (descending) sorted rows.
         active = [min(max(c - first, 0), block) for c in counts]
-        phase = torch.addcmul(start[rows], step[rows], steps).addcmul_(chirp_rate[rows], chirp)
-        # Wrapped to [0, 2π) in float64 (x - 2π floor(x / 2π): remainder() is 20× slower).
-        turns = torch.floor(phase * (0.5 / math.pi))
-        phase = phase.sub_(turns.mul_(2 * math.pi)).to(dtype)
-        sin_k, two_cos = torch.sin(phase), torch.cos(phase).mul_(2)
-        sin_below = torch.zeros_like(sin_k)
-        level, rise = torch.zeros_like(sin_k), torch.zeros_like(sin_k)
+        turns = torch.addcmul(start[rows], step[rows], steps).addcmul_(chirp_rate[rows], chirp)
+        phase = turns.frac_().to(dtype).mul_(2 * math.pi)  # wrapped in float64
+        current, two_cos = torch.sin(phase), torch.cos(phase).mul_(2)
+        level, rise = torch.zeros_like(current), torch.zeros_like(current)
+        below = torch.zeros_like(current)  # σ_0 sin(0φ)
         for k, m in enumerate(active):
             if m == 0:
                 break
-            level[:m].addcmul_(a_left[k, first : first + m], sin_k[:m])
-            rise[:m].addcmul_(slope[k, first : first + m], sin_k[:m])
-            # sin((k+2)φ) overwrites sin(kφ), no longer needed: no allocation per harmonic.
-            sin_below[:m].neg_().addcmul_(two_cos[:m], sin_k[:m])
-            sin_k, sin_below = sin_below, sin_k
+            level[:m].addcmul_(a_left[k, first : first + m], current[:m])
+            rise[:m].addcmul_(slope[k, first : first + m], current[:m])
+            # σ_{h+1} sin((h+1)φ) = σ_{h-1} sin((h-1)φ) ∓ 2 cos φ · σ_h sin(hφ) (h = k + 1,
+            # σ_{h+1} = -σ_{h-1}), written over the no longer needed lower harmonic.
+            below[:m].addcmul_(two_cos[:m], current[:m], value=-1.0 if k % 2 == 0 else 1.0)
+            current, below = below, current
         out.index_copy_(0, order[rows], level.addcmul_(rise, ramp).view(-1, per_row * hop))
     return out.view(batch, -1)[:, :n_samples]
 
@@ -327,16 +331,27 @@ def filtered_noise_zero_phase(magnitudes: Tensor, noise: Tensor, hop_length: int
     pieces = lead + -(-(hop + reach) // hop)
     n_fft = pieces * hop
     response = magnitudes @ _zero_phase_response_table(n_bands, n_fft).to(magnitudes)
-    padded = tnf.pad(noise, (0, max(0, frames * hop - n_samples)))[:, : frames * hop]
-    spectrum = torch.fft.rfft(padded.view(batch, frames, hop), n_fft)
-    filtered = torch.fft.irfft(spectrum * response, n_fft).view(batch, frames, pieces, hop)
+    if frames * hop > n_samples:
+        noise = tnf.pad(noise, (0, frames * hop - n_samples))
+    # Zero-padded here: rfft's own padding (its ``n`` argument) runs twice as slow on a CPU.
+    blocks = tnf.pad(noise[:, : frames * hop].view(batch, frames, hop), (0, n_fft - hop))
+    spectrum = torch.fft.rfft(blocks)
+    torch.view_as_real(spectrum).mul_(response[..., None])  # a real (zero-phase) response
+    filtered = torch.fft.irfft(spectrum, n_fft).view(batch, frames, pieces, hop)
     # Piece p of frame i holds times (p·hop .. p·hop + hop) mod n_fft relative to the frame's
-    # start: pieces from ``pieces - lead`` on are the wrapped negative times.
-    out = torch.zeros(batch, frames + pieces, hop, device=noise.device, dtype=filtered.dtype)
-    for p in range(pieces):
+    # start: pieces from ``pieces - lead`` on are the wrapped negative times. Output block o
+    # sums the pieces that land on it (the last frame's tail rings past the frames).
+    tail = pieces - lead - 1
+    out = torch.empty(batch, frames + tail, hop, device=noise.device, dtype=filtered.dtype)
+    out[:, :frames] = filtered[:, :, 0]
+    out[:, frames:] = 0.0
+    for p in range(1, pieces):
         shift = p if p < pieces - lead else p - pieces
-        out[:, lead + shift : lead + shift + frames] += filtered[:, :, p]
-    out = out[:, lead:].reshape(batch, -1)[:, :n_samples]
+        if shift > 0:
+            out[:, shift : shift + frames] += filtered[:, :, p]
+        else:
+            out[:, : frames + shift] += filtered[:, -shift:, p]
+    out = out.view(batch, -1)[:, :n_samples]
     return tnf.pad(out, (0, n_samples - out.shape[-1]))
 
 
