@@ -244,6 +244,8 @@ def harmonic_synth_recurrent(
     ks = torch.arange(1, n_harmonics + 1, device=device, dtype=f0_hz.dtype)
     top = (f0_hz[..., None] * ks < sample_rate / 2).sum(-1)  # [batch, frames] sounding
     n_top = int(top.max())
+    if n_top == 0:  # F0 at or above Nyquist throughout: silence
+        return amplitude.new_zeros(batch, n_samples)
     # Masked in every frame: exactly zero, never computed.
     distribution = remove_above_nyquist(harmonic_distribution[..., :n_top], f0_hz, sample_rate)
     amps = (distribution * amplitude[..., None]).reshape(batch * frames, n_top)
@@ -294,9 +296,14 @@ def harmonic_synth_recurrent(
         turns = torch.addcmul(start[rows], step[rows], steps).addcmul_(chirp_rate[rows], chirp)
         phase = turns.frac_().to(dtype).mul_(2 * math.pi)  # wrapped in float64
         current, two_cos = torch.sin(phase), torch.cos(phase).mul_(2)
-        level, rise = torch.zeros_like(current), torch.zeros_like(current)
-        below = torch.zeros_like(current)  # σ_0 sin(0φ)
-        for k, m in enumerate(active):
+        # Started by the fundamental (rows without one, at or above Nyquist, stay silent).
+        m = active[0]
+        level = torch.mul(a_left[0, first : first + block], current)
+        rise = torch.mul(slope[0, first : first + block], current)
+        level[m:], rise[m:] = 0.0, 0.0
+        below = torch.mul(two_cos, current)  # sin 2φ (σ_2 = -1 times -1)
+        current, below = below.neg_(), current
+        for k, m in enumerate(active[1:], start=1):
             if m == 0:
                 break
             level[:m].addcmul_(a_left[k, first : first + m], current[:m])

@@ -22,10 +22,10 @@ from .decoder import Controls, Decoder, DecoderConfig
 __all__ = ["SpeciesModel"]
 
 # Batched rendering's chunk size in audio samples, bounding its temporaries (about 30 floats a
-# sample): on a CPU 2^21 (21 clips of 3 s at 32 kHz), where larger chunks fall out of the caches
-# (n=256 ran 1.5x slower per clip than n=16 in chunks of 87 clips); on a GPU 2^24 (175 clips,
-# about 2 GB), enough work per kernel to keep it busy.
-_RENDER_ELEMENTS = {"cpu": 2**21, "cuda": 2**24}
+# sample): on a CPU 2^20 (10 clips of 3 s at 32 kHz), where larger chunks fall out of the caches
+# (21 clips ran 10 % slower per clip, 87 clips 1.5x) and smaller ones pay more per-call
+# overhead; on a GPU 2^24 (175 clips, about 2 GB), enough work per kernel to keep it busy.
+_RENDER_ELEMENTS = {"cpu": 2**20, "cuda": 2**24}
 
 
 class SpeciesModel(nn.Module):
@@ -71,9 +71,11 @@ class SpeciesModel(nn.Module):
         """Batched generation on the model's device: ``[batch, frames]`` contours and
         ``white_noise [batch, n_samples]`` → ``[batch, n_samples]``, no gradients.
 
-        Clips go through decoder, synthesis (:func:`..dsp.functional.harmonic_synth_recurrent`,
-        the training path's oscillator bank within float32 rounding) and reverb in chunks of at
-        most ``_RENDER_ELEMENTS[device type]`` samples.
+        Clips go through the decoder (:meth:`.decoder.Decoder.synthesis_controls`), synthesis
+        (:func:`..dsp.functional.harmonic_synth_recurrent` and
+        :func:`..dsp.functional.filtered_noise_zero_phase`, the training path's synthesisers
+        within float32 rounding) and reverb (:meth:`..dsp.effects.Reverb.apply_batch`) in chunks
+        of at most ``_RENDER_ELEMENTS[device type]`` samples.
         """
         cfg = self.config
         budget = _RENDER_ELEMENTS.get(white_noise.device.type, _RENDER_ELEMENTS["cpu"])
