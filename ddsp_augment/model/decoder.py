@@ -202,12 +202,12 @@ class Decoder(nn.Module):
         x = self.scale_inputs(f0_hz, loudness_db, confidence).transpose(1, 2)
         raw = F.separable_conv_stack(x, *self._stack_weights())
         level = torch.exp(loudness_db * (math.log(10.0) / 20.0))
-        amplitude = level * F.exp_sigmoid(raw[..., 0], max_value=4.0)
+        amplitude = level * F.exp_sigmoid_log1p(raw[..., 0], max_value=4.0)
         ks = torch.arange(1, cfg.n_harmonics + 1, device=f0_hz.device, dtype=f0_hz.dtype)
         n_active = max(1, int((f0_hz.min() * ks < cfg.sample_rate / 2).sum()))
-        harmonics = F.exp_sigmoid(raw[..., 1 : 1 + n_active])
+        harmonics = F.exp_sigmoid_log1p(raw[..., 1 : 1 + n_active])
         distribution = F.remove_above_nyquist(harmonics, f0_hz, cfg.sample_rate)
-        noise = level[..., None] * F.exp_sigmoid(raw[..., 1 + cfg.n_harmonics :])
+        noise = F.exp_sigmoid_log1p(raw[..., 1 + cfg.n_harmonics :]).mul_(level[..., None])
         return Controls(f0_hz, amplitude, distribution, noise)
 
     def _stack_weights(self) -> tuple[Tensor, ...]:
