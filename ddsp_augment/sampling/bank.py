@@ -300,17 +300,18 @@ class SpeciesBank:
         """Contours, white noise and scene draws per clip on the CPU (each clip's generator in
         the numba path's order), then decoder, synthesis, reverb and the scene for all clips as
         one batch on ``device`` → ``[clips, n_model]`` there."""
-        contours, noises = [], []
-        for rng in rngs:
+        contours = []
+        noises = np.empty((len(rngs), n_model), np.float32)
+        for rng, noise in zip(rngs, noises, strict=True):
             contours.append(self._contours(entry, config, rng, n_model))
-            noises.append(rng.standard_normal(n_model, dtype=np.float32))
+            rng.standard_normal(dtype=np.float32, out=noise)
         model = entry.model
         if device is not None and torch.device(device) != next(model.parameters()).device:
             model.to(device)
         target = next(model.parameters()).device
         stacked = [
-            torch.from_numpy(np.stack(parts)).to(target, non_blocking=True)
-            for parts in (*zip(*contours, strict=True), noises)
+            torch.from_numpy(parts).to(target, non_blocking=True)
+            for parts in (*(np.stack(c) for c in zip(*contours, strict=True)), noises)
         ]
         birds = model.render(*stacked)
         if scene is None:

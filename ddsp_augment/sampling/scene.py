@@ -617,9 +617,10 @@ def apply_scenes_torch(audio: Tensor, sample_rate: int, draws: Sequence[SceneDra
         return audio
     device, n_fft = audio.device, draws[0].n_fft
     p_bird = _active_power_torch(audio)
-    spectrum = torch.zeros(batch, n_fft // 2 + 1, dtype=torch.complex64, device=device)
+    spectrum = None  # the filtered birds and the noises, summed for one inverse FFT
     filtered = [i for i, d in enumerate(draws) if d.filters_bird]
     if filtered:
+        spectrum = torch.zeros(batch, n_fft // 2 + 1, dtype=torch.complex64, device=device)
         rows = torch.tensor(filtered, device=device)
         bird = torch.fft.rfft(audio[rows], n_fft)
         chosen = [draws[i] for i in filtered]
@@ -646,14 +647,22 @@ def apply_scenes_torch(audio: Tensor, sample_rate: int, draws: Sequence[SceneDra
         spectra = torch.from_numpy(np.stack([s for _, s, _, _ in noises])).to(device)
         if any(snr is not None for *_, snr in noises):  # else all as recorded: gains of 1
             spectra *= _gains(noises, p_bird)
-        spectrum.index_add_(0, _owners(noises, device), spectra)
-    out = torch.fft.irfft(spectrum, n_fft)[:, :n]
-    unfiltered = [i for i, d in enumerate(draws) if not d.filters_bird]
-    if len(unfiltered) == batch:
-        out += audio
-    elif unfiltered:
-        rows = torch.tensor(unfiltered, device=device)
-        out.index_add_(0, rows, audio[rows])
+        if spectrum is None and [i for i, *_ in noises] == list(range(batch)):
+            spectrum = spectra  # one noise per clip, nothing else: nothing to add
+        else:
+            if spectrum is None:
+                spectrum = torch.zeros(batch, spectra.shape[1], dtype=spectra.dtype, device=device)
+            spectrum.index_add_(0, _owners(noises, device), spectra)
+    if spectrum is None:  # nothing filtered, nothing made in the frequency domain
+        out = audio.clone()
+    else:
+        out = torch.fft.irfft(spectrum, n_fft)[:, :n]
+        unfiltered = [i for i, d in enumerate(draws) if not d.filters_bird]
+        if len(unfiltered) == batch:
+            out += audio
+        elif unfiltered:
+            rows = torch.tensor(unfiltered, device=device)
+            out.index_add_(0, rows, audio[rows])
     extras = [(i, *extra) for i, d in enumerate(draws) for extra in d.extras]
     if extras:
         signals = torch.from_numpy(np.stack([s for _, s, _, _ in extras])).to(device)
