@@ -203,8 +203,7 @@ def test_batched_torch_scene_mixes_the_numpy_scenes(device):
             for i, song in enumerate(songs)
         ]
         draws = [
-            draw_scene(scene, SR, SR, np.random.default_rng(i), **kwargs)
-            for i in range(len(songs))
+            draw_scene(scene, SR, SR, np.random.default_rng(i), **kwargs) for i in range(len(songs))
         ]
         batch = torch.from_numpy(np.stack(songs)).to(device)
         mixed = apply_scenes_torch(batch, SR, draws).cpu().numpy()
