@@ -20,7 +20,7 @@ from ..io import resample
 from ..model.storage import SavedSpecies, find_model_dirs, load_species_model
 from .gate import GateStats, Judge, gated_draw
 from .jitter import JitterConfig, compose_song, jitter_contours
-from .scene import SceneConfig, apply_scene, apply_scenes_torch, draw_scene
+from .scene import SceneConfig, SceneDraw, apply_scene, apply_scenes_torch, draw_scene
 from .syllables import SyntaxModel, learn_syntax
 
 __all__ = ["SpeciesBank"]
@@ -297,28 +297,44 @@ class SpeciesBank:
         scene: SceneConfig | None,
         floors: np.ndarray,
     ) -> torch.Tensor:
-        """Contours, white noise and scene draws per clip on the CPU (each clip's generator in
-        the numba path's order), then decoder, synthesis, reverb and the scene for all clips as
-        one batch on ``device`` → ``[clips, n_model]`` there."""
+        """Decoder, synthesis, reverb and the scene for all clips as one batch on ``device``
+        → ``[clips, n_model]`` there, from :meth:`_host_draws`."""
+        contours, noises, draws = self._host_draws(entry, config, rngs, n_model, scene, floors)
+        model = entry.model
+        if device is not None and torch.device(device) != next(model.parameters()).device:
+            model.to(device)
+        target = next(model.parameters()).device
+        stacked = [torch.from_numpy(a).to(target, non_blocking=True) for a in (*contours, noises)]
+        birds = model.render(*stacked)
+        if draws is None:
+            return birds
+        return apply_scenes_torch(birds, model.config.sample_rate, draws)
+
+    def _host_draws(
+        self,
+        entry: SavedSpecies,
+        config: JitterConfig,
+        rngs: list[np.random.Generator],
+        n_model: int,
+        scene: SceneConfig | None,
+        floors: np.ndarray,
+    ) -> tuple[tuple[np.ndarray, ...], np.ndarray, list[SceneDraw] | None]:
+        """What the torch backend draws per clip on the CPU, from each clip's generator in the
+        numba path's order: contours (three ``[clips, frames]``), white noise ``[clips,
+        n_model]`` and scene draws (None without a scene). The per-clip cost that remains on
+        the host whatever the device (``benchmarks/generate_speed.py`` times it)."""
         contours = []
         noises = np.empty((len(rngs), n_model), np.float32)
         for rng, noise in zip(rngs, noises, strict=True):
             contours.append(self._contours(entry, config, rng, n_model))
             rng.standard_normal(dtype=np.float32, out=noise)
-        model = entry.model
-        if device is not None and torch.device(device) != next(model.parameters()).device:
-            model.to(device)
-        target = next(model.parameters()).device
-        stacked = [
-            torch.from_numpy(parts).to(target, non_blocking=True)
-            for parts in (*(np.stack(c) for c in zip(*contours, strict=True)), noises)
-        ]
-        birds = model.render(*stacked)
-        if scene is None:
-            return birds
-        rate = model.config.sample_rate
-        draws = [draw_scene(scene, n_model, rate, rng, background_spectra=floors) for rng in rngs]
-        return apply_scenes_torch(birds, rate, draws)
+        draws = None
+        if scene is not None:
+            rate = entry.model.config.sample_rate
+            draws = [
+                draw_scene(scene, n_model, rate, rng, background_spectra=floors) for rng in rngs
+            ]
+        return tuple(np.stack(c) for c in zip(*contours, strict=True)), noises, draws
 
     @classmethod
     def _to_rate_torch(

@@ -636,11 +636,12 @@ def apply_scenes_torch(audio: Tensor, sample_rate: int, draws: Sequence[SceneDra
         reverbs = [(k, d) for k, d in enumerate(chosen) if d.reverb_ir is not None]
         if reverbs:
             at = torch.tensor([k for k, _ in reverbs], device=device)
-            irs = torch.zeros(len(reverbs), n, device=device)
+            irs = np.zeros((len(reverbs), n), np.float32)  # stacked here: one copy to device
             for row, (_, d) in enumerate(reverbs):
-                irs[row, : d.reverb_ir.shape[0]] = torch.from_numpy(d.reverb_ir)
+                irs[row, : d.reverb_ir.shape[0]] = d.reverb_ir
             wet = torch.tensor([d.wet for _, d in reverbs], device=device)[:, None]
-            bird[at] *= wet * torch.fft.rfft(irs, n_fft) + (1.0 - wet)
+            response = torch.fft.rfft(torch.from_numpy(irs).to(device), n_fft)
+            bird[at] *= wet * response + (1.0 - wet)
         spectrum[rows] = bird
     noises = [(i, *noise) for i, d in enumerate(draws) for noise in d.noises]
     if noises:
