@@ -26,6 +26,9 @@ __all__ = ["Controls", "Decoder", "DecoderConfig"]
 # log2-F0 scaling: 250 Hz -> 0, 16 kHz -> 1 (covers every bird the tracker can report).
 _F0_LOG2_MIN = math.log2(250.0)
 _F0_LOG2_RANGE = math.log2(16000.0) - _F0_LOG2_MIN
+# synthesis_controls on a CPU: activations per conv-stack call (2 clips of 3 s at 64 channels;
+# 10 clips at once, out of the core's cache, ran 15 % slower).
+_CPU_CONV_ELEMENTS = 2**18
 
 
 @dataclass
@@ -195,16 +198,40 @@ class Decoder(nn.Module):
         the synthesiser uses it), cut to the harmonics that sound in some frame.
 
         The conv stack runs frames-major (:func:`..dsp.functional.separable_conv_stack`, the
-        layout of the numba decoder): on a CPU core twice as fast as :meth:`forward`'s
+        layout of the numba decoder), on a CPU a few clips at a time so that its activations
+        stay in cache (``_CPU_CONV_ELEMENTS``): there 1.8× as fast as :meth:`forward`'s
         ``nn.Conv1d``; the same within float32 rounding.
         """
         cfg = self.config
-        x = self.scale_inputs(f0_hz, loudness_db, confidence).transpose(1, 2)
-        raw = F.separable_conv_stack(x, *self._stack_weights())
-        level = torch.exp(loudness_db * (math.log(10.0) / 20.0))
-        amplitude = level * F.exp_sigmoid_log1p(raw[..., 0], max_value=4.0)
         ks = torch.arange(1, cfg.n_harmonics + 1, device=f0_hz.device, dtype=f0_hz.dtype)
         n_active = max(1, int((f0_hz.min() * ks < cfg.sample_rate / 2).sum()))
+        step = f0_hz.shape[0]
+        if f0_hz.device.type == "cpu":
+            step = max(1, _CPU_CONV_ELEMENTS // (f0_hz.shape[1] * cfg.hidden))
+        weights = self._stack_weights()
+        parts = [
+            self._controls(
+                *(x[i : i + step] for x in (f0_hz, loudness_db, confidence)), weights, n_active
+            )
+            for i in range(0, f0_hz.shape[0], step)
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        return Controls(*(torch.cat(fields) for fields in zip(*parts, strict=True)))
+
+    def _controls(
+        self,
+        f0_hz: Tensor,
+        loudness_db: Tensor,
+        confidence: Tensor,
+        weights: tuple[Tensor, ...],
+        n_active: int,
+    ) -> Controls:
+        cfg = self.config
+        x = self.scale_inputs(f0_hz, loudness_db, confidence).transpose(1, 2)
+        raw = F.separable_conv_stack(x, *weights)
+        level = torch.exp(loudness_db * (math.log(10.0) / 20.0))
+        amplitude = level * F.exp_sigmoid_log1p(raw[..., 0], max_value=4.0)
         harmonics = F.exp_sigmoid_log1p(raw[..., 1 : 1 + n_active])
         distribution = F.remove_above_nyquist(harmonics, f0_hz, cfg.sample_rate)
         noise = F.exp_sigmoid_log1p(raw[..., 1 + cfg.n_harmonics :]).mul_(level[..., None])
