@@ -247,8 +247,10 @@ class SpeciesBank:
                 bird, _ = apply_scene(bird, model_sr, scene, rng, background_spectra=floors)
             return self._to_rate(bird, model_sr, sample_rate, n_out)
 
-        where = torch.device(device) if device is not None else next(entry.model.parameters()).device
-        batch = _BATCH.get(where.type, _BATCH["cpu"]) if backend == "torch" else n
+        batch = n
+        if backend == "torch":
+            where = device if device is not None else next(entry.model.parameters()).device
+            batch = _BATCH.get(torch.device(where).type, _BATCH["cpu"])
         # Inference mode: the torch backend's batches are scaled in place.
         with _one_torch_thread(), torch.inference_mode():
             for start in range(0, n, batch):
