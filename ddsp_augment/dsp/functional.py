@@ -57,7 +57,7 @@ def exp_sigmoid_log1p(
     rounding, 1.6× faster on a CPU than ``pow``. Training keeps :func:`exp_sigmoid`, whose
     rounding the pinned trained weights depend on."""
     # e^-x = inf below x = -88: log1p(inf) = inf, and the output exactly the threshold.
-    out = torch.exp(torch.exp(-x).log1p_().mul_(-math.log(exponent)))
+    out = torch.neg(x).exp_().log1p_().mul_(-math.log(exponent)).exp_()
     return out.mul_(max_value).add_(threshold)
 
 
@@ -407,10 +407,12 @@ def separable_conv_stack(
     output_weight: Tensor,
     output_bias: Tensor,
     negative_slope: float = 0.1,
+    out: Tensor | None = None,
 ) -> Tensor:
     """The decoder's conv stack frames-major, batched: ``x [batch, frames, in_channels]`` →
-    ``[batch, frames, out_channels]``, weights in the layout of
-    :func:`.numba_kernels.separable_conv_stack` (which documents the maths).
+    ``[batch, frames, out_channels]`` (written into ``out`` when given, a contiguous tensor of
+    that shape), weights in the layout of :func:`.numba_kernels.separable_conv_stack` (which
+    documents the maths).
 
     Frames-major, every 1×1 conv is one matrix product over all the batch's frames and each
     depthwise tap one multiply-add of a shifted view: on a CPU core this is twice as fast as
@@ -419,8 +421,11 @@ def separable_conv_stack(
     batch, frames, _ = x.shape
     kernel = depthwise_weight.shape[-1]
 
-    def linear(v: Tensor, weight: Tensor, bias: Tensor) -> Tensor:  # 1×1 conv, frames-major
-        return torch.addmm(bias, v.reshape(batch * frames, -1), weight).view(batch, frames, -1)
+    def linear(v: Tensor, weight: Tensor, bias: Tensor, into: Tensor | None = None) -> Tensor:
+        """1×1 conv, frames-major."""
+        flat = None if into is None else into.view(batch * frames, -1)
+        y = torch.addmm(bias, v.reshape(batch * frames, -1), weight, out=flat)
+        return y.view(batch, frames, -1)
 
     h = linear(x, input_weight, input_bias)
     centre = kernel // 2
@@ -439,4 +444,4 @@ def separable_conv_stack(
             mixed[:, reach].addcmul_(source, taps[t])
         y = linear(mixed, pointwise_weight[layer], pointwise_bias[layer])
         h = h + tnf.leaky_relu_(y, negative_slope)
-    return linear(h, output_weight, output_bias)
+    return linear(h, output_weight, output_bias, out)

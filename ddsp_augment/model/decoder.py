@@ -203,33 +203,18 @@ class Decoder(nn.Module):
         ``nn.Conv1d``; the same within float32 rounding.
         """
         cfg = self.config
+        batch, frames = f0_hz.shape
+        step = batch
+        if f0_hz.device.type == "cpu":
+            step = max(1, _CPU_CONV_ELEMENTS // (frames * cfg.hidden))
+        weights = self._stack_weights()
+        raw = torch.empty(batch, frames, weights[-1].shape[0], device=f0_hz.device)
+        for i in range(0, batch, step):
+            part = slice(i, i + step)
+            x = self.scale_inputs(f0_hz[part], loudness_db[part], confidence[part])
+            F.separable_conv_stack(x.transpose(1, 2), *weights, out=raw[part])
         ks = torch.arange(1, cfg.n_harmonics + 1, device=f0_hz.device, dtype=f0_hz.dtype)
         n_active = max(1, int((f0_hz.min() * ks < cfg.sample_rate / 2).sum()))
-        step = f0_hz.shape[0]
-        if f0_hz.device.type == "cpu":
-            step = max(1, _CPU_CONV_ELEMENTS // (f0_hz.shape[1] * cfg.hidden))
-        weights = self._stack_weights()
-        parts = [
-            self._controls(
-                *(x[i : i + step] for x in (f0_hz, loudness_db, confidence)), weights, n_active
-            )
-            for i in range(0, f0_hz.shape[0], step)
-        ]
-        if len(parts) == 1:
-            return parts[0]
-        return Controls(*(torch.cat(fields) for fields in zip(*parts, strict=True)))
-
-    def _controls(
-        self,
-        f0_hz: Tensor,
-        loudness_db: Tensor,
-        confidence: Tensor,
-        weights: tuple[Tensor, ...],
-        n_active: int,
-    ) -> Controls:
-        cfg = self.config
-        x = self.scale_inputs(f0_hz, loudness_db, confidence).transpose(1, 2)
-        raw = F.separable_conv_stack(x, *weights)
         level = torch.exp(loudness_db * (math.log(10.0) / 20.0))
         amplitude = level * F.exp_sigmoid_log1p(raw[..., 0], max_value=4.0)
         harmonics = F.exp_sigmoid_log1p(raw[..., 1 : 1 + n_active])
