@@ -291,9 +291,9 @@ def harmonic_synth_recurrent(
     base = torch.div(order, rows_per_clip, rounding_mode="floor")[:, None] * frames
     a_left = amps.index_select(0, (base + left[segment]).flatten())
     slope = (amps.index_select(0, (base + right[segment]).flatten()) - a_left) / hop
-    # The recurrence below keeps sin(kφ) times a sign σ_k = +, -, -, +, +, -, -, ... (k = 1, 2,
+    # The recurrence below keeps sin(kφ) times a sign σ_k = +, +, -, -, +, +, ... (k = 1, 2,
     # ...), which makes each step one in-place multiply-add; the amplitudes carry the signs.
-    signs = torch.tensor([1.0, -1.0, -1.0, 1.0], device=device, dtype=dtype)
+    signs = torch.tensor([1.0, 1.0, -1.0, -1.0], device=device, dtype=dtype)
     signs = signs.repeat(n_top // 4 + 1)[:n_top, None]
     # [harmonics, rows, per_row, 1]: harmonic k's frame-rate values, contiguous.
     a_left = (a_left.T * signs).reshape(n_top, n_rows, per_row, 1)
@@ -310,22 +310,21 @@ def harmonic_synth_recurrent(
         active = [min(max(c - first, 0), block) for c in counts]
         turns = torch.addcmul(start[rows], step[rows], steps).addcmul_(chirp_rate[rows], chirp)
         phase = turns.frac_().to(dtype).mul_(2 * math.pi)  # wrapped in float64
-        current, two_cos = torch.sin(phase), torch.cos(phase).mul_(2)
+        current, cos = torch.sin(phase), torch.cos(phase)
         # Started by the fundamental (rows without one, at or above Nyquist, stay silent).
         m = active[0]
         level = torch.mul(a_left[0, first : first + block], current)
         rise = torch.mul(slope[0, first : first + block], current)
         level[m:], rise[m:] = 0.0, 0.0
-        below = torch.mul(two_cos, current)  # sin 2φ (σ_2 = -1 times -1)
-        current, below = below.neg_(), current
+        current, below = torch.mul(cos, current).mul_(2), current  # sin 2φ = 2 cos φ sin φ
         for k, m in enumerate(active[1:], start=1):
             if m == 0:
                 break
             level[:m].addcmul_(a_left[k, first : first + m], current[:m])
             rise[:m].addcmul_(slope[k, first : first + m], current[:m])
-            # σ_{h+1} sin((h+1)φ) = σ_{h-1} sin((h-1)φ) ∓ 2 cos φ · σ_h sin(hφ) (h = k + 1,
+            # σ_{h+1} sin((h+1)φ) = σ_{h-1} sin((h-1)φ) ± 2 cos φ · σ_h sin(hφ) (h = k + 1,
             # σ_{h+1} = -σ_{h-1}), written over the no longer needed lower harmonic.
-            below[:m].addcmul_(two_cos[:m], current[:m], value=-1.0 if k % 2 == 0 else 1.0)
+            below[:m].addcmul_(cos[:m], current[:m], value=2.0 if k % 2 == 0 else -2.0)
             current, below = below, current
         torch.addcmul(level, rise, ramp, out=out[rows])
     # Back to clip order: one gather of whole rows.
