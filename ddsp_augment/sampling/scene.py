@@ -653,7 +653,10 @@ def apply_scenes_torch(audio: Tensor, sample_rate: int, draws: Sequence[SceneDra
         else:
             if spectrum is None:
                 spectrum = torch.zeros(batch, spectra.shape[1], dtype=spectra.dtype, device=device)
-            spectrum.index_add_(0, _owners(noises, device), spectra)
+            # As real pairs: complex index_add is not implemented on every device.
+            torch.view_as_real(spectrum).index_add_(
+                0, _owners(noises, device), torch.view_as_real(spectra)
+            )
     if spectrum is None:  # nothing filtered, nothing made in the frequency domain
         out = audio.clone()
     else:

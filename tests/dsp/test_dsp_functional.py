@@ -240,7 +240,7 @@ def test_a_batch_renders_as_its_items_one_by_one():
 
 
 @pytest.mark.parametrize("extra", [-40, 0, 200])
-def test_recurrent_harmonic_synth_matches_the_sine_bank(extra):
+def test_recurrent_harmonic_synth_matches_the_sine_bank(extra, monkeypatch):
     # F0 sweeping 1-12 kHz: harmonics cross Nyquist both ways; n short of, on and past the
     # last frame (held controls)
     generator = torch.Generator().manual_seed(0)
@@ -254,6 +254,10 @@ def test_recurrent_harmonic_synth_matches_the_sine_bank(extra):
     reference = F.harmonic_synth(f0, amplitude, distribution, sr, hop, n)
     assert fast.shape == (2, n)
     assert (fast - reference).abs().max() <= 1e-5 * reference.abs().max()
+    # in blocks of 3 rows (of 4 segments): every block's own prefix of sorted rows
+    monkeypatch.setattr(F, "_HARMONIC_BLOCK", 3 * 4 * hop)
+    blocked = F.harmonic_synth_recurrent(f0, amplitude, distribution, sr, hop, n)
+    torch.testing.assert_close(blocked, fast, rtol=0, atol=1e-6)
 
 
 def test_exp_sigmoid_log1p_matches_exp_sigmoid():
@@ -267,7 +271,7 @@ def test_exp_sigmoid_log1p_matches_exp_sigmoid():
 @pytest.mark.parametrize(
     "hop, n_bands, extra", [(64, 65, -40), (64, 65, 200), (32, 65, 0), (128, 33, 5)]
 )
-def test_zero_phase_filtered_noise_matches_filtered_noise(hop, n_bands, extra):
+def test_zero_phase_filtered_noise_matches_filtered_noise(hop, n_bands, extra, monkeypatch):
     # hop 32 with 128 taps: the filtered block spans 6 hops (lead 2); hop 128 with 64 taps: 2.
     generator = torch.Generator().manual_seed(1)
     frames = 50
@@ -278,6 +282,9 @@ def test_zero_phase_filtered_noise_matches_filtered_noise(hop, n_bands, extra):
     reference = F.filtered_noise(magnitudes, noise, hop)
     assert fast.shape == (3, n)
     assert (fast - reference).abs().max() <= 1e-6 * reference.abs().max()
+    monkeypatch.setattr(F, "_NOISE_BLOCK", 1)  # one frame per chunk: pieces cross chunks
+    chunked = F.filtered_noise_zero_phase(magnitudes, noise, hop)
+    torch.testing.assert_close(chunked, fast, rtol=0, atol=1e-6 * float(fast.abs().max()))
 
 
 def test_recurrent_harmonic_synth_is_silent_above_nyquist():
