@@ -377,7 +377,8 @@ def filtered_noise_zero_phase(magnitudes: Tensor, noise: Tensor, hop_length: int
         filtered = torch.fft.irfft(spectrum, n_fft).view(batch, last - first, pieces, hop)
         for p, shift in enumerate(shifts):
             start = max(first + shift, 0)
-            out[:, start : last + shift] += filtered[:, start - shift - first :, p]
+            if last + shift > start:  # lands before the first block: dropped
+                out[:, start : last + shift] += filtered[:, start - shift - first :, p]
     out = out.view(batch, -1)[:, :n_samples]
     return tnf.pad(out, (0, n_samples - out.shape[-1]))
 
