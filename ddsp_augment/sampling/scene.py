@@ -486,6 +486,11 @@ class SceneDraw:
         """Whether distance or reverb filter the bird (else it is mixed in unchanged)."""
         return self.distance_m is not None or self.reverb_ir is not None
 
+    @property
+    def needs_bird_power(self) -> bool:
+        """Whether a noise is mixed at an SNR (else the bird's power is never needed)."""
+        return any(snr is not None for *_, snr in self.noises + self.extras)
+
 
 def draw_scene(
     scene: SceneConfig,
@@ -570,14 +575,15 @@ def apply_scene(
 def _mix_scene(audio: np.ndarray, sample_rate: int, draw: SceneDraw) -> np.ndarray:
     """:func:`apply_scene`'s mix of one clip's ``draw``."""
     n, n_fft = audio.shape[0], draw.n_fft
-    p_bird = _active_power(audio)
+    # The bird's direct power sets the noise levels: only measured when an SNR asks for it.
+    p_bird = _active_power(audio) if draw.needs_bird_power else 0.0
     # Spectral sum of the bird (when filtered) and the FFT-made noises; one inverse FFT at
     # the end. An unfiltered bird stays in the time domain, sparing its FFT.
     spectrum = None
     if draw.filters_bird:
         spectrum = sfft.rfft(audio, n_fft, workers=1)
     if draw.distance_m is not None:
-        dry_energy = float(np.vdot(spectrum, spectrum).real)
+        dry_energy = float(np.vdot(spectrum, spectrum).real) if p_bird > 0 else 0.0
         spectrum *= _distance_gain(sample_rate, n_fft, draw.distance_m, 1.0)
         if dry_energy > 0:
             p_bird *= float(np.vdot(spectrum, spectrum).real) / dry_energy
@@ -616,7 +622,13 @@ def apply_scenes_torch(audio: Tensor, sample_rate: int, draws: Sequence[SceneDra
     if not draws:
         return audio
     device, n_fft = audio.device, draws[0].n_fft
-    p_bird = _active_power_torch(audio)
+    p_bird = torch.zeros(batch, dtype=torch.float64, device=device)
+    powered = [i for i, d in enumerate(draws) if d.needs_bird_power]
+    if len(powered) == batch:  # only clips with a noise at an SNR need the bird's power
+        p_bird = _active_power_torch(audio)
+    elif powered:
+        rows = torch.tensor(powered, device=device)
+        p_bird[rows] = _active_power_torch(audio[rows])
     spectrum = None  # the filtered birds and the noises, summed for one inverse FFT
     filtered = [i for i, d in enumerate(draws) if d.filters_bird]
     if filtered:
