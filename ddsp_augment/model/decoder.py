@@ -199,7 +199,7 @@ class Decoder(nn.Module):
 
         The conv stack runs frames-major (:func:`..dsp.functional.separable_conv_stack`, the
         layout of the numba decoder), on a CPU a few clips at a time so that its activations
-        stay in cache (``_CPU_CONV_ELEMENTS``): there 1.8× as fast as :meth:`forward`'s
+        stay in cache (``_CPU_CONV_ELEMENTS``): there 1.6× as fast as :meth:`forward`'s
         ``nn.Conv1d``; the same within float32 rounding.
         """
         cfg = self.config
