@@ -212,3 +212,16 @@ def test_build_bank_without_a_prior_keys_models_without_the_prior_fields(clips):
     key = bank_builder._fingerprint(tits, TINY, pre)
     assert key == bank_builder._fingerprint(tits, replace(TINY, prior_freeze="core"), pre)
     assert key != bank_builder._fingerprint(tits, TINY, pre, prior="abc")
+
+
+def test_cli_train_prior_shared(processed, tmp_path, capsys):
+    from ddsp_augment.cli import main
+
+    models = tmp_path / "models"
+    argv = ["train", "--data_path", str(processed), "--output_path", str(models), "--prior"]
+    tiny = ["--epochs", "1", "--steps_per_epoch", "1", "--batch_size", "2", "--device", "cpu"]
+    assert main([*argv, "shared", *tiny]) == 0
+    table = capsys.readouterr().out
+    assert PRIOR_DIR in table and table.count("trained") == 3
+    prior_hash = sha256_file(models / PRIOR_DIR / "weights.safetensors")
+    assert load_species_model(models / "Parus_major").info["prior"]["weights_sha256"] == prior_hash
