@@ -161,6 +161,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "auto: on a CUDA device with --jobs 1, else one at a time (default %(default)s)",
     )
     p.add_argument(*_flags("resume"), action="store_true", help="continue from checkpoints")
+    p.add_argument(
+        *_flags("prior"),
+        choices=("none", "shared"),
+        default="none",
+        help="shared: first train one model on every species' recordings, then start each "
+        "species from it (helps species with few recordings; default %(default)s)",
+    )
     p.set_defaults(handler=_run_train)
 
 
@@ -402,6 +409,7 @@ def _run_train(args: argparse.Namespace) -> int:
         args.species,
         args.jobs,
         args.resume,
+        prior=args.prior,
         together=together,
     )
     rows = [

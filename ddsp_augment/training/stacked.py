@@ -107,7 +107,7 @@ def train_stacked(
         torch.set_num_threads(settings.threads)
     device = _resolve_device(settings.device)
     runs = [
-        _prepare(recs, output_path / recs[0].species, settings, log, None) for recs in recordings
+        _prepare(recs, output_path / recs[0].species, settings, device, log) for recs in recordings
     ]
     groups: dict[tuple, list[int]] = {}
     for index, run in enumerate(runs):
@@ -128,7 +128,7 @@ def _initial_model(run: _Species, seed: int, draw: int) -> SpeciesModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for _ in range(draw + 1):
-            model = SpeciesModel(run.config)
+            model = run.fresh_model(torch.device("cpu"))
     return model
 
 
@@ -223,10 +223,12 @@ class _Group:
             [-p.lr / (1 - beta1**s) for p, s in zip(self.progress, steps, strict=True)]
         )
         correction = rows([(1 - beta2**s) ** 0.5 for s in steps])
-        grads = {name: p.grad for name, p in self.params.items()}
+        # Layers frozen on a prior (``prior_freeze``) take no gradient: torch.optim skips them.
+        trainable = {name: p for name, p in self.params.items() if p.requires_grad}
+        grads = {name: p.grad for name, p in trainable.items()}
         norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads.values()])
         clip = (_MAX_GRAD_NORM / (torch.linalg.vector_norm(norms, dim=0) + 1e-6)).clamp(max=1.0)
-        for name, param in self.params.items():
+        for name, param in trainable.items():
             shape = (-1,) + (1,) * (param.dim() - 1)
             grad = grads[name] * clip.view(shape)
             exp_avg = self.exp_avg[name].lerp(grad, 1 - beta1)

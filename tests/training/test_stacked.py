@@ -39,6 +39,7 @@ TINY = TrainSettings(
     device="cpu",
 )
 quiet = lambda message: None  # noqa: E731
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_one_step_has_train_species_losses_and_gradients(species, monkeypatch, d
     noise, initial weights, loudness normalisation, loss and gradients (relative error of each
     gradient's norm; a wrong crop, noise draw or normalisation moves the loss by far more)."""
     torch.set_num_threads(1)
-    runs = [_prepare(recs, Path("unused"), TINY, quiet, None) for recs in species]
+    runs = [_prepare(recs, Path("unused"), TINY, CPU, quiet) for recs in species]
     group = _Group(runs, TINY, torch.device(device), quiet)
     captured = {}
     monkeypatch.setattr(
@@ -92,7 +93,7 @@ def test_one_step_has_train_species_losses_and_gradients(species, monkeypatch, d
     )
     losses = group._step([0, 1])
     for k, recs in enumerate(species):
-        run = _prepare(recs, Path("unused"), TINY, quiet, None)  # a fresh sampler, same seed
+        run = _prepare(recs, Path("unused"), TINY, CPU, quiet)  # a fresh sampler, same seed
         torch.manual_seed(TINY.seed)
         model = SpeciesModel(run.config).to(device)
         generator = torch.Generator(device).manual_seed(TINY.seed)
@@ -114,7 +115,7 @@ def test_one_step_has_train_species_losses_and_gradients(species, monkeypatch, d
 def test_update_is_clipping_and_adam_per_species(species):
     """Per species: clip_grad_norm_(3.0), then torch.optim.Adam with its own learning rate and
     step count (reset on a restart); a species left out of a step keeps weights and moments."""
-    runs = [_prepare(recs, Path("unused"), TINY, quiet, None) for recs in species]
+    runs = [_prepare(recs, Path("unused"), TINY, CPU, quiet) for recs in species]
     group = _Group(runs, TINY, torch.device("cpu"), quiet)
     group.progress[1].lr = 5e-4
     models = [SpeciesModel(run.config) for run in runs]
@@ -244,11 +245,11 @@ def test_resume_after_interruption_equals_uninterrupted_run(species, reference, 
 
 
 def test_species_of_different_architectures_train_in_separate_groups(species, tmp_path):
-    runs = [_prepare(recs, Path("unused"), TINY, quiet, None) for recs in species]
+    runs = [_prepare(recs, Path("unused"), TINY, CPU, quiet) for recs in species]
     assert _stack_key(runs[0]) == _stack_key(runs[1])  # loudness normalisation differs, allowed
     assert runs[0].config.loudness_mean != runs[1].config.loudness_mean
     short = replace(TINY, crop_seconds=10.0)  # crops as long as each species' shortest clip
-    runs = [_prepare(recs, Path("unused"), short, quiet, None) for recs in species]
+    runs = [_prepare(recs, Path("unused"), short, CPU, quiet) for recs in species]
     assert _stack_key(runs[0]) != _stack_key(runs[1])
     results = train_stacked(species, tmp_path, replace(short, epochs=1), progress=False, log=quiet)
     assert [len(r.history) for r in results] == [1, 1]
