@@ -305,3 +305,25 @@ def test_resume_after_a_crash_at_a_write_equals_the_uninterrupted_run(species, r
         for name in ("Parus_major", "Fringilla_coelebs"):
             assert_same_weights(reference / name, work / name)
             assert _history(work / name) == _history(reference / name), (step, name)
+
+
+def test_stacked_species_start_from_a_shared_prior_with_frozen_layers(species, tmp_path):
+    """``TrainSettings(prior=..., prior_freeze="core")``: every species of the stack starts from
+    the prior, keeps its input and dilated-conv layers, trains the rest, and records it."""
+    from ddsp_augment.training.prior import train_prior
+
+    prior = tmp_path / "__prior__"
+    pooled = [rec for recs in species for rec in recs]
+    train_prior(pooled, prior, replace(TINY, epochs=1), progress=False, log=quiet)
+    settings = replace(TINY, epochs=1, prior=str(prior), prior_freeze="core")
+    results = train_stacked(species, tmp_path / "models", settings, progress=False, log=quiet)
+    start = weights(prior)
+    for result in results:
+        trained = weights(tmp_path / "models" / result.species)
+        for name, value in start.items():
+            if name.startswith(("decoder.input.", "decoder.core.")):
+                np.testing.assert_array_equal(trained[name], value, err_msg=name)
+            else:
+                assert np.abs(trained[name] - value).max() > 1e-4, name
+        info = json.loads((tmp_path / "models" / result.species / "config.json").read_text())
+        assert info["prior"]["path"] == str(prior)
