@@ -84,12 +84,13 @@ def test_batched_torch_renders_the_numba_songs_with_their_scenes(small_bank, dev
     small_bank.entry(species).model.to("cpu")  # the shared bank's model followed the device
 
 
-def test_device_draws_are_seeded_per_clip_and_sound_like_the_host_draws(small_bank):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_device_draws_are_seeded_per_clip_and_sound_like_the_host_draws(small_bank, device):
     """draws="device": the same contours, the bulk noise from each clip's torch generator:
     identical for a seed whatever the batch, and within 1 dB of the host draws' level and
     band spectrum (16 bands over 8 clips) for the clean bird."""
     species = small_bank.species[0]
-    kwargs = dict(seconds=1.0, seed=21, backend="torch", device="cpu")
+    kwargs = dict(seconds=1.0, seed=21, backend="torch", device=device)
     scene = SceneConfig(background="measured", p_wind=0.5, p_rain=0.5)
     device = small_bank.sample(species, n=4, draws="device", scene=scene, **kwargs)
     np.testing.assert_array_equal(
@@ -116,6 +117,7 @@ def test_device_draws_are_seeded_per_clip_and_sound_like_the_host_draws(small_ba
         small_bank.sample(species, draws="device")  # numba draws on the host
     with pytest.raises(ValueError, match="draws"):
         small_bank.sample(species, backend="torch", draws="gpu")
+    small_bank.entry(species).model.to("cpu")  # the shared bank's model followed the device
 
 
 def test_scene_adds_the_measured_background(small_bank):

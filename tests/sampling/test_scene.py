@@ -10,12 +10,12 @@ import torch
 
 from ddsp_augment.io import save_audio
 from ddsp_augment.sampling.scene import (
-    SceneConfig,
-    air_absorption_db_per_m,
-    apply_scene,
     DeferredNoise,
+    SceneConfig,
     _add_gusts,
     _draw_gusts,
+    air_absorption_db_per_m,
+    apply_scene,
     apply_scenes_torch,
     distance,
     draw_scene,
@@ -272,10 +272,12 @@ def _band_db(audio: np.ndarray, bands: int = 16) -> np.ndarray:
     return 10 * np.log10(power.mean(0)[1:].reshape(bands, -1).mean(-1))
 
 
-def test_device_drawn_scenes_match_the_host_draws_in_distribution():
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_device_drawn_scenes_match_the_host_draws_in_distribution(device):
     """draws="device": the same parameters and reverb, the bulk white spectra drawn from each
     clip's torch generator; realised SNRs as the host's, noise spectra within 0.25 dB per band
-    (16 bands, 24 clips; measured 0.06), bit-identical for the same generator seeds, clip by clip."""
+    (16 bands, 24 clips; measured 0.06); bit-identical for the same generator seeds, clip by
+    clip."""
     songs = np.stack([_song(seed, seconds=1.0) for seed in range(24)])
     silence = np.zeros_like(songs)
     scenes = [
@@ -286,23 +288,23 @@ def test_device_drawn_scenes_match_the_host_draws_in_distribution():
     for scene, audio, tolerance_db in scenes:
         kwargs = {"background_spectra": _spectra()}
         host = [draw_scene(scene, SR, SR, np.random.default_rng(i), **kwargs) for i in range(24)]
-        device = [
+        deferred = [
             draw_scene(scene, SR, SR, np.random.default_rng(i), draws="device", **kwargs)
             for i in range(24)
         ]
-        assert [d.params for d in device] == [d.params for d in host]
-        assert all(d.deferred for d in device) and not any(d.deferred for d in host)
-        for a, b in zip(host, device, strict=True):
+        assert [d.params for d in deferred] == [d.params for d in host]
+        assert all(d.deferred for d in deferred) and not any(d.deferred for d in host)
+        for a, b in zip(host, deferred, strict=True):
             if a.reverb_ir is not None:
                 np.testing.assert_array_equal(a.reverb_ir, b.reverb_ir)
 
         def generators(n: int) -> list[torch.Generator]:
-            return [torch.Generator().manual_seed(1000 + i) for i in range(n)]
+            return [torch.Generator(device).manual_seed(1000 + i) for i in range(n)]
 
-        batch = torch.from_numpy(audio)
-        want = apply_scenes_torch(batch, SR, host).numpy()
-        got = apply_scenes_torch(batch, SR, device, generators(24)).numpy()
-        again = apply_scenes_torch(batch[:3], SR, device[:3], generators(3)).numpy()
+        batch = torch.from_numpy(audio).to(device)
+        want = apply_scenes_torch(batch, SR, host).cpu().numpy()
+        got = apply_scenes_torch(batch, SR, deferred, generators(24)).cpu().numpy()
+        again = apply_scenes_torch(batch[:3], SR, deferred[:3], generators(3)).cpu().numpy()
         np.testing.assert_array_equal(again, got[:3])
         assert np.isfinite(got).all() and got.dtype == np.float32
         if audio is songs:  # levels clip by clip (noise set by the SNR)
@@ -311,7 +313,7 @@ def test_device_drawn_scenes_match_the_host_draws_in_distribution():
         else:  # the noise alone: its spectrum
             assert np.abs(_band_db(got) - _band_db(want)).max() <= tolerance_db
     with pytest.raises(ValueError, match="generators"):
-        apply_scenes_torch(batch, SR, device)
+        apply_scenes_torch(batch, SR, deferred)
     with pytest.raises(ValueError, match="draws"):
         draw_scene(scene, SR, SR, np.random.default_rng(0), draws="gpu")
 
