@@ -139,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     for device in devices:
         for n in CPU_BATCHES if device == "cpu" else CUDA_BATCHES:
-            # About as much audio per size: a few calls of the small batches, one of 256.
-            repeats = max(1, min(args.repeats, 64 // n)) if device == "cpu" else 3
+            # About as much audio per size, and the median of at least 3 calls (one call of
+            # 256 swung the n256 ratio by 10 % between runs on the loaded box).
+            repeats = max(3, min(args.repeats, 64 // n)) if device == "cpu" else 3
             seconds[f"torch_{device}_n{n}"] = _time_calls(bank, "torch", scene, n, repeats, device)
             if device == "cuda" or n == 256:
                 seconds[f"torch_{device}_n{n}_device_draws"] = _time_calls(
