@@ -15,7 +15,9 @@ Contour sampling + jitter + decoder + synthesis + scene (measured background) fo
   device: the host composes contours and draws scene parameters), and of the torch timings
   (``x_realtime_torch_cpu_n256_device_draws``, ``x_realtime_torch_cuda_n{...}_device_draws``);
 * ``torch_cpu_n256_vs_numba`` (wall) and ``..._cpu_time``: batched torch throughput per core over
-  the numba path's (≥ 1: torch is as fast);
+  the numba path's one-clip calls (≥ 1: torch is as fast), and
+  ``torch_cpu_n256_vs_numba_n256_cpu_time`` over numba rendering the very same 256-clip calls
+  (same species and seeds, so the same songs: the like-for-like ratio, as song lengths vary);
 * ``*_cpu_time`` twins of the CPU figures: from the thread's CPU time, which a busy machine
   does not inflate (wall-clock medians do);
 * ``max_diff_torch_{cpu,cuda}_vs_numba``: the largest difference between the batched torch
@@ -147,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                 seconds[f"torch_{device}_n{n}_device_draws"] = _time_calls(
                     bank, "torch", scene, n, repeats, device, "device"
                 )
+            if device == "cpu" and n == 256:  # the same calls (species, seeds: songs) in numba
+                seconds["numba_n256"] = _time_calls(bank, "numba", scene, n, repeats, device)
     for name, (wall, cpu) in seconds.items():
         n = int(name.split("_n", 1)[1].split("_")[0]) if "_n" in name else 1
         if name != "numba_clean_bird":
@@ -160,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     report["torch_cpu_n256_vs_numba"] = seconds["numba"][0] / (seconds["torch_cpu_n256"][0] / 256)
     report["torch_cpu_n256_vs_numba_cpu_time"] = seconds["numba"][1] / (
         seconds["torch_cpu_n256"][1] / 256
+    )
+    # Like for like: the same 256-clip calls, so the same songs, on both backends.
+    report["torch_cpu_n256_vs_numba_n256_cpu_time"] = (
+        seconds["numba_n256"][1] / seconds["torch_cpu_n256"][1]
     )
     for draws, suffix in (("host", ""), ("device", "_device_draws")):
         host = _host_draw_seconds(bank, scene, 64, args.repeats, draws)
