@@ -218,7 +218,14 @@ class SpeciesBank:
         decoder, synthesis, reverb and the scene (:func:`.scene.apply_scenes_torch`) for the
         whole batch at once. Contours, white noise and scene draws come from the same per-clip
         generators as the numba path, on the CPU, so both give the same songs up to float32
-        rounding (tested within 1e-3 of the peak).
+        rounding (tested within 1e-3 of the peak). ``draws="device"`` (torch only) leaves the
+        host only the contours and the scene's parameters: the bulk noise (the filtered-noise
+        branch's white noise; the measured background's, the wind's and the rain hiss's
+        spectra) is drawn on ``device`` from a ``torch.Generator`` seeded from each clip's
+        generator. Songs are then the same for the same seed on the same device, and the same
+        as the host draws' in distribution only (same contours; noise spectra and levels within
+        a fraction of a dB, tested). It is for GPUs: on a CPU torch's normal generator is
+        slower than numpy's.
 
         Quality gate (``gate.gated_draw``): with ``judge`` and ``min_confidence``, a clip the
         judge gives less than ``min_confidence`` for ``species`` is redrawn, up to ``max_draws``
