@@ -11,8 +11,13 @@ Contour sampling + jitter + decoder + synthesis + scene (measured background) fo
 * ``ms_per_3s_clip_torch_host_draws``: what stays on the CPU per clip whatever the device (the
   contours, the white noise and the scene's random draws, from each clip's generator), and
   ``x_realtime_host_draws_bound``, the real-time factor one CPU core feeding a device can reach;
+  ``..._device_draws`` twins of both with ``draws="device"`` (the bulk noise drawn on the
+  device: the host composes contours and draws scene parameters), and of the torch timings
+  (``x_realtime_torch_cpu_n256_device_draws``, ``x_realtime_torch_cuda_n{...}_device_draws``);
 * ``torch_cpu_n256_vs_numba`` (wall) and ``..._cpu_time``: batched torch throughput per core over
-  the numba path's (≥ 1: torch is as fast);
+  the numba path's one-clip calls (≥ 1: torch is as fast), and
+  ``torch_cpu_n256_vs_numba_n256_cpu_time`` over numba rendering the very same 256-clip calls
+  (same species and seeds, so the same songs: the like-for-like ratio, as song lengths vary);
 * ``*_cpu_time`` twins of the CPU figures: from the thread's CPU time, which a busy machine
   does not inflate (wall-clock medians do);
 * ``max_diff_torch_{cpu,cuda}_vs_numba``: the largest difference between the batched torch
@@ -49,7 +54,13 @@ CUDA_BATCHES = (1, 16, 256, 1024)
 
 
 def _time_calls(
-    bank: SpeciesBank, backend: str, scene: SceneConfig, n: int, repeats: int, device: str
+    bank: SpeciesBank,
+    backend: str,
+    scene: SceneConfig,
+    n: int,
+    repeats: int,
+    device: str,
+    draws: str = "host",
 ) -> tuple[float, float]:
     """Median (wall, thread-CPU) seconds of one ``n``-clip call, species and seeds cycling."""
     calls = iter(range(10**9))
@@ -64,6 +75,7 @@ def _time_calls(
             backend=backend,
             scene=scene,
             device=device,
+            draws=draws,
         )
         if device == "cuda":
             torch.cuda.synchronize()
@@ -72,7 +84,9 @@ def _time_calls(
     return wall, cpu
 
 
-def _host_draw_seconds(bank: SpeciesBank, scene: SceneConfig, n: int, repeats: int) -> float:
+def _host_draw_seconds(
+    bank: SpeciesBank, scene: SceneConfig, n: int, repeats: int, draws: str
+) -> float:
     """Thread-CPU seconds per clip of the torch backend's per-clip host work (median call)."""
     species = bank.species[0]
     entry, config = bank.entry(species), bank.jitter_config(species)
@@ -81,7 +95,7 @@ def _host_draw_seconds(bank: SpeciesBank, scene: SceneConfig, n: int, repeats: i
     def call() -> None:
         rngs = [np.random.default_rng(i) for i in range(n)]
         # The bank's own per-clip host step (private: what SpeciesBank.sample runs first).
-        bank._host_draws(entry, config, rngs, n_model, scene, entry.backgrounds)
+        bank._host_draws(entry, config, rngs, n_model, scene, entry.backgrounds, draws)
 
     _, cpu, _ = timed(call, max(3, repeats // 3))
     return cpu / n
@@ -127,11 +141,18 @@ def main(argv: list[str] | None = None) -> int:
         )
     for device in devices:
         for n in CPU_BATCHES if device == "cpu" else CUDA_BATCHES:
-            # About as much audio per size: a few calls of the small batches, one of 256.
-            repeats = max(1, min(args.repeats, 64 // n)) if device == "cpu" else 3
+            # About as much audio per size, and the median of at least 3 calls (one call of
+            # 256 swung the n256 ratio by 10 % between runs on the loaded box).
+            repeats = max(3, min(args.repeats, 64 // n)) if device == "cpu" else 3
             seconds[f"torch_{device}_n{n}"] = _time_calls(bank, "torch", scene, n, repeats, device)
+            if device == "cuda" or n == 256:
+                seconds[f"torch_{device}_n{n}_device_draws"] = _time_calls(
+                    bank, "torch", scene, n, repeats, device, "device"
+                )
+            if device == "cpu" and n == 256:  # the same calls (species, seeds: songs) in numba
+                seconds["numba_n256"] = _time_calls(bank, "numba", scene, n, repeats, device)
     for name, (wall, cpu) in seconds.items():
-        n = int(name.rsplit("_n", 1)[1]) if "_n" in name else 1
+        n = int(name.split("_n", 1)[1].split("_")[0]) if "_n" in name else 1
         if name != "numba_clean_bird":
             report[f"x_realtime_{name}"] = _x_realtime(wall, n)
             if "cuda" not in name:
@@ -144,9 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     report["torch_cpu_n256_vs_numba_cpu_time"] = seconds["numba"][1] / (
         seconds["torch_cpu_n256"][1] / 256
     )
-    host = _host_draw_seconds(bank, scene, 64, args.repeats)
-    report["ms_per_3s_clip_torch_host_draws"] = 1000 * host
-    report["x_realtime_host_draws_bound"] = CLIP_SECONDS / host
+    # Like for like: the same 256-clip calls, so the same songs, on both backends.
+    report["torch_cpu_n256_vs_numba_n256_cpu_time"] = (
+        seconds["numba_n256"][1] / seconds["torch_cpu_n256"][1]
+    )
+    for draws, suffix in (("host", ""), ("device", "_device_draws")):
+        host = _host_draw_seconds(bank, scene, 64, args.repeats, draws)
+        report[f"ms_per_3s_clip_torch_host_draws{suffix}"] = 1000 * host
+        report[f"x_realtime_host_draws_bound{suffix}"] = CLIP_SECONDS / host
     report["bank_mb"] = bank.nbytes / 2**20
     report["bank_mb_per_species"] = bank.nbytes / 2**20 / len(bank)
     rss_before = _rss_mb()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-__all__ = ["BACKENDS", "Backend", "check_backend", "check_range"]
+__all__ = ["BACKENDS", "DRAWS", "Backend", "Draws", "check_backend", "check_draws", "check_range"]
 
 Backend = Literal["numba", "torch"]
 """Synthesis backend: ``"numba"`` (CPU fast path) or ``"torch"`` (differentiable, any device)."""
 BACKENDS: tuple[str, ...] = get_args(Backend)
+Draws = Literal["host", "device"]
+"""Where the torch backend draws its bulk noise: ``"host"`` (numpy, per-clip generators: the
+numba path's songs) or ``"device"`` (torch generators seeded per clip, on the batch's device)."""
+DRAWS: tuple[str, ...] = get_args(Draws)
 
 
 def check_backend(backend: str) -> Backend:
@@ -16,6 +20,13 @@ def check_backend(backend: str) -> Backend:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return backend  # type: ignore[return-value]
+
+
+def check_draws(draws: str) -> Draws:
+    """``draws`` if it is a :data:`Draws`, else a ValueError naming the argument."""
+    if draws not in DRAWS:
+        raise ValueError(f"draws must be one of {DRAWS}, got {draws!r}")
+    return draws  # type: ignore[return-value]
 
 
 def check_range(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ddsp_augment.checks import BACKENDS, check_backend, check_range
+from ddsp_augment.checks import BACKENDS, DRAWS, check_backend, check_draws, check_range
 from ddsp_augment.sampling.jitter import JitterConfig
 from ddsp_augment.sampling.scene import SceneConfig
 
@@ -16,6 +16,13 @@ def test_backend_check():
         ValueError, match=r"backend must be one of \('numba', 'torch'\), got 'cuda'"
     ):
         check_backend("cuda")
+
+
+def test_draws_check():
+    assert DRAWS == ("host", "device")
+    assert check_draws("device") == "device"
+    with pytest.raises(ValueError, match=r"draws must be one of \('host', 'device'\), got 'gpu'"):
+        check_draws("gpu")
 
 
 @pytest.mark.parametrize("value", [(2.0, 1.0), (0.5, 11.0), (1.0,), None, 3.0, ("a", "b")])

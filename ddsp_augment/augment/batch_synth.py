@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checks import Draws, check_draws
 from ..sampling.bank import SpeciesBank
 from ..sampling.scene import SceneConfig
 
@@ -69,6 +70,9 @@ class BatchDDSPSynth(BaseWaveformTransform):
         sample_rate: Default sample rate when the call gives none.
         seed: Seed of the transform's own generator.
         output_type: ``"dict"`` (an ``ObjectDict`` with samples and targets) or ``"tensor"``.
+        draws: Where the songs' bulk noise is drawn (:meth:`SpeciesBank.sample`): ``"host"``
+            (the numba path's songs) or ``"device"`` (on the batch's device: on a GPU, the
+            CPU only composes contours).
     """
 
     supported_modes = {"per_example"}
@@ -90,6 +94,7 @@ class BatchDDSPSynth(BaseWaveformTransform):
         sample_rate: int | None = None,
         seed: int | None = None,
         output_type: Literal["dict", "tensor"] | None = "dict",
+        draws: Draws = "host",
     ) -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
@@ -114,6 +119,7 @@ class BatchDDSPSynth(BaseWaveformTransform):
         self.action = action
         self.snr_db = (float(min_snr_db), float(max_snr_db))
         self.scene = scene
+        self.draws = check_draws(draws)
         self._seeds = np.random.SeedSequence(seed)
 
     def randomize_parameters(
@@ -165,6 +171,7 @@ class BatchDDSPSynth(BaseWaveformTransform):
                 backend="torch",
                 device=samples.device,
                 scene=self.scene,
+                draws=self.draws,
             )
             songs = torch.from_numpy(songs).to(samples.device, samples.dtype)[:, None, :]
             index = torch.as_tensor(rows, device=samples.device)

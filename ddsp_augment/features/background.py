@@ -15,7 +15,13 @@ import torch
 
 from ..dsp.spectral import stft_magnitude, white_noise_spectrum
 
-__all__ = ["FLOOR_FFT_SIZE", "floor_noise_spectrum", "noise_floor", "render_noise_floor"]
+__all__ = [
+    "FLOOR_FFT_SIZE",
+    "floor_gain",
+    "floor_noise_spectrum",
+    "noise_floor",
+    "render_noise_floor",
+]
 
 FLOOR_FFT_SIZE = 2048
 # RMS / 20th percentile of a Rayleigh variable: sqrt(2) / sqrt(-2 ln 0.8).
@@ -59,11 +65,16 @@ def _floor_gain(floor_bytes: bytes, n_fft: int) -> np.ndarray:
     return gain
 
 
+def floor_gain(floor: np.ndarray, n_fft: int) -> np.ndarray:
+    """The zero-phase gain ``[n_fft // 2 + 1]`` float32 (read-only, cached) that shapes unit
+    white noise into :func:`render_noise_floor` noise, on the ``n_fft`` rfft grid."""
+    return _floor_gain(_check_floor(floor).tobytes(), n_fft)
+
+
 def floor_noise_spectrum(floor: np.ndarray, n_fft: int, rng: np.random.Generator) -> np.ndarray:
     """rfft ``[n_fft // 2 + 1]`` complex64 of ``n_fft`` samples of :func:`render_noise_floor`
     noise, for callers that mix in the frequency domain (``sampling.scene``)."""
-    gain = _floor_gain(_check_floor(floor).tobytes(), n_fft)
-    return white_noise_spectrum(n_fft, rng) * gain
+    return white_noise_spectrum(n_fft, rng) * floor_gain(floor, n_fft)
 
 
 def render_noise_floor(floor: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:

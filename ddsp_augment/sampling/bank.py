@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checks import Backend, check_backend
+from ..checks import Backend, Draws, check_backend, check_draws
 from ..constants import SAMPLE_RATE
 from ..features.activity import bird_activity
 from ..features.background import FLOOR_FFT_SIZE, noise_floor, render_noise_floor
@@ -199,6 +199,7 @@ class SpeciesBank:
         min_confidence: float | None = None,
         judge: Judge | None = None,
         max_draws: int = 8,
+        draws: Draws = "host",
         **jitter_overrides,
     ) -> np.ndarray:
         """New songs of ``species`` → float32 ``[n, round(seconds * sample_rate)]``, peak ≤ 0.99.
@@ -217,7 +218,14 @@ class SpeciesBank:
         decoder, synthesis, reverb and the scene (:func:`.scene.apply_scenes_torch`) for the
         whole batch at once. Contours, white noise and scene draws come from the same per-clip
         generators as the numba path, on the CPU, so both give the same songs up to float32
-        rounding (tested within 1e-3 of the peak).
+        rounding (tested within 1e-3 of the peak). ``draws="device"`` (torch only) leaves the
+        host only the contours and the scene's parameters: the bulk noise (the filtered-noise
+        branch's white noise; the measured background's, the wind's and the rain hiss's
+        spectra) is drawn on ``device`` from a ``torch.Generator`` seeded from each clip's
+        generator. Songs are then the same for the same seed on the same device, and the same
+        as the host draws' in distribution only (same contours; noise spectra and levels within
+        a fraction of a dB, tested). It is for GPUs: on a CPU torch's normal generator is
+        slower than numpy's.
 
         Quality gate (``gate.gated_draw``): with ``judge`` and ``min_confidence``, a clip the
         judge gives less than ``min_confidence`` for ``species`` is redrawn, up to ``max_draws``
@@ -232,6 +240,8 @@ class SpeciesBank:
                 f"{max_draws}"
             )
         check_backend(backend)
+        if check_draws(draws) == "device" and backend != "torch":
+            raise ValueError(f"draws='device' needs backend='torch', got backend={backend!r}")
         entry = self.entry(species)
         seed = check_sample_args(n, seconds, sample_rate, seed, entry.model.config.sample_rate)
         config = jitter or self.jitter_config(species, **jitter_overrides)
@@ -256,7 +266,9 @@ class SpeciesBank:
             for start in range(0, n, batch):
                 chunk = rngs[start : start + batch]
                 if backend == "torch":
-                    clips = self._render_torch(entry, config, chunk, n_model, device, scene, floors)
+                    clips = self._render_torch(
+                        entry, config, chunk, n_model, device, scene, floors, draws
+                    )
                     clips = self._to_rate_torch(clips, model_sr, sample_rate, n_out)
                 else:
                     clips = (
@@ -302,19 +314,30 @@ class SpeciesBank:
         device: str | torch.device | None,
         scene: SceneConfig | None,
         floors: np.ndarray,
+        draws: Draws = "host",
     ) -> torch.Tensor:
         """Decoder, synthesis, reverb and the scene for all clips as one batch on ``device``
         → ``[clips, n_model]`` there, from :meth:`_host_draws`."""
-        contours, noises, draws = self._host_draws(entry, config, rngs, n_model, scene, floors)
+        contours, noise, scenes = self._host_draws(
+            entry, config, rngs, n_model, scene, floors, draws
+        )
         model = entry.model
         if device is not None and torch.device(device) != next(model.parameters()).device:
             model.to(device)
         target = next(model.parameters()).device
-        stacked = [torch.from_numpy(a).to(target, non_blocking=True) for a in (*contours, noises)]
-        birds = model.render(*stacked)
-        if draws is None:
+        stacked = [torch.from_numpy(a).to(target, non_blocking=True) for a in contours]
+        generators = None
+        if isinstance(noise, np.ndarray):
+            white = torch.from_numpy(noise).to(target, non_blocking=True)
+        else:  # each clip's white noise first, then its scene's noises, from its generator
+            generators = [torch.Generator(target).manual_seed(s) for s in noise]
+            white = torch.empty(len(noise), n_model, device=target)
+            for row, generator in zip(white, generators, strict=True):
+                torch.randn(n_model, generator=generator, out=row, device=target)
+        birds = model.render(*stacked, white)
+        if scenes is None:
             return birds
-        return apply_scenes_torch(birds, model.config.sample_rate, draws)
+        return apply_scenes_torch(birds, model.config.sample_rate, scenes, generators)
 
     def _host_draws(
         self,
@@ -324,23 +347,32 @@ class SpeciesBank:
         n_model: int,
         scene: SceneConfig | None,
         floors: np.ndarray,
-    ) -> tuple[tuple[np.ndarray, ...], np.ndarray, list[SceneDraw] | None]:
+        draws: Draws = "host",
+    ) -> tuple[tuple[np.ndarray, ...], np.ndarray | list[int], list[SceneDraw] | None]:
         """What the torch backend draws per clip on the CPU, from each clip's generator in the
         numba path's order: contours (three ``[clips, frames]``), white noise ``[clips,
-        n_model]`` and scene draws (None without a scene). The per-clip cost that remains on
-        the host whatever the device (``benchmarks/generate_speed.py`` times it)."""
+        n_model]`` (with ``draws="device"`` instead a seed per clip for its device generator)
+        and scene draws (None without a scene). The per-clip cost that remains on the host
+        whatever the device (``benchmarks/generate_speed.py`` times it)."""
         contours = []
-        noises = np.empty((len(rngs), n_model), np.float32)
-        for rng, noise in zip(rngs, noises, strict=True):
+        if draws == "device":
+            noise: np.ndarray | list[int] = []
+        else:
+            noise = np.empty((len(rngs), n_model), np.float32)
+        for i, rng in enumerate(rngs):
             contours.append(self._contours(entry, config, rng, n_model))
-            rng.standard_normal(dtype=np.float32, out=noise)
-        draws = None
+            if draws == "device":
+                noise.append(int(rng.integers(2**63)))
+            else:
+                rng.standard_normal(dtype=np.float32, out=noise[i])
+        scenes = None
         if scene is not None:
             rate = entry.model.config.sample_rate
-            draws = [
-                draw_scene(scene, n_model, rate, rng, background_spectra=floors) for rng in rngs
+            scenes = [
+                draw_scene(scene, n_model, rate, rng, background_spectra=floors, draws=draws)
+                for rng in rngs
             ]
-        return tuple(np.stack(c) for c in zip(*contours, strict=True)), noises, draws
+        return tuple(np.stack(c) for c in zip(*contours, strict=True)), noise, scenes
 
     @classmethod
     def _to_rate_torch(

@@ -22,13 +22,14 @@ import scipy.fft as sfft
 import torch
 from torch import Tensor
 
-from ..checks import check_range
+from ..checks import Draws, check_draws, check_range
 from ..dsp.spectral import uniform_noise, white_noise_spectrum
-from ..features.background import floor_noise_spectrum
+from ..features.background import floor_gain
 from ..io import load_audio
 
 __all__ = [
     "SceneConfig",
+    "DeferredNoise",
     "SceneDraw",
     "air_absorption_db_per_m",
     "apply_scene",
@@ -243,17 +244,35 @@ def _wind_spectrum(
     The envelope has period ``n_fft`` (the clip seen as a loop).
     """
     carrier = white_noise_spectrum(n_fft, rng) * _wind_shape(sample_rate, n_fft)
-    wind = carrier.copy()
-    depths = gusts * rng.dirichlet((1.0, 1.0))
-    for depth in depths:
+    return _add_gusts(carrier, _draw_gusts(sample_rate, n_fft, rng, gusts))
+
+
+def _draw_gusts(
+    sample_rate: int, n_fft: int, rng: np.random.Generator, gusts: float
+) -> tuple[tuple[int, np.complex64], ...]:
+    """:func:`_wind_spectrum`'s gust components: (shift in bins, complex half-depth) each."""
+    components = []
+    for depth in gusts * rng.dirichlet((1.0, 1.0)):
         b = max(1, int(round(rng.uniform(0.1, 1.0) * n_fft / sample_rate)))
-        c = np.complex64(depth / 2 * np.exp(1j * rng.uniform(0, 2 * np.pi)))
+        components.append((b, np.complex64(depth / 2 * np.exp(1j * rng.uniform(0, 2 * np.pi)))))
+    return tuple(components)
+
+
+def _add_gusts(
+    carrier: np.ndarray | Tensor, gusts: tuple[tuple[int, np.complex64], ...]
+) -> np.ndarray | Tensor:
+    """``carrier`` (a half spectrum, numpy or torch) modulated by :func:`_draw_gusts`'s gusts."""
+    is_numpy = isinstance(carrier, np.ndarray)
+    wind = carrier.copy() if is_numpy else carrier.clone()
+    for b, c in gusts:
         # cos(ωt + φ)·x = (e^{jφ} x·e^{jωt} + e^{-jφ} x·e^{-jωt}) / 2: the spectrum moved up and
         # down by b bins. Moving up folds negative frequencies back in as conjugates; what moves
         # past Nyquist is dropped (wind has no energy there).
-        wind[b:] += c * carrier[:-b]
-        wind[:b] += c * np.conj(carrier[b:0:-1])
-        wind[:-b] += np.conj(c) * carrier[b:]
+        folded = carrier[1 : b + 1][::-1] if is_numpy else carrier[1 : b + 1].flip(0)
+        c_up, c_down = (c, np.conj(c)) if is_numpy else (complex(c), complex(np.conj(c)))
+        wind[b:] += c_up * carrier[:-b]
+        wind[:b] += c_up * folded.conj()
+        wind[:-b] += c_down * carrier[b:]
     return wind
 
 
@@ -454,6 +473,17 @@ def _noise_gain(p_bird: float, p_noise: float, snr_db: float) -> float:
     return float(np.sqrt(p_bird / (p_noise * 10 ** (snr_db / 10)))) if p_noise > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class DeferredNoise:
+    """A frequency-domain noise whose white spectrum is drawn later, on the device
+    (:func:`draw_scene` with ``draws="device"``): unit-variance white noise's spectrum times
+    ``shape`` (the cached float32 ``[n_fft // 2 + 1]`` gain), then ``gusts`` (wind's, see
+    :func:`_draw_gusts`). Its power, unknown until drawn, is measured there."""
+
+    shape: np.ndarray
+    gusts: tuple[tuple[int, np.complex64], ...] = ()
+
+
 @dataclass
 class SceneDraw:
     """Everything random about one clip's scene, drawn from its generator in a fixed order
@@ -468,7 +498,9 @@ class SceneDraw:
         wet: The reverb mix.
         noises: Noises made in the frequency domain, ``(spectrum [n_fft // 2 + 1] complex64,
             power, snr_db)``: scaled to ``snr_db`` below the bird's direct power taking
-            ``power`` as theirs, or added as they are when ``snr_db`` is None.
+            ``power`` as theirs, or added as they are when ``snr_db`` is None. With device
+            draws a spectrum may be a :class:`DeferredNoise` and its power None (measured
+            once drawn).
         extras: Noises made in the time domain, ``(signal [samples] float32, power, snr_db)``,
             likewise; added after the inverse FFT.
     """
@@ -478,13 +510,20 @@ class SceneDraw:
     distance_m: float | None = None
     reverb_ir: np.ndarray | None = None
     wet: float = 0.0
-    noises: list[tuple[np.ndarray, float, float | None]] = field(default_factory=list)
+    noises: list[tuple[np.ndarray | DeferredNoise, float | None, float | None]] = field(
+        default_factory=list
+    )
     extras: list[tuple[np.ndarray, float, float | None]] = field(default_factory=list)
 
     @property
     def filters_bird(self) -> bool:
         """Whether distance or reverb filter the bird (else it is mixed in unchanged)."""
         return self.distance_m is not None or self.reverb_ir is not None
+
+    @property
+    def deferred(self) -> bool:
+        """Whether a noise is left to draw on the device (:class:`DeferredNoise`)."""
+        return any(isinstance(noise, DeferredNoise) for noise, *_ in self.noises)
 
     @property
     def needs_bird_power(self) -> bool:
@@ -499,13 +538,24 @@ def draw_scene(
     rng: np.random.Generator,
     background_spectra: np.ndarray | None = None,
     background_clips: Sequence[np.ndarray] | None = None,
+    draws: Draws = "host",
 ) -> SceneDraw:
     """Draw one ``n_samples`` clip's scene from ``rng`` (arguments as :func:`apply_scene`).
 
     All of a scene's randomness, and the noises' spectral shapes, in the order
     :func:`apply_scene` has always drawn them: parameters, the reverb's impulse response,
-    the background, wind, then rain.
+    the background, wind, then rain. ``draws="device"`` leaves the white spectra of the
+    measured background, the wind and the rain's hiss (the bulk of the random numbers) to
+    :func:`apply_scenes_torch` as :class:`DeferredNoise`; only :func:`apply_scenes_torch`
+    mixes such a draw.
     """
+    check_draws(draws)
+
+    def spectrum(shape: np.ndarray) -> np.ndarray | DeferredNoise:
+        return (
+            DeferredNoise(shape) if draws == "device" else white_noise_spectrum(n_fft, rng) * shape
+        )
+
     _check_rate(sample_rate)
     params = _draw_scene(scene, rng, background_spectra, background_clips)
     # One FFT size for everything: the reverb is circular (see reverb), gusts loop anyway.
@@ -518,9 +568,9 @@ def draw_scene(
         )
         draw.wet = params["wet"]
     if scene.background == "measured":
-        noise = floor_noise_spectrum(background_spectra[params["background_index"]], n_fft, rng)
+        noise = spectrum(floor_gain(background_spectra[params["background_index"]], n_fft))
         # As recorded without an SNR: the floor is an absolute level, like the bird's loudness.
-        power = _spectrum_power(noise, n_fft) if snr is not None else 1.0
+        power = _power(noise, n_fft) if snr is not None else 1.0
         draw.noises.append((noise, power, snr))
     elif scene.background == "files":
         index = params["background_index"]
@@ -530,18 +580,28 @@ def draw_scene(
         clip = _excerpt(_check_audio(clip, f"background {params['background']}"), n_samples, rng)
         draw.extras.append((clip, float(np.mean(np.square(clip, dtype=np.float64))), snr))
     if "wind_snr_db" in params:
-        noise = _wind_spectrum(sample_rate, n_fft, rng, params["wind_gusts"])
-        draw.noises.append((noise, _spectrum_power(noise, n_fft), params["wind_snr_db"]))
+        carrier = spectrum(_wind_shape(sample_rate, n_fft))
+        gusts = _draw_gusts(sample_rate, n_fft, rng, params["wind_gusts"])
+        if isinstance(carrier, DeferredNoise):
+            noise = DeferredNoise(carrier.shape, gusts)
+        else:
+            noise = _add_gusts(carrier, gusts)
+        draw.noises.append((noise, _power(noise, n_fft), params["wind_snr_db"]))
     if "rain_snr_db" in params:
         # Hiss and drops are each of unit power, mixed by their shares.
         drops = _rain_drops(n_samples, sample_rate, rng, params["rain_drops_per_s"])
         share = _RAIN_HISS_SHARE if drops.any() else 1.0
-        hiss = white_noise_spectrum(n_fft, rng) * _hiss_shape(sample_rate, n_fft)
+        hiss = spectrum(_hiss_shape(sample_rate, n_fft))
         draw.noises.append((hiss, 1.0 / share, params["rain_snr_db"]))
         if share < 1.0:
             draw.extras.append((drops, 1.0 / (1.0 - share), params["rain_snr_db"]))
     del params["background_index"]
     return draw
+
+
+def _power(noise: np.ndarray | DeferredNoise, n_fft: int) -> float | None:
+    """A drawn spectrum's power; None for a deferred one (measured once drawn)."""
+    return None if isinstance(noise, DeferredNoise) else _spectrum_power(noise, n_fft)
 
 
 def apply_scene(
@@ -607,18 +667,27 @@ def _mix_scene(audio: np.ndarray, sample_rate: int, draw: SceneDraw) -> np.ndarr
     return out.astype(np.float32, copy=False)
 
 
-def apply_scenes_torch(audio: Tensor, sample_rate: int, draws: Sequence[SceneDraw]) -> Tensor:
+def apply_scenes_torch(
+    audio: Tensor,
+    sample_rate: int,
+    draws: Sequence[SceneDraw],
+    generators: Sequence[torch.Generator] | None = None,
+) -> Tensor:
     """:func:`apply_scene`'s mix for a batch ``audio [batch, samples]`` on its device, clip
     ``i`` placed in ``draws[i]`` (from :func:`draw_scene`) → ``[batch, samples]``.
 
     The same maths as the numpy mix, batched: one FFT of the filtered birds, per-clip distance
     gains and reverb responses, every noise scaled by its clip's gain and summed into one
     inverse FFT. Equal to :func:`apply_scene` clip by clip within float32 rounding (sums in
-    another order): tested within 1e-5 of the peak.
+    another order): tested within 1e-5 of the peak. Draws made with ``draws="device"`` have
+    their deferred white spectra drawn here from ``generators[i]`` (clip ``i``'s, on the
+    device), Gaussian with the variance of the host's: the same scenes in distribution.
     """
     batch, n = audio.shape
     if len(draws) != batch or len({d.n_fft for d in draws}) > 1:
         raise ValueError(f"need one draw per clip of {n} samples, got {len(draws)} for {batch}")
+    if generators is not None and len(generators) != batch:
+        raise ValueError(f"need one generator per clip, got {len(generators)} for {batch}")
     if not draws:
         return audio
     device, n_fft = audio.device, draws[0].n_fft
@@ -657,9 +726,9 @@ def apply_scenes_torch(audio: Tensor, sample_rate: int, draws: Sequence[SceneDra
         spectrum[rows] = bird
     noises = [(i, *noise) for i, d in enumerate(draws) for noise in d.noises]
     if noises:
-        spectra = torch.from_numpy(np.stack([s for _, s, _, _ in noises])).to(device)
+        spectra, power = _noise_spectra(noises, n_fft, device, generators)
         if any(snr is not None for *_, snr in noises):  # else all as recorded: gains of 1
-            spectra *= _gains(noises, p_bird)
+            spectra *= _gains(noises, p_bird, power)
         if spectrum is None and [i for i, *_ in noises] == list(range(batch)):
             spectrum = spectra  # one noise per clip, nothing else: nothing to add
         else:
@@ -690,12 +759,63 @@ def _owners(entries: list[tuple], device: torch.device) -> Tensor:
     return torch.tensor([e[0] for e in entries], device=device)
 
 
-def _gains(entries: list[tuple[int, object, float, float | None]], p_bird: Tensor) -> Tensor:
+def _noise_spectra(
+    noises: list[tuple[int, np.ndarray | DeferredNoise, float | None, float | None]],
+    n_fft: int,
+    device: torch.device,
+    generators: Sequence[torch.Generator] | None,
+) -> tuple[Tensor, Tensor]:
+    """``(clip, spectrum, power, snr_db)`` entries → their spectra stacked on ``device``
+    ``[entries, n_fft // 2 + 1]`` complex64 and powers float64 ``[entries]``: drawn ones as
+    given; deferred ones drawn from their clip's generator, shaped and measured there."""
+    power = torch.tensor(
+        [math.nan if e[2] is None else e[2] for e in noises], dtype=torch.float64, device=device
+    )
+    deferred = [k for k, e in enumerate(noises) if isinstance(e[1], DeferredNoise)]
+    drawn = [k for k, e in enumerate(noises) if not isinstance(e[1], DeferredNoise)]
+    if not deferred:
+        return torch.from_numpy(np.stack([e[1] for e in noises])).to(device), power
+    if generators is None:
+        raise ValueError("scenes drawn with draws='device' need the clips' generators")
+    bins = n_fft // 2 + 1
+    spectra = torch.empty(len(noises), bins, dtype=torch.complex64, device=device)
+    if drawn:
+        spectra[drawn] = torch.from_numpy(np.stack([noises[k][1] for k in drawn])).to(device)
+    # Shapes are cached arrays shared by many clips (a species' floors, wind, hiss): each
+    # goes to the device once.
+    unique: dict[int, tuple[int, np.ndarray]] = {}
+    rows = [unique.setdefault(id(noises[k][1].shape), (len(unique), noises[k][1].shape))[0]
+            for k in deferred]  # fmt: skip
+    shapes = torch.from_numpy(np.stack([shape for _, shape in unique.values()])).to(device)
+    white = torch.empty(len(deferred), bins, 2, device=device)
+    for row, k in enumerate(deferred):  # each clip's generator, in its entries' order
+        torch.randn((bins, 2), generator=generators[noises[k][0]], out=white[row], device=device)
+    # Real and imaginary parts of variance n_fft / 2: the spectrum of unit white noise (as
+    # white_noise_spectrum, Gaussian instead of uniform).
+    white = torch.view_as_complex(white) * (shapes[rows] * math.sqrt(n_fft / 2))
+    for row, k in enumerate(deferred):
+        if noises[k][1].gusts:
+            white[row] = _add_gusts(white[row], noises[k][1].gusts)
+    at = torch.tensor(deferred, device=device)
+    spectra[at] = white
+    energy = torch.view_as_real(white).square().sum(-1, dtype=torch.float64)
+    total = 2 * energy.sum(-1) - energy[:, 0] - (energy[:, -1] if n_fft % 2 == 0 else 0.0)
+    power[at] = torch.where(power[at].isnan(), total / n_fft**2, power[at])
+    return spectra, power
+
+
+def _gains(
+    entries: list[tuple[int, object, float | None, float | None]],
+    p_bird: Tensor,
+    power: Tensor | None = None,
+) -> Tensor:
     """``[entries, 1]`` float32 gains of ``(clip, noise, power, snr_db)`` entries, as
-    :func:`_noise_gain` (1 where ``snr_db`` is None, 0 for a silent noise)."""
+    :func:`_noise_gain` (1 where ``snr_db`` is None, 0 for a silent noise); ``power``
+    ``[entries]`` replaces the entries' own."""
     device = p_bird.device
     owner = _owners(entries, device)
-    power = torch.tensor([e[2] for e in entries], dtype=torch.float64, device=device)
+    if power is None:
+        power = torch.tensor([e[2] for e in entries], dtype=torch.float64, device=device)
     snr = torch.tensor(
         [math.nan if e[3] is None else e[3] for e in entries], dtype=torch.float64, device=device
     )

@@ -39,11 +39,14 @@ def models_back_on_cpu(small_bank):
         small_bank.entry(species).model.to("cpu")
 
 
+@pytest.mark.parametrize("draws", ["host", "device"])
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.usefixtures("models_back_on_cpu")
-def test_mix_adds_songs_to_minority_examples_at_the_drawn_snr(small_bank, device):
+def test_mix_adds_songs_to_minority_examples_at_the_drawn_snr(small_bank, device, draws):
     samples, targets = (t.to(device) for t in _batch())
-    augment = BatchDDSPSynth(small_bank, CLASSES, min_snr_db=3.0, max_snr_db=9.0, p=1.0, seed=0)
+    augment = BatchDDSPSynth(
+        small_bank, CLASSES, min_snr_db=3.0, max_snr_db=9.0, p=1.0, seed=0, draws=draws
+    )
     out = augment(samples, sample_rate=SR, targets=targets)
     assert out.samples.device == samples.device
     assert out.samples.shape == samples.shape and torch.isfinite(out.samples).all()
@@ -118,6 +121,8 @@ def test_bad_arguments(small_bank):
         BatchDDSPSynth(small_bank, CLASSES, action="add")
     with pytest.raises(ValueError, match="p must be"):
         BatchDDSPSynth(small_bank, CLASSES, p=1.5)
+    with pytest.raises(ValueError, match="draws must be"):
+        BatchDDSPSynth(small_bank, CLASSES, draws="gpu")
     samples, targets = _batch()
     augment = BatchDDSPSynth(small_bank, CLASSES, p=1.0)
     with pytest.raises(ValueError, match="classes"):

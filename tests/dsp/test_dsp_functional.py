@@ -324,3 +324,5 @@ def test_torch_separable_conv_stack_matches_the_numba_kernel_and_has_gradients()
         assert np.abs(out[i].detach().numpy() - reference).max() <= 1e-5 * np.abs(reference).max()
     out.square().sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    with torch.no_grad():  # generation's in-place form: the same numbers
+        torch.testing.assert_close(F.separable_conv_stack(x, **weights), out, rtol=0, atol=0)

@@ -84,6 +84,42 @@ def test_batched_torch_renders_the_numba_songs_with_their_scenes(small_bank, dev
     small_bank.entry(species).model.to("cpu")  # the shared bank's model followed the device
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_device_draws_are_seeded_per_clip_and_sound_like_the_host_draws(small_bank, device):
+    """draws="device": the same contours, the bulk noise from each clip's torch generator:
+    identical for a seed whatever the batch, and within 1 dB of the host draws' level and
+    band spectrum (16 bands over 8 clips) for the clean bird."""
+    species = small_bank.species[0]
+    kwargs = dict(seconds=1.0, seed=21, backend="torch", device=device)
+    scene = SceneConfig(background="measured", p_wind=0.5, p_rain=0.5)
+    device = small_bank.sample(species, n=4, draws="device", scene=scene, **kwargs)
+    np.testing.assert_array_equal(
+        small_bank.sample(species, n=4, draws="device", scene=scene, **kwargs), device
+    )
+    first = small_bank.sample(species, n=2, draws="device", scene=scene, **kwargs)
+    np.testing.assert_array_equal(first, device[:2])
+    assert device.shape == (4, 32000) and np.isfinite(device).all()
+    assert np.abs(device).max() <= 0.99 and all(np.std(clip) > 0 for clip in device)
+    other = small_bank.sample(species, n=4, draws="device", scene=scene, **{**kwargs, "seed": 22})
+    assert not np.array_equal(other, device)
+    host = small_bank.sample(species, n=8, draws="host", **kwargs)
+    bird = small_bank.sample(species, n=8, draws="device", **kwargs)
+    assert not np.array_equal(host, bird)
+    levels = 10 * np.log10(np.mean(bird**2, axis=1) / np.mean(host**2, axis=1))
+    assert np.abs(levels).max() <= 1.0
+
+    def bands(audio: np.ndarray) -> np.ndarray:
+        power = np.abs(np.fft.rfft(audio, axis=-1)) ** 2
+        return 10 * np.log10(power.mean(0)[1:].reshape(16, -1).mean(-1))
+
+    assert np.abs(bands(bird) - bands(host)).max() <= 1.0
+    with pytest.raises(ValueError, match="draws"):
+        small_bank.sample(species, draws="device")  # numba draws on the host
+    with pytest.raises(ValueError, match="draws"):
+        small_bank.sample(species, backend="torch", draws="gpu")
+    small_bank.entry(species).model.to("cpu")  # the shared bank's model followed the device
+
+
 def test_scene_adds_the_measured_background(small_bank):
     """The default scene adds noise with one training recording's floor, at its recorded level."""
     species = small_bank.species[0]

@@ -12,6 +12,7 @@ from _songs import abc_species, note_type
 from ddsp_augment.constants import LOUDNESS_FLOOR_DB
 from ddsp_augment.sampling.jitter import (
     JitterConfig,
+    _linspace_from_zero,
     compose_song,
     edit_syllables,
     jitter_contours,
@@ -316,3 +317,9 @@ def test_bad_arguments_are_rejected():
         jitter_contours(
             np.ones(3), np.ones(4), np.ones(3), STILL, np.random.default_rng(0), FRAME_RATE
         )
+
+
+@pytest.mark.parametrize("stop, length", [(1, 1), (1, 2), (3, 7), (7, 1500), (12, 3001)])
+def test_envelope_ramp_is_numpys_linspace_bit_for_bit(stop, length):
+    # The jitter's fast ramp must not move a sampled song (tests/test_regression.py pins them).
+    np.testing.assert_array_equal(_linspace_from_zero(stop, length), np.linspace(0, stop, length))

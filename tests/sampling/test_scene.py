@@ -10,7 +10,10 @@ import torch
 
 from ddsp_augment.io import save_audio
 from ddsp_augment.sampling.scene import (
+    DeferredNoise,
     SceneConfig,
+    _add_gusts,
+    _draw_gusts,
     air_absorption_db_per_m,
     apply_scene,
     apply_scenes_torch,
@@ -261,6 +264,71 @@ def test_bad_arguments_are_rejected():
         distance(np.full(10, np.nan), SR, 2.0)
     with pytest.raises(ValueError, match="gusts"):
         wind_noise(100, SR, rng, gusts=1.0)
+
+
+def _band_db(audio: np.ndarray, bands: int = 16) -> np.ndarray:
+    """Power in ``bands`` equal-width bands of the mean periodogram of clips ``[clips, n]``."""
+    power = np.abs(np.fft.rfft(audio, axis=-1)) ** 2
+    return 10 * np.log10(power.mean(0)[1:].reshape(bands, -1).mean(-1))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_device_drawn_scenes_match_the_host_draws_in_distribution(device):
+    """draws="device": the same parameters and reverb, the bulk white spectra drawn from each
+    clip's torch generator; realised SNRs as the host's, noise spectra within 0.25 dB per band
+    (16 bands, 24 clips; measured 0.06); bit-identical for the same generator seeds, clip by
+    clip."""
+    songs = np.stack([_song(seed, seconds=1.0) for seed in range(24)])
+    silence = np.zeros_like(songs)
+    scenes = [
+        (FULL_SCENE, songs, 0.5),  # every noise at an SNR: the clips' power as the host's
+        (SceneConfig(background="measured"), silence, 0.25),  # floor as recorded: its spectrum
+        (SceneConfig(background="none", p_wind=1.0, wind_snr_db=(0, 0)), songs, 0.25),
+    ]
+    for scene, audio, tolerance_db in scenes:
+        kwargs = {"background_spectra": _spectra()}
+        host = [draw_scene(scene, SR, SR, np.random.default_rng(i), **kwargs) for i in range(24)]
+        deferred = [
+            draw_scene(scene, SR, SR, np.random.default_rng(i), draws="device", **kwargs)
+            for i in range(24)
+        ]
+        assert [d.params for d in deferred] == [d.params for d in host]
+        assert all(d.deferred for d in deferred) and not any(d.deferred for d in host)
+        for a, b in zip(host, deferred, strict=True):
+            if a.reverb_ir is not None:
+                np.testing.assert_array_equal(a.reverb_ir, b.reverb_ir)
+
+        def generators(n: int) -> list[torch.Generator]:
+            return [torch.Generator(device).manual_seed(1000 + i) for i in range(n)]
+
+        batch = torch.from_numpy(audio).to(device)
+        want = apply_scenes_torch(batch, SR, host).cpu().numpy()
+        got = apply_scenes_torch(batch, SR, deferred, generators(24)).cpu().numpy()
+        again = apply_scenes_torch(batch[:3], SR, deferred[:3], generators(3)).cpu().numpy()
+        np.testing.assert_array_equal(again, got[:3])
+        assert np.isfinite(got).all() and got.dtype == np.float32
+        if audio is songs:  # levels clip by clip (noise set by the SNR)
+            levels = [_db(g) - _db(w) for g, w in zip(got, want, strict=True)]
+            assert np.abs(levels).max() <= tolerance_db
+        else:  # the noise alone: its spectrum
+            assert np.abs(_band_db(got) - _band_db(want)).max() <= tolerance_db
+    with pytest.raises(ValueError, match="generators"):
+        apply_scenes_torch(batch, SR, deferred)
+    with pytest.raises(ValueError, match="draws"):
+        draw_scene(scene, SR, SR, np.random.default_rng(0), draws="gpu")
+
+
+def test_gusts_move_the_spectrum_alike_in_numpy_and_torch():
+    rng = np.random.default_rng(4)
+    carrier = (rng.standard_normal(1001) + 1j * rng.standard_normal(1001)).astype(np.complex64)
+    gusts = _draw_gusts(SR, 2000, rng, 0.7)
+    assert len(gusts) == 2 and all(b >= 1 for b, _ in gusts)
+    assert sum(2 * abs(c) for _, c in gusts) == pytest.approx(0.7, rel=1e-6)
+    numpy_wind = _add_gusts(carrier, gusts)
+    torch_wind = _add_gusts(torch.from_numpy(carrier), gusts).numpy()
+    np.testing.assert_allclose(torch_wind, numpy_wind, rtol=0, atol=1e-5)
+    assert not np.allclose(numpy_wind, carrier)
+    assert DeferredNoise(np.ones(3, np.float32), gusts).gusts == gusts
 
 
 def test_measured_background_as_recorded_keeps_its_absolute_level():
