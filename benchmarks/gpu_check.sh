@@ -10,7 +10,6 @@ python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'"
 pytest -q -p no:cacheprovider tests/sampling/test_bank.py tests/sampling/test_scene.py \
     tests/augment/test_batch_synth.py -k "cuda"
 python benchmarks/generate_speed.py --repeats 5 --growth_clips 100
-python benchmarks/train_speed.py
 # Training: a stacked step on CUDA is train_species' step; 20 species at once on the GPU on the
 # default schedule (30 epochs x 30 steps) vs one species at a time on the CPU (one of them).
 pytest -q -p no:cacheprovider tests/training/test_stacked.py -k cuda
