@@ -10,6 +10,11 @@
 - ``ddsp``: the balance target filled with DDSP songs (:func:`ddsp_training_set`), drawn afresh
   every classifier epoch, heard in the same scene.
 - ``ddsp+classic``: half of the missing clips DDSP songs, half ``classic+scene`` copies.
+- ``ddsp+gate``: the ``ddsp`` songs through a quality gate (:func:`gate_judge`): a song the
+  judge gives less than ``min_confidence`` for its species is redrawn (up to 8 draws, then the
+  most convincing one). Default judge: ``RealClipJudge`` fitted on the split's own real
+  training clips (every class; no outside knowledge, no test clips); ``"birdnet"`` brings
+  BirdNET's outside knowledge of the species.
 - ``oracle``: all real training recordings of the minority species (the upper bound).
 
 Balance target per minority species = the median training count of the majority species; every
@@ -36,6 +41,7 @@ from ddsp_augment.augment.bank_builder import BankBuildError, Clip, build_bank
 from ddsp_augment.augment.dataset import DDSPBalancedDataset
 from ddsp_augment.augment.layout import ItemLayout
 from ddsp_augment.constants import SAMPLE_RATE
+from ddsp_augment.sampling.gate import Judge
 from ddsp_augment.sampling.scene import SceneConfig, apply_scene
 from ddsp_augment.training.train import TrainSettings
 
@@ -52,18 +58,21 @@ __all__ = [
     "DDSP_CONDITIONS",
     "DDSP_SONG_DEFAULTS",
     "DDSP_TRAIN_DEFAULTS",
+    "GATE_DEFAULTS",
     "SCENE_DEFAULTS",
     "ClassicCopies",
     "ddsp_train_settings",
     "ddsp_training_set",
     "deficits",
     "extra_clips",
+    "gate_judge",
+    "gate_settings",
     "scene_backgrounds",
     "scene_config",
     "training_set",
 ]
 
-DDSP_CONDITIONS = ("ddsp", "ddsp+classic")
+DDSP_CONDITIONS = ("ddsp", "ddsp+classic", "ddsp+gate")
 ALL_CONDITIONS = (
     "baseline",
     "oversample",
@@ -71,6 +80,7 @@ ALL_CONDITIONS = (
     "classic+scene",
     "ddsp",
     "ddsp+classic",
+    "ddsp+gate",
     "oracle",
 )
 # Species models for the DDSP conditions: one thread each, two species at a time; ~40 steps on
@@ -93,6 +103,9 @@ SCENE_DEFAULTS: dict[str, Any] = {
     "rt60_s": (0.2, 1.0),
 }
 DDSP_SONG_DEFAULTS: dict[str, Any] = {"jitter": None, "synthetic_factor": 1.0}
+# The ddsp+gate condition's gate (``options["gate"]``): "real" = RealClipJudge on the split's
+# own training clips, "birdnet" = BirdNET (outside knowledge, extra [birdnet]).
+GATE_DEFAULTS: dict[str, Any] = {"judge": "real", "min_confidence": 0.5}
 CLASSIC_DESCRIPTION = (
     "audiomentations Compose: PitchShift ±2 st (p=0.5), TimeStretch 0.85-1.15 (p=0.5), "
     "Gain ±6 dB (p=1), AddGaussianSNR 10-40 dB (p=0.5); one copy per missing clip, sources "
@@ -231,10 +244,45 @@ def ddsp_train_settings(options: dict[str, Any]) -> TrainSettings:
 
 def ddsp_song_settings(options: dict[str, Any]) -> dict[str, Any]:
     """The songs' jitter and number: :data:`DDSP_SONG_DEFAULTS` under ``options``' keys."""
-    unknown = set(options) - {"train", "scene", *DDSP_SONG_DEFAULTS}
+    unknown = set(options) - {"train", "scene", "gate", *DDSP_SONG_DEFAULTS}
     if unknown:
         raise ValueError(f"ddsp options: unknown keys {sorted(unknown)}")
     return {key: options.get(key, value) for key, value in DDSP_SONG_DEFAULTS.items()}
+
+
+def gate_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """The ddsp+gate condition's gate: :data:`GATE_DEFAULTS` under ``options["gate"]``."""
+    gate = {**GATE_DEFAULTS, **options.get("gate", {})}
+    if set(gate) != set(GATE_DEFAULTS):
+        raise ValueError(f"gate options: unknown keys {sorted(set(gate) - set(GATE_DEFAULTS))}")
+    if gate["judge"] not in ("real", "birdnet"):
+        raise ValueError(f"gate judge must be 'real' or 'birdnet', got {gate['judge']!r}")
+    if not 0 <= gate["min_confidence"] <= 1:
+        raise ValueError(f"gate min_confidence must be in [0, 1], got {gate['min_confidence']}")
+    return gate
+
+
+def gate_judge(
+    base: ClipDataset, classes: Sequence[str], options: dict[str, Any]
+) -> tuple[Judge, float]:
+    """``(judge, min_confidence)`` of the ddsp+gate condition (:func:`gate_settings`).
+
+    ``"real"``: a ``RealClipJudge`` fitted on every training clip of ``base`` (every class of
+    the split's training side, nothing else), so the gate knows only what the classifier
+    could; ``"birdnet"``: ``BirdNETJudge().confidence``, which knows these species from
+    outside data.
+    """
+    gate = gate_settings(options)
+    if gate["judge"] == "birdnet":
+        from ddsp_augment.evaluation.birdnet import BirdNETJudge
+
+        return BirdNETJudge().confidence, float(gate["min_confidence"])
+    from ddsp_augment.evaluation.clip_judge import RealClipJudge
+
+    clips: dict[str, list[np.ndarray]] = {}
+    for waveform, label in zip(base.waveforms, base.targets, strict=True):
+        clips.setdefault(classes[label], []).append(waveform[0].numpy())
+    return RealClipJudge(clips, base.sample_rate).confidence, float(gate["min_confidence"])
 
 
 def ddsp_training_set(
@@ -247,6 +295,7 @@ def ddsp_training_set(
     model_root: Path,
     options: dict[str, Any],
     backgrounds: np.ndarray | None = None,
+    quality_gate: tuple[Judge, float] | None = None,
 ) -> tuple[Dataset, dict[str, str]]:
     """``base`` followed by ``n_synthetic[c]`` DDSP songs of each class ``c``.
 
@@ -257,7 +306,8 @@ def ddsp_training_set(
     default :func:`scene_backgrounds` of ``base``). ``options["train"]`` overrides
     :data:`DDSP_TRAIN_DEFAULTS` (keys of ``TrainSettings``), ``options["scene"]`` the scene;
     ``jitter`` overrides ``JitterConfig`` knobs, ``synthetic_factor`` scales the number of songs
-    (1: balance).
+    (1: balance). ``quality_gate`` (``(judge, min_confidence)``) gates every song
+    (``DDSPBalancedDataset(quality_gate=)``).
 
     Returns:
         The dataset (``base``'s items unchanged, then the songs, every item ``(waveform
@@ -294,6 +344,7 @@ def ddsp_training_set(
         scene=scene_config(options),
         backgrounds=scene_backgrounds(base) if backgrounds is None else backgrounds,
         jitter=song["jitter"],  # None, or knobs that replace the species defaults
+        quality_gate=quality_gate,
         progress=False,
     )
     return balanced, failures
@@ -330,6 +381,9 @@ def training_set(
             model_root=cache_root / "models",
             options=ddsp_options,
             backgrounds=backgrounds,
+            quality_gate=gate_judge(base, corpus.classes, ddsp_options)
+            if condition == "ddsp+gate"
+            else None,
         )
         if not n_classic:
             return balanced, failures
@@ -346,5 +400,12 @@ def settings_record(options: dict[str, Any]) -> dict[str, Any]:
         "scene_backgrounds": "noise floors of up to 256 evenly spaced training clips of the "
         "split, every class",
         "ddsp_songs": ddsp_song_settings(options),
+        "ddsp_gate": {
+            **gate_settings(options),
+            "max_draws": 8,
+            "judge_description": "real: RealClipJudge (logistic regression on log-mel "
+            "statistics of loud 1 s windows) fitted on the split's own training clips, every "
+            "class; birdnet: BirdNET GLOBAL 6K v2.4 (outside knowledge of the species)",
+        },
         "ddsp_train": asdict(ddsp_train_settings(options)),
     }

@@ -122,6 +122,8 @@ def run_condition(
     proba = model.predict_proba([test_corpus.waveforms[i] for i in split.test_idx])
     y_true = test_corpus.labels[split.test_idx]
     scores = classification_scores(y_true, proba.argmax(1), split.minority, len(corpus.classes))
+    # A gated dataset's bank counts its draws over this fit (every epoch).
+    gated = getattr(dataset, "quality_gate", None) is not None
     return {
         "seed": split.seed,
         "fold": split.fold,
@@ -130,6 +132,7 @@ def run_condition(
         "ddsp_model_failures": failures,
         **{m: scores[m] for m in METRICS},
         "per_class_recall": scores["per_class_recall"],
+        "gate": dataset.bank.gate_stats.as_dict() if gated else None,
         "seconds_build": built - start,
         "seconds": time.perf_counter() - start,
     }

@@ -99,6 +99,14 @@ def summarise(
         ]
         if c in DDSP_CONDITIONS:
             entry["ddsp_model_failures"] = sum(len(r["ddsp_model_failures"]) for r in rows)
+        gates = [r["gate"] for r in rows if r.get("gate")]
+        if gates:
+            draws = sum(g["draws"] for g in gates)
+            entry["gate"] = {
+                "items": sum(g["items"] for g in gates),
+                "draws": draws,
+                "acceptance_rate": sum(g["accepted"] for g in gates) / draws if draws else None,
+            }
         entry["seconds"] = float(sum(r["seconds"] for r in rows))
         out[c] = entry
     return out
@@ -152,6 +160,13 @@ def _run_table(summary: dict[str, dict[str, Any]]) -> list[str]:
                 f"\n{c} vs {name}: Δ minority recall {_ci_text(versus[PRIMARY_METRIC])}, "
                 f"Δ majority recall {_ci_text(versus['majority_recall'])}, "
                 f"Δ macro-F1 {_ci_text(versus['macro_f1'])}"
+            )
+    for c, entry in summary.items():
+        if entry.get("gate") and entry["gate"]["acceptance_rate"] is not None:
+            gate = entry["gate"]
+            lines.append(
+                f"\n{c}: the quality gate accepted {gate['acceptance_rate']:.0%} of "
+                f"{gate['draws']} drawn songs ({gate['items']} items)."
             )
     failed = sorted(
         {

@@ -173,3 +173,63 @@ def test_paired_bootstrap_matches_scipy_percentile_bootstrap():
     assert mean == pytest.approx(diffs.mean())
     assert lo == pytest.approx(reference.low, abs=0.002)
     assert hi == pytest.approx(reference.high, abs=0.002)
+
+
+def _gate_corpus():
+    """Two tonal species as a benchmark corpus: 3 clips of Parus_major, 2 of Fringilla_coelebs
+    (the small bank's species), one recordist each."""
+    from classifier_gain.corpus import Corpus
+
+    waveforms, labels = _tiny_corpus()
+    return Corpus(
+        root=None,
+        names=[f"s{label}/{i}.wav" for i, label in enumerate(labels)],
+        classes=["Parus_major", "Fringilla_coelebs"],
+        labels=labels,
+        recordists=[f"r{i}" for i in range(len(labels))],
+        groups=np.arange(len(labels)),
+        waveforms=waveforms,
+        fingerprint="tiny",
+    )
+
+
+def test_ddsp_gate_judges_every_song_with_a_judge_of_the_split_training_clips(
+    small_bank, tmp_path, monkeypatch
+):
+    from classifier_gain import conditions
+
+    corpus = _gate_corpus()
+    # Fringilla (class 1) is the minority, cut to clip 3: it needs 2 songs to reach 3.
+    split = Split(0, 0, [1], np.array([0, 1, 2, 3]), np.arange(5), np.array([4]))
+    monkeypatch.setattr(conditions, "build_bank", lambda *args, **kwargs: (small_bank, {}))
+    small_bank.gate_stats = type(small_bank.gate_stats)()
+    options = {"gate": {"min_confidence": 0.0}}
+    dataset, failures = conditions.training_set("ddsp+gate", split, corpus, options, tmp_path)
+    assert failures == {} and len(dataset) == 6
+    judge, threshold = dataset.quality_gate
+    # The real-clip judge knows the training side only: both species, fitted on clips 0-3.
+    assert judge.__self__.species == ["Fringilla_coelebs", "Parus_major"]
+    assert threshold == 0.0
+    # 2 kHz vs 3 kHz tones: the judge tells the training clips apart.
+    assert judge(corpus.waveforms[3][0].numpy(), 32000, "Fringilla_coelebs") > 0.9
+    assert judge(corpus.waveforms[0][0].numpy(), 32000, "Fringilla_coelebs") < 0.1
+    songs = [dataset[i] for i in (4, 5)]
+    assert [label for _, _, label in songs] == [1, 1]
+    assert all(w.shape == (1, 16000) and torch.isfinite(w).all() for w, _, _ in songs)
+    # Threshold 0 accepts every first draw: each song judged once.
+    stats = dataset.bank.gate_stats
+    assert (stats.items, stats.draws, stats.accepted) == (2, 2, 2)
+    plain, _ = conditions.training_set("ddsp", split, corpus, options, tmp_path)
+    assert plain.quality_gate is None and len(plain) == 6
+
+
+def test_gate_settings_reject_unknown_judges_and_keys():
+    from classifier_gain.conditions import gate_settings
+
+    assert gate_settings({}) == {"judge": "real", "min_confidence": 0.5}
+    with pytest.raises(ValueError, match="judge"):
+        gate_settings({"gate": {"judge": "perch"}})
+    with pytest.raises(ValueError, match="unknown keys"):
+        gate_settings({"gate": {"threshold": 0.2}})
+    with pytest.raises(ValueError, match="min_confidence"):
+        gate_settings({"gate": {"min_confidence": 1.5}})
