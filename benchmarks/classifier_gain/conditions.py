@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from torch.utils.data import ConcatDataset, Dataset
 
 from ddsp_augment.augment.backgrounds import measure_dataset_backgrounds
@@ -41,6 +43,7 @@ from ddsp_augment.augment.bank_builder import BankBuildError, Clip, build_bank
 from ddsp_augment.augment.dataset import DDSPBalancedDataset
 from ddsp_augment.augment.layout import ItemLayout
 from ddsp_augment.constants import SAMPLE_RATE
+from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.sampling.gate import Judge
 from ddsp_augment.sampling.scene import SceneConfig, apply_scene
 from ddsp_augment.training.train import TrainSettings
@@ -69,6 +72,11 @@ __all__ = [
     "gate_settings",
     "scene_backgrounds",
     "scene_config",
+    "split_species_clips",
+    "species_bank",
+    "species_clips",
+    "species_model_dir",
+    "train_species_models",
     "training_set",
 ]
 
@@ -285,6 +293,76 @@ def gate_judge(
     return RealClipJudge(clips, base.sample_rate).confidence, float(gate["min_confidence"])
 
 
+def species_clips(
+    base: ClipDataset,
+    names: Sequence[str],
+    recordists: Sequence[str],
+    classes: Sequence[str],
+    wanted: Sequence[int],
+) -> dict[str, list[Clip]]:
+    """``{species: its training clips}`` of the classes ``wanted`` among ``base``'s items (item
+    ``i`` is file ``names[i]`` by ``recordists[i]``)."""
+    clips: dict[str, list[Clip]] = {}
+    for i, label in enumerate(base.targets):
+        if label in wanted:
+            clip = Clip(base.waveforms[i][0].numpy(), classes[label], names[i], recordists[i])
+            clips.setdefault(classes[label], []).append(clip)
+    return clips
+
+
+def species_model_dir(model_root: Path, clips: Sequence[Clip]) -> Path:
+    """Where the model of one species' ``clips`` is cached: ``model_root/<hash of the file
+    names>``, so a species cut to the same recordings in another split reuses it."""
+    key = hashlib.sha1(json.dumps(sorted(c.name for c in clips)).encode()).hexdigest()[:16]
+    return model_root / key
+
+
+def _train_cpu_seconds(clips: Sequence[Clip], directory: Path, settings: TrainSettings) -> float:
+    """``build_bank`` of one species' clips; the CPU seconds it took in this process."""
+    start = time.process_time()
+    with contextlib.suppress(BankBuildError):  # cached by build_bank, reported by species_bank
+        build_bank(clips, directory, settings)
+    return time.process_time() - start
+
+
+def train_species_models(
+    clip_sets: Sequence[Sequence[Clip]], model_root: Path, options: dict[str, Any], jobs: int
+) -> float:
+    """Train (or find cached) one model per clip set (one species each), ``jobs`` at a time,
+    under :func:`species_model_dir`: every split's models before the splits run, so no two
+    processes train the same model and the cores stay busy. Failures are cached by
+    ``build_bank`` and reported when a split loads its bank.
+
+    Returns:
+        The CPU seconds spent in worker processes (0 with ``jobs`` = 1: all in this one).
+    """
+    unique = {species_model_dir(model_root, clips): clips for clips in clip_sets}
+    settings = ddsp_train_settings(options)
+    seconds = Parallel(n_jobs=max(1, min(jobs, len(unique))))(
+        delayed(_train_cpu_seconds)(clips, directory, settings)
+        for directory, clips in unique.items()
+    )
+    return float(sum(seconds)) if jobs > 1 else 0.0
+
+
+def species_bank(
+    clips: dict[str, list[Clip]], model_root: Path, options: dict[str, Any]
+) -> tuple[SpeciesBank | None, dict[str, str]]:
+    """One bank of every species' model (trained by ``build_bank`` on that species' clips only,
+    or cached: :func:`species_model_dir`), and ``{species: reason}`` for those without one."""
+    entries, failures = {}, {}
+    settings = ddsp_train_settings(options)
+    for species, group in clips.items():
+        try:
+            bank, failed = build_bank(group, species_model_dir(model_root, group), settings)
+        except BankBuildError as error:
+            failures.update(error.failures)
+            continue
+        failures.update(failed)
+        entries[species] = bank.entry(species)
+    return (SpeciesBank(entries) if entries else None), failures
+
+
 def ddsp_training_set(
     base: ClipDataset,
     names: Sequence[str],
@@ -299,11 +377,11 @@ def ddsp_training_set(
 ) -> tuple[Dataset, dict[str, str]]:
     """``base`` followed by ``n_synthetic[c]`` DDSP songs of each class ``c``.
 
-    One species model per class in ``n_synthetic``, trained by ``build_bank`` on that class's
-    clips of ``base`` only (item ``i`` is file ``names[i]`` by ``recordists[i]``), under
-    ``model_root/<hash of those files>/`` and reused while the clips and settings are
-    unchanged. The songs are heard in :func:`scene_config` over ``backgrounds`` (noise floors;
-    default :func:`scene_backgrounds` of ``base``). ``options["train"]`` overrides
+    One species model per class in ``n_synthetic`` (:func:`species_bank`), trained on that
+    class's clips of ``base`` only (item ``i`` is file ``names[i]`` by ``recordists[i]``),
+    cached under ``model_root`` and reused while the clips and settings are unchanged. The
+    songs are heard in :func:`scene_config` over ``backgrounds`` (noise floors; default
+    :func:`scene_backgrounds` of ``base``). ``options["train"]`` overrides
     :data:`DDSP_TRAIN_DEFAULTS` (keys of ``TrainSettings``), ``options["scene"]`` the scene;
     ``jitter`` overrides ``JitterConfig`` knobs, ``synthetic_factor`` scales the number of songs
     (1: balance). ``quality_gate`` (``(judge, min_confidence)``) gates every song
@@ -315,18 +393,12 @@ def ddsp_training_set(
         could not be trained: they get no songs (``base`` alone if none could).
     """
     wanted = [c for c, n in n_synthetic.items() if n > 0]
-    clips = [
-        Clip(base.waveforms[i][0].numpy(), classes[label], names[i], recordists[i])
-        for i, label in enumerate(base.targets)
-        if label in wanted
-    ]
+    clips = species_clips(base, names, recordists, classes, wanted)
     if not clips:
         return base, {}
-    key = hashlib.sha1(json.dumps(sorted(c.name for c in clips)).encode()).hexdigest()[:16]
-    try:
-        bank, failures = build_bank(clips, model_root / key, ddsp_train_settings(options), jobs=2)
-    except BankBuildError as error:
-        return base, error.failures
+    bank, failures = species_bank(clips, model_root, options)
+    if bank is None:
+        return base, failures
     song = ddsp_song_settings(options)
     counts = np.bincount(base.targets, minlength=len(classes))
     target = {
@@ -348,6 +420,19 @@ def ddsp_training_set(
         progress=False,
     )
     return balanced, failures
+
+
+def split_species_clips(split: Split, corpus: Corpus) -> dict[str, list[Clip]]:
+    """The clips each DDSP species model of ``split`` trains on: the kept training clips of
+    every minority class that misses some."""
+    missing = deficits(corpus.labels[split.train_idx], split.minority, len(corpus.classes))
+    return species_clips(
+        corpus.dataset(split.train_idx),
+        [corpus.names[i] for i in split.train_idx],
+        [corpus.recordists[i] for i in split.train_idx],
+        corpus.classes,
+        [c for c, n in missing.items() if n > 0],
+    )
 
 
 def training_set(

@@ -233,3 +233,48 @@ def test_gate_settings_reject_unknown_judges_and_keys():
         gate_settings({"gate": {"threshold": 0.2}})
     with pytest.raises(ValueError, match="min_confidence"):
         gate_settings({"gate": {"min_confidence": 1.5}})
+
+
+def test_species_models_are_cached_per_species_and_clip_set(tmp_path):
+    from classifier_gain.conditions import species_model_dir
+
+    from ddsp_augment.augment.bank_builder import Clip
+
+    audio = np.zeros(8, np.float32)
+    a, b, c = (Clip(audio, "A", name) for name in ("A/1.wav", "A/2.wav", "A/3.wav"))
+    # The same recordings kept in another split (in another order) reuse the model.
+    assert species_model_dir(tmp_path, [a, b]) == species_model_dir(tmp_path, [b, a])
+    assert species_model_dir(tmp_path, [a, b]) != species_model_dir(tmp_path, [a, c])
+    assert species_model_dir(tmp_path, [a, b]).parent == tmp_path
+
+
+def test_run_gives_the_same_rows_with_one_or_two_jobs(tmp_path):
+    from classifier_gain.classifiers import LogMelCache
+    from classifier_gain.protocol import run
+
+    corpus = _gate_corpus()
+    splits = [
+        Split(0, 0, [1], np.array([0, 1, 3]), np.array([0, 1, 3]), np.array([2, 4])),
+        Split(0, 1, [1], np.array([1, 2, 4]), np.array([1, 2, 4]), np.array([0, 3])),
+    ]
+    cache = LogMelCache()
+    cache.add(corpus.waveforms)
+    kwargs = dict(
+        corpus=corpus,
+        test_corpus=corpus,
+        classifier="linear",
+        classifier_options={"epochs": 2},
+        cache=cache,
+        ddsp_options={},
+        cache_root=tmp_path,
+    )
+    one, cpu_one = run(splits, ["baseline", "classic"], jobs=1, **kwargs)
+    two, cpu_two = run(splits, ["baseline", "classic"], jobs=2, **kwargs)
+    assert cpu_one == 0.0 and cpu_two > 0.0  # worker CPU is counted only with workers
+    # Class 0 keeps 2 clips, minority class 1 one: classic adds one copy.
+    for condition, n_train in (("baseline", 3), ("classic", 4)):
+        assert [r["fold"] for r in two[condition]] == [0, 1]
+        for a, b in zip(one[condition], two[condition], strict=True):
+            assert a["minority_recall"] == b["minority_recall"]
+            assert a["macro_f1"] == pytest.approx(b["macro_f1"], abs=1e-9)
+            assert a["n_train"] == b["n_train"] == n_train
