@@ -64,6 +64,7 @@ __all__ = [
     "GATE_DEFAULTS",
     "SCENE_DEFAULTS",
     "ClassicCopies",
+    "ResynthesisCopies",
     "ddsp_train_settings",
     "ddsp_training_set",
     "deficits",
@@ -110,7 +111,9 @@ SCENE_DEFAULTS: dict[str, Any] = {
     "distance_m": (1.0, 3.0),
     "rt60_s": (0.2, 1.0),
 }
-DDSP_SONG_DEFAULTS: dict[str, Any] = {"jitter": None, "synthetic_factor": 1.0}
+# resynthesis: the share of the DDSP items that re-sing the kept real clips
+# (:class:`ResynthesisCopies`) instead of recombining their syllables.
+DDSP_SONG_DEFAULTS: dict[str, Any] = {"jitter": None, "synthetic_factor": 1.0, "resynthesis": 0.0}
 # The ddsp+gate condition's gate (``options["gate"]``): "real" = RealClipJudge on the split's
 # own training clips, "birdnet" = BirdNET (outside knowledge, extra [birdnet]).
 GATE_DEFAULTS: dict[str, Any] = {"judge": "real", "min_confidence": 0.5}
@@ -206,10 +209,14 @@ class ClassicCopies(Dataset):
     def __len__(self) -> int:
         return len(self.waveforms)
 
+    def _copy(self, audio: np.ndarray, index: int, item_seed: int) -> np.ndarray:
+        """The copy of source ``audio [samples]`` for item ``index`` (before the scene)."""
+        with _seeded_global_rngs(item_seed):
+            return self.chain(audio, sample_rate=SAMPLE_RATE)
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         item_seed = derived_seed(self.seed, self.epoch, index)
-        with _seeded_global_rngs(item_seed):
-            audio = self.chain(self.waveforms[index][0].numpy(), sample_rate=SAMPLE_RATE)
+        audio = self._copy(self.waveforms[index][0].numpy(), index, item_seed)
         if self.scene is not None:
             rng = np.random.default_rng(item_seed)
             audio, _ = apply_scene(
@@ -217,6 +224,31 @@ class ClassicCopies(Dataset):
             )
         waveform = torch.from_numpy(np.ascontiguousarray(audio, np.float32))[None]
         return waveform, SAMPLE_RATE, self.targets[index]
+
+
+class ResynthesisCopies(ClassicCopies):
+    """DDSP re-performances of real clips, drawn afresh every epoch: item ``j`` is
+    ``waveforms[j]`` re-sung by its species' model (``SpeciesBank.resynthesize``: the real
+    song's F0 and loudness tracked and jittered, so its phrasing and timing stay), seeded by
+    ``(seed, epoch, j)``, then placed in ``scene`` like the other copies. ``species[j]`` names
+    the model of item ``j``."""
+
+    def __init__(
+        self,
+        waveforms: list[torch.Tensor],
+        labels: list[int],
+        species: list[str],
+        bank: SpeciesBank,
+        seed: int,
+        scene: SceneConfig | None = None,
+        backgrounds: np.ndarray | None = None,
+    ) -> None:
+        super().__init__(waveforms, labels, seed, scene, backgrounds)
+        self.species = species
+        self.bank = bank
+
+    def _copy(self, audio: np.ndarray, index: int, item_seed: int) -> np.ndarray:
+        return self.bank.resynthesize(self.species[index], audio, SAMPLE_RATE, seed=item_seed)
 
 
 def extra_clips(
@@ -384,7 +416,9 @@ def ddsp_training_set(
     :func:`scene_backgrounds` of ``base``). ``options["train"]`` overrides
     :data:`DDSP_TRAIN_DEFAULTS` (keys of ``TrainSettings``), ``options["scene"]`` the scene;
     ``jitter`` overrides ``JitterConfig`` knobs, ``synthetic_factor`` scales the number of songs
-    (1: balance). ``quality_gate`` (``(judge, min_confidence)``) gates every song
+    (1: balance), ``resynthesis`` is the share of them that re-sing the class's real clips
+    (:class:`ResynthesisCopies`, the species' own jitter) instead of recombining syllables.
+    ``quality_gate`` (``(judge, min_confidence)``) gates every recombined song
     (``DDSPBalancedDataset(quality_gate=)``).
 
     Returns:
@@ -401,11 +435,12 @@ def ddsp_training_set(
         return base, failures
     song = ddsp_song_settings(options)
     counts = np.bincount(base.targets, minlength=len(classes))
-    target = {
-        c: int(counts[c]) + round(float(song["synthetic_factor"]) * n_synthetic[c])
-        for c in wanted
-        if classes[c] in bank.species
-    }
+    modelled = [c for c in wanted if classes[c] in bank.species]
+    n_songs = {c: round(float(song["synthetic_factor"]) * n_synthetic[c]) for c in modelled}
+    n_resung = {c: round(float(song["resynthesis"]) * n) for c, n in n_songs.items()}
+    target = {c: int(counts[c]) + n_songs[c] - n_resung[c] for c in modelled}
+    scene = scene_config(options)
+    floors = scene_backgrounds(base) if backgrounds is None else backgrounds
     balanced = DDSPBalancedDataset(
         base,
         bank,
@@ -413,13 +448,29 @@ def ddsp_training_set(
         labels=list(base.targets),
         label_to_species=dict(enumerate(classes)),
         seed=seed,
-        scene=scene_config(options),
-        backgrounds=scene_backgrounds(base) if backgrounds is None else backgrounds,
+        scene=scene,
+        backgrounds=floors,
         jitter=song["jitter"],  # None, or knobs that replace the species defaults
         quality_gate=quality_gate,
         progress=False,
     )
-    return balanced, failures
+    if not any(n_resung.values()):
+        return balanced, failures
+    sources, labels = [], []
+    for c, n in n_resung.items():
+        own = [i for i, label in enumerate(base.targets) if label == c]
+        sources += [own[j % len(own)] for j in range(n)]
+        labels += [c] * n
+    resung = ResynthesisCopies(
+        [base.waveforms[i] for i in sources],
+        labels,
+        [classes[c] for c in labels],
+        bank,
+        derived_seed(seed, 3),
+        scene,
+        floors,
+    )
+    return ConcatDataset([balanced, resung]), failures
 
 
 def split_species_clips(split: Split, corpus: Corpus) -> dict[str, list[Clip]]:

@@ -278,3 +278,23 @@ def test_run_gives_the_same_rows_with_one_or_two_jobs(tmp_path):
             assert a["minority_recall"] == b["minority_recall"]
             assert a["macro_f1"] == pytest.approx(b["macro_f1"], abs=1e-9)
             assert a["n_train"] == b["n_train"] == n_train
+
+
+def test_resynthesis_share_re_sings_the_kept_clips_in_the_scene(small_bank, tmp_path, monkeypatch):
+    from classifier_gain import conditions
+
+    corpus = _gate_corpus()
+    split = Split(0, 0, [1], np.array([0, 1, 2, 3]), np.arange(5), np.array([4]))
+    monkeypatch.setattr(conditions, "build_bank", lambda *args, **kwargs: (small_bank, {}))
+    options = {"resynthesis": 0.5}
+    dataset, _ = conditions.training_set("ddsp", split, corpus, options, tmp_path)
+    # 4 real clips, then 1 recombined song and 1 re-sung copy of clip 3 (the kept minority clip).
+    balanced, resung = dataset.datasets
+    assert len(balanced) == 5 and len(resung) == 1
+    assert resung.species == ["Fringilla_coelebs"] and resung.targets == [1]
+    assert torch.equal(resung.waveforms[0], corpus.waveforms[3])
+    first = resung[0][0]
+    assert first.shape == (1, 16000) and torch.isfinite(first).all() and first.abs().max() > 0
+    assert torch.equal(first, resung[0][0])  # seeded by (seed, epoch, index)
+    set_epoch(dataset, 1)
+    assert not torch.equal(first, resung[0][0])  # drawn afresh every epoch
