@@ -33,6 +33,7 @@ from ddsp_augment.io import atomic_write
 from .classifiers import (
     BirdNETEmbeddings,
     BirdNETProbe,
+    CNNClipClassifier,
     FeatureConfig,
     LinearClipClassifier,
     LogMelCache,
@@ -77,7 +78,43 @@ def _options_record(classifier: str, options: dict[str, Any]) -> dict[str, Any]:
     if classifier == "birdnet":
         probe = BirdNETProbe(1, cache=BirdNETEmbeddings())  # builds no BirdNET model
         return {"epochs": probe.epochs, "C": probe.C}
+    if classifier == "cnn":
+        cnn = CNNClipClassifier(1, device=options.get("device", "auto"))
+        return {"steps": cnn.steps, "batch_size": cnn.batch_size, **options}
     return options or {"epochs": LinearClipClassifier(1).epochs}
+
+
+def _variants(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    """``(classifier, options)`` of every run: one per classifier, and one per ``--cnn_steps``
+    value for the CNN."""
+    variants: list[tuple[str, dict[str, Any]]] = []
+    for classifier in args.classifier:
+        if classifier != "cnn":
+            variants.append((classifier, {}))
+            continue
+        for steps in args.cnn_steps or [None]:
+            options: dict[str, Any] = {"device": args.device}
+            if steps is not None:
+                options["steps"] = steps
+            variants.append((classifier, options))
+    return variants
+
+
+def cnn_steps_choice(runs: list[dict[str, Any]], validation: bool) -> dict[str, Any]:
+    """The CNN training budget the runs support: the steps with the highest minority recall
+    averaged over every condition and k (a budget that suits the network, not one condition).
+    Only a ``--validation`` run may set a default; on test folds it is a curve, not a choice."""
+    scores: dict[int, list[float]] = {}
+    for record in runs:
+        if record["classifier"] == "cnn":
+            recalls = [e[PRIMARY_METRIC]["mean"] for e in record["conditions"].values()]
+            scores.setdefault(record["classifier_options"]["steps"], []).extend(recalls)
+    means = {steps: float(np.nanmean(values)) for steps, values in scores.items()}
+    return {
+        "criterion": f"mean {PRIMARY_METRIC} over conditions and k",
+        "scores": {str(steps): value for steps, value in means.items()},
+        "chosen": max(means, key=means.__getitem__) if validation else None,
+    }
 
 
 def _parse_minority(value: str) -> float | list[str]:
@@ -125,7 +162,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="default: linear (also with --quick); birdnet needs the [birdnet] extra",
     )
-    parser.add_argument("--cnn_steps", type=int, default=None, help="default: the CNN's own")
+    parser.add_argument(
+        "--cnn_steps",
+        type=int,
+        nargs="+",
+        default=None,
+        help="CNN training steps (default: the CNN's own); several: one run each, and with "
+        "--validation the JSON records which budget scores best (cnn_steps_choice)",
+    )
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="for the CNN"
     )
@@ -229,12 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.validation:
         conditions = [c for c in conditions if c != "oracle"]
     runs = []
-    for classifier in args.classifier:
-        options: dict[str, Any] = {}
-        if classifier == "cnn":
-            options = {"device": args.device}
-            if args.cnn_steps is not None:
-                options["steps"] = args.cnn_steps
+    for classifier, options in _variants(args):
+        label = classifier
+        if classifier == "cnn" and len(args.cnn_steps or []) > 1:
+            label = f"cnn ({options['steps']} steps)"
         cache = caches["birdnet" if classifier == "birdnet" else "log_mel"]
         for k in args.k:
             splits = make_splits(
@@ -269,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(
                 {
                     "classifier": classifier,
+                    "label": label,
                     "classifier_options": record,
                     "k": k,
                     "n_splits": len(splits),
@@ -281,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                     "seconds": time.perf_counter() - t0,
                 }
             )
-            timing[f"{classifier}_k{k}_s"] = runs[-1]["seconds"]
+            timing[f"{label}_k{k}_s"] = runs[-1]["seconds"]
 
     minority_text = (
         f"{args.minority:g} of species (drawn per seed)"
@@ -325,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         "jobs": args.jobs,
         "versions": _versions(),
     }
+    if len(args.cnn_steps or []) > 1 and "cnn" in args.classifier:
+        settings["cnn_steps_choice"] = cnn_steps_choice(runs, args.validation)
     timing["total_s"] = time.perf_counter() - started
     # This process and the worker processes' fits and model training (the box may be shared:
     # CPU time is what the run costs, wall time what it took here).
@@ -337,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(nan_to_none(report), indent=2)
     atomic_write(out / f"{stem}.json", lambda tmp: tmp.write_text(text + "\n"))
     table = markdown_report(runs, settings)
+    if "cnn_steps_choice" in settings:
+        choice = settings["cnn_steps_choice"]
+        scores = ", ".join(f"{k} steps {v:.3f}" for k, v in choice["scores"].items())
+        table += f"\nCNN budget, {choice['criterion']}: {scores}"
+        table += f"; chosen: {choice['chosen']} steps.\n" if choice["chosen"] else ".\n"
     table += (
         f"\nWall time {timing['total_s']:.0f} s, CPU time {timing['cpu_s']:.0f} s "
         f"({args.jobs} job(s); decode {timing['decode_s']:.0f} s).\n"

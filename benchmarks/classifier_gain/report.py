@@ -205,7 +205,7 @@ def markdown_report(runs: Sequence[dict[str, Any]], settings: dict[str, Any]) ->
         "splits; Δ = paired difference with 95 % bootstrap CI.",
     ]
     for run in runs:
-        lines += ["", f"### {run['classifier']} classifier, k = {run['k']}", ""]
+        lines += ["", f"### {run.get('label', run['classifier'])} classifier, k = {run['k']}", ""]
         lines += _run_table(run["conditions"])
     if len(runs) > 1:
         conditions = list(runs[0]["conditions"])
@@ -213,7 +213,9 @@ def markdown_report(runs: Sequence[dict[str, Any]], settings: dict[str, Any]) ->
             "",
             "### Minority recall by run (Δ vs baseline)",
             "",
-            "| condition | " + " | ".join(f"{r['classifier']}, k={r['k']}" for r in runs) + " |",
+            "| condition | "
+            + " | ".join(f"{r.get('label', r['classifier'])}, k={r['k']}" for r in runs)
+            + " |",
             "|---|" + "---|" * len(runs),
         ]
         for c in conditions:
@@ -255,7 +257,7 @@ def chart(runs: Sequence[dict[str, Any]], path: Path, title: str) -> None:
                 label=metric.replace("_", " "),
             )
         ax.set_xticks(x, conditions, rotation=45, ha="right", fontsize=8)
-        ax.set_title(f"{run['classifier']}, k = {run['k']}", fontsize=10)
+        ax.set_title(f"{run.get('label', run['classifier'])}, k = {run['k']}", fontsize=10)
         ax.set_ylim(0, 1)
     axes[0, 0].set_ylabel("recall (mean ± std over splits)")
     axes[0, 0].legend(fontsize=8, loc="upper left")

@@ -298,3 +298,22 @@ def test_resynthesis_share_re_sings_the_kept_clips_in_the_scene(small_bank, tmp_
     assert torch.equal(first, resung[0][0])  # seeded by (seed, epoch, index)
     set_epoch(dataset, 1)
     assert not torch.equal(first, resung[0][0])  # drawn afresh every epoch
+
+
+def test_cnn_budget_is_chosen_only_on_validation_by_the_mean_over_conditions():
+    def record(steps, recalls):
+        conditions = {f"c{i}": {"minority_recall": {"mean": r}} for i, r in enumerate(recalls)}
+        options = {"steps": steps}
+        return {"classifier": "cnn", "classifier_options": options, "conditions": conditions}
+
+    runs = [record(100, [0.1, 0.3]), record(200, [0.25, 0.2]), record(400, [0.0, 0.35])]
+    choice = cli.cnn_steps_choice(runs, validation=True)
+    assert choice["scores"] == pytest.approx({"100": 0.2, "200": 0.225, "400": 0.175})
+    assert choice["chosen"] == 200
+    assert cli.cnn_steps_choice(runs, validation=False)["chosen"] is None
+    args = parse_args(["--classifier", "linear", "cnn", "--cnn_steps", "100", "200"])
+    assert [(c, o.get("steps")) for c, o in cli._variants(args)] == [
+        ("linear", None),
+        ("cnn", 100),
+        ("cnn", 200),
+    ]
