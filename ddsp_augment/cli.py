@@ -152,6 +152,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
     p.add_argument(*_flags("jobs"), type=int, default=1, help="species trained in parallel")
     p.add_argument(*_flags("resume"), action="store_true", help="continue from checkpoints")
+    p.add_argument(
+        *_flags("prior"),
+        choices=("none", "shared"),
+        default="none",
+        help="shared: first train one model on every species' recordings, then start each "
+        "species from it (helps species with few recordings; default %(default)s)",
+    )
     p.set_defaults(handler=_run_train)
 
 
@@ -384,7 +391,13 @@ def _run_train(args: argparse.Namespace) -> int:
         if not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA GPU is available (use --device cpu or auto)")
     results = train_folder(
-        args.data_path, args.output_path, settings, args.species, args.jobs, args.resume
+        args.data_path,
+        args.output_path,
+        settings,
+        args.species,
+        args.jobs,
+        args.resume,
+        prior=args.prior,
     )
     rows = [
         [

@@ -4,15 +4,18 @@ For pipelines that already hold their training audio (a torch dataset, a benchma
 analyse each clip, train one model per species, and reuse models whose training clips and
 settings have not changed. A species whose clips are unusable or whose training collapses gets
 no model; the reason is reported and cached beside the models under the same key, so a rerun
-neither retrains it nor hides it.
+neither retrains it nor hides it. With ``prior_clips`` a shared prior (``training.prior``) is
+trained on them first (cached the same way, in ``directory/__prior__``) and every species starts
+from it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ from ..io import AudioError, atomic_write
 from ..model.storage import ModelFileError, load_species_model
 from ..sampling.bank import SpeciesBank
 from ..training.preprocess import PreprocessSettings, Recording, analyse_audio
+from ..training.prior import PRIOR_DIR, train_prior
 from ..training.train import CollapseError, TrainSettings, train_species
 
 __all__ = ["BankBuildError", "Clip", "build_bank"]
@@ -47,12 +51,19 @@ class Clip:
     recordist: str = ""
 
 
-def _fingerprint(clips: Sequence[Clip], settings: TrainSettings, pre: PreprocessSettings) -> str:
+def _fingerprint(
+    clips: Sequence[Clip], settings: TrainSettings, pre: PreprocessSettings, prior: str = ""
+) -> str:
+    """Key of a model trained on ``clips``; ``prior`` = the fingerprint of the prior it starts
+    from (``settings.prior`` is only its path, the same for every prior)."""
     digest = hashlib.sha1()
-    for clip in sorted(clips, key=lambda c: c.name):
+    for clip in sorted(clips, key=lambda c: (c.name, c.species)):
         digest.update(clip.name.encode())
         digest.update(np.ascontiguousarray(clip.audio, np.float32).tobytes())
-    digest.update(json.dumps([asdict(settings), asdict(pre)], sort_keys=True).encode())
+    # Without a prior the key is the one models trained before priors existed have.
+    train = {k: v for k, v in asdict(settings).items() if not (k.startswith("prior") and not prior)}
+    keyed = [train, asdict(pre)] + ([prior, sorted({c.species for c in clips})] if prior else [])
+    digest.update(json.dumps(keyed, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 
@@ -70,6 +81,20 @@ def _cached(directory: Path, fingerprint: str) -> tuple[bool, str | None]:
     return bool(info.get("complete")) and info.get("fingerprint") == fingerprint, None
 
 
+def _analyse(clips: Sequence[Clip], pre: PreprocessSettings) -> tuple[list[Recording], list[str]]:
+    """The clips' recordings, and why the unusable ones were left out."""
+    recordings: list[Recording] = []
+    problems: list[str] = []
+    for clip in clips:
+        try:
+            recordings.append(
+                analyse_audio(clip.audio, clip.name, clip.species, clip.recordist or clip.name, pre)
+            )
+        except AudioError as error:
+            problems.append(str(error))
+    return recordings, problems
+
+
 def _train_one(
     species: str,
     clips: Sequence[Clip],
@@ -78,28 +103,18 @@ def _train_one(
     pre: PreprocessSettings,
     fingerprint: str,
 ) -> str | None:
-    """Train ``species`` into ``directory``; returns why it got no model, or None (the reason
-    is also written to ``directory/FAILED.json`` under ``fingerprint``)."""
-    recordings: list[Recording] = []
-    problems: list[str] = []
-    for clip in clips:
-        try:
-            recordings.append(
-                analyse_audio(clip.audio, clip.name, species, clip.recordist or clip.name, pre)
-            )
-        except AudioError as error:
-            problems.append(str(error))
+    """Train ``species`` into ``directory`` (``species`` = ``PRIOR_DIR``: the shared prior on
+    clips of every species); returns why it got no model, or None (the reason is also written
+    to ``directory/FAILED.json`` under ``fingerprint``)."""
+    recordings, problems = _analyse(clips, pre)
     reason = "; ".join(problems) if not recordings else None
+    quiet = {"progress": False, "log": lambda _: None, "extra_info": {"fingerprint": fingerprint}}
     if recordings:
         try:
-            train_species(
-                recordings,
-                directory,
-                settings,
-                progress=False,
-                log=lambda _: None,
-                extra_info={"fingerprint": fingerprint},
-            )
+            if species == PRIOR_DIR:
+                train_prior(recordings, directory, settings, **quiet)
+            else:
+                train_species(recordings, directory, settings, **quiet)
         except CollapseError as error:
             reason = str(error)
     failed = directory / _FAILED
@@ -117,6 +132,7 @@ def build_bank(
     settings: TrainSettings | None = None,
     preprocess: PreprocessSettings | None = None,
     jobs: int = 1,
+    prior_clips: Sequence[Clip] | None = None,
 ) -> tuple[SpeciesBank, dict[str, str]]:
     """Train (or reuse) one model per species of ``clips`` under ``directory/<species>``.
 
@@ -124,13 +140,19 @@ def build_bank(
     ``preprocess`` changed; ``settings.seed`` fixes the models, so the same inputs give the same
     weights. ``jobs`` species train in parallel (give each ``settings.threads=1`` then).
 
+    ``prior_clips`` (e.g. every training clip of a dataset, all classes): train a shared prior
+    on them first (``training.prior.train_prior``, reused while they and the settings are
+    unchanged) and start each species from it; a species is retrained when its prior changes.
+    A prior whose training collapses is warned about (and cached) and the species train from
+    scratch.
+
     Returns:
         The bank of the species that have a model, and ``{species: reason}`` for those that do
         not (unusable clips, or training that kept collapsing), cached like a model.
 
     Raises:
         BankBuildError: No species got a model (its ``failures`` says why).
-        ValueError: ``clips`` is empty.
+        ValueError: ``clips`` is empty, or ``prior_clips`` hold fewer than two species.
     """
     if not clips:
         raise ValueError("clips: empty, nothing to train")
@@ -140,9 +162,25 @@ def build_bank(
     by_species: dict[str, list[Clip]] = {}
     for clip in clips:
         by_species.setdefault(clip.species, []).append(clip)
+    prior_key = ""
+    if prior_clips is not None:
+        if len({c.species for c in prior_clips}) < 2:
+            raise ValueError("prior_clips: a shared prior needs clips of at least two species")
+        prior_key = _fingerprint(prior_clips, settings, pre, "prior")
+        prior_dir = directory / PRIOR_DIR
+        found, reason = _cached(prior_dir, prior_key)
+        if not found:
+            reason = _train_one(PRIOR_DIR, prior_clips, prior_dir, settings, pre, prior_key)
+        if reason is None:
+            settings = replace(settings, prior=str(prior_dir))
+        else:
+            warnings.warn(
+                f"{prior_dir}: no shared prior ({reason}); training from scratch", stacklevel=2
+            )
+            prior_key = ""
     todo, failures = [], {}
     for species, group in sorted(by_species.items()):
-        fingerprint = _fingerprint(group, settings, pre)
+        fingerprint = _fingerprint(group, settings, pre, prior_key)
         found, reason = _cached(directory / species, fingerprint)
         if reason is not None:
             failures[species] = reason

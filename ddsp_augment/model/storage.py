@@ -20,6 +20,10 @@ Every file is validated on load (shapes, finite values, ranges); a bad one raise
 
 ``failed.json`` replaces the model files when training failed (the reason); loading such a
 directory raises with that reason rather than using a half-trained model.
+
+A shared prior (``training.prior``) is saved in the same format with species
+:data:`PRIOR_SPECIES`: it is a starting point for training, not a species, so
+:func:`find_model_dirs` (and with it ``SpeciesBank``) skips it in a folder and refuses it named.
 """
 
 from __future__ import annotations
@@ -52,12 +56,14 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "MODEL_FILES",
+    "PRIOR_SPECIES",
     "ModelFileError",
     "SavedSpecies",
     "find_model_dirs",
     "has_checkpoint",
     "is_model_dir",
     "load_checkpoint",
+    "load_prior",
     "load_species_model",
     "load_weights",
     "mark_failed",
@@ -74,6 +80,8 @@ CHECKPOINT_VERSION = 2
 CHECKPOINT_FILE = "state.safetensors"
 MODEL_FILES = ("weights.safetensors", "contours.npz", "backgrounds.npz")
 FAILED_FILE = "failed.json"
+#: The species name a shared prior is saved under (no folder-named species starts with "__").
+PRIOR_SPECIES = "__prior__"
 _DECODER_INTS = ("sample_rate", "hop_length", "n_harmonics", "n_noise_bands", "hidden", "n_layers")
 _LOAD_ERRORS = (
     OSError,
@@ -135,10 +143,17 @@ def find_model_dirs(path: str | Path, species: Iterable[str] | None = None) -> d
     }
     if not dirs:
         raise ModelFileError(path, "contains no species model (no config.json, no */config.json)")
+    wanted = None if species is None else list(species)
+    if wanted is not None and PRIOR_SPECIES in wanted:
+        raise ModelFileError(path / PRIOR_SPECIES, _NOT_A_SPECIES)
     found: dict[str, Path] = {}
     for directory in dirs:
         info = read_json(directory / "config.json", ModelFileError)
         name = str(info.get("species", directory.name))
+        if name == PRIOR_SPECIES:
+            if directory == path:
+                raise ModelFileError(path, _NOT_A_SPECIES)
+            continue  # the shared prior beside the species models it started
         if name in found:
             # Which one to use is the user's call, not sort order's.
             raise ModelFileError(
@@ -147,11 +162,12 @@ def find_model_dirs(path: str | Path, species: Iterable[str] | None = None) -> d
                 "keep one, or pass one folder",
             )
         found[name] = directory
-    if species is None:
+    if not found and (wanted is None or not failed):
+        raise ModelFileError(path, "contains only a shared prior, no species model")
+    if wanted is None:
         if failed:
             warnings.warn(f"{path}: skipping {sorted(failed)}: training failed", stacklevel=3)
         return found
-    wanted = list(species)
     missing = sorted(set(wanted) - set(found))
     for name in missing:
         if name in failed:
@@ -159,6 +175,12 @@ def find_model_dirs(path: str | Path, species: Iterable[str] | None = None) -> d
     if missing:
         raise ModelFileError(path, f"no model for species {missing}; have {sorted(found)}")
     return {name: found[name] for name in wanted}
+
+
+_NOT_A_SPECIES = (
+    "a shared prior (`train --prior shared`), not a species model: load the species folders "
+    "trained from it"
+)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -412,6 +434,21 @@ def load_species_model(directory: str | Path, device: str | torch.device = "cpu"
     contours = _load_contours(_committed(directory, "contours.npz", files), config)
     backgrounds = _load_backgrounds(_committed(directory, "backgrounds.npz", files))
     return SavedSpecies(info["species"], model, contours, backgrounds, info, directory)
+
+
+def load_prior(directory: str | Path, device: str | torch.device = "cpu") -> SavedSpecies:
+    """Load a shared prior's model directory (``training.prior.train_prior``), validated like a
+    species model; a species model given instead raises :class:`ModelFileError` naming it."""
+    directory = Path(directory)
+    if not (directory / "config.json").is_file() and training_failure(directory) is None:
+        raise ModelFileError(directory, "no shared prior here (no config.json)")
+    saved = load_species_model(directory, device)
+    if saved.species != PRIOR_SPECIES:
+        raise ModelFileError(
+            directory / "config.json",
+            f"a model of species {saved.species!r}, not a shared prior (`train --prior shared`)",
+        )
+    return saved
 
 
 def save_checkpoint(

@@ -36,8 +36,10 @@ from ..model.decoder import DecoderConfig
 from ..model.losses import FFT_SIZES, MultiScaleSpectralLoss
 from ..model.species_model import SpeciesModel
 from ..model.storage import (
+    ModelFileError,
     has_checkpoint,
     load_checkpoint,
+    load_prior,
     load_weights,
     mark_failed,
     save_checkpoint,
@@ -81,6 +83,11 @@ class TrainSettings:
     threads: int | None = None
     background_in_loss: bool = True
     decoder: dict[str, Any] = field(default_factory=dict)
+    #: A shared prior's model directory (``training.prior.train_prior``) to start from instead of
+    #: random weights; with one, ``prior_freeze="core"`` trains only the decoder's output layer
+    #: and the reverb (the input and dilated-conv layers keep the prior's weights).
+    prior: str | None = None
+    prior_freeze: Literal["none", "core"] = "none"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "steps_per_epoch", "batch_size", "patience"):
@@ -92,6 +99,8 @@ class TrainSettings:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.prior_freeze not in ("none", "core"):
+            raise ValueError(f"prior_freeze must be none or core, got {self.prior_freeze!r}")
 
 
 class CollapseError(RuntimeError):
@@ -274,6 +283,49 @@ def _decoder_config(train: Sequence[Recording], overrides: dict[str, Any]) -> De
     )
 
 
+# What must agree between a prior and a species trained from it (everything but normalisation).
+_ARCHITECTURE = (
+    "sample_rate",
+    "hop_length",
+    "n_harmonics",
+    "n_noise_bands",
+    "hidden",
+    "n_layers",
+    "kernel_size",
+    "reverb_seconds",
+)
+
+
+def _prior_start(
+    path: str | Path, wanted: DecoderConfig, device: torch.device
+) -> tuple[DecoderConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """A prior's decoder config and weights to start a species from, and its provenance.
+
+    The species keeps the prior's loudness normalisation rather than its own statistics: the
+    prior's first layer learned that scaling, and species' levels differ by 10-20 dB (most of
+    one std), so the species' own statistics would shift every input of the pretrained network
+    at step 0 and waste the start. The prior saw every species, so its range covers this one.
+    """
+    saved = load_prior(path, device)
+    have = saved.model.config
+    differ = [
+        f"{name} {getattr(have, name)} (species settings: {getattr(wanted, name)})"
+        for name in _ARCHITECTURE
+        if getattr(have, name) != getattr(wanted, name)
+    ]
+    if differ:
+        raise ModelFileError(
+            Path(path) / "config.json",
+            "the prior's architecture differs from the species settings: " + ", ".join(differ),
+        )
+    provenance = {
+        "path": str(path),
+        "weights_sha256": saved.info["files"]["weights.safetensors"],
+        "species": saved.info.get("prior_of", []),
+    }
+    return have, saved.model.state_dict(), provenance
+
+
 def _contour_bank(recordings: Sequence[Recording]) -> ContourBank:
     segments = [
         Segment(
@@ -358,6 +410,7 @@ def train_species(
     log: Callable[[str], None] = tqdm.write,
     on_epoch_end: Callable[[int], None] | None = None,
     extra_info: dict[str, Any] | None = None,
+    split: tuple[Sequence[Recording], Sequence[Recording]] | None = None,
 ) -> TrainResult:
     """Train one species model on ``recordings`` (one species) into ``output_dir``.
 
@@ -365,6 +418,9 @@ def train_species(
     improvement; the last state goes to ``output_dir/checkpoint`` every epoch for ``resume``.
     Raises :class:`CollapseError` when restarts with lower learning rates keep collapsing.
     ``extra_info`` is stored in the model's ``config.json`` (e.g. a fingerprint of the data).
+    ``split`` = ``(train, validation)`` replaces :func:`split_by_recordist`'s. With
+    ``settings.prior`` the model starts from that prior's weights (``config.json`` records which,
+    under ``"prior"``); a prior of another architecture raises ``ModelFileError`` naming it.
     """
     settings = settings or TrainSettings()
     if not recordings:
@@ -376,9 +432,24 @@ def train_species(
         torch.set_num_threads(settings.threads)
     device = _resolve_device(settings.device)
     torch.manual_seed(settings.seed)
-    train, val = split_by_recordist(recordings, settings.val_fraction, settings.seed)
+    train, val = split or split_by_recordist(recordings, settings.val_fraction, settings.seed)
+    train, val = list(train), list(val)
     val_on = val or train
-    model = SpeciesModel(_decoder_config(train, settings.decoder)).to(device)
+    config = _decoder_config(train, settings.decoder)
+    prior = _prior_start(settings.prior, config, device) if settings.prior else None
+
+    def fresh_model() -> SpeciesModel:
+        """The starting point: random weights, or the prior's (with its frozen layers)."""
+        if prior is None:
+            return SpeciesModel(config).to(device)
+        start = SpeciesModel(prior[0]).to(device)
+        start.load_state_dict(prior[1])
+        if settings.prior_freeze == "core":
+            for layer in (start.decoder.input, start.decoder.core):
+                layer.requires_grad_(False)
+        return start
+
+    model = fresh_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -400,7 +471,9 @@ def train_species(
             "recordings": [r.name for r in train],
             "validation_recordings": [r.name for r in val],
             "validation": (
-                "held-out stretches (the end of each recording)"
+                "given by the caller"
+                if split is not None
+                else "held-out stretches (the end of each recording)"
                 if _holds_out_stretches(len(recordings), settings.val_fraction)
                 else "held-out recordists"
                 if val
@@ -414,6 +487,7 @@ def train_species(
             "warnings": warnings,
         },
         "settings": {k: v for k, v in asdict(settings).items() if k != "decoder"},
+        **({"prior": prior[2]} if prior else {}),
         **(extra_info or {}),
     }
 
@@ -491,7 +565,7 @@ def train_species(
             if best_state is not None:
                 model.load_state_dict(best_state)
             else:
-                model = SpeciesModel(model.config).to(device)
+                model = fresh_model()
             optimizer = torch.optim.Adam(model.parameters(), lr=lr)
             log(f"[{species}] restarting from the best state with learning rate {lr:.2e}")
         elif not best or row["val_spectral_distance"] < best["val_spectral_distance"]:
@@ -544,6 +618,10 @@ def load_species_recordings(processed_path: str | Path, species: str) -> list[Re
     return [load_processed(f) for f in files]
 
 
+# The best epoch's numbers in train_folder's summary rows.
+_SUMMARY_METRICS = ("epoch", "val_spectral_distance", "f0_within_50_cents", "loudness_mae_db")
+
+
 def _train_one(processed_path, output_path, species, settings, resume, progress) -> dict[str, Any]:
     try:
         result = train_species(
@@ -561,11 +639,39 @@ def _train_one(processed_path, output_path, species, settings, resume, progress)
         "wall_seconds": round(result.wall_seconds, 1),
         "restarts": result.restarts,
         "warnings": result.warnings,
-        **{
-            k: result.best[k]
-            for k in ("epoch", "val_spectral_distance", "f0_within_50_cents", "loudness_mae_db")
-        },
+        **{k: result.best[k] for k in _SUMMARY_METRICS},
     }
+
+
+def _shared_prior(
+    processed_path: Path,
+    output_path: str | Path,
+    names: list[str],
+    settings: TrainSettings,
+    resume: bool,
+    progress: bool,
+) -> tuple[TrainSettings, dict[str, Any]]:
+    """Train the prior of ``names`` for :func:`train_folder`: the settings that start species
+    from it (unchanged if it collapsed: they train from scratch) and its summary row."""
+    # Imported here: training.prior builds on this module's train_species.
+    from .prior import PRIOR_DIR, train_prior
+
+    started = time.perf_counter()
+    pooled = [r for name in names for r in load_species_recordings(processed_path, name)]
+    prior_dir = Path(output_path) / PRIOR_DIR
+    try:
+        train_prior(pooled, prior_dir, settings, resume=resume, progress=progress)
+    except CollapseError as error:
+        tqdm.write(f"[{PRIOR_DIR}] {error}; species train from scratch")
+        return settings, {"species": PRIOR_DIR, "status": "collapsed", "reason": str(error)}
+    best = load_prior(prior_dir).info["metrics"]
+    row = {
+        "species": PRIOR_DIR,
+        "status": "trained",
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        **{k: best[k] for k in _SUMMARY_METRICS},
+    }
+    return replace(settings, prior=str(prior_dir)), row
 
 
 def train_folder(
@@ -576,8 +682,14 @@ def train_folder(
     jobs: int = 1,
     resume: bool = False,
     progress: bool = True,
+    prior: Literal["none", "shared"] = "none",
 ) -> list[dict[str, Any]]:
-    """Train every species under ``processed_path`` (or ``species``), ``jobs`` at a time."""
+    """Train every species under ``processed_path`` (or ``species``), ``jobs`` at a time.
+
+    ``prior="shared"`` first trains one model on the recordings of all those species
+    (``training.prior.train_prior``, into ``output_path/__prior__``, resumable like a species)
+    and starts every species from it; ``settings.prior`` names an existing prior instead.
+    """
     settings = settings or TrainSettings()
     processed_path = Path(processed_path)
     names = (
@@ -587,6 +699,14 @@ def train_folder(
     )
     if not names:
         raise FileNotFoundError(f"{processed_path}: no preprocessed species folders")
+    if prior not in ("none", "shared"):
+        raise ValueError(f"prior must be none or shared, got {prior!r}")
+    prior_rows = []
+    if prior == "shared":
+        settings, row = _shared_prior(
+            processed_path, output_path, names, settings, resume, progress
+        )
+        prior_rows.append(row)
     if jobs != 1 and settings.threads is None:
         # Split the cores between workers instead of oversubscribing them.
         settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
@@ -596,6 +716,7 @@ def train_folder(
         )
         for name in names
     )
+    results = prior_rows + results
     Path(output_path).mkdir(parents=True, exist_ok=True)
     atomic_write(
         Path(output_path) / "training_summary.json",
