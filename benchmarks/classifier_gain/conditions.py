@@ -29,7 +29,7 @@ import json
 import random
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +43,13 @@ from ddsp_augment.augment.bank_builder import BankBuildError, Clip, build_bank
 from ddsp_augment.augment.dataset import DDSPBalancedDataset
 from ddsp_augment.augment.layout import ItemLayout
 from ddsp_augment.constants import SAMPLE_RATE
+from ddsp_augment.io import AudioError, atomic_write
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.sampling.gate import Judge
 from ddsp_augment.sampling.scene import SceneConfig, apply_scene
-from ddsp_augment.training.train import TrainSettings
+from ddsp_augment.training.preprocess import PreprocessSettings, analyse_audio
+from ddsp_augment.training.prior import train_prior
+from ddsp_augment.training.train import CollapseError, TrainSettings
 
 from .classifiers import ClipDataset
 from .corpus import Corpus
@@ -62,6 +65,7 @@ __all__ = [
     "DDSP_SONG_DEFAULTS",
     "DDSP_TRAIN_DEFAULTS",
     "GATE_DEFAULTS",
+    "PRIOR_TRAIN_DEFAULTS",
     "SCENE_DEFAULTS",
     "ClassicCopies",
     "ResynthesisCopies",
@@ -69,6 +73,8 @@ __all__ = [
     "ddsp_training_set",
     "deficits",
     "extra_clips",
+    "prior_settings",
+    "split_prior",
     "gate_judge",
     "gate_settings",
     "scene_backgrounds",
@@ -114,6 +120,10 @@ SCENE_DEFAULTS: dict[str, Any] = {
 # resynthesis: the share of the DDSP items that re-sing the kept real clips
 # (:class:`ResynthesisCopies`) instead of recombining their syllables.
 DDSP_SONG_DEFAULTS: dict[str, Any] = {"jitter": None, "synthetic_factor": 1.0, "resynthesis": 0.0}
+# The shared prior's training (``options["prior"]``, a dict of TrainSettings overrides; None:
+# no prior): one decoder per split on all its training clips, every class, then each species
+# model starts from it (its own DDSP_TRAIN_DEFAULTS steps).
+PRIOR_TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 4, "steps_per_epoch": 50, "threads": 1}
 # The ddsp+gate condition's gate (``options["gate"]``): "real" = RealClipJudge on the split's
 # own training clips, "birdnet" = BirdNET (outside knowledge, extra [birdnet]).
 GATE_DEFAULTS: dict[str, Any] = {"judge": "real", "min_confidence": 0.5}
@@ -284,7 +294,7 @@ def ddsp_train_settings(options: dict[str, Any]) -> TrainSettings:
 
 def ddsp_song_settings(options: dict[str, Any]) -> dict[str, Any]:
     """The songs' jitter and number: :data:`DDSP_SONG_DEFAULTS` under ``options``' keys."""
-    unknown = set(options) - {"train", "scene", "gate", *DDSP_SONG_DEFAULTS}
+    unknown = set(options) - {"train", "scene", "gate", "prior", *DDSP_SONG_DEFAULTS}
     if unknown:
         raise ValueError(f"ddsp options: unknown keys {sorted(unknown)}")
     return {key: options.get(key, value) for key, value in DDSP_SONG_DEFAULTS.items()}
@@ -342,11 +352,58 @@ def species_clips(
     return clips
 
 
-def species_model_dir(model_root: Path, clips: Sequence[Clip]) -> Path:
+def species_model_dir(model_root: Path, clips: Sequence[Clip], prior: Path | None = None) -> Path:
     """Where the model of one species' ``clips`` is cached: ``model_root/<hash of the file
-    names>``, so a species cut to the same recordings in another split reuses it."""
-    key = hashlib.sha1(json.dumps(sorted(c.name for c in clips)).encode()).hexdigest()[:16]
+    names>``, so a species cut to the same recordings in another split reuses it; a model
+    started from a shared ``prior`` keys that prior's folder too."""
+    names = sorted(c.name for c in clips) + ([prior.name] if prior is not None else [])
+    key = hashlib.sha1(json.dumps(names).encode()).hexdigest()[:16]
     return model_root / key
+
+
+def prior_settings(options: dict[str, Any]) -> TrainSettings | None:
+    """The shared prior's settings (``options["prior"]``: overrides of
+    :data:`PRIOR_TRAIN_DEFAULTS` over the species settings), or None without a prior."""
+    if options.get("prior") is None:
+        return None
+    values = {**asdict(ddsp_train_settings(options)), **PRIOR_TRAIN_DEFAULTS, **options["prior"]}
+    return TrainSettings(**values)
+
+
+def split_prior(clips: Sequence[Clip], model_root: Path, options: dict[str, Any]) -> Path | None:
+    """The shared prior of one split (``training.prior.train_prior`` on ``clips``: every
+    training clip of the split, every class, no test clip), trained once and cached under
+    ``model_root/priors/<hash of the clip names and settings>``; None without a prior
+    (``options["prior"]`` unset) or when its training collapsed (species then train from
+    scratch, as ``build_bank`` does)."""
+    settings = prior_settings(options)
+    if settings is None:
+        return None
+    key = json.dumps([sorted(c.name for c in clips), asdict(settings)], sort_keys=True)
+    directory = model_root / "priors" / hashlib.sha1(key.encode()).hexdigest()[:16]
+    done = directory / "DONE.json"  # written once the prior is complete (or failed)
+    if not done.is_file():
+        pre = PreprocessSettings()
+        recordings = []
+        for clip in clips:
+            with contextlib.suppress(AudioError):  # an unusable clip: the prior goes without
+                recordings.append(
+                    analyse_audio(
+                        clip.audio, clip.name, clip.species, clip.recordist or clip.name, pre
+                    )
+                )
+        failure = None
+        try:
+            train_prior(recordings, directory, settings, progress=False, log=lambda _: None)
+        except CollapseError as error:
+            failure = str(error)
+        atomic_write(done, lambda tmp: tmp.write_text(json.dumps({"failure": failure})))
+    return None if json.loads(done.read_text())["failure"] else directory
+
+
+def _species_settings(prior: Path | None, options: dict[str, Any]) -> TrainSettings:
+    settings = ddsp_train_settings(options)
+    return settings if prior is None else replace(settings, prior=str(prior))
 
 
 def _train_cpu_seconds(clips: Sequence[Clip], directory: Path, settings: TrainSettings) -> float:
@@ -357,36 +414,64 @@ def _train_cpu_seconds(clips: Sequence[Clip], directory: Path, settings: TrainSe
     return time.process_time() - start
 
 
+def _prior_cpu_seconds(clips: Sequence[Clip], model_root: Path, options: dict[str, Any]) -> float:
+    start = time.process_time()
+    split_prior(clips, model_root, options)
+    return time.process_time() - start
+
+
 def train_species_models(
-    clip_sets: Sequence[Sequence[Clip]], model_root: Path, options: dict[str, Any], jobs: int
+    splits: Sequence[tuple[dict[str, list[Clip]], list[Clip]]],
+    model_root: Path,
+    options: dict[str, Any],
+    jobs: int,
 ) -> float:
-    """Train (or find cached) one model per clip set (one species each), ``jobs`` at a time,
-    under :func:`species_model_dir`: every split's models before the splits run, so no two
-    processes train the same model and the cores stay busy. Failures are cached by
-    ``build_bank`` and reported when a split loads its bank.
+    """Train (or find cached) every split's models, ``jobs`` at a time: the shared priors
+    (with ``options["prior"]``: :func:`split_prior`), then one model per species' clip set
+    (:func:`species_model_dir`). Done before the splits run, so no two processes train the
+    same model and the cores stay busy. Failures are cached by ``build_bank`` and reported when
+    a split loads its bank.
+
+    Args:
+        splits: Per split, ``({species: its training clips}, every training clip)``.
 
     Returns:
         The CPU seconds spent in worker processes (0 with ``jobs`` = 1: all in this one).
     """
-    unique = {species_model_dir(model_root, clips): clips for clips in clip_sets}
-    settings = ddsp_train_settings(options)
-    seconds = Parallel(n_jobs=max(1, min(jobs, len(unique))))(
-        delayed(_train_cpu_seconds)(clips, directory, settings)
-        for directory, clips in unique.items()
+    seconds = []
+    if prior_settings(options) is not None:
+        priors = {tuple(sorted(c.name for c in every)): every for _, every in splits}
+        seconds += Parallel(n_jobs=max(1, min(jobs, len(priors))))(
+            delayed(_prior_cpu_seconds)(every, model_root, options) for every in priors.values()
+        )
+    unique = {}
+    for species_clips, every in splits:
+        prior = split_prior(every, model_root, options)  # cached above
+        for clips in species_clips.values():
+            unique[species_model_dir(model_root, clips, prior)] = (clips, prior)
+    seconds += Parallel(n_jobs=max(1, min(jobs, len(unique))))(
+        delayed(_train_cpu_seconds)(clips, directory, _species_settings(prior, options))
+        for directory, (clips, prior) in unique.items()
     )
     return float(sum(seconds)) if jobs > 1 else 0.0
 
 
 def species_bank(
-    clips: dict[str, list[Clip]], model_root: Path, options: dict[str, Any]
+    clips: dict[str, list[Clip]],
+    model_root: Path,
+    options: dict[str, Any],
+    prior_clips: Sequence[Clip] = (),
 ) -> tuple[SpeciesBank | None, dict[str, str]]:
     """One bank of every species' model (trained by ``build_bank`` on that species' clips only,
-    or cached: :func:`species_model_dir`), and ``{species: reason}`` for those without one."""
+    started from the shared prior of ``prior_clips`` with ``options["prior"]``, or cached:
+    :func:`species_model_dir`), and ``{species: reason}`` for those without one."""
     entries, failures = {}, {}
-    settings = ddsp_train_settings(options)
+    prior = split_prior(prior_clips, model_root, options)
+    settings = _species_settings(prior, options)
     for species, group in clips.items():
+        directory = species_model_dir(model_root, group, prior)
         try:
-            bank, failed = build_bank(group, species_model_dir(model_root, group), settings)
+            bank, failed = build_bank(group, directory, settings)
         except BankBuildError as error:
             failures.update(error.failures)
             continue
@@ -430,7 +515,9 @@ def ddsp_training_set(
     clips = species_clips(base, names, recordists, classes, wanted)
     if not clips:
         return base, {}
-    bank, failures = species_bank(clips, model_root, options)
+    every = species_clips(base, names, recordists, classes, range(len(classes)))
+    prior_clips = [clip for group in every.values() for clip in group]
+    bank, failures = species_bank(clips, model_root, options, prior_clips)
     if bank is None:
         return base, failures
     song = ddsp_song_settings(options)
@@ -473,16 +560,21 @@ def ddsp_training_set(
     return ConcatDataset([balanced, resung]), failures
 
 
-def split_species_clips(split: Split, corpus: Corpus) -> dict[str, list[Clip]]:
-    """The clips each DDSP species model of ``split`` trains on: the kept training clips of
-    every minority class that misses some."""
+def split_species_clips(split: Split, corpus: Corpus) -> tuple[dict[str, list[Clip]], list[Clip]]:
+    """The clips each DDSP species model of ``split`` trains on (the kept training clips of
+    every minority class that misses some), and every training clip of the split (a shared
+    prior's)."""
     missing = deficits(corpus.labels[split.train_idx], split.minority, len(corpus.classes))
-    return species_clips(
+    arguments = (
         corpus.dataset(split.train_idx),
         [corpus.names[i] for i in split.train_idx],
         [corpus.recordists[i] for i in split.train_idx],
         corpus.classes,
-        [c for c, n in missing.items() if n > 0],
+    )
+    every = species_clips(*arguments, range(len(corpus.classes)))
+    return (
+        species_clips(*arguments, [c for c, n in missing.items() if n > 0]),
+        [clip for group in every.values() for clip in group],
     )
 
 
@@ -544,4 +636,5 @@ def settings_record(options: dict[str, Any]) -> dict[str, Any]:
             "class; birdnet: BirdNET GLOBAL 6K v2.4 (outside knowledge of the species)",
         },
         "ddsp_train": asdict(ddsp_train_settings(options)),
+        "ddsp_prior": None if prior_settings(options) is None else asdict(prior_settings(options)),
     }

@@ -172,13 +172,11 @@ def run(
     """
     worker_cpu = 0.0
     if any(c in DDSP_CONDITIONS for c in conditions):
-        clip_sets = [
-            clips
-            for split in splits
-            for clips in split_species_clips(split, kwargs["corpus"]).values()
-        ]
         worker_cpu += train_species_models(
-            clip_sets, kwargs["cache_root"] / "models", kwargs["ddsp_options"], jobs
+            [split_species_clips(split, kwargs["corpus"]) for split in splits],
+            kwargs["cache_root"] / "models",
+            kwargs["ddsp_options"],
+            jobs,
         )
     results: dict[str, list[dict[str, Any]]] = {c: [] for c in conditions}
     threads = torch.get_num_threads() if jobs == 1 else 1

@@ -4,6 +4,8 @@ conditions, validation splits, the DDSP training set."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -317,3 +319,46 @@ def test_cnn_budget_is_chosen_only_on_validation_by_the_mean_over_conditions():
         ("cnn", 100),
         ("cnn", 200),
     ]
+
+
+def test_shared_prior_is_trained_once_per_split_and_starts_every_species(
+    small_bank, tmp_path, monkeypatch
+):
+    from classifier_gain import conditions
+
+    from ddsp_augment.training.train import CollapseError
+
+    corpus = _gate_corpus()
+    split = Split(0, 0, [1], np.array([0, 1, 2, 3]), np.arange(5), np.array([4]))
+    priors, starts = [], []
+
+    def fake_prior(recordings, directory, settings, **kwargs):
+        priors.append(([r.species for r in recordings], settings.steps_per_epoch))
+
+    def fake_build(clips, directory, settings, **kwargs):
+        starts.append((clips[0].species, settings.prior, directory))
+        return small_bank, {}
+
+    monkeypatch.setattr(conditions, "train_prior", fake_prior)
+    monkeypatch.setattr(conditions, "build_bank", fake_build)
+    options = {"prior": {"steps_per_epoch": 7}}
+    for _ in range(2):  # the second split's run finds the prior cached
+        dataset, failures = conditions.training_set("ddsp", split, corpus, options, tmp_path)
+        assert failures == {} and len(dataset) == 6
+    # One prior, on all 4 training clips of both species (never the test clip 4).
+    assert priors == [(["Parus_major"] * 3 + ["Fringilla_coelebs"], 7)]
+    prior_dir = Path(starts[0][1])
+    assert prior_dir.parent == tmp_path / "models" / "priors"
+    assert [s[0] for s in starts] == ["Fringilla_coelebs"] * 2 and starts[0] == starts[1]
+    clips = conditions.split_species_clips(split, corpus)[0]["Fringilla_coelebs"]
+    models = tmp_path / "models"
+    assert starts[0][2] == conditions.species_model_dir(models, clips, prior_dir)
+    assert starts[0][2] != conditions.species_model_dir(models, clips)  # from scratch: another
+
+    def collapse(recordings, directory, settings, **kwargs):
+        raise CollapseError("prior: no epoch produced a usable model")
+
+    monkeypatch.setattr(conditions, "train_prior", collapse)
+    options = {"prior": {"steps_per_epoch": 8}}  # another prior: trained, collapses
+    conditions.training_set("ddsp", split, corpus, options, tmp_path)
+    assert starts[-1][1] is None  # the species trains from scratch
