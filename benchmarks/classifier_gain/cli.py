@@ -182,8 +182,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=json.loads,
         default={},
         help="JSON dict: 'train' overrides the species models' TrainSettings, 'scene' the "
-        "shared scene of ddsp and classic+scene (SceneConfig keys), 'jitter' and "
-        "'synthetic_factor' the songs",
+        "shared scene of ddsp and classic+scene (SceneConfig keys), 'jitter', "
+        "'synthetic_factor' and 'resynthesis' (share of re-sung real clips) the songs, 'gate' "
+        "the ddsp+gate condition's judge ('real' or 'birdnet') and min_confidence, 'prior' "
+        "a shared prior per split (a dict of TrainSettings overrides, {} for the defaults)",
     )
     parser.add_argument(
         "--quick",
