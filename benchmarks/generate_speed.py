@@ -6,8 +6,13 @@ Contour sampling + jitter + decoder + synthesis + scene (measured background) fo
 * ``x_realtime_numba`` / ``x_realtime_torch``: one clip per call (audio seconds per wall
   second, median call), numba and torch backends;
 * ``x_realtime_torch_cpu_n{1,16,256}``: the torch backend rendering ``n`` clips per call as one
-  batch on the CPU and, when CUDA is present, ``x_realtime_torch_cuda_n{1,16,256,1024}`` on the
-  GPU (contours, noise and scene stay on the CPU, see `SpeciesBank.sample`);
+  batch on the CPU (decoder, synthesis, reverb and scene) and, when CUDA is present,
+  ``x_realtime_torch_cuda_n{1,16,256,1024}`` on the GPU;
+* ``ms_per_3s_clip_torch_host_draws``: what stays on the CPU per clip whatever the device (the
+  contours, the white noise and the scene's random draws, from each clip's generator), and
+  ``x_realtime_host_draws_bound``, the real-time factor one CPU core feeding a device can reach;
+* ``torch_cpu_n256_vs_numba`` (wall) and ``..._cpu_time``: batched torch throughput per core over
+  the numba path's (≥ 1: torch is as fast);
 * ``*_cpu_time`` twins of the CPU figures: from the thread's CPU time, which a busy machine
   does not inflate (wall-clock medians do);
 * ``max_diff_torch_{cpu,cuda}_vs_numba``: the largest difference between the batched torch
@@ -67,6 +72,21 @@ def _time_calls(
     return wall, cpu
 
 
+def _host_draw_seconds(bank: SpeciesBank, scene: SceneConfig, n: int, repeats: int) -> float:
+    """Thread-CPU seconds per clip of the torch backend's per-clip host work (median call)."""
+    species = bank.species[0]
+    entry, config = bank.entry(species), bank.jitter_config(species)
+    n_model = int(round(CLIP_SECONDS * entry.model.config.sample_rate))
+
+    def call() -> None:
+        rngs = [np.random.default_rng(i) for i in range(n)]
+        # The bank's own per-clip host step (private: what SpeciesBank.sample runs first).
+        bank._host_draws(entry, config, rngs, n_model, scene, entry.backgrounds)
+
+    _, cpu, _ = timed(call, max(3, repeats // 3))
+    return cpu / n
+
+
 def _x_realtime(seconds: float, n: int) -> float:
     return n * CLIP_SECONDS / seconds
 
@@ -121,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
             report[f"ms_per_3s_clip_{name}_cpu_time"] = 1000 * cpu / n
     report["numba_vs_torch"] = seconds["torch"][0] / seconds["numba"][0]
     report["torch_cpu_n256_vs_numba"] = seconds["numba"][0] / (seconds["torch_cpu_n256"][0] / 256)
+    report["torch_cpu_n256_vs_numba_cpu_time"] = seconds["numba"][1] / (
+        seconds["torch_cpu_n256"][1] / 256
+    )
+    host = _host_draw_seconds(bank, scene, 64, args.repeats)
+    report["ms_per_3s_clip_torch_host_draws"] = 1000 * host
+    report["x_realtime_host_draws_bound"] = CLIP_SECONDS / host
     report["bank_mb"] = bank.nbytes / 2**20
     report["bank_mb_per_species"] = bank.nbytes / 2**20 / len(bank)
     rss_before = _rss_mb()

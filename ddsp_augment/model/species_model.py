@@ -22,10 +22,10 @@ from .decoder import Controls, Decoder, DecoderConfig
 __all__ = ["SpeciesModel"]
 
 # Batched rendering's chunk size in audio samples, bounding its temporaries (about 30 floats a
-# sample): on a CPU 2^21 (21 clips of 3 s at 32 kHz), where larger chunks fall out of the caches
-# (n=256 ran 1.5x slower per clip than n=16 in chunks of 87 clips); on a GPU 2^24 (175 clips,
-# about 2 GB), enough work per kernel to keep it busy.
-_RENDER_ELEMENTS = {"cpu": 2**21, "cuda": 2**24}
+# sample): on a CPU 2^20 (10 clips of 3 s at 32 kHz), where larger chunks fall out of the caches
+# (21 clips ran 10 % slower per clip, 87 clips 1.5x) and smaller ones pay more per-call
+# overhead; on a GPU 2^24 (175 clips, about 2 GB), enough work per kernel to keep it busy.
+_RENDER_ELEMENTS = {"cpu": 2**20, "cuda": 2**24}
 
 
 class SpeciesModel(nn.Module):
@@ -71,9 +71,11 @@ class SpeciesModel(nn.Module):
         """Batched generation on the model's device: ``[batch, frames]`` contours and
         ``white_noise [batch, n_samples]`` → ``[batch, n_samples]``, no gradients.
 
-        Clips go through decoder, synthesis (:func:`..dsp.functional.harmonic_synth_recurrent`,
-        the training path's oscillator bank within float32 rounding) and reverb in chunks of at
-        most ``_RENDER_ELEMENTS[device type]`` samples.
+        Clips go through the decoder (:meth:`.decoder.Decoder.synthesis_controls`), synthesis
+        (:func:`..dsp.functional.harmonic_synth_recurrent` and
+        :func:`..dsp.functional.filtered_noise_zero_phase`, the training path's synthesisers
+        within float32 rounding) and reverb (:meth:`..dsp.effects.Reverb.apply_batch`) in chunks
+        of at most ``_RENDER_ELEMENTS[device type]`` samples.
         """
         cfg = self.config
         budget = _RENDER_ELEMENTS.get(white_noise.device.type, _RENDER_ELEMENTS["cpu"])
@@ -81,14 +83,14 @@ class SpeciesModel(nn.Module):
         parts = []
         for start in range(0, white_noise.shape[0], chunk):
             part = slice(start, start + chunk)
-            f0, amplitude, distribution, magnitudes = self.decoder(
+            f0, amplitude, distribution, magnitudes = self.decoder.synthesis_controls(
                 f0_hz[part], loudness_db[part], confidence[part]
             )
             harmonic = F.harmonic_synth_recurrent(
                 f0, amplitude, distribution, cfg.sample_rate, cfg.hop_length, white_noise.shape[-1]
             )
-            noise = self.noise(magnitudes, white_noise[part])
-            parts.append(self.reverb(harmonic + noise))
+            noise = F.filtered_noise_zero_phase(magnitudes, white_noise[part], cfg.hop_length)
+            parts.append(self.reverb.apply_batch(harmonic.add_(noise)))
         return torch.cat(parts)
 
     @torch.inference_mode()

@@ -20,15 +20,17 @@ from ..io import resample
 from ..model.storage import SavedSpecies, find_model_dirs, load_species_model
 from .gate import GateStats, Judge, gated_draw
 from .jitter import JitterConfig, compose_song, jitter_contours
-from .scene import SceneConfig, apply_scene
+from .scene import SceneConfig, SceneDraw, apply_scene, apply_scenes_torch, draw_scene
 from .syllables import SyntaxModel, learn_syntax
 
 __all__ = ["SpeciesBank"]
 
 _PEAK = 0.99
-# Clips rendered together by the torch backend: bounds the batch's host memory (contours, noise
-# and audio, about 1 MB per 3 s clip) while keeping a GPU busy.
-_BATCH = 256
+# Clips rendered together by the torch backend, by device type: on a GPU enough to keep it busy
+# (host memory about 1.5 MB per 3 s clip: contours, noise, scene spectra and audio); on a CPU few
+# enough that the batch's buffers stay in cache (n=256 in one batch ran 20 % slower per clip
+# than n=16).
+_BATCH = {"cpu": 16, "cuda": 256}
 
 
 def _rngs(seed: int | np.random.SeedSequence | None, n: int) -> list[np.random.Generator]:
@@ -210,11 +212,12 @@ class SpeciesBank:
         (so successive calls differ). Bad arguments raise ``TypeError``/``ValueError`` naming
         the argument; ``seconds`` must give at least one sample at the output and model rates.
 
-        ``backend="torch"`` renders the clips in batches of up to 256 on ``device`` (default:
-        where the model is; a model elsewhere moves there and stays): contours, white noise and
-        scene draws come from the same per-clip generators as the numba path, so both give the
-        same songs up to float32 rounding (tested within 1e-3 of the peak). The scene itself
-        runs per clip in numpy on the CPU.
+        ``backend="torch"`` renders the clips in batches (of 256 on a GPU, 16 on a CPU) on
+        ``device`` (default: where the model is; a model elsewhere moves there and stays):
+        decoder, synthesis, reverb and the scene (:func:`.scene.apply_scenes_torch`) for the
+        whole batch at once. Contours, white noise and scene draws come from the same per-clip
+        generators as the numba path, on the CPU, so both give the same songs up to float32
+        rounding (tested within 1e-3 of the peak).
 
         Quality gate (``gate.gated_draw``): with ``judge`` and ``min_confidence``, a clip the
         judge gives less than ``min_confidence`` for ``species`` is redrawn, up to ``max_draws``
@@ -244,18 +247,24 @@ class SpeciesBank:
                 bird, _ = apply_scene(bird, model_sr, scene, rng, background_spectra=floors)
             return self._to_rate(bird, model_sr, sample_rate, n_out)
 
-        with _one_torch_thread():
-            for start in range(0, n, _BATCH):
-                chunk = rngs[start : start + _BATCH]
+        batch = n
+        if backend == "torch":
+            where = device if device is not None else next(entry.model.parameters()).device
+            batch = _BATCH.get(torch.device(where).type, _BATCH["cpu"])
+        # Inference mode: the torch backend's batches are scaled in place.
+        with _one_torch_thread(), torch.inference_mode():
+            for start in range(0, n, batch):
+                chunk = rngs[start : start + batch]
                 if backend == "torch":
-                    birds = self._render_torch(entry, config, chunk, n_model, device)
+                    clips = self._render_torch(entry, config, chunk, n_model, device, scene, floors)
+                    clips = self._to_rate_torch(clips, model_sr, sample_rate, n_out)
                 else:
-                    birds = (self._render_numba(entry, config, rng, n_model) for rng in chunk)
+                    clips = (
+                        finish(self._render_numba(entry, config, rng, n_model), rng)
+                        for rng in chunk
+                    )
 
-                # Each clip's generator goes on from its rendering into its scene, so a clip is
-                # the same whatever the backend and batch size.
-                for i, (bird, rng) in enumerate(zip(birds, chunk, strict=True)):
-                    clip = finish(bird, rng)
+                for i, (clip, rng) in enumerate(zip(clips, chunk, strict=True)):
                     if judge is not None:  # redraws render one clip, from the same generator
 
                         def redraw(rng: np.random.Generator = rng) -> np.ndarray:
@@ -291,22 +300,63 @@ class SpeciesBank:
         rngs: list[np.random.Generator],
         n_model: int,
         device: str | torch.device | None,
-    ) -> np.ndarray:
-        """Contours and white noise drawn per clip on the CPU (in the numba path's order),
-        then decoder, synthesis and reverb for all clips as one batch on ``device``."""
-        contours, noises = [], []
-        for rng in rngs:
-            contours.append(self._contours(entry, config, rng, n_model))
-            noises.append(rng.standard_normal(n_model, dtype=np.float32))
+        scene: SceneConfig | None,
+        floors: np.ndarray,
+    ) -> torch.Tensor:
+        """Decoder, synthesis, reverb and the scene for all clips as one batch on ``device``
+        → ``[clips, n_model]`` there, from :meth:`_host_draws`."""
+        contours, noises, draws = self._host_draws(entry, config, rngs, n_model, scene, floors)
         model = entry.model
         if device is not None and torch.device(device) != next(model.parameters()).device:
             model.to(device)
         target = next(model.parameters()).device
-        stacked = [
-            torch.from_numpy(np.stack(parts)).to(target, non_blocking=True)
-            for parts in (*zip(*contours, strict=True), noises)
-        ]
-        return model.render(*stacked).cpu().numpy()
+        stacked = [torch.from_numpy(a).to(target, non_blocking=True) for a in (*contours, noises)]
+        birds = model.render(*stacked)
+        if draws is None:
+            return birds
+        return apply_scenes_torch(birds, model.config.sample_rate, draws)
+
+    def _host_draws(
+        self,
+        entry: SavedSpecies,
+        config: JitterConfig,
+        rngs: list[np.random.Generator],
+        n_model: int,
+        scene: SceneConfig | None,
+        floors: np.ndarray,
+    ) -> tuple[tuple[np.ndarray, ...], np.ndarray, list[SceneDraw] | None]:
+        """What the torch backend draws per clip on the CPU, from each clip's generator in the
+        numba path's order: contours (three ``[clips, frames]``), white noise ``[clips,
+        n_model]`` and scene draws (None without a scene). The per-clip cost that remains on
+        the host whatever the device (``benchmarks/generate_speed.py`` times it)."""
+        contours = []
+        noises = np.empty((len(rngs), n_model), np.float32)
+        for rng, noise in zip(rngs, noises, strict=True):
+            contours.append(self._contours(entry, config, rng, n_model))
+            rng.standard_normal(dtype=np.float32, out=noise)
+        draws = None
+        if scene is not None:
+            rate = entry.model.config.sample_rate
+            draws = [
+                draw_scene(scene, n_model, rate, rng, background_spectra=floors) for rng in rngs
+            ]
+        return tuple(np.stack(c) for c in zip(*contours, strict=True)), noises, draws
+
+    @classmethod
+    def _to_rate_torch(
+        cls, audio: torch.Tensor, source_sr: int, target_sr: int, n_out: int
+    ) -> np.ndarray:
+        """:meth:`_to_rate` for a batch ``[clips, samples]`` on a device: cut or padded and
+        peak-limited there; resampled clip by clip on the CPU when the rates differ."""
+        if source_sr != target_sr:
+            return np.stack(
+                [cls._to_rate(a, source_sr, target_sr, n_out) for a in audio.cpu().numpy()]
+            )
+        if audio.shape[1] != n_out:
+            audio = torch.nn.functional.pad(audio[:, :n_out], (0, max(0, n_out - audio.shape[1])))
+        # Louder clips scaled to the peak limit; the others times exactly 1.
+        audio *= (_PEAK / audio.abs().amax(-1, keepdim=True)).clamp_(max=1.0)
+        return audio.cpu().numpy()
 
     def resynthesize(
         self,

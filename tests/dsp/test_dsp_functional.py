@@ -240,7 +240,7 @@ def test_a_batch_renders_as_its_items_one_by_one():
 
 
 @pytest.mark.parametrize("extra", [-40, 0, 200])
-def test_recurrent_harmonic_synth_matches_the_sine_bank(extra):
+def test_recurrent_harmonic_synth_matches_the_sine_bank(extra, monkeypatch):
     # F0 sweeping 1-12 kHz: harmonics cross Nyquist both ways; n short of, on and past the
     # last frame (held controls)
     generator = torch.Generator().manual_seed(0)
@@ -254,3 +254,73 @@ def test_recurrent_harmonic_synth_matches_the_sine_bank(extra):
     reference = F.harmonic_synth(f0, amplitude, distribution, sr, hop, n)
     assert fast.shape == (2, n)
     assert (fast - reference).abs().max() <= 1e-5 * reference.abs().max()
+    # in blocks of 3 rows (of 4 segments): every block's own prefix of sorted rows
+    monkeypatch.setattr(F, "_HARMONIC_BLOCK", 3 * 4 * hop)
+    blocked = F.harmonic_synth_recurrent(f0, amplitude, distribution, sr, hop, n)
+    torch.testing.assert_close(blocked, fast, rtol=0, atol=1e-6)
+
+
+def test_exp_sigmoid_log1p_matches_exp_sigmoid():
+    x = torch.linspace(-120, 40, 801)
+    for max_value in (2.0, 4.0):
+        fast = F.exp_sigmoid_log1p(x, max_value=max_value)
+        torch.testing.assert_close(fast, F.exp_sigmoid(x, max_value=max_value), rtol=1e-6, atol=0)
+    assert F.exp_sigmoid_log1p(torch.tensor(-1e3)) == torch.tensor(1e-7)  # exactly the threshold
+
+
+@pytest.mark.parametrize(
+    "hop, n_bands, extra", [(64, 65, -40), (64, 65, 200), (32, 65, 0), (128, 33, 5)]
+)
+def test_zero_phase_filtered_noise_matches_filtered_noise(hop, n_bands, extra, monkeypatch):
+    # hop 32 with 128 taps: the filtered block spans 6 hops (lead 2); hop 128 with 64 taps: 2.
+    generator = torch.Generator().manual_seed(1)
+    frames = 50
+    n = (frames - 1) * hop + extra
+    magnitudes = torch.rand(3, frames, n_bands, generator=generator)
+    noise = torch.randn(3, n, generator=generator)
+    fast = F.filtered_noise_zero_phase(magnitudes, noise, hop)
+    reference = F.filtered_noise(magnitudes, noise, hop)
+    assert fast.shape == (3, n)
+    assert (fast - reference).abs().max() <= 1e-6 * reference.abs().max()
+    monkeypatch.setattr(F, "_NOISE_BLOCK", 1)  # one frame per chunk: pieces cross chunks
+    chunked = F.filtered_noise_zero_phase(magnitudes, noise, hop)
+    torch.testing.assert_close(chunked, fast, rtol=0, atol=1e-6 * float(fast.abs().max()))
+
+
+def test_recurrent_harmonic_synth_is_silent_above_nyquist():
+    f0 = torch.full((2, 10), 20000.0)
+    f0[1, 5:] = 3000.0  # the second clip sounds from its 5th frame's segment on
+    amplitude, distribution = torch.ones(2, 10), torch.rand(2, 10, 8)
+    fast = F.harmonic_synth_recurrent(f0, amplitude, distribution, SR, HOP, 600)
+    reference = F.harmonic_synth(f0, amplitude, distribution, SR, HOP, 600)
+    assert (fast - reference).abs().max() <= 1e-5 * reference.abs().max()
+    assert fast[0].abs().max() == 0 and fast[1, : 4 * HOP].abs().max() == 0
+    assert F.harmonic_synth_recurrent(
+        f0[:1], amplitude[:1], distribution[:1], SR, HOP, 90
+    ).shape == (
+        1,
+        90,
+    )
+
+
+def test_torch_separable_conv_stack_matches_the_numba_kernel_and_has_gradients():
+    from ddsp_augment.dsp import numba_kernels as nk
+
+    generator = torch.Generator().manual_seed(2)
+    frames, c, layers, kernel = 40, 8, 6, 5  # dilation 32 reaches past the 40 frames' edges
+    shapes = {
+        "input_weight": (3, c), "input_bias": (c,), "depthwise_weight": (layers, c, kernel),
+        "depthwise_bias": (layers, c), "pointwise_weight": (layers, c, c),
+        "pointwise_bias": (layers, c), "output_weight": (c, 5), "output_bias": (5,),
+    }  # fmt: skip
+    weights = {k: torch.randn(*s, generator=generator) * 0.5 for k, s in shapes.items()}
+    x = torch.randn(2, frames, 3, generator=generator, requires_grad=True)
+    out = F.separable_conv_stack(x, **weights)
+    assert out.shape == (2, frames, 5)
+    for i in range(2):
+        reference = nk.separable_conv_stack(
+            x[i].detach().numpy(), **{k: w.numpy() for k, w in weights.items()}
+        )
+        assert np.abs(out[i].detach().numpy() - reference).max() <= 1e-5 * np.abs(reference).max()
+    out.square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

@@ -118,3 +118,35 @@ def test_batched_render_matches_clip_by_clip_and_chunks(contours, monkeypatch):
     for i, clip in enumerate(batch):
         numba = model.synthesize(*clip, n, np.random.default_rng(i), backend="numba")
         assert np.abs(whole[i] - numba).max() <= 1e-4 * np.abs(numba).max()
+
+
+def test_batched_reverb_and_synthesis_controls_match_the_training_path(contours):
+    from ddsp_augment.dsp.functional import remove_above_nyquist
+
+    torch.manual_seed(0)
+    model = SpeciesModel(DecoderConfig(hidden=16, n_layers=3))
+    with torch.no_grad():  # a trained-looking model: weights away from their init
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    f0, loud, conf, n = contours
+    batch = [torch.from_numpy(np.stack([a, a[::-1].copy()])) for a in (f0, loud, conf)]
+    with torch.inference_mode():
+        fast = model.decoder.synthesis_controls(*batch)
+        ref = model.decoder(*batch)
+        dry = torch.randn(2, n)
+        wet, expected = model.reverb.apply_batch(dry), model.reverb(dry)
+    # 2.5-6 kHz at 32 kHz: harmonics up to the 6th sound somewhere; the rest are never made
+    assert fast.harmonic_distribution.shape == (2, 300, 6)
+    full = remove_above_nyquist(ref.harmonic_distribution, ref.f0_hz, 32000)
+    for got, want in zip(
+        fast, (ref.f0_hz, ref.amplitude, full[..., :6], ref.noise_magnitudes), strict=True
+    ):
+        assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+    assert full[..., 6:].abs().max() == 0
+    assert (wet - expected).abs().max() <= 1e-5 * expected.abs().max()
+    with torch.no_grad():
+        model.reverb.ir.mul_(3.0)  # the cached response follows an optimiser step
+    with torch.inference_mode():
+        assert (
+            model.reverb.apply_batch(dry) - model.reverb(dry)
+        ).abs().max() <= 1e-5 * 3 * expected.abs().max()

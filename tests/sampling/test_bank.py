@@ -4,6 +4,7 @@ import torch
 
 from ddsp_augment.features.background import noise_floor
 from ddsp_augment.model.storage import ModelFileError
+from ddsp_augment.sampling import scene as scene_module
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.sampling.scene import SceneConfig
 
@@ -73,6 +74,11 @@ def test_batched_torch_renders_the_numba_songs_with_their_scenes(small_bank, dev
     # clip i of a call is the same whatever the batch it is rendered in
     first = small_bank.sample(species, backend="torch", device=device, **{**kwargs, "n": 2})
     np.testing.assert_allclose(first, batched[:2], rtol=0, atol=1e-6)
+    # the scene is mixed as one batch on the device: the per-clip numpy mix is never called
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scene_module, "_mix_scene", lambda *a: pytest.fail("numpy scene mix"))
+        again = small_bank.sample(species, backend="torch", device=device, **kwargs)
+    np.testing.assert_array_equal(again, batched)
     with pytest.raises(ValueError, match="backend"):
         small_bank.sample(species, backend="cuda")
     small_bank.entry(species).model.to("cpu")  # the shared bank's model followed the device

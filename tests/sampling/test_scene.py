@@ -6,13 +6,16 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from ddsp_augment.io import save_audio
 from ddsp_augment.sampling.scene import (
     SceneConfig,
     air_absorption_db_per_m,
     apply_scene,
+    apply_scenes_torch,
     distance,
+    draw_scene,
     mix_at_snr,
     rain_noise,
     reverb,
@@ -176,6 +179,39 @@ def test_apply_scene_is_deterministic_finite_and_keeps_length(tmp_path):
     assert {"distance_m", "rt60_s", "wet", "snr_db", "wind_snr_db", "rain_snr_db"} <= set(params_c)
     assert params_a["background"] == "none"
     np.testing.assert_array_equal(a, song)
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_batched_torch_scene_mixes_the_numpy_scenes(device):
+    """apply_scenes_torch on a batch == apply_scene clip by clip, from the same draws, for every
+    kind of scene: filtered or not, noises at an SNR or as recorded, time-domain extras."""
+    clip = np.random.default_rng(0).standard_normal(SR).astype(np.float32)
+    songs = [_song(seed, seconds=1.0) for seed in range(4)] + [np.zeros(SR, np.float32)]
+    scenes = [
+        (FULL_SCENE, {"background_spectra": _spectra()}),
+        (dataclasses.replace(FULL_SCENE, background="files"), {"background_clips": [clip]}),
+        (SceneConfig(rt60_s=(0.3, 0.3), p_rain=1.0), {"background_spectra": _spectra()}),
+        (SceneConfig(background="none", p_wind=1.0), {}),
+        (SceneConfig(background="none"), {}),
+    ]
+    for scene, kwargs in scenes:
+        expected = [
+            apply_scene(song, SR, scene, np.random.default_rng(i), **kwargs)[0]
+            for i, song in enumerate(songs)
+        ]
+        draws = [
+            draw_scene(scene, SR, SR, np.random.default_rng(i), **kwargs) for i in range(len(songs))
+        ]
+        batch = torch.from_numpy(np.stack(songs)).to(device)
+        mixed = apply_scenes_torch(batch, SR, draws).cpu().numpy()
+        assert mixed.shape == (5, SR) and mixed.dtype == np.float32
+        for got, want in zip(mixed, expected, strict=True):
+            assert np.abs(got - want).max() <= 1e-5 * max(np.abs(want).max(), 1e-6)
+    with pytest.raises(ValueError, match="one draw per clip"):
+        apply_scenes_torch(batch, SR, draws[:2])
 
 
 def test_apply_scene_realises_the_drawn_snr():
