@@ -14,6 +14,11 @@ clips of the other recordists (2: a rare species), then BirdNET GLOBAL 6K v2.4 (
   training clips of every species (``RealClipJudge``), so BirdNET's verdict on them is not
   circular; its acceptance rate and seconds per item.
 
+With ``--prior shared`` each species model starts from a shared prior (``training.prior``)
+trained on the judged species' training clips and on all clips of every other species of the
+folder outside their held-out recordists (the majority species a rare one borrows from); the
+judged species' splits are those of a run without it, so two runs compare prior vs scratch.
+
 Also ``background_leak``: on the training recordings' background-only frames, how often the
 model's resynthesis is as loud as the recording's noise floor (a tone where no bird sang); the
 Fréchet distance between BirdNET embeddings (3 s windows) of held-out real and generated
@@ -31,6 +36,7 @@ import csv
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +49,7 @@ from ddsp_augment.features.loudness import loudness_db
 from ddsp_augment.io import AudioError, load_audio
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.training.preprocess import Recording, analyse_audio
+from ddsp_augment.training.prior import PRIOR_DIR, train_prior
 from ddsp_augment.training.train import CollapseError, TrainSettings, train_species
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +141,49 @@ def _mean(rows: list[dict], side: str, key: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def _analysed(root: Path, species: str, rows: list[dict[str, str]]) -> list[Recording]:
+    """The manifest ``rows``' recordings of ``species``, analysed (unreadable ones skipped)."""
+    recs = []
+    for row in rows:
+        path = root / row["path"]
+        try:
+            audio, _ = load_audio(path, RATE)
+            recs.append(analyse_audio(audio, path, species, row["recordist"]))
+        except AudioError as error:
+            print(f"skipping {error}", file=sys.stderr)
+    return recs
+
+
+def _shared_prior(
+    args: argparse.Namespace,
+    by_species: dict[str, list[dict[str, str]]],
+    train_recs: dict[str, list[Recording]],
+    settings: TrainSettings,
+) -> tuple[TrainSettings, dict]:
+    """Train the prior on the judged species' training clips and every other species' clips
+    outside its held-out recordists (the majority: all of them, not cut to a few); the
+    settings that start species from it and what it cost."""
+    # Its own generator: the judged species' splits stay those of a run without a prior.
+    rng = np.random.default_rng(args.seed + 1)
+    majority = {
+        name: _analysed(args.data_path, name, split_species(rows, len(rows), rng)[0])
+        for name, rows in sorted(by_species.items())
+        if name not in train_recs
+    }
+    prior_dir = args.output_path / "models" / PRIOR_DIR
+    pooled = [r for recs in (*train_recs.values(), *majority.values()) for r in recs]
+    tic = time.perf_counter()
+    if not (args.reuse_models and _is_complete(prior_dir)):
+        prior_settings = replace(settings, epochs=args.prior_epochs or settings.epochs)
+        train_prior(pooled, prior_dir, prior_settings, progress=False, log=print)
+    info = {
+        "seconds": round(time.perf_counter() - tic, 1),
+        "species": len(train_recs) + len(majority),
+        "recordings": len(pooled),
+    }
+    return replace(settings, prior=str(prior_dir)), info
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_path", type=Path, default=ROOT / "benchmarks/data/xc-germany")
@@ -149,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reuse_models", action="store_true", help="keep finished models in output_path/models"
     )
+    parser.add_argument(
+        "--prior",
+        choices=("none", "shared"),
+        default="none",
+        help="shared: start each species from a prior trained on every species of the folder",
+    )
+    parser.add_argument("--prior_epochs", type=int, help="the prior's epochs (default --epochs)")
     args = parser.parse_args(argv)
     with open(args.data_path / "manifest.csv", newline="", encoding="utf-8") as handle:
         manifest = list(csv.DictReader(handle))
@@ -162,23 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     birdnet = BirdNETJudge()
     rng = np.random.default_rng(args.seed)
-    train_audio: dict[str, list[np.ndarray]] = {}
-    test_recs: dict[str, list[Recording]] = {}
+    splits = {name: split_species(by_species[name], args.train_recordings, rng) for name in names}
+    train_recs = {name: _analysed(args.data_path, name, splits[name][0]) for name in names}
+    test_recs = {name: _analysed(args.data_path, name, splits[name][1]) for name in names}
+    train_audio = {name: [r.audio for r in recs] for name, recs in train_recs.items()}
+    prior_info = {}
+    if args.prior == "shared":
+        settings, prior_info = _shared_prior(args, by_species, train_recs, settings)
     generated: dict[str, np.ndarray] = {}
     rows: list[dict] = []
     for name in names:
-        train_rows, test_rows = split_species(by_species[name], args.train_recordings, rng)
-        recs = {}
-        for row in train_rows + test_rows:
-            path = args.data_path / row["path"]
-            try:
-                audio, _ = load_audio(path, RATE)
-                recs[row["path"]] = analyse_audio(audio, path, name, row["recordist"])
-            except AudioError as error:
-                print(f"skipping {error}", file=sys.stderr)
-        train = [recs[r["path"]] for r in train_rows if r["path"] in recs]
-        test_recs[name] = [recs[r["path"]] for r in test_rows if r["path"] in recs]
-        train_audio[name] = [r.audio for r in train]
+        train = train_recs[name]
         tic = time.perf_counter()
         row: dict = {"species": name, "train": [r.name for r in train]}
         row["test"] = [r.name for r in test_recs[name]]
@@ -250,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {**vars(args), "data_path": str(args.data_path)},
         "summary": summary,
         "species": rows,
+        "prior": prior_info,
         "failed": [r["species"] for r in rows if "failed" in r],
         "wall_seconds": round(time.perf_counter() - started, 1),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -94,7 +95,7 @@ def test_train_folder_writes_the_prior_then_species_from_it(trained, recordings)
         assert info["settings"]["prior"] == str(models / PRIOR_DIR)
 
 
-def test_species_bank_never_takes_the_prior_for_a_species(trained):
+def test_species_bank_never_takes_the_prior_for_a_species(trained, tmp_path):
     models, _ = trained
     assert SpeciesBank.load(models).species == ["Fringilla_coelebs", "Parus_major"]
     with pytest.raises(ModelFileError, match="shared prior") as error:
@@ -104,6 +105,10 @@ def test_species_bank_never_takes_the_prior_for_a_species(trained):
         SpeciesBank.load(models, species=[PRIOR_SPECIES])
     with pytest.raises(ModelFileError, match="not a shared prior"):
         load_prior(models / "Parus_major")
+    alone = tmp_path / "models"
+    shutil.copytree(models / PRIOR_DIR, alone / PRIOR_DIR)
+    with pytest.raises(ModelFileError, match="only a shared prior, no species model"):
+        SpeciesBank.load(alone)
 
 
 def test_a_species_starts_from_the_prior_weights(trained, recordings, tmp_path):
@@ -212,3 +217,16 @@ def test_build_bank_without_a_prior_keys_models_without_the_prior_fields(clips):
     key = bank_builder._fingerprint(tits, TINY, pre)
     assert key == bank_builder._fingerprint(tits, replace(TINY, prior_freeze="core"), pre)
     assert key != bank_builder._fingerprint(tits, TINY, pre, prior="abc")
+
+
+def test_cli_train_prior_shared(processed, tmp_path, capsys):
+    from ddsp_augment.cli import main
+
+    models = tmp_path / "models"
+    argv = ["train", "--data_path", str(processed), "--output_path", str(models), "--prior"]
+    tiny = ["--epochs", "1", "--steps_per_epoch", "1", "--batch_size", "2", "--device", "cpu"]
+    assert main([*argv, "shared", *tiny]) == 0
+    table = capsys.readouterr().out
+    assert PRIOR_DIR in table and table.count("trained") == 3
+    prior_hash = sha256_file(models / PRIOR_DIR / "weights.safetensors")
+    assert load_species_model(models / "Parus_major").info["prior"]["weights_sha256"] == prior_hash
