@@ -1,7 +1,8 @@
 """What does class balancing do for a bird-species classifier? Honest, split-by-recordist numbers.
 
-Every condition (baseline, oversample, classic, classic+scene, ddsp, ddsp+classic, oracle: see
-``classifier_gain/conditions.py``) trains a fresh classifier on the same recordist-grouped splits,
+Every condition (baseline, oversample, classic, classic+scene, ddsp, ddsp+classic, ddsp+gate,
+oracle: see ``classifier_gain/conditions.py``) trains a fresh classifier on the same
+recordist-grouped splits,
 in which half of the species (drawn per seed) keep only ``k`` training recordings
 (``classifier_gain/protocol.py``), and is scored on the same whole test clips: macro-F1,
 balanced accuracy, minority and majority recall, paired bootstrap CIs and the share of the

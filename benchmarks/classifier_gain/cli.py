@@ -33,6 +33,7 @@ from ddsp_augment.io import atomic_write
 from .classifiers import (
     BirdNETEmbeddings,
     BirdNETProbe,
+    CNNClipClassifier,
     FeatureConfig,
     LinearClipClassifier,
     LogMelCache,
@@ -77,7 +78,43 @@ def _options_record(classifier: str, options: dict[str, Any]) -> dict[str, Any]:
     if classifier == "birdnet":
         probe = BirdNETProbe(1, cache=BirdNETEmbeddings())  # builds no BirdNET model
         return {"epochs": probe.epochs, "C": probe.C}
+    if classifier == "cnn":
+        cnn = CNNClipClassifier(1, device=options.get("device", "auto"))
+        return {"steps": cnn.steps, "batch_size": cnn.batch_size, **options}
     return options or {"epochs": LinearClipClassifier(1).epochs}
+
+
+def _variants(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    """``(classifier, options)`` of every run: one per classifier, and one per ``--cnn_steps``
+    value for the CNN."""
+    variants: list[tuple[str, dict[str, Any]]] = []
+    for classifier in args.classifier:
+        if classifier != "cnn":
+            variants.append((classifier, {}))
+            continue
+        for steps in args.cnn_steps or [None]:
+            options: dict[str, Any] = {"device": args.device}
+            if steps is not None:
+                options["steps"] = steps
+            variants.append((classifier, options))
+    return variants
+
+
+def cnn_steps_choice(runs: list[dict[str, Any]], validation: bool) -> dict[str, Any]:
+    """The CNN training budget the runs support: the steps with the highest minority recall
+    averaged over every condition and k (a budget that suits the network, not one condition).
+    Only a ``--validation`` run may set a default; on test folds it is a curve, not a choice."""
+    scores: dict[int, list[float]] = {}
+    for record in runs:
+        if record["classifier"] == "cnn":
+            recalls = [e[PRIMARY_METRIC]["mean"] for e in record["conditions"].values()]
+            scores.setdefault(record["classifier_options"]["steps"], []).extend(recalls)
+    means = {steps: float(np.nanmean(values)) for steps, values in scores.items()}
+    return {
+        "criterion": f"mean {PRIMARY_METRIC} over conditions and k",
+        "scores": {str(steps): value for steps, value in means.items()},
+        "chosen": max(means, key=means.__getitem__) if validation else None,
+    }
 
 
 def _parse_minority(value: str) -> float | list[str]:
@@ -125,7 +162,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="default: linear (also with --quick); birdnet needs the [birdnet] extra",
     )
-    parser.add_argument("--cnn_steps", type=int, default=None, help="default: the CNN's own")
+    parser.add_argument(
+        "--cnn_steps",
+        type=int,
+        nargs="+",
+        default=None,
+        help="CNN training steps (default: the CNN's own); several: one run each, and with "
+        "--validation the JSON records which budget scores best (cnn_steps_choice)",
+    )
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="for the CNN"
     )
@@ -138,8 +182,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=json.loads,
         default={},
         help="JSON dict: 'train' overrides the species models' TrainSettings, 'scene' the "
-        "shared scene of ddsp and classic+scene (SceneConfig keys), 'jitter' and "
-        "'synthetic_factor' the songs",
+        "shared scene of ddsp and classic+scene (SceneConfig keys), 'jitter', "
+        "'synthetic_factor' and 'resynthesis' (share of re-sung real clips) the songs, 'gate' "
+        "the ddsp+gate condition's judge ('real' or 'birdnet') and min_confidence, 'prior' "
+        "a shared prior per split (a dict of TrainSettings overrides, {} for the defaults)",
     )
     parser.add_argument(
         "--quick",
@@ -160,6 +206,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="torch threads (use 1 when other jobs share the cores: 2 busy threads on 2 shared "
         "cores made CNN steps 10x slower)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="processes: species models, then splits, this many at a time, one torch thread "
+        "each (the birdnet probe runs its splits in one process)",
+    )
     parser.add_argument("--output_path", type=Path, default=ROOT / "results")
     parser.add_argument("--cache_dir", type=Path, default=ROOT / ".cache" / "classifier_gain")
     args = parser.parse_args(argv)
@@ -172,6 +225,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.classifier = args.classifier or ["linear"]
     if "birdnet" in args.classifier and not birdnet_available():
         parser.error('--classifier birdnet needs the BirdNET extra: pip install -e ".[birdnet]"')
+    if args.jobs < 1:
+        parser.error("--jobs must be >= 1")
     if min(args.k) < 1:
         parser.error("--k must be >= 1")
     if args.validation and args.test_root is not None:
@@ -186,8 +241,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     timing: dict[str, float] = {}
+    worker_cpu = 0.0
 
     species = args.species
     if args.quick and species is None:
@@ -219,12 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.validation:
         conditions = [c for c in conditions if c != "oracle"]
     runs = []
-    for classifier in args.classifier:
-        options: dict[str, Any] = {}
-        if classifier == "cnn":
-            options = {"device": args.device}
-            if args.cnn_steps is not None:
-                options["steps"] = args.cnn_steps
+    for classifier, options in _variants(args):
+        label = classifier
+        if classifier == "cnn" and len(args.cnn_steps or []) > 1:
+            label = f"cnn ({options['steps']} steps)"
         cache = caches["birdnet" if classifier == "birdnet" else "log_mel"]
         for k in args.k:
             splits = make_splits(
@@ -239,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                 splits = [validation_split(split, corpus) for split in splits]
             t0 = time.perf_counter()
             embedded_before = getattr(cache, "n_embedded", 0)
-            results = run(
+            results, cpu = run(
                 splits,
                 conditions,
                 corpus=corpus,
@@ -249,13 +303,17 @@ def main(argv: list[str] | None = None) -> int:
                 cache=cache,
                 ddsp_options=args.ddsp_options,
                 cache_root=args.cache_dir / "ddsp",
+                # BirdNET's interpreter does not pickle, and fresh embeddings are counted here.
+                jobs=1 if classifier == "birdnet" else args.jobs,
             )
+            worker_cpu += cpu
             record = _options_record(classifier, options)
             if classifier == "birdnet":  # BirdNET runs on the synthetic and augmented draws
                 record["fresh_clips_embedded"] = cache.n_embedded - embedded_before
             runs.append(
                 {
                     "classifier": classifier,
+                    "label": label,
                     "classifier_options": record,
                     "k": k,
                     "n_splits": len(splits),
@@ -268,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                     "seconds": time.perf_counter() - t0,
                 }
             )
-            timing[f"{classifier}_k{k}_s"] = runs[-1]["seconds"]
+            timing[f"{label}_k{k}_s"] = runs[-1]["seconds"]
 
     minority_text = (
         f"{args.minority:g} of species (drawn per seed)"
@@ -309,9 +367,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.validation
         else "test folds",
         "threads": torch.get_num_threads(),
+        "jobs": args.jobs,
         "versions": _versions(),
     }
+    if len(args.cnn_steps or []) > 1 and "cnn" in args.classifier:
+        settings["cnn_steps_choice"] = cnn_steps_choice(runs, args.validation)
     timing["total_s"] = time.perf_counter() - started
+    # This process and the worker processes' fits and model training (the box may be shared:
+    # CPU time is what the run costs, wall time what it took here).
+    timing["cpu_s"] = time.process_time() - started_cpu + worker_cpu
     report = {"runs": runs, "settings": settings, "timing": timing}
 
     out = args.output_path
@@ -320,7 +384,15 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(nan_to_none(report), indent=2)
     atomic_write(out / f"{stem}.json", lambda tmp: tmp.write_text(text + "\n"))
     table = markdown_report(runs, settings)
-    table += f"\nWall time {timing['total_s']:.0f} s (decode {timing['decode_s']:.0f} s).\n"
+    if "cnn_steps_choice" in settings:
+        choice = settings["cnn_steps_choice"]
+        scores = ", ".join(f"{k} steps {v:.3f}" for k, v in choice["scores"].items())
+        table += f"\nCNN budget, {choice['criterion']}: {scores}"
+        table += f"; chosen: {choice['chosen']} steps.\n" if choice["chosen"] else ".\n"
+    table += (
+        f"\nWall time {timing['total_s']:.0f} s, CPU time {timing['cpu_s']:.0f} s "
+        f"({args.jobs} job(s); decode {timing['decode_s']:.0f} s).\n"
+    )
     atomic_write(out / f"{stem}.md", lambda tmp: tmp.write_text(table))
     chart(runs, out / f"{stem}.png", f"{args.data_root.name}: {runs[0]['n_splits']} splits per run")
     print(table)

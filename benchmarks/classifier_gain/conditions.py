@@ -10,6 +10,11 @@
 - ``ddsp``: the balance target filled with DDSP songs (:func:`ddsp_training_set`), drawn afresh
   every classifier epoch, heard in the same scene.
 - ``ddsp+classic``: half of the missing clips DDSP songs, half ``classic+scene`` copies.
+- ``ddsp+gate``: the ``ddsp`` songs through a quality gate (:func:`gate_judge`): a song the
+  judge gives less than ``min_confidence`` for its species is redrawn (up to 8 draws, then the
+  most convincing one). Default judge: ``RealClipJudge`` fitted on the split's own real
+  training clips (every class; no outside knowledge, no test clips); ``"birdnet"`` brings
+  BirdNET's outside knowledge of the species.
 - ``oracle``: all real training recordings of the minority species (the upper bound).
 
 Balance target per minority species = the median training count of the majority species; every
@@ -22,13 +27,15 @@ import contextlib
 import hashlib
 import json
 import random
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from torch.utils.data import ConcatDataset, Dataset
 
 from ddsp_augment.augment.backgrounds import measure_dataset_backgrounds
@@ -36,8 +43,13 @@ from ddsp_augment.augment.bank_builder import BankBuildError, Clip, build_bank
 from ddsp_augment.augment.dataset import DDSPBalancedDataset
 from ddsp_augment.augment.layout import ItemLayout
 from ddsp_augment.constants import SAMPLE_RATE
+from ddsp_augment.io import AudioError, atomic_write
+from ddsp_augment.sampling.bank import SpeciesBank
+from ddsp_augment.sampling.gate import Judge
 from ddsp_augment.sampling.scene import SceneConfig, apply_scene
-from ddsp_augment.training.train import TrainSettings
+from ddsp_augment.training.preprocess import PreprocessSettings, analyse_audio
+from ddsp_augment.training.prior import train_prior
+from ddsp_augment.training.train import CollapseError, TrainSettings
 
 from .classifiers import ClipDataset
 from .corpus import Corpus
@@ -52,18 +64,30 @@ __all__ = [
     "DDSP_CONDITIONS",
     "DDSP_SONG_DEFAULTS",
     "DDSP_TRAIN_DEFAULTS",
+    "GATE_DEFAULTS",
+    "PRIOR_TRAIN_DEFAULTS",
     "SCENE_DEFAULTS",
     "ClassicCopies",
+    "ResynthesisCopies",
     "ddsp_train_settings",
     "ddsp_training_set",
     "deficits",
     "extra_clips",
+    "prior_settings",
+    "split_prior",
+    "gate_judge",
+    "gate_settings",
     "scene_backgrounds",
     "scene_config",
+    "split_species_clips",
+    "species_bank",
+    "species_clips",
+    "species_model_dir",
+    "train_species_models",
     "training_set",
 ]
 
-DDSP_CONDITIONS = ("ddsp", "ddsp+classic")
+DDSP_CONDITIONS = ("ddsp", "ddsp+classic", "ddsp+gate")
 ALL_CONDITIONS = (
     "baseline",
     "oversample",
@@ -71,6 +95,7 @@ ALL_CONDITIONS = (
     "classic+scene",
     "ddsp",
     "ddsp+classic",
+    "ddsp+gate",
     "oracle",
 )
 # Species models for the DDSP conditions: one thread each, two species at a time; ~40 steps on
@@ -92,7 +117,16 @@ SCENE_DEFAULTS: dict[str, Any] = {
     "distance_m": (1.0, 3.0),
     "rt60_s": (0.2, 1.0),
 }
-DDSP_SONG_DEFAULTS: dict[str, Any] = {"jitter": None, "synthetic_factor": 1.0}
+# resynthesis: the share of the DDSP items that re-sing the kept real clips
+# (:class:`ResynthesisCopies`) instead of recombining their syllables.
+DDSP_SONG_DEFAULTS: dict[str, Any] = {"jitter": None, "synthetic_factor": 1.0, "resynthesis": 0.0}
+# The shared prior's training (``options["prior"]``, a dict of TrainSettings overrides; None:
+# no prior): one decoder per split on all its training clips, every class, then each species
+# model starts from it (its own DDSP_TRAIN_DEFAULTS steps).
+PRIOR_TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 4, "steps_per_epoch": 50, "threads": 1}
+# The ddsp+gate condition's gate (``options["gate"]``): "real" = RealClipJudge on the split's
+# own training clips, "birdnet" = BirdNET (outside knowledge, extra [birdnet]).
+GATE_DEFAULTS: dict[str, Any] = {"judge": "real", "min_confidence": 0.5}
 CLASSIC_DESCRIPTION = (
     "audiomentations Compose: PitchShift ±2 st (p=0.5), TimeStretch 0.85-1.15 (p=0.5), "
     "Gain ±6 dB (p=1), AddGaussianSNR 10-40 dB (p=0.5); one copy per missing clip, sources "
@@ -185,10 +219,14 @@ class ClassicCopies(Dataset):
     def __len__(self) -> int:
         return len(self.waveforms)
 
+    def _copy(self, audio: np.ndarray, index: int, item_seed: int) -> np.ndarray:
+        """The copy of source ``audio [samples]`` for item ``index`` (before the scene)."""
+        with _seeded_global_rngs(item_seed):
+            return self.chain(audio, sample_rate=SAMPLE_RATE)
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         item_seed = derived_seed(self.seed, self.epoch, index)
-        with _seeded_global_rngs(item_seed):
-            audio = self.chain(self.waveforms[index][0].numpy(), sample_rate=SAMPLE_RATE)
+        audio = self._copy(self.waveforms[index][0].numpy(), index, item_seed)
         if self.scene is not None:
             rng = np.random.default_rng(item_seed)
             audio, _ = apply_scene(
@@ -196,6 +234,31 @@ class ClassicCopies(Dataset):
             )
         waveform = torch.from_numpy(np.ascontiguousarray(audio, np.float32))[None]
         return waveform, SAMPLE_RATE, self.targets[index]
+
+
+class ResynthesisCopies(ClassicCopies):
+    """DDSP re-performances of real clips, drawn afresh every epoch: item ``j`` is
+    ``waveforms[j]`` re-sung by its species' model (``SpeciesBank.resynthesize``: the real
+    song's F0 and loudness tracked and jittered, so its phrasing and timing stay), seeded by
+    ``(seed, epoch, j)``, then placed in ``scene`` like the other copies. ``species[j]`` names
+    the model of item ``j``."""
+
+    def __init__(
+        self,
+        waveforms: list[torch.Tensor],
+        labels: list[int],
+        species: list[str],
+        bank: SpeciesBank,
+        seed: int,
+        scene: SceneConfig | None = None,
+        backgrounds: np.ndarray | None = None,
+    ) -> None:
+        super().__init__(waveforms, labels, seed, scene, backgrounds)
+        self.species = species
+        self.bank = bank
+
+    def _copy(self, audio: np.ndarray, index: int, item_seed: int) -> np.ndarray:
+        return self.bank.resynthesize(self.species[index], audio, SAMPLE_RATE, seed=item_seed)
 
 
 def extra_clips(
@@ -231,10 +294,190 @@ def ddsp_train_settings(options: dict[str, Any]) -> TrainSettings:
 
 def ddsp_song_settings(options: dict[str, Any]) -> dict[str, Any]:
     """The songs' jitter and number: :data:`DDSP_SONG_DEFAULTS` under ``options``' keys."""
-    unknown = set(options) - {"train", "scene", *DDSP_SONG_DEFAULTS}
+    unknown = set(options) - {"train", "scene", "gate", "prior", *DDSP_SONG_DEFAULTS}
     if unknown:
         raise ValueError(f"ddsp options: unknown keys {sorted(unknown)}")
     return {key: options.get(key, value) for key, value in DDSP_SONG_DEFAULTS.items()}
+
+
+def gate_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """The ddsp+gate condition's gate: :data:`GATE_DEFAULTS` under ``options["gate"]``."""
+    gate = {**GATE_DEFAULTS, **options.get("gate", {})}
+    if set(gate) != set(GATE_DEFAULTS):
+        raise ValueError(f"gate options: unknown keys {sorted(set(gate) - set(GATE_DEFAULTS))}")
+    if gate["judge"] not in ("real", "birdnet"):
+        raise ValueError(f"gate judge must be 'real' or 'birdnet', got {gate['judge']!r}")
+    if not 0 <= gate["min_confidence"] <= 1:
+        raise ValueError(f"gate min_confidence must be in [0, 1], got {gate['min_confidence']}")
+    return gate
+
+
+def gate_judge(
+    base: ClipDataset, classes: Sequence[str], options: dict[str, Any]
+) -> tuple[Judge, float]:
+    """``(judge, min_confidence)`` of the ddsp+gate condition (:func:`gate_settings`).
+
+    ``"real"``: a ``RealClipJudge`` fitted on every training clip of ``base`` (every class of
+    the split's training side, nothing else), so the gate knows only what the classifier
+    could; ``"birdnet"``: ``BirdNETJudge().confidence``, which knows these species from
+    outside data.
+    """
+    gate = gate_settings(options)
+    if gate["judge"] == "birdnet":
+        from ddsp_augment.evaluation.birdnet import BirdNETJudge
+
+        return BirdNETJudge().confidence, float(gate["min_confidence"])
+    from ddsp_augment.evaluation.clip_judge import RealClipJudge
+
+    clips: dict[str, list[np.ndarray]] = {}
+    for waveform, label in zip(base.waveforms, base.targets, strict=True):
+        clips.setdefault(classes[label], []).append(waveform[0].numpy())
+    return RealClipJudge(clips, base.sample_rate).confidence, float(gate["min_confidence"])
+
+
+def species_clips(
+    base: ClipDataset,
+    names: Sequence[str],
+    recordists: Sequence[str],
+    classes: Sequence[str],
+    wanted: Sequence[int],
+) -> dict[str, list[Clip]]:
+    """``{species: its training clips}`` of the classes ``wanted`` among ``base``'s items (item
+    ``i`` is file ``names[i]`` by ``recordists[i]``)."""
+    clips: dict[str, list[Clip]] = {}
+    for i, label in enumerate(base.targets):
+        if label in wanted:
+            clip = Clip(base.waveforms[i][0].numpy(), classes[label], names[i], recordists[i])
+            clips.setdefault(classes[label], []).append(clip)
+    return clips
+
+
+def species_model_dir(model_root: Path, clips: Sequence[Clip], prior: Path | None = None) -> Path:
+    """Where the model of one species' ``clips`` is cached: ``model_root/<hash of the file
+    names>``, so a species cut to the same recordings in another split reuses it; a model
+    started from a shared ``prior`` keys that prior's folder too."""
+    names = sorted(c.name for c in clips) + ([prior.name] if prior is not None else [])
+    key = hashlib.sha1(json.dumps(names).encode()).hexdigest()[:16]
+    return model_root / key
+
+
+def prior_settings(options: dict[str, Any]) -> TrainSettings | None:
+    """The shared prior's settings (``options["prior"]``: overrides of
+    :data:`PRIOR_TRAIN_DEFAULTS` over the species settings), or None without a prior."""
+    if options.get("prior") is None:
+        return None
+    values = {**asdict(ddsp_train_settings(options)), **PRIOR_TRAIN_DEFAULTS, **options["prior"]}
+    return TrainSettings(**values)
+
+
+def split_prior(clips: Sequence[Clip], model_root: Path, options: dict[str, Any]) -> Path | None:
+    """The shared prior of one split (``training.prior.train_prior`` on ``clips``: every
+    training clip of the split, every class, no test clip), trained once and cached under
+    ``model_root/priors/<hash of the clip names and settings>``; None without a prior
+    (``options["prior"]`` unset) or when its training collapsed (species then train from
+    scratch, as ``build_bank`` does)."""
+    settings = prior_settings(options)
+    if settings is None:
+        return None
+    key = json.dumps([sorted(c.name for c in clips), asdict(settings)], sort_keys=True)
+    directory = model_root / "priors" / hashlib.sha1(key.encode()).hexdigest()[:16]
+    done = directory / "DONE.json"  # written once the prior is complete (or failed)
+    if not done.is_file():
+        pre = PreprocessSettings()
+        recordings = []
+        for clip in clips:
+            with contextlib.suppress(AudioError):  # an unusable clip: the prior goes without
+                recordings.append(
+                    analyse_audio(
+                        clip.audio, clip.name, clip.species, clip.recordist or clip.name, pre
+                    )
+                )
+        failure = None
+        try:
+            train_prior(recordings, directory, settings, progress=False, log=lambda _: None)
+        except CollapseError as error:
+            failure = str(error)
+        atomic_write(done, lambda tmp: tmp.write_text(json.dumps({"failure": failure})))
+    return None if json.loads(done.read_text())["failure"] else directory
+
+
+def _species_settings(prior: Path | None, options: dict[str, Any]) -> TrainSettings:
+    settings = ddsp_train_settings(options)
+    return settings if prior is None else replace(settings, prior=str(prior))
+
+
+def _train_cpu_seconds(clips: Sequence[Clip], directory: Path, settings: TrainSettings) -> float:
+    """``build_bank`` of one species' clips; the CPU seconds it took in this process."""
+    start = time.process_time()
+    with contextlib.suppress(BankBuildError):  # cached by build_bank, reported by species_bank
+        build_bank(clips, directory, settings)
+    return time.process_time() - start
+
+
+def _prior_cpu_seconds(clips: Sequence[Clip], model_root: Path, options: dict[str, Any]) -> float:
+    start = time.process_time()
+    split_prior(clips, model_root, options)
+    return time.process_time() - start
+
+
+def train_species_models(
+    splits: Sequence[tuple[dict[str, list[Clip]], list[Clip]]],
+    model_root: Path,
+    options: dict[str, Any],
+    jobs: int,
+) -> float:
+    """Train (or find cached) every split's models, ``jobs`` at a time: the shared priors
+    (with ``options["prior"]``: :func:`split_prior`), then one model per species' clip set
+    (:func:`species_model_dir`). Done before the splits run, so no two processes train the
+    same model and the cores stay busy. Failures are cached by ``build_bank`` and reported when
+    a split loads its bank.
+
+    Args:
+        splits: Per split, ``({species: its training clips}, every training clip)``.
+
+    Returns:
+        The CPU seconds spent in worker processes (0 with ``jobs`` = 1: all in this one).
+    """
+    seconds = []
+    if prior_settings(options) is not None:
+        priors = {tuple(sorted(c.name for c in every)): every for _, every in splits}
+        seconds += Parallel(n_jobs=max(1, min(jobs, len(priors))))(
+            delayed(_prior_cpu_seconds)(every, model_root, options) for every in priors.values()
+        )
+    unique = {}
+    for species_clips, every in splits:
+        prior = split_prior(every, model_root, options)  # cached above
+        for clips in species_clips.values():
+            unique[species_model_dir(model_root, clips, prior)] = (clips, prior)
+    seconds += Parallel(n_jobs=max(1, min(jobs, len(unique))))(
+        delayed(_train_cpu_seconds)(clips, directory, _species_settings(prior, options))
+        for directory, (clips, prior) in unique.items()
+    )
+    return float(sum(seconds)) if jobs > 1 else 0.0
+
+
+def species_bank(
+    clips: dict[str, list[Clip]],
+    model_root: Path,
+    options: dict[str, Any],
+    prior_clips: Sequence[Clip] = (),
+) -> tuple[SpeciesBank | None, dict[str, str]]:
+    """One bank of every species' model (trained by ``build_bank`` on that species' clips only,
+    started from the shared prior of ``prior_clips`` with ``options["prior"]``, or cached:
+    :func:`species_model_dir`), and ``{species: reason}`` for those without one."""
+    entries, failures = {}, {}
+    prior = split_prior(prior_clips, model_root, options)
+    settings = _species_settings(prior, options)
+    for species, group in clips.items():
+        directory = species_model_dir(model_root, group, prior)
+        try:
+            bank, failed = build_bank(group, directory, settings)
+        except BankBuildError as error:
+            failures.update(error.failures)
+            continue
+        failures.update(failed)
+        entries[species] = bank.entry(species)
+    return (SpeciesBank(entries) if entries else None), failures
 
 
 def ddsp_training_set(
@@ -247,17 +490,21 @@ def ddsp_training_set(
     model_root: Path,
     options: dict[str, Any],
     backgrounds: np.ndarray | None = None,
+    quality_gate: tuple[Judge, float] | None = None,
 ) -> tuple[Dataset, dict[str, str]]:
     """``base`` followed by ``n_synthetic[c]`` DDSP songs of each class ``c``.
 
-    One species model per class in ``n_synthetic``, trained by ``build_bank`` on that class's
-    clips of ``base`` only (item ``i`` is file ``names[i]`` by ``recordists[i]``), under
-    ``model_root/<hash of those files>/`` and reused while the clips and settings are
-    unchanged. The songs are heard in :func:`scene_config` over ``backgrounds`` (noise floors;
-    default :func:`scene_backgrounds` of ``base``). ``options["train"]`` overrides
+    One species model per class in ``n_synthetic`` (:func:`species_bank`), trained on that
+    class's clips of ``base`` only (item ``i`` is file ``names[i]`` by ``recordists[i]``),
+    cached under ``model_root`` and reused while the clips and settings are unchanged. The
+    songs are heard in :func:`scene_config` over ``backgrounds`` (noise floors; default
+    :func:`scene_backgrounds` of ``base``). ``options["train"]`` overrides
     :data:`DDSP_TRAIN_DEFAULTS` (keys of ``TrainSettings``), ``options["scene"]`` the scene;
     ``jitter`` overrides ``JitterConfig`` knobs, ``synthetic_factor`` scales the number of songs
-    (1: balance).
+    (1: balance), ``resynthesis`` is the share of them that re-sing the class's real clips
+    (:class:`ResynthesisCopies`, the species' own jitter) instead of recombining syllables.
+    ``quality_gate`` (``(judge, min_confidence)``) gates every recombined song
+    (``DDSPBalancedDataset(quality_gate=)``).
 
     Returns:
         The dataset (``base``'s items unchanged, then the songs, every item ``(waveform
@@ -265,25 +512,22 @@ def ddsp_training_set(
         could not be trained: they get no songs (``base`` alone if none could).
     """
     wanted = [c for c, n in n_synthetic.items() if n > 0]
-    clips = [
-        Clip(base.waveforms[i][0].numpy(), classes[label], names[i], recordists[i])
-        for i, label in enumerate(base.targets)
-        if label in wanted
-    ]
+    clips = species_clips(base, names, recordists, classes, wanted)
     if not clips:
         return base, {}
-    key = hashlib.sha1(json.dumps(sorted(c.name for c in clips)).encode()).hexdigest()[:16]
-    try:
-        bank, failures = build_bank(clips, model_root / key, ddsp_train_settings(options), jobs=2)
-    except BankBuildError as error:
-        return base, error.failures
+    every = species_clips(base, names, recordists, classes, range(len(classes)))
+    prior_clips = [clip for group in every.values() for clip in group]
+    bank, failures = species_bank(clips, model_root, options, prior_clips)
+    if bank is None:
+        return base, failures
     song = ddsp_song_settings(options)
     counts = np.bincount(base.targets, minlength=len(classes))
-    target = {
-        c: int(counts[c]) + round(float(song["synthetic_factor"]) * n_synthetic[c])
-        for c in wanted
-        if classes[c] in bank.species
-    }
+    modelled = [c for c in wanted if classes[c] in bank.species]
+    n_songs = {c: round(float(song["synthetic_factor"]) * n_synthetic[c]) for c in modelled}
+    n_resung = {c: round(float(song["resynthesis"]) * n) for c, n in n_songs.items()}
+    target = {c: int(counts[c]) + n_songs[c] - n_resung[c] for c in modelled}
+    scene = scene_config(options)
+    floors = scene_backgrounds(base) if backgrounds is None else backgrounds
     balanced = DDSPBalancedDataset(
         base,
         bank,
@@ -291,12 +535,47 @@ def ddsp_training_set(
         labels=list(base.targets),
         label_to_species=dict(enumerate(classes)),
         seed=seed,
-        scene=scene_config(options),
-        backgrounds=scene_backgrounds(base) if backgrounds is None else backgrounds,
+        scene=scene,
+        backgrounds=floors,
         jitter=song["jitter"],  # None, or knobs that replace the species defaults
+        quality_gate=quality_gate,
         progress=False,
     )
-    return balanced, failures
+    if not any(n_resung.values()):
+        return balanced, failures
+    sources, labels = [], []
+    for c, n in n_resung.items():
+        own = [i for i, label in enumerate(base.targets) if label == c]
+        sources += [own[j % len(own)] for j in range(n)]
+        labels += [c] * n
+    resung = ResynthesisCopies(
+        [base.waveforms[i] for i in sources],
+        labels,
+        [classes[c] for c in labels],
+        bank,
+        derived_seed(seed, 3),
+        scene,
+        floors,
+    )
+    return ConcatDataset([balanced, resung]), failures
+
+
+def split_species_clips(split: Split, corpus: Corpus) -> tuple[dict[str, list[Clip]], list[Clip]]:
+    """The clips each DDSP species model of ``split`` trains on (the kept training clips of
+    every minority class that misses some), and every training clip of the split (a shared
+    prior's)."""
+    missing = deficits(corpus.labels[split.train_idx], split.minority, len(corpus.classes))
+    arguments = (
+        corpus.dataset(split.train_idx),
+        [corpus.names[i] for i in split.train_idx],
+        [corpus.recordists[i] for i in split.train_idx],
+        corpus.classes,
+    )
+    every = species_clips(*arguments, range(len(corpus.classes)))
+    return (
+        species_clips(*arguments, [c for c, n in missing.items() if n > 0]),
+        [clip for group in every.values() for clip in group],
+    )
 
 
 def training_set(
@@ -330,6 +609,9 @@ def training_set(
             model_root=cache_root / "models",
             options=ddsp_options,
             backgrounds=backgrounds,
+            quality_gate=gate_judge(base, corpus.classes, ddsp_options)
+            if condition == "ddsp+gate"
+            else None,
         )
         if not n_classic:
             return balanced, failures
@@ -346,5 +628,13 @@ def settings_record(options: dict[str, Any]) -> dict[str, Any]:
         "scene_backgrounds": "noise floors of up to 256 evenly spaced training clips of the "
         "split, every class",
         "ddsp_songs": ddsp_song_settings(options),
+        "ddsp_gate": {
+            **gate_settings(options),
+            "max_draws": 8,
+            "judge_description": "real: RealClipJudge (logistic regression on log-mel "
+            "statistics of loud 1 s windows) fitted on the split's own training clips, every "
+            "class; birdnet: BirdNET GLOBAL 6K v2.4 (outside knowledge of the species)",
+        },
         "ddsp_train": asdict(ddsp_train_settings(options)),
+        "ddsp_prior": None if prior_settings(options) is None else asdict(prior_settings(options)),
     }

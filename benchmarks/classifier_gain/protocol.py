@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .classifiers import (
@@ -28,7 +30,12 @@ from .classifiers import (
     classification_scores,
     make_classifier,
 )
-from .conditions import training_set
+from .conditions import (
+    DDSP_CONDITIONS,
+    split_species_clips,
+    train_species_models,
+    training_set,
+)
 from .corpus import Corpus
 from .splits import choose_minority, derived_seed, make_imbalanced, recordist_folds
 
@@ -102,7 +109,7 @@ def run_condition(
     cache_root: Path,
 ) -> dict[str, Any]:
     """Train on the condition's training set, score the split's test clips: one result row."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     dataset, failures = training_set(condition, split, corpus, ddsp_options, cache_root)
     for species, reason in failures.items():
         warnings.warn(
@@ -122,6 +129,8 @@ def run_condition(
     proba = model.predict_proba([test_corpus.waveforms[i] for i in split.test_idx])
     y_true = test_corpus.labels[split.test_idx]
     scores = classification_scores(y_true, proba.argmax(1), split.minority, len(corpus.classes))
+    # A gated dataset's bank counts its draws over this fit (every epoch).
+    gated = getattr(dataset, "quality_gate", None) is not None
     return {
         "seed": split.seed,
         "fold": split.fold,
@@ -130,21 +139,52 @@ def run_condition(
         "ddsp_model_failures": failures,
         **{m: scores[m] for m in METRICS},
         "per_class_recall": scores["per_class_recall"],
+        "gate": dataset.bank.gate_stats.as_dict() if gated else None,
         "seconds_build": built - start,
         "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu,
     }
 
 
+def _run_split(
+    split: Split, conditions: Sequence[str], threads: int, kwargs: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every condition on one split, in a worker with ``threads`` torch threads."""
+    torch.set_num_threads(threads)
+    return [run_condition(condition, split, **kwargs) for condition in conditions]
+
+
 def run(
-    splits: Sequence[Split], conditions: Sequence[str], **kwargs: Any
-) -> dict[str, list[dict[str, Any]]]:
-    """Every condition on every split (``kwargs`` go to :func:`run_condition`): rows by
-    condition, in split order."""
+    splits: Sequence[Split],
+    conditions: Sequence[str],
+    jobs: int = 1,
+    **kwargs: Any,
+) -> tuple[dict[str, list[dict[str, Any]]], float]:
+    """Every condition on every split (``kwargs`` go to :func:`run_condition`).
+
+    The DDSP species models of every split are trained first, ``jobs`` at a time
+    (:func:`.conditions.train_species_models`); then ``jobs`` splits run at a time, one torch
+    thread each (every fit is seeded by its split, so the rows do not depend on ``jobs``).
+
+    Returns:
+        Rows by condition, in split order, and the CPU seconds spent in worker processes
+        (0 with ``jobs`` = 1).
+    """
+    worker_cpu = 0.0
+    if any(c in DDSP_CONDITIONS for c in conditions):
+        worker_cpu += train_species_models(
+            [split_species_clips(split, kwargs["corpus"]) for split in splits],
+            kwargs["cache_root"] / "models",
+            kwargs["ddsp_options"],
+            jobs,
+        )
     results: dict[str, list[dict[str, Any]]] = {c: [] for c in conditions}
-    with tqdm(total=len(splits) * len(conditions), desc="splits x conditions", unit="fit") as bar:
-        for split in splits:
-            for condition in conditions:
-                results[condition].append(run_condition(condition, split, **kwargs))
-                bar.set_postfix_str(f"seed {split.seed} fold {split.fold} {condition}")
-                bar.update()
-    return results
+    threads = torch.get_num_threads() if jobs == 1 else 1
+    rows = Parallel(n_jobs=jobs, return_as="generator")(
+        delayed(_run_split)(split, conditions, threads, kwargs) for split in splits
+    )
+    for split_rows in tqdm(rows, total=len(splits), desc="splits", unit="split"):
+        for condition, row in zip(conditions, split_rows, strict=True):
+            results[condition].append(row)
+            worker_cpu += row["cpu_seconds"] if jobs > 1 else 0.0
+    return results, worker_cpu

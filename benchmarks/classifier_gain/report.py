@@ -99,6 +99,14 @@ def summarise(
         ]
         if c in DDSP_CONDITIONS:
             entry["ddsp_model_failures"] = sum(len(r["ddsp_model_failures"]) for r in rows)
+        gates = [r["gate"] for r in rows if r.get("gate")]
+        if gates:
+            draws = sum(g["draws"] for g in gates)
+            entry["gate"] = {
+                "items": sum(g["items"] for g in gates),
+                "draws": draws,
+                "acceptance_rate": sum(g["accepted"] for g in gates) / draws if draws else None,
+            }
         entry["seconds"] = float(sum(r["seconds"] for r in rows))
         out[c] = entry
     return out
@@ -153,6 +161,13 @@ def _run_table(summary: dict[str, dict[str, Any]]) -> list[str]:
                 f"Δ majority recall {_ci_text(versus['majority_recall'])}, "
                 f"Δ macro-F1 {_ci_text(versus['macro_f1'])}"
             )
+    for c, entry in summary.items():
+        if entry.get("gate") and entry["gate"]["acceptance_rate"] is not None:
+            gate = entry["gate"]
+            lines.append(
+                f"\n{c}: the quality gate accepted {gate['acceptance_rate']:.0%} of "
+                f"{gate['draws']} drawn songs ({gate['items']} items)."
+            )
     failed = sorted(
         {
             species
@@ -190,7 +205,7 @@ def markdown_report(runs: Sequence[dict[str, Any]], settings: dict[str, Any]) ->
         "splits; Δ = paired difference with 95 % bootstrap CI.",
     ]
     for run in runs:
-        lines += ["", f"### {run['classifier']} classifier, k = {run['k']}", ""]
+        lines += ["", f"### {run.get('label', run['classifier'])} classifier, k = {run['k']}", ""]
         lines += _run_table(run["conditions"])
     if len(runs) > 1:
         conditions = list(runs[0]["conditions"])
@@ -198,7 +213,9 @@ def markdown_report(runs: Sequence[dict[str, Any]], settings: dict[str, Any]) ->
             "",
             "### Minority recall by run (Δ vs baseline)",
             "",
-            "| condition | " + " | ".join(f"{r['classifier']}, k={r['k']}" for r in runs) + " |",
+            "| condition | "
+            + " | ".join(f"{r.get('label', r['classifier'])}, k={r['k']}" for r in runs)
+            + " |",
             "|---|" + "---|" * len(runs),
         ]
         for c in conditions:
@@ -240,7 +257,7 @@ def chart(runs: Sequence[dict[str, Any]], path: Path, title: str) -> None:
                 label=metric.replace("_", " "),
             )
         ax.set_xticks(x, conditions, rotation=45, ha="right", fontsize=8)
-        ax.set_title(f"{run['classifier']}, k = {run['k']}", fontsize=10)
+        ax.set_title(f"{run.get('label', run['classifier'])}, k = {run['k']}", fontsize=10)
         ax.set_ylim(0, 1)
     axes[0, 0].set_ylabel("recall (mean ± std over splits)")
     axes[0, 0].legend(fontsize=8, loc="upper left")

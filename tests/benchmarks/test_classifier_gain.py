@@ -4,6 +4,8 @@ conditions, validation splits, the DDSP training set."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -173,3 +175,190 @@ def test_paired_bootstrap_matches_scipy_percentile_bootstrap():
     assert mean == pytest.approx(diffs.mean())
     assert lo == pytest.approx(reference.low, abs=0.002)
     assert hi == pytest.approx(reference.high, abs=0.002)
+
+
+def _gate_corpus():
+    """Two tonal species as a benchmark corpus: 3 clips of Parus_major, 2 of Fringilla_coelebs
+    (the small bank's species), one recordist each."""
+    from classifier_gain.corpus import Corpus
+
+    waveforms, labels = _tiny_corpus()
+    return Corpus(
+        root=None,
+        names=[f"s{label}/{i}.wav" for i, label in enumerate(labels)],
+        classes=["Parus_major", "Fringilla_coelebs"],
+        labels=labels,
+        recordists=[f"r{i}" for i in range(len(labels))],
+        groups=np.arange(len(labels)),
+        waveforms=waveforms,
+        fingerprint="tiny",
+    )
+
+
+def test_ddsp_gate_judges_every_song_with_a_judge_of_the_split_training_clips(
+    small_bank, tmp_path, monkeypatch
+):
+    from classifier_gain import conditions
+
+    corpus = _gate_corpus()
+    # Fringilla (class 1) is the minority, cut to clip 3: it needs 2 songs to reach 3.
+    split = Split(0, 0, [1], np.array([0, 1, 2, 3]), np.arange(5), np.array([4]))
+    monkeypatch.setattr(conditions, "build_bank", lambda *args, **kwargs: (small_bank, {}))
+    small_bank.gate_stats = type(small_bank.gate_stats)()
+    options = {"gate": {"min_confidence": 0.0}}
+    dataset, failures = conditions.training_set("ddsp+gate", split, corpus, options, tmp_path)
+    assert failures == {} and len(dataset) == 6
+    judge, threshold = dataset.quality_gate
+    # The real-clip judge knows the training side only: both species, fitted on clips 0-3.
+    assert judge.__self__.species == ["Fringilla_coelebs", "Parus_major"]
+    assert threshold == 0.0
+    # 2 kHz vs 3 kHz tones: the judge tells the training clips apart.
+    assert judge(corpus.waveforms[3][0].numpy(), 32000, "Fringilla_coelebs") > 0.9
+    assert judge(corpus.waveforms[0][0].numpy(), 32000, "Fringilla_coelebs") < 0.1
+    songs = [dataset[i] for i in (4, 5)]
+    assert [label for _, _, label in songs] == [1, 1]
+    assert all(w.shape == (1, 16000) and torch.isfinite(w).all() for w, _, _ in songs)
+    # Threshold 0 accepts every first draw: each song judged once.
+    stats = dataset.bank.gate_stats
+    assert (stats.items, stats.draws, stats.accepted) == (2, 2, 2)
+    plain, _ = conditions.training_set("ddsp", split, corpus, options, tmp_path)
+    assert plain.quality_gate is None and len(plain) == 6
+
+
+def test_gate_settings_reject_unknown_judges_and_keys():
+    from classifier_gain.conditions import gate_settings
+
+    assert gate_settings({}) == {"judge": "real", "min_confidence": 0.5}
+    with pytest.raises(ValueError, match="judge"):
+        gate_settings({"gate": {"judge": "perch"}})
+    with pytest.raises(ValueError, match="unknown keys"):
+        gate_settings({"gate": {"threshold": 0.2}})
+    with pytest.raises(ValueError, match="min_confidence"):
+        gate_settings({"gate": {"min_confidence": 1.5}})
+
+
+def test_species_models_are_cached_per_species_and_clip_set(tmp_path):
+    from classifier_gain.conditions import species_model_dir
+
+    from ddsp_augment.augment.bank_builder import Clip
+
+    audio = np.zeros(8, np.float32)
+    a, b, c = (Clip(audio, "A", name) for name in ("A/1.wav", "A/2.wav", "A/3.wav"))
+    # The same recordings kept in another split (in another order) reuse the model.
+    assert species_model_dir(tmp_path, [a, b]) == species_model_dir(tmp_path, [b, a])
+    assert species_model_dir(tmp_path, [a, b]) != species_model_dir(tmp_path, [a, c])
+    assert species_model_dir(tmp_path, [a, b]).parent == tmp_path
+
+
+def test_run_gives_the_same_rows_with_one_or_two_jobs(tmp_path):
+    from classifier_gain.classifiers import LogMelCache
+    from classifier_gain.protocol import run
+
+    corpus = _gate_corpus()
+    splits = [
+        Split(0, 0, [1], np.array([0, 1, 3]), np.array([0, 1, 3]), np.array([2, 4])),
+        Split(0, 1, [1], np.array([1, 2, 4]), np.array([1, 2, 4]), np.array([0, 3])),
+    ]
+    cache = LogMelCache()
+    cache.add(corpus.waveforms)
+    kwargs = dict(
+        corpus=corpus,
+        test_corpus=corpus,
+        classifier="linear",
+        classifier_options={"epochs": 2},
+        cache=cache,
+        ddsp_options={},
+        cache_root=tmp_path,
+    )
+    one, cpu_one = run(splits, ["baseline", "classic"], jobs=1, **kwargs)
+    two, cpu_two = run(splits, ["baseline", "classic"], jobs=2, **kwargs)
+    assert cpu_one == 0.0 and cpu_two > 0.0  # worker CPU is counted only with workers
+    # Class 0 keeps 2 clips, minority class 1 one: classic adds one copy.
+    for condition, n_train in (("baseline", 3), ("classic", 4)):
+        assert [r["fold"] for r in two[condition]] == [0, 1]
+        for a, b in zip(one[condition], two[condition], strict=True):
+            assert a["minority_recall"] == b["minority_recall"]
+            assert a["macro_f1"] == pytest.approx(b["macro_f1"], abs=1e-9)
+            assert a["n_train"] == b["n_train"] == n_train
+
+
+def test_resynthesis_share_re_sings_the_kept_clips_in_the_scene(small_bank, tmp_path, monkeypatch):
+    from classifier_gain import conditions
+
+    corpus = _gate_corpus()
+    split = Split(0, 0, [1], np.array([0, 1, 2, 3]), np.arange(5), np.array([4]))
+    monkeypatch.setattr(conditions, "build_bank", lambda *args, **kwargs: (small_bank, {}))
+    options = {"resynthesis": 0.5}
+    dataset, _ = conditions.training_set("ddsp", split, corpus, options, tmp_path)
+    # 4 real clips, then 1 recombined song and 1 re-sung copy of clip 3 (the kept minority clip).
+    balanced, resung = dataset.datasets
+    assert len(balanced) == 5 and len(resung) == 1
+    assert resung.species == ["Fringilla_coelebs"] and resung.targets == [1]
+    assert torch.equal(resung.waveforms[0], corpus.waveforms[3])
+    first = resung[0][0]
+    assert first.shape == (1, 16000) and torch.isfinite(first).all() and first.abs().max() > 0
+    assert torch.equal(first, resung[0][0])  # seeded by (seed, epoch, index)
+    set_epoch(dataset, 1)
+    assert not torch.equal(first, resung[0][0])  # drawn afresh every epoch
+
+
+def test_cnn_budget_is_chosen_only_on_validation_by_the_mean_over_conditions():
+    def record(steps, recalls):
+        conditions = {f"c{i}": {"minority_recall": {"mean": r}} for i, r in enumerate(recalls)}
+        options = {"steps": steps}
+        return {"classifier": "cnn", "classifier_options": options, "conditions": conditions}
+
+    runs = [record(100, [0.1, 0.3]), record(200, [0.25, 0.2]), record(400, [0.0, 0.35])]
+    choice = cli.cnn_steps_choice(runs, validation=True)
+    assert choice["scores"] == pytest.approx({"100": 0.2, "200": 0.225, "400": 0.175})
+    assert choice["chosen"] == 200
+    assert cli.cnn_steps_choice(runs, validation=False)["chosen"] is None
+    args = parse_args(["--classifier", "linear", "cnn", "--cnn_steps", "100", "200"])
+    assert [(c, o.get("steps")) for c, o in cli._variants(args)] == [
+        ("linear", None),
+        ("cnn", 100),
+        ("cnn", 200),
+    ]
+
+
+def test_shared_prior_is_trained_once_per_split_and_starts_every_species(
+    small_bank, tmp_path, monkeypatch
+):
+    from classifier_gain import conditions
+
+    from ddsp_augment.training.train import CollapseError
+
+    corpus = _gate_corpus()
+    split = Split(0, 0, [1], np.array([0, 1, 2, 3]), np.arange(5), np.array([4]))
+    priors, starts = [], []
+
+    def fake_prior(recordings, directory, settings, **kwargs):
+        priors.append(([r.species for r in recordings], settings.steps_per_epoch))
+
+    def fake_build(clips, directory, settings, **kwargs):
+        starts.append((clips[0].species, settings.prior, directory))
+        return small_bank, {}
+
+    monkeypatch.setattr(conditions, "train_prior", fake_prior)
+    monkeypatch.setattr(conditions, "build_bank", fake_build)
+    options = {"prior": {"steps_per_epoch": 7}}
+    for _ in range(2):  # the second split's run finds the prior cached
+        dataset, failures = conditions.training_set("ddsp", split, corpus, options, tmp_path)
+        assert failures == {} and len(dataset) == 6
+    # One prior, on all 4 training clips of both species (never the test clip 4).
+    assert priors == [(["Parus_major"] * 3 + ["Fringilla_coelebs"], 7)]
+    prior_dir = Path(starts[0][1])
+    assert prior_dir.parent == tmp_path / "models" / "priors"
+    assert [s[0] for s in starts] == ["Fringilla_coelebs"] * 2 and starts[0] == starts[1]
+    clips = conditions.split_species_clips(split, corpus)[0]["Fringilla_coelebs"]
+    models = tmp_path / "models"
+    assert starts[0][2] == conditions.species_model_dir(models, clips, prior_dir)
+    assert starts[0][2] != conditions.species_model_dir(models, clips)  # from scratch: another
+
+    def collapse(recordings, directory, settings, **kwargs):
+        raise CollapseError("prior: no epoch produced a usable model")
+
+    monkeypatch.setattr(conditions, "train_prior", collapse)
+    options = {"prior": {"steps_per_epoch": 8}}  # another prior: trained, collapses
+    conditions.training_set("ddsp", split, corpus, options, tmp_path)
+    assert starts[-1][1] is None  # the species trains from scratch
