@@ -90,15 +90,15 @@ def power_blocks(
 def magnitude_spectrogram(
     audio: np.ndarray, n_fft: int, hop_length: int, center: bool = True, power: float = 1.0
 ) -> np.ndarray:
-    """``|STFT|**power`` of mono ``audio [samples]`` → ``[n_fft // 2 + 1, n_frames]`` float32.
+    """``|STFT|**power`` of ``audio [..., samples]`` → ``[..., n_fft // 2 + 1, n_frames]`` float32.
 
     librosa's STFT with a periodic Hann window of ``n_fft``. ``center=True``: frames as in
     :func:`frame_signal` (zero padding); ``False``: frame ``i`` starts at sample
     ``i * hop_length`` (a signal shorter than ``n_fft`` is zero padded to one frame).
     """
     audio = np.asarray(audio, np.float32)
-    if not center and audio.shape[0] < n_fft:
-        audio = np.pad(audio, (0, n_fft - audio.shape[0]))
+    if not center and audio.shape[-1] < n_fft:
+        audio = np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, n_fft - audio.shape[-1])])
     spectrum = librosa.stft(
         audio, n_fft=n_fft, hop_length=hop_length, window="hann", center=center, pad_mode="constant"
     )
@@ -127,17 +127,25 @@ def log_mel(
     f_min: float = 500.0,
     f_max: float | None = None,
 ) -> np.ndarray:
-    """Log-mel spectrogram ``[n_mels, n_frames]`` float32: ``log(mel power + 1e-6)``.
+    """Log-mel spectrogram of ``audio [..., samples]`` → ``[..., n_mels, n_frames]`` float32:
+    ``log(mel power + 1e-6)``.
 
     Centred frames (``n_frames = len // hop_length + 1``), periodic Hann window of ``n_fft``,
     Slaney mel filters from ``f_min`` to ``f_max`` (None: Nyquist). Birdsong lives above
-    500 Hz, the default ``f_min``.
+    500 Hz, the default ``f_min``. A batch of clips takes one STFT, and each clip's values
+    equal its own call's bit for bit.
     """
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
     power = magnitude_spectrogram(audio, n_fft, hop_length, power=2.0)
-    mel = mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max) @ power
-    return np.log(mel + _MEL_FLOOR).astype(np.float32)
+    filters = mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max)
+    if power.ndim == 2:
+        return np.log(filters @ power + _MEL_FLOOR).astype(np.float32)
+    # One product per clip on the column-major [bins, frames] librosa gives a single clip: BLAS
+    # rounds differently by layout, and a batch must give each clip's single-call values.
+    clips = power.reshape(-1, *power.shape[-2:])
+    mel = np.stack([np.log(filters @ np.asfortranarray(p) + _MEL_FLOOR) for p in clips])
+    return mel.reshape(*power.shape[:-2], n_mels, -1).astype(np.float32)
 
 
 def stft_magnitude(audio: Tensor, n_fft: int) -> Tensor:

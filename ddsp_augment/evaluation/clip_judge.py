@@ -15,7 +15,7 @@ import numpy as np
 from ..constants import SAMPLE_RATE
 from ..io import judged_clip
 from .evaluate import _windows
-from .metrics import log_mel_embedding
+from .metrics import log_mel_embeddings
 
 __all__ = ["RealClipJudge"]
 
@@ -23,7 +23,7 @@ __all__ = ["RealClipJudge"]
 def _features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """``[windows, 128]`` log-mel statistics of a clip's loud 1 s windows at the model rate."""
     audio = judged_clip(audio, sample_rate, SAMPLE_RATE)
-    return np.stack([log_mel_embedding(w, SAMPLE_RATE) for w in _windows(audio, SAMPLE_RATE)])
+    return log_mel_embeddings(np.stack(_windows(audio, SAMPLE_RATE)), SAMPLE_RATE)
 
 
 class RealClipJudge:

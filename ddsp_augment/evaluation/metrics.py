@@ -21,6 +21,7 @@ __all__ = [
     "frechet_distance",
     "log_mel_distance",
     "log_mel_embedding",
+    "log_mel_embeddings",
     "loudness_mae_db",
     "nearest_distance",
     "octave_error_rate",
@@ -167,8 +168,19 @@ def log_mel_embedding(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """A cheap clip embedding ``[128]`` float32 for distribution metrics: the mean and the
     standard deviation over time of each of the 64 log-mel bands (as in
     :func:`log_mel_distance`)."""
-    mel = log_mel(_signal(audio, "audio"), sample_rate)
-    return np.concatenate([mel.mean(axis=1), mel.std(axis=1)]).astype(np.float32)
+    return log_mel_embeddings(_signal(audio, "audio")[None], sample_rate)[0]
+
+
+def log_mel_embeddings(clips: np.ndarray, sample_rate: int) -> np.ndarray:
+    """:func:`log_mel_embedding` of each of ``clips [n, samples]`` → ``[n, 128]`` float32, bit
+    for bit, through one STFT (a judge scores a clip's dozen windows at a time)."""
+    clips = np.asarray(clips, np.float32)
+    if clips.ndim != 2 or clips.size == 0:
+        raise ValueError(f"clips must be a non-empty [n, samples] array, got shape {clips.shape}")
+    if not np.isfinite(clips).all():
+        raise ValueError("clips contain NaN or inf")
+    mel = log_mel(clips, sample_rate)
+    return np.concatenate([mel.mean(axis=-1), mel.std(axis=-1)], axis=-1).astype(np.float32)
 
 
 # --- distributions -------------------------------------------------------------------------

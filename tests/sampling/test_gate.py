@@ -7,7 +7,9 @@ import pytest
 from conftest import TEST_DATA
 
 from ddsp_augment.evaluation.clip_judge import RealClipJudge
-from ddsp_augment.io import load_audio
+from ddsp_augment.evaluation.evaluate import _windows
+from ddsp_augment.evaluation.metrics import log_mel_embedding
+from ddsp_augment.io import judged_clip, load_audio
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.sampling.gate import GateStats, gated_draw
 
@@ -77,6 +79,14 @@ def test_real_clip_judge_names_a_held_out_great_tit(tonal_clips):
     tit = judge.confidence(held_out, 32000, "Parus_major")
     assert tit > 0.9
     assert judge.confidence(held_out, 32000, "Fringilla_coelebs") == pytest.approx(1 - tit)
+    # The judge embeds a clip's loud windows in one batch; each window's embedding alone gives
+    # the same probabilities bit for bit, so batching cannot move a gate decision.
+    windows = _windows(judged_clip(held_out, 32000, 32000), 32000)
+    alone = np.stack([log_mel_embedding(w, 32000) for w in windows])
+    assert len(windows) > 1
+    np.testing.assert_array_equal(
+        judge.probabilities(held_out, 32000), judge.model.predict_proba(alone).mean(axis=0)
+    )
     with pytest.raises(ValueError, match="not fitted on 'Turdus_merula'"):
         judge.confidence(held_out, 32000, "Turdus_merula")
     with pytest.raises(ValueError, match="two species"):
