@@ -1,0 +1,139 @@
+"""Why does BirdNET reject a species' generated songs? Timbre, composition or training data.
+
+For each species of a finished ``benchmarks/realism.py`` run (its ``realism.json`` names each
+species' training recordings; its ``models/`` holds the trained models), BirdNET judges
+
+- ``sample``: ``SpeciesBank.sample`` songs as made by default (the baseline);
+- ``resynth``: ``SpeciesBank.resynthesize`` of the species' real training recordings, cut in
+  ``--seconds`` windows: the model's timbre on real contours and real timing. Low here while
+  ``train_real`` is high: the timbre fails. High here while ``sample`` is low: composition;
+- one row per composition variant (``sample(**overrides)``): ``no_recombine`` (a song within
+  one recording), ``long_gaps`` (0.5-1.5 s silence between phrases), ``markov`` (the species'
+  learned syllable order);
+- ``train_real``: the real training windows themselves. Low here: the model learned from
+  recordings BirdNET does not recognise either (poor training data).
+
+    nice -n 10 python benchmarks/realism_diagnosis.py --run_path /work/notes/realism20 \\
+        --species Corvus_corax Erithacus_rubecula
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ddsp_augment.evaluation.birdnet import BirdNETJudge, judge_species
+from ddsp_augment.io import AudioError, load_audio
+from ddsp_augment.sampling.bank import SpeciesBank
+
+ROOT = Path(__file__).resolve().parents[1]
+RATE = 32000
+#: Composition variants: ``SpeciesBank.sample`` jitter overrides, each against the defaults.
+VARIANTS: dict[str, dict[str, object]] = {
+    "no_recombine": {"recombine": False},
+    "long_gaps": {"gap_seconds": (0.5, 1.5)},
+    "markov": {"syntax": "markov"},
+}
+
+
+def windows(audio: np.ndarray, seconds: float, sample_rate: int) -> list[np.ndarray]:
+    """Non-overlapping ``seconds`` windows of ``audio`` ``[samples]``; a remainder of at least
+    half a window is kept (BirdNET pads it), a shorter one dropped. A clip shorter than half a
+    window gives one window (itself)."""
+    size = int(round(seconds * sample_rate))
+    if size < 1:
+        raise ValueError(f"seconds must give at least one sample, got {seconds}")
+    cuts = [audio[i : i + size] for i in range(0, audio.shape[0], size)]
+    kept = [c for c in cuts if c.shape[0] >= size // 2]
+    return kept or [audio]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; ``--run_path`` must hold a ``realism.py`` run (``realism.json`` and
+    ``models/``), else ``ValueError`` naming it."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run_path", type=Path, required=True, help="a realism.py output_path")
+    parser.add_argument("--data_path", type=Path, help="default: the run's own data_path")
+    parser.add_argument("--species", nargs="+", help="only these species (default: all)")
+    parser.add_argument("--n", type=int, default=12, help="generated songs per variant")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not (args.run_path / "realism.json").is_file() or not (args.run_path / "models").is_dir():
+        raise ValueError(f"run_path {args.run_path} holds no realism.json and models/")
+    if args.n < 1 or args.seconds <= 0:
+        raise ValueError(f"need n >= 1 and seconds > 0, got n={args.n}, seconds={args.seconds}")
+    return args
+
+
+def diagnose(
+    bank: SpeciesBank,
+    species: str,
+    train_audio: list[np.ndarray],
+    args: argparse.Namespace,
+    judge: BirdNETJudge,
+) -> dict[str, object]:
+    """BirdNET's ``{"n", "top1", "top5", "confidence"}`` on each kind of clip of ``species``."""
+    real = [w for audio in train_audio for w in windows(audio, args.seconds, RATE)]
+    clips = {
+        "sample": list(bank.sample(species, args.n, args.seconds, RATE, seed=args.seed)),
+        "resynth": [
+            bank.resynthesize(species, w, RATE, seed=args.seed + i) for i, w in enumerate(real)
+        ],
+    }
+    for name, overrides in VARIANTS.items():
+        songs = bank.sample(species, args.n, args.seconds, RATE, seed=args.seed, **overrides)
+        clips[name] = list(songs)
+    row: dict[str, object] = {"species": species}
+    row["train_real"] = judge_species(species, real, [], RATE, judge)["real"]
+    for name, found in clips.items():
+        row[name] = judge_species(species, [], found, RATE, judge)["generated"]
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    run = json.loads((args.run_path / "realism.json").read_text("utf-8"))
+    data_path = args.data_path or Path(run["settings"]["data_path"])
+    with open(data_path / "manifest.csv", newline="", encoding="utf-8") as handle:
+        paths = {Path(r["path"]).stem: data_path / r["path"] for r in csv.DictReader(handle)}
+    started = time.perf_counter()
+    judge = BirdNETJudge()
+    rows = []
+    for entry in run["species"]:
+        species = entry["species"]
+        if (args.species and species not in args.species) or "failed" in entry:
+            continue
+        train_audio = []
+        for name in entry["train"]:
+            try:
+                train_audio.append(load_audio(paths[name], RATE)[0])
+            except (KeyError, AudioError) as error:
+                print(f"skipping {name}: {error}", file=sys.stderr)
+        bank = SpeciesBank.load(args.run_path / "models" / species)
+        row = diagnose(bank, species, train_audio, args, judge)
+        rows.append(row)
+        print(json.dumps({k: v["top1"] if isinstance(v, dict) else v for k, v in row.items()}))
+    kinds = ("train_real", "resynth", "sample", *VARIANTS)
+    summary = {
+        kind: float(np.mean([r[kind]["top1"] for r in rows if r[kind]])) if rows else None
+        for kind in kinds
+    }
+    result = {
+        "settings": {**vars(args), "run_path": str(args.run_path), "data_path": str(data_path)},
+        "summary_top1": summary,
+        "species": rows,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
