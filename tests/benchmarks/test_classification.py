@@ -1,4 +1,5 @@
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -101,6 +102,33 @@ def test_log_mel_cache():
     assert first is cache(waveforms[0].clone())  # content-keyed
     assert first.shape[0] == 64
     assert torch.allclose(cache(waveforms[1]), cache.compute(waveforms[1][0]))
+
+
+def test_log_mel_cache_finds_added_clips_and_their_views_without_hashing(monkeypatch):
+    import classifier_gain.classifiers as classifiers
+
+    cache = LogMelCache()
+    waveforms, _ = _tones(1, seed=0)
+    cache.add(waveforms)
+    kept = [cache(w) for w in waveforms]
+    # In a joblib worker: the clips and the cache arrive in one pickle, addresses change.
+    moved, moved_cache = pickle.loads(pickle.dumps((waveforms, cache)))
+
+    def no_hash(*_):
+        raise AssertionError("hashed a clip found by address")
+
+    monkeypatch.setattr(classifiers, "_content_key", no_hash)
+    for original, clip, logmel in zip(waveforms, moved, kept, strict=True):
+        assert cache(original) is logmel
+        assert cache(original.reshape(-1)) is logmel  # a view: ClipDataset's reshape
+        assert torch.equal(moved_cache(clip), logmel)
+    with pytest.raises(AssertionError, match="hashed"):  # a copy is looked up by content
+        cache(waveforms[0].clone())
+    monkeypatch.undo()
+    assert cache(waveforms[0].clone()) is kept[0]
+    fresh = waveforms[0] * 0.5  # not added: computed, not stored
+    assert torch.allclose(cache(fresh), cache.compute(fresh[0]))
+    assert len(cache._store) == 2
 
 
 @pytest.mark.parametrize("name", ["linear", "cnn"])
