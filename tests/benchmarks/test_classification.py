@@ -147,6 +147,26 @@ def test_classifiers_learn_tones(name, one_torch_thread):
     assert (proba.argmax(1) == np.array(test_labels)).mean() >= 5 / 6
 
 
+def test_cnn_trains_in_either_precision_and_auto_follows_the_hardware(one_torch_thread):
+    import classifier_gain.classifiers as classifiers
+
+    train = ClipDataset(*_tones(6, seed=1), SR)
+    test_waveforms, test_labels = _tones(3, seed=2)
+    short = FeatureConfig(crop_seconds=1.0)
+    for precision in ("float32", "bfloat16"):
+        cnn = CNNClipClassifier(3, steps=40, batch_size=8, config=short, precision=precision)
+        assert cnn.precision == precision
+        proba = cnn.fit(train).predict_proba(test_waveforms)
+        assert proba.dtype == np.float64
+        np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-5)
+        assert (proba.argmax(1) == np.array(test_labels)).mean() >= 5 / 6
+    native = classifiers._native_bfloat16(torch.device("cpu"))
+    assert CNNClipClassifier(3, device="cpu").precision == ("bfloat16" if native else "float32")
+    assert classifiers._native_bfloat16(torch.device("cuda"))
+    with pytest.raises(ValueError, match="precision"):
+        CNNClipClassifier(3, precision="float16")
+
+
 def test_classifier_rejects_wrong_rate():
     waveforms, labels = _tones(2, seed=0)
     with pytest.raises(ValueError, match="Hz"):
