@@ -224,8 +224,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--jobs",
         type=int,
         default=2,
-        help="processes: species models, then splits, this many at a time, one torch thread "
-        "each (the birdnet probe runs its splits in one process)",
+        help="processes: species models, then fits (one per split and condition), this many "
+        "at a time, one torch thread each (the birdnet probe runs its fits in one process)",
     )
     parser.add_argument("--output_path", type=Path, default=ROOT / "results")
     parser.add_argument("--cache_dir", type=Path, default=ROOT / ".cache" / "classifier_gain")
