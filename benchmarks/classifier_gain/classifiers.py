@@ -439,8 +439,8 @@ class CNNClipClassifier(_ClipClassifier):
     bfloat16 autocast (mixed precision: float32 weights, loss and evaluation) where the device
     computes bfloat16 natively (:func:`_native_bfloat16`: CUDA, AMX CPUs) and in float32
     elsewhere, so numbers from machines of the two kinds differ like runs of two seeds; the
-    JSON records which. On the 2-core AMX machine a 600-step fit took 31 s of CPU in bfloat16
-    against 39 s in float32, the same recalls on the split measured.
+    JSON records which. On the 2-core AMX machine a 600-step baseline fit took 23 s of CPU in
+    bfloat16 against 34 s in float32.
     """
 
     def __init__(
