@@ -259,13 +259,16 @@ def harmonic_synth_recurrent(
     hop = hop_length
     dtype, device = amplitude.dtype, amplitude.device
     ks = torch.arange(1, n_harmonics + 1, device=device, dtype=f0_hz.dtype)
-    top = (f0_hz[..., None] * ks < sample_rate / 2).sum(-1)  # [batch, frames] sounding
+    sounding = f0_hz[..., None] * ks < sample_rate / 2  # [batch, frames, harmonics]: a prefix
+    top = sounding.sum(-1)  # [batch, frames]
     n_top = int(top.max())
     if n_top == 0:  # F0 at or above Nyquist throughout: silence
         return amplitude.new_zeros(batch, n_samples)
-    # Masked in every frame: exactly zero, never computed.
-    distribution = remove_above_nyquist(harmonic_distribution[..., :n_top], f0_hz, sample_rate)
-    amps = (distribution * amplitude[..., None]).reshape(batch * frames, n_top)
+    # Masked in every frame: exactly zero, never computed. The rest masked at Nyquist and
+    # renormalised (remove_above_nyquist), times the amplitude as the numba kernel scales it.
+    masked = harmonic_distribution[..., :n_top] * sounding[..., :n_top]
+    scale = amplitude / masked.sum(-1).clamp_min(1e-7)
+    amps = masked.mul_(scale[..., None]).view(batch * frames, n_top)
     # Segment s runs from frame min(s, F-1) towards min(s+1, F-1) (held past the last frame);
     # padded to whole rows with held segments, cut off at the end.
     per_row = _HARMONIC_ROW_SEGMENTS
@@ -276,61 +279,68 @@ def harmonic_synth_recurrent(
     row_top = torch.maximum(top[:, left], top[:, right]).view(n_rows, per_row).amax(-1)
     order = torch.argsort(row_top, descending=True, stable=True)
     row_top = row_top[order]
-    # Phase in turns (cycles) at each segment's start: the reference's float64 sum, a segment
-    # at a time.
+    # Phase in turns (cycles): at each segment's start the reference's float64 sum, a segment
+    # at a time; sample j of a segment adds (j+1)·step + j(j+1)/2·chirp, so a block's phases
+    # are one float64 product [segments, 3] @ [3, hop].
     rate = f0_hz.to(torch.float64) / sample_rate  # turns per sample
     step = rate[:, left]
     chirp_rate = (rate[:, right] - step) / hop
     advance = hop * step + hop * (hop - 1) / 2 * chirp_rate
     start = torch.frac(torch.cumsum(advance, 1) - advance)
-
-    def sorted_rows(x: Tensor) -> Tensor:  # [batch, segments] -> [rows, per_row, 1], sorted
-        return x.reshape(n_rows, per_row).index_select(0, order)[..., None]
-
-    start, step, chirp_rate = sorted_rows(start), sorted_rows(step), sorted_rows(chirp_rate)
+    coefficients = torch.stack([start, step, chirp_rate], -1).view(n_rows, per_row, 3)
+    coefficients = coefficients.index_select(0, order).view(n_rows * per_row, 3)
+    j = torch.arange(hop, device=device, dtype=torch.float64)
+    powers = torch.stack([torch.ones_like(j), j + 1, j * (j + 1) / 2])
     # The frames of the sorted rows' segments, as rows of `amps`.
     segment = (order % rows_per_clip)[:, None] * per_row + torch.arange(per_row, device=device)
     base = torch.div(order, rows_per_clip, rounding_mode="floor")[:, None] * frames
     a_left = amps.index_select(0, (base + left[segment]).flatten())
     slope = (amps.index_select(0, (base + right[segment]).flatten()) - a_left) / hop
-    # The recurrence below keeps sin(kφ) times a sign σ_k = +, +, -, -, +, +, ... (k = 1, 2,
-    # ...), which makes each step one in-place multiply-add; the amplitudes carry the signs.
-    signs = torch.tensor([1.0, 1.0, -1.0, -1.0], device=device, dtype=dtype)
-    signs = signs.repeat(n_top // 4 + 1)[:n_top, None]
+    # The recurrence below keeps c_k sin(kφ) with c_k = 1, 1/2, -1, -1/2, 1, ... (k = 1, 2,
+    # ...; exact powers of two), which makes every step one in-place multiply-add (c_{k+1} =
+    # -c_{k-1}, factor 2 c_{k+1} / c_k = -4 or 1) and starts it from cos φ · sin φ; the
+    # amplitudes carry the 1 / c_k.
+    scales = torch.tensor([1.0, 2.0, -1.0, -2.0], device=device, dtype=dtype)
+    scales = scales.repeat(n_top // 4 + 1)[:n_top, None]
     # [harmonics, rows, per_row, 1]: harmonic k's frame-rate values, contiguous.
-    a_left = (a_left.T * signs).reshape(n_top, n_rows, per_row, 1)
-    slope = (slope.T * signs).reshape(n_top, n_rows, per_row, 1)
-    j = torch.arange(hop, device=device, dtype=torch.float64)
-    steps, chirp = j + 1, j * (j + 1) / 2
+    a_left = (a_left.T * scales).reshape(n_top, n_rows, per_row, 1)
+    slope = (slope.T * scales).reshape(n_top, n_rows, per_row, 1)
     ramp = j.to(dtype)
-    out = torch.empty(n_rows, per_row, hop, device=device, dtype=dtype)
+    out = torch.empty(n_rows, per_row * hop, device=device, dtype=dtype)
     block = max(1, _HARMONIC_BLOCK // (per_row * hop)) if device.type == "cpu" else n_rows
     counts = (row_top[None, :] > torch.arange(n_top, device=device)[:, None]).sum(1).tolist()
+    # One set of buffers for every block (the last one uses a prefix).
+    work = torch.empty(5, min(block, n_rows), per_row, hop, device=device, dtype=dtype)
     for first in range(0, n_rows, block):
-        rows = slice(first, first + block)
+        size = min(block, n_rows - first)
+        level, rise, cos, current, below = work[:, :size]
         # Rows that sound harmonic k: a prefix of the (descending) sorted rows.
-        active = [min(max(c - first, 0), block) for c in counts]
-        turns = torch.addcmul(start[rows], step[rows], steps).addcmul_(chirp_rate[rows], chirp)
-        phase = turns.frac_().to(dtype).mul_(2 * math.pi)  # wrapped in float64
-        current, cos = torch.sin(phase), torch.cos(phase)
+        active = [min(max(c - first, 0), size) for c in counts]
+        segments = slice(first * per_row, (first + size) * per_row)
+        turns = torch.mm(coefficients[segments], powers).frac_()
+        phase = torch.mul(turns.view(size, per_row, hop), 2 * math.pi, out=level)
+        torch.sin(phase, out=below)
+        torch.cos(phase, out=cos)
         # Started by the fundamental (rows without one, at or above Nyquist, stay silent).
-        m = active[0]
-        level = torch.mul(a_left[0, first : first + block], current)
-        rise = torch.mul(slope[0, first : first + block], current)
-        level[m:], rise[m:] = 0.0, 0.0
-        current, below = torch.mul(cos, current).mul_(2), current  # sin 2φ = 2 cos φ sin φ
+        torch.mul(a_left[0, first : first + size], below, out=level)
+        torch.mul(slope[0, first : first + size], below, out=rise)
+        if active[0] < size:
+            level[active[0] :], rise[active[0] :] = 0.0, 0.0
+        torch.mul(cos, below, out=current)  # sin 2φ / 2
         for k, m in enumerate(active[1:], start=1):
             if m == 0:
                 break
             level[:m].addcmul_(a_left[k, first : first + m], current[:m])
             rise[:m].addcmul_(slope[k, first : first + m], current[:m])
-            # σ_{h+1} sin((h+1)φ) = σ_{h-1} sin((h-1)φ) ± 2 cos φ · σ_h sin(hφ) (h = k + 1,
-            # σ_{h+1} = -σ_{h-1}), written over the no longer needed lower harmonic.
-            below[:m].addcmul_(cos[:m], current[:m], value=2.0 if k % 2 == 0 else -2.0)
+            # c_{h+1} sin((h+1)φ) = c_{h-1} sin((h-1)φ) + factor · cos φ · c_h sin(hφ) (h = k
+            # + 1), written over the no longer needed lower harmonic, for the rows that sound
+            # the next harmonic.
+            rows = active[k + 1] if k + 1 < n_top else 0
+            if rows:
+                below[:rows].addcmul_(cos[:rows], current[:rows], value=-4.0 if k % 2 else 1.0)
             current, below = below, current
-        torch.addcmul(level, rise, ramp, out=out[rows])
-    # Back to clip order: one gather of whole rows.
-    out = out.view(n_rows, -1).index_select(0, torch.argsort(order))
+        # Back to clip order: whole rows copied to where they belong.
+        out.index_copy_(0, order[first : first + size], level.addcmul_(rise, ramp).view(size, -1))
     return out.view(batch, -1)[:, :n_samples]
 
 
