@@ -213,19 +213,29 @@ class Decoder(nn.Module):
         step = batch
         if f0_hz.device.type == "cpu":
             step = max(1, _CPU_CONV_ELEMENTS // (frames * cfg.hidden))
-        weights = self._stack_weights()
-        raw = torch.empty(batch, frames, weights[-1].shape[0], device=f0_hz.device)
+        ks = torch.arange(1, cfg.n_harmonics + 1, device=f0_hz.device, dtype=f0_hz.dtype)
+        n_active = max(1, int((f0_hz.min() * ks < cfg.sample_rate / 2).sum()))
+        # Only the output columns used: the amplitude, the harmonics that sound in some frame
+        # and the noise bands.
+        *core, output_weight, output_bias = self._stack_weights()
+        used = (slice(0, 1 + n_active), slice(1 + cfg.n_harmonics, None))
+        output_weight = torch.cat([output_weight[:, part] for part in used], 1)
+        output_bias = torch.cat([output_bias[part] for part in used])
+        raw = torch.empty(batch, frames, output_bias.shape[0], device=f0_hz.device)
         for i in range(0, batch, step):
             part = slice(i, i + step)
             x = self.scale_inputs(f0_hz[part], loudness_db[part], confidence[part])
-            F.separable_conv_stack(x.transpose(1, 2), *weights, out=raw[part])
-        ks = torch.arange(1, cfg.n_harmonics + 1, device=f0_hz.device, dtype=f0_hz.dtype)
-        n_active = max(1, int((f0_hz.min() * ks < cfg.sample_rate / 2).sum()))
+            F.separable_conv_stack(
+                x.transpose(1, 2), *core, output_weight, output_bias, out=raw[part]
+            )
+        # Every column's exp_sigmoid at once (the amplitude's max_value 4, the others' 2).
+        max_value = torch.full_like(output_bias, 2.0)
+        max_value[0] = 4.0
+        controls = F.exp_sigmoid_log1p(raw, max_value=max_value)
         level = torch.exp(loudness_db * (math.log(10.0) / 20.0))
-        amplitude = level * F.exp_sigmoid_log1p(raw[..., 0], max_value=4.0)
-        harmonics = F.exp_sigmoid_log1p(raw[..., 1 : 1 + n_active])
-        distribution = F.remove_above_nyquist(harmonics, f0_hz, cfg.sample_rate)
-        noise = F.exp_sigmoid_log1p(raw[..., 1 + cfg.n_harmonics :]).mul_(level[..., None])
+        amplitude = controls[..., 0] * level
+        distribution = F.remove_above_nyquist(controls[..., 1 : 1 + n_active], f0_hz, cfg.sample_rate)
+        noise = controls[..., 1 + n_active :] * level[..., None]
         return Controls(f0_hz, amplitude, distribution, noise)
 
     def _stack_weights(self) -> tuple[Tensor, ...]:

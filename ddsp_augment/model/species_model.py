@@ -90,7 +90,7 @@ class SpeciesModel(nn.Module):
                 f0, amplitude, distribution, cfg.sample_rate, cfg.hop_length, white_noise.shape[-1]
             )
             noise = F.filtered_noise_zero_phase(magnitudes, white_noise[part], cfg.hop_length)
-            parts.append(self.reverb.apply_batch(harmonic.add_(noise)))
+            parts.append(self.reverb.apply_batch(harmonic, noise))
         return torch.cat(parts)
 
     @torch.inference_mode()
