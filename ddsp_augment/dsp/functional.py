@@ -260,14 +260,15 @@ def harmonic_synth_recurrent(
     hop = hop_length
     dtype, device = amplitude.dtype, amplitude.device
     ks = torch.arange(1, n_harmonics + 1, device=device, dtype=f0_hz.dtype)
-    sounding = f0_hz[..., None] * ks < sample_rate / 2  # [batch, frames, harmonics]: a prefix
-    top = sounding.sum(-1)  # [batch, frames]
-    n_top = int(top.max())
+    # The lowest F0 sounds the most harmonics.
+    n_top = int((f0_hz.min() * ks < sample_rate / 2).sum())
     if n_top == 0:  # F0 at or above Nyquist throughout: silence
         return amplitude.new_zeros(batch, n_samples)
+    sounding = f0_hz[..., None] * ks[:n_top] < sample_rate / 2  # [batch, frames, n_top]: a prefix
+    top = sounding.sum(-1)  # [batch, frames]
     # Masked in every frame: exactly zero, never computed. The rest masked at Nyquist and
     # renormalised (remove_above_nyquist), times the amplitude as the numba kernel scales it.
-    masked = harmonic_distribution[..., :n_top] * sounding[..., :n_top]
+    masked = harmonic_distribution[..., :n_top] * sounding
     scale = amplitude / masked.sum(-1).clamp_min(1e-7)
     amps = masked.mul_(scale[..., None]).view(batch * frames, n_top)
     # Segment s runs from frame min(s, F-1) towards min(s+1, F-1) (held past the last frame);
@@ -321,13 +322,14 @@ def harmonic_synth_recurrent(
         turns = torch.mm(coefficients[segments], powers).frac_()
         phase = torch.mul(turns.view(size, per_row, hop), 2 * math.pi, out=level)
         torch.sin(phase, out=below)
-        torch.cos(phase, out=cos)
+        pairs = active[1] if n_top > 1 else 0  # rows with a second harmonic need cos φ
+        torch.cos(phase[:pairs], out=cos[:pairs])
         # Started by the fundamental (rows without one, at or above Nyquist, stay silent).
         torch.mul(a_left[0, first : first + size], below, out=level)
         torch.mul(slope[0, first : first + size], below, out=rise)
         if active[0] < size:
             level[active[0] :], rise[active[0] :] = 0.0, 0.0
-        torch.mul(cos, below, out=current)  # sin 2φ / 2
+        torch.mul(cos[:pairs], below[:pairs], out=current[:pairs])  # sin 2φ / 2
         for k, m in enumerate(active[1:], start=1):
             if m == 0:
                 break

@@ -386,10 +386,10 @@ class SpeciesBank:
             )
         if audio.shape[1] != n_out:
             audio = torch.nn.functional.pad(audio[:, :n_out], (0, max(0, n_out - audio.shape[1])))
-        # Louder clips scaled to the peak limit; the others times exactly 1. The peak from one
-        # pass (min and max) instead of a rectified copy.
-        low, high = torch.aminmax(audio, dim=-1, keepdim=True)
-        audio *= (_PEAK / torch.maximum(high, low.neg_())).clamp_(max=1.0)
+        # Louder clips scaled to the peak limit; the others times exactly 1. The peak from the
+        # maximum and minimum: a rectified copy, or aminmax, is twice as slow on a CPU.
+        peak = torch.maximum(audio.amax(-1, keepdim=True), audio.amin(-1, keepdim=True).neg_())
+        audio *= (_PEAK / peak).clamp_(max=1.0)
         return audio.cpu().numpy()
 
     def resynthesize(
