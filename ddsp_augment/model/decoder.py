@@ -26,9 +26,9 @@ __all__ = ["Controls", "Decoder", "DecoderConfig"]
 # log2-F0 scaling: 250 Hz -> 0, 16 kHz -> 1 (covers every bird the tracker can report).
 _F0_LOG2_MIN = math.log2(250.0)
 _F0_LOG2_RANGE = math.log2(16000.0) - _F0_LOG2_MIN
-# synthesis_controls on a CPU: activations per conv-stack call (2 clips of 3 s at 64 channels;
-# 10 clips at once, out of the core's cache, ran 15 % slower).
-_CPU_CONV_ELEMENTS = 2**18
+# synthesis_controls on a CPU: activations per conv-stack call (1 clip of 3 s at 64 channels,
+# 384 KB a buffer; 2 clips ran 1-5 % slower, 10 clips at once, out of the core's cache, 15 %).
+_CPU_CONV_ELEMENTS = 2**17
 
 
 @dataclass

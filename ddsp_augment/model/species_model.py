@@ -22,10 +22,11 @@ from .decoder import Controls, Decoder, DecoderConfig
 __all__ = ["SpeciesModel"]
 
 # Batched rendering's chunk size in audio samples, bounding its temporaries (about 30 floats a
-# sample): on a CPU 2^20 (10 clips of 3 s at 32 kHz), where larger chunks fall out of the caches
-# (21 clips ran 10 % slower per clip, 87 clips 1.5x) and smaller ones pay more per-call
-# overhead; on a GPU 2^24 (175 clips, about 2 GB), enough work per kernel to keep it busy.
-_RENDER_ELEMENTS = {"cpu": 2**20, "cuda": 2**24}
+# sample): on a CPU 2^21 (21 clips of 3 s at 32 kHz: SpeciesBank's CPU batch of 16 in one
+# chunk; the synthesisers block their own work for the caches, and 10-clip chunks ran 2-3 %
+# slower per clip, 5-clip ones 7 %); on a GPU 2^24 (175 clips, about 2 GB), enough work per
+# kernel to keep it busy.
+_RENDER_ELEMENTS = {"cpu": 2**21, "cuda": 2**24}
 
 
 class SpeciesModel(nn.Module):
