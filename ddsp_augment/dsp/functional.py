@@ -311,16 +311,18 @@ def harmonic_synth_recurrent(
     out = torch.empty(n_rows, per_row * hop, device=device, dtype=dtype)
     block = max(1, _HARMONIC_BLOCK // (per_row * hop)) if device.type == "cpu" else n_rows
     counts = (row_top[None, :] > torch.arange(n_top, device=device)[:, None]).sum(1).tolist()
-    # One set of buffers for every block (the last one uses a prefix).
+    # One set of buffers for every block (the last one uses a prefix): they stay in cache.
     work = torch.empty(5, min(block, n_rows), per_row, hop, device=device, dtype=dtype)
+    wrapped = torch.empty(min(block, n_rows) * per_row, hop, device=device, dtype=torch.float64)
     for first in range(0, n_rows, block):
         size = min(block, n_rows - first)
         level, rise, cos, current, below = work[:, :size]
         # Rows that sound harmonic k: a prefix of the (descending) sorted rows.
         active = [min(max(c - first, 0), size) for c in counts]
         segments = slice(first * per_row, (first + size) * per_row)
-        turns = torch.mm(coefficients[segments], powers).frac_()
-        phase = torch.mul(turns.view(size, per_row, hop), 2 * math.pi, out=level)
+        turns = torch.mm(coefficients[segments], powers, out=wrapped[: size * per_row])
+        # Wrapped and in radians in float64, then rounded once.
+        phase = level.copy_(turns.view(size, per_row, hop).frac_().mul_(2 * math.pi))
         torch.sin(phase, out=below)
         pairs = active[1] if n_top > 1 else 0  # rows with a second harmonic need cos φ
         torch.cos(phase[:pairs], out=cos[:pairs])

@@ -234,7 +234,8 @@ class Decoder(nn.Module):
         controls = F.exp_sigmoid_log1p(raw, max_value=max_value)
         level = torch.exp(loudness_db * (math.log(10.0) / 20.0))
         amplitude = controls[..., 0] * level
-        distribution = F.remove_above_nyquist(controls[..., 1 : 1 + n_active], f0_hz, cfg.sample_rate)
+        harmonics = controls[..., 1 : 1 + n_active]
+        distribution = F.remove_above_nyquist(harmonics, f0_hz, cfg.sample_rate)
         noise = controls[..., 1 + n_active :] * level[..., None]
         return Controls(f0_hz, amplitude, distribution, noise)
 
