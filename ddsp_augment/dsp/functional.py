@@ -467,9 +467,9 @@ def separable_conv_stack(
     # cost as much as the arithmetic.
     reuse = not torch.is_grad_enabled()
     buffers = (torch.empty_like(h), torch.empty_like(h)) if reuse else (None, None)
-    for layer in range(depthwise_weight.shape[0]):
-        # [kernel, channels]: each tap's weights contiguous (strided ones halve the speed).
-        taps = depthwise_weight[layer].T.contiguous()
+    # [layers, kernel, channels]: each tap's weights contiguous (strided ones halve the speed).
+    layer_taps = depthwise_weight.transpose(1, 2).contiguous()
+    for layer, taps in enumerate(layer_taps):
         mixed = torch.addcmul(depthwise_bias[layer], h, taps[centre], out=buffers[0])
         for t in range(kernel):
             # Tap t reads h shifted by (t - centre)·dilation; the zero padding is the part of

@@ -222,12 +222,10 @@ class Decoder(nn.Module):
         output_weight = torch.cat([output_weight[:, part] for part in used], 1)
         output_bias = torch.cat([output_bias[part] for part in used])
         raw = torch.empty(batch, frames, output_bias.shape[0], device=f0_hz.device)
+        x = self.scale_inputs(f0_hz, loudness_db, confidence).transpose(1, 2)
         for i in range(0, batch, step):
             part = slice(i, i + step)
-            x = self.scale_inputs(f0_hz[part], loudness_db[part], confidence[part])
-            F.separable_conv_stack(
-                x.transpose(1, 2), *core, output_weight, output_bias, out=raw[part]
-            )
+            F.separable_conv_stack(x[part], *core, output_weight, output_bias, out=raw[part])
         # Every column's exp_sigmoid at once (the amplitude's max_value 4, the others' 2).
         max_value = torch.full_like(output_bias, 2.0)
         max_value[0] = 4.0
