@@ -221,15 +221,17 @@ class Decoder(nn.Module):
         used = (slice(0, 1 + n_active), slice(1 + cfg.n_harmonics, None))
         output_weight = torch.cat([output_weight[:, part] for part in used], 1)
         output_bias = torch.cat([output_bias[part] for part in used])
-        raw = torch.empty(batch, frames, output_bias.shape[0], device=f0_hz.device)
-        x = self.scale_inputs(f0_hz, loudness_db, confidence).transpose(1, 2)
-        for i in range(0, batch, step):
-            part = slice(i, i + step)
-            F.separable_conv_stack(x[part], *core, output_weight, output_bias, out=raw[part])
-        # Every column's exp_sigmoid at once (the amplitude's max_value 4, the others' 2).
+        # Every column's exp_sigmoid at once (the amplitude's max_value 4, the others' 2), each
+        # part's as soon as its raw outputs are made, while they are in cache.
         max_value = torch.full_like(output_bias, 2.0)
         max_value[0] = 4.0
-        controls = F.exp_sigmoid_log1p(raw, max_value=max_value)
+        controls = torch.empty(batch, frames, output_bias.shape[0], device=f0_hz.device)
+        raw = torch.empty(min(step, batch), frames, output_bias.shape[0], device=f0_hz.device)
+        x = self.scale_inputs(f0_hz, loudness_db, confidence).transpose(1, 2)
+        for i in range(0, batch, step):
+            part, rows = slice(i, min(i + step, batch)), min(step, batch - i)
+            F.separable_conv_stack(x[part], *core, output_weight, output_bias, out=raw[:rows])
+            F.exp_sigmoid_log1p(raw[:rows], max_value=max_value, out=controls[part])
         level = torch.exp(loudness_db * (math.log(10.0) / 20.0))
         amplitude = controls[..., 0] * level
         harmonics = controls[..., 1 : 1 + n_active]
