@@ -92,7 +92,7 @@ class SpeciesModel(nn.Module):
             )
             noise = F.filtered_noise_zero_phase(magnitudes, white_noise[part], cfg.hop_length)
             parts.append(self.reverb.apply_batch(harmonic, noise))
-        return torch.cat(parts)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)  # one chunk: no copy
 
     @torch.inference_mode()
     def synthesize(
