@@ -416,7 +416,9 @@ def filtered_noise_zero_phase(magnitudes: Tensor, noise: Tensor, hop_length: int
             if p != ahead and last + shift > start:  # lands before the first block: dropped
                 out[:, start : last + shift] += filtered[:, start - shift - first :, p]
     out = out.view(batch, -1)[:, :n_samples]
-    return tnf.pad(out, (0, n_samples - out.shape[-1]))
+    if out.shape[-1] < n_samples:  # pad copies even when it adds nothing
+        out = tnf.pad(out, (0, n_samples - out.shape[-1]))
+    return out
 
 
 @functools.lru_cache(maxsize=8)
