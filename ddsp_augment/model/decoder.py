@@ -228,16 +228,17 @@ class Decoder(nn.Module):
         controls = torch.empty(batch, frames, output_bias.shape[0], device=f0_hz.device)
         raw = torch.empty(min(step, batch), frames, output_bias.shape[0], device=f0_hz.device)
         x = self.scale_inputs(f0_hz, loudness_db, confidence).transpose(1, 2)
+        level = torch.exp(loudness_db * (math.log(10.0) / 20.0))
         for i in range(0, batch, step):
             part, rows = slice(i, min(i + step, batch)), min(step, batch - i)
             F.separable_conv_stack(x[part], *core, output_weight, output_bias, out=raw[:rows])
-            F.exp_sigmoid_log1p(raw[:rows], max_value=max_value, out=controls[part])
-        level = torch.exp(loudness_db * (math.log(10.0) / 20.0))
-        amplitude = controls[..., 0] * level
+            out = F.exp_sigmoid_log1p(raw[:rows], max_value=max_value, out=controls[part])
+            # The amplitude and the noise bands scale with the input level.
+            out[..., 0] *= level[part]
+            out[..., 1 + n_active :] *= level[part, :, None]
         harmonics = controls[..., 1 : 1 + n_active]
         distribution = F.remove_above_nyquist(harmonics, f0_hz, cfg.sample_rate)
-        noise = controls[..., 1 + n_active :] * level[..., None]
-        return Controls(f0_hz, amplitude, distribution, noise)
+        return Controls(f0_hz, controls[..., 0], distribution, controls[..., 1 + n_active :])
 
     def _stack_weights(self) -> tuple[Tensor, ...]:
         """The weights in :func:`..dsp.numba_kernels.separable_conv_stack`'s layout (views of
