@@ -206,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
         help="shared: start each species from a prior trained on every species of the folder",
     )
     parser.add_argument("--prior_epochs", type=int, help="the prior's epochs (default --epochs)")
+    parser.add_argument(
+        "--decoder",
+        type=json.loads,
+        default={},
+        help="decoder settings as JSON, e.g. '{\"n_noise_bands\": 257}' (TrainSettings.decoder)",
+    )
     args = parser.parse_args(argv)
     with open(args.data_path / "manifest.csv", newline="", encoding="utf-8") as handle:
         manifest = list(csv.DictReader(handle))
@@ -214,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         by_species.setdefault(row["species"], []).append(row)
     names = sorted(args.species or by_species)
     settings = TrainSettings(
-        epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, seed=args.seed, threads=1
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        seed=args.seed,
+        threads=1,
+        decoder=args.decoder,
     )
     started = time.perf_counter()
     birdnet = BirdNETJudge()

@@ -11,7 +11,14 @@ species' training recordings; its ``models/`` holds the trained models), BirdNET
   one recording), ``long_gaps`` (0.5-1.5 s silence between phrases), ``markov`` (the species'
   learned syllable order);
 - ``train_real``: the real training windows themselves. Low here: the model learned from
-  recordings BirdNET does not recognise either (poor training data).
+  recordings BirdNET does not recognise either (poor training data);
+- ``vocoder_<bands>`` and ``vocoder_<bands>_clean``: the training windows through an ideal
+  filtered-noise vocoder, the ceiling of a noise synthesiser at that resolution: each 2 ms
+  frame's magnitudes measured on the window itself (``n_fft = 2 * (bands - 1)``), white noise
+  filtered by them (``dsp.numba_kernels.filtered_noise``, the model's own noise kernel). The
+  model's noise branch has 65 bands. ``_clean`` first subtracts the window's measured
+  background (``features.background.noise_floor``), as the model's training target does: the
+  clean bird, which generation then places in a scene.
 
     nice -n 10 python benchmarks/realism_diagnosis.py --run_path /work/notes/realism20 \\
         --species Corvus_corax Erithacus_rubecula
@@ -28,12 +35,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ddsp_augment.dsp.numba_kernels import filtered_noise
+from ddsp_augment.dsp.spectral import magnitude_spectrogram
 from ddsp_augment.evaluation.birdnet import BirdNETJudge, judge_species
+from ddsp_augment.features.background import noise_floor
 from ddsp_augment.io import AudioError, load_audio
 from ddsp_augment.sampling.bank import SpeciesBank
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 32000
+HOP = 64
+#: Filtered-noise vocoder resolutions: the model's noise branch (65) and 4x finer.
+VOCODER_BANDS = (65, 257)
 #: Composition variants: ``SpeciesBank.sample`` jitter overrides, each against the defaults.
 VARIANTS: dict[str, dict[str, object]] = {
     "no_recombine": {"recombine": False},
@@ -52,6 +65,21 @@ def windows(audio: np.ndarray, seconds: float, sample_rate: int) -> list[np.ndar
     cuts = [audio[i : i + size] for i in range(0, audio.shape[0], size)]
     kept = [c for c in cuts if c.shape[0] >= size // 2]
     return kept or [audio]
+
+
+def vocoder(audio: np.ndarray, bands: int, clean: bool, rng: np.random.Generator) -> np.ndarray:
+    """``audio [samples]`` re-rendered as white noise shaped, every ``HOP`` samples, by its own
+    magnitude spectrum at ``bands`` bins (minus its measured background when ``clean``); same
+    length and RMS."""
+    n_fft = 2 * (bands - 1)
+    mag = magnitude_spectrogram(audio, n_fft, HOP)[:, : audio.shape[0] // HOP + 1]
+    if clean:
+        floor = noise_floor(audio, n_fft)[:, None]
+        mag = np.sqrt(np.maximum(mag**2 - floor**2, 0.0))
+    # A Hann-windowed frame of unit white noise reads sqrt(sum(w^2)) per bin: back to gains.
+    gains = mag.T / np.sqrt(np.sum(np.hanning(n_fft) ** 2))
+    out = filtered_noise(gains, rng.standard_normal(audio.shape[0]).astype(np.float32), HOP)
+    return out * float(np.std(audio) / max(np.std(out), 1e-9))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -90,6 +118,10 @@ def diagnose(
     for name, overrides in VARIANTS.items():
         songs = bank.sample(species, args.n, args.seconds, RATE, seed=args.seed, **overrides)
         clips[name] = list(songs)
+    rng = np.random.default_rng(args.seed)
+    for bands in VOCODER_BANDS:
+        for suffix, clean in (("", False), ("_clean", True)):
+            clips[f"vocoder_{bands}{suffix}"] = [vocoder(w, bands, clean, rng) for w in real]
     row: dict[str, object] = {"species": species}
     row["train_real"] = judge_species(species, real, [], RATE, judge)["real"]
     for name, found in clips.items():
@@ -121,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(json.dumps({k: v["top1"] if isinstance(v, dict) else v for k, v in row.items()}))
     kinds = ("train_real", "resynth", "sample", *VARIANTS)
+    kinds += tuple(f"vocoder_{b}{s}" for b in VOCODER_BANDS for s in ("", "_clean"))
     summary = {
         kind: float(np.mean([r[kind]["top1"] for r in rows if r[kind]])) if rows else None
         for kind in kinds
