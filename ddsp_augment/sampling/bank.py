@@ -386,8 +386,10 @@ class SpeciesBank:
             )
         if audio.shape[1] != n_out:
             audio = torch.nn.functional.pad(audio[:, :n_out], (0, max(0, n_out - audio.shape[1])))
-        # Louder clips scaled to the peak limit; the others times exactly 1.
-        audio *= (_PEAK / audio.abs().amax(-1, keepdim=True)).clamp_(max=1.0)
+        # Louder clips scaled to the peak limit; the others times exactly 1. The peak from the
+        # maximum and minimum: a rectified copy, or aminmax, is twice as slow on a CPU.
+        peak = torch.maximum(audio.amax(-1, keepdim=True), audio.amin(-1, keepdim=True).neg_())
+        audio *= (_PEAK / peak).clamp_(max=1.0)
         return audio.cpu().numpy()
 
     def resynthesize(
