@@ -193,4 +193,4 @@ def test_train_on_one_short_file_says_so_in_its_table(song, tmp_path, capsys):
 def test_the_peak_limit_is_the_largest_float32_not_above_0_99():
     # A clip scaled to 0.99 and stored as float32 would read 0.99000001.
     assert float(np.float32(PEAK)) == PEAK <= 0.99
-    assert np.nextafter(np.float32(PEAK), np.float32(1.0)) > 0.99
+    assert float(np.nextafter(np.float32(PEAK), np.float32(1.0))) > 0.99
