@@ -17,7 +17,9 @@ Contour sampling + jitter + decoder + synthesis + scene (measured background) fo
 * ``torch_cpu_n256_vs_numba`` (wall) and ``..._cpu_time``: batched torch throughput per core over
   the numba path's one-clip calls (≥ 1: torch is as fast), and
   ``torch_cpu_n256_vs_numba_n256_cpu_time`` over numba rendering the very same 256-clip calls
-  (same species and seeds, so the same songs: the like-for-like ratio, as song lengths vary);
+  (same species and seeds, so the same songs: the like-for-like ratio, as song lengths vary).
+  Those two backends' 256-clip calls alternate, call by call, so that a shared machine's
+  changing load hits both alike; ``..._paired`` is the median over the pairs of the ratio;
 * ``*_cpu_time`` twins of the CPU figures: from the thread's CPU time, which a busy machine
   does not inflate (wall-clock medians do);
 * ``max_diff_torch_{cpu,cuda}_vs_numba``: the largest difference between the batched torch
@@ -40,6 +42,8 @@ pin_threads(1)
 
 import argparse  # noqa: E402
 import resource  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -82,6 +86,32 @@ def _time_calls(
 
     wall, cpu, _ = timed(call, repeats)
     return wall, cpu
+
+
+def _time_paired(
+    bank: SpeciesBank, scene: SceneConfig, n: int, repeats: int
+) -> tuple[tuple[float, float], tuple[float, float], float]:
+    """The torch backend (CPU) and numba rendering the same ``n``-clip calls (species and seeds
+    cycling: the same songs), alternated: each one's median (wall, thread-CPU) seconds of a
+    call, and the median over the pairs of numba's thread-CPU time over torch's (after one
+    warm-up pair)."""
+    times: dict[str, list[tuple[float, float]]] = {"torch": [], "numba": []}
+    for i in range(repeats + 1):
+        for backend, spent in times.items():
+            start_wall, start_cpu = time.perf_counter(), time.thread_time()
+            bank.sample(
+                bank.species[i % len(bank)], n=n, seconds=CLIP_SECONDS, seed=i,
+                backend=backend, scene=scene,
+            )  # fmt: skip
+            if i:
+                spent.append((time.perf_counter() - start_wall, time.thread_time() - start_cpu))
+
+    def medians(spent: list[tuple[float, float]]) -> tuple[float, float]:
+        return statistics.median(w for w, _ in spent), statistics.median(c for _, c in spent)
+
+    pairs = zip(times["numba"], times["torch"], strict=True)
+    ratio = statistics.median(numba[1] / torch_[1] for numba, torch_ in pairs)
+    return medians(times["torch"]), medians(times["numba"]), ratio
 
 
 def _host_draw_seconds(
@@ -144,13 +174,18 @@ def main(argv: list[str] | None = None) -> int:
             # About as much audio per size, and the median of at least 3 calls (one call of
             # 256 swung the n256 ratio by 10 % between runs on the loaded box).
             repeats = max(3, min(args.repeats, 64 // n)) if device == "cpu" else 3
-            seconds[f"torch_{device}_n{n}"] = _time_calls(bank, "torch", scene, n, repeats, device)
+            if device == "cpu" and n == 256:  # the same calls (species, seeds: songs) in numba
+                seconds["torch_cpu_n256"], seconds["numba_n256"], paired = _time_paired(
+                    bank, scene, n, 5
+                )
+            else:
+                seconds[f"torch_{device}_n{n}"] = _time_calls(
+                    bank, "torch", scene, n, repeats, device
+                )
             if device == "cuda" or n == 256:
                 seconds[f"torch_{device}_n{n}_device_draws"] = _time_calls(
                     bank, "torch", scene, n, repeats, device, "device"
                 )
-            if device == "cpu" and n == 256:  # the same calls (species, seeds: songs) in numba
-                seconds["numba_n256"] = _time_calls(bank, "numba", scene, n, repeats, device)
     for name, (wall, cpu) in seconds.items():
         n = int(name.split("_n", 1)[1].split("_")[0]) if "_n" in name else 1
         if name != "numba_clean_bird":
@@ -169,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     report["torch_cpu_n256_vs_numba_n256_cpu_time"] = (
         seconds["numba_n256"][1] / seconds["torch_cpu_n256"][1]
     )
+    report["torch_cpu_n256_vs_numba_n256_cpu_time_paired"] = paired
     for draws, suffix in (("host", ""), ("device", "_device_draws")):
         host = _host_draw_seconds(bank, scene, 64, args.repeats, draws)
         report[f"ms_per_3s_clip_torch_host_draws{suffix}"] = 1000 * host

@@ -14,6 +14,9 @@ LOUDNESS_FLOOR_DB = -100.0
 ACTIVE_RANGE_DB = 40.0
 # ``confidence >= VOICED_THRESHOLD`` marks a voiced frame, for either F0 tracker.
 VOICED_THRESHOLD = 0.5
+# Generated audio peaks at or below 0.99: the largest float32 not above it (float32(0.99) is
+# 0.99000001, so a clip scaled to 0.99 and stored as float32 would sit just over it).
+PEAK = 0.9899999499320984
 
 __all__ = [
     "ACTIVE_RANGE_DB",
@@ -21,6 +24,7 @@ __all__ = [
     "F0_MIN_HZ",
     "HOP_LENGTH",
     "LOUDNESS_FLOOR_DB",
+    "PEAK",
     "SAMPLE_RATE",
     "VOICED_THRESHOLD",
 ]

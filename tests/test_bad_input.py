@@ -9,6 +9,7 @@ import pytest
 
 from ddsp_augment.augment.ddsp_synth import DDSPSynth
 from ddsp_augment.cli import main
+from ddsp_augment.constants import PEAK
 from ddsp_augment.io import load_audio, resample, save_audio
 
 
@@ -187,3 +188,9 @@ def test_train_on_one_short_file_says_so_in_its_table(song, tmp_path, capsys):
     assert "[Parus_major] warning: only 0.5 s of training audio" in out  # the log says it too
     assert "* Parus_major: only 0.5 s of training audio" in out
     assert "* Parus_major: no held-out validation recording" in out
+
+
+def test_the_peak_limit_is_the_largest_float32_not_above_0_99():
+    # A clip scaled to 0.99 and stored as float32 would read 0.99000001.
+    assert float(np.float32(PEAK)) == PEAK <= 0.99
+    assert float(np.nextafter(np.float32(PEAK), np.float32(1.0))) > 0.99

@@ -13,6 +13,7 @@ from audiomentations.core.transforms_interface import BaseWaveformTransform
 from numpy.typing import NDArray
 
 from ..checks import Backend, check_backend
+from ..constants import PEAK
 from ..sampling.bank import SpeciesBank
 from ..sampling.jitter import JitterConfig
 
@@ -20,8 +21,6 @@ __all__ = ["DDSPSynth", "as_float_audio"]
 
 Mode = Literal["resynth", "mix"]
 _MODES = get_args(Mode)
-# The song's peak stays at or below this (or the input's own peak, when that is higher).
-_PEAK = 0.99
 # Spawn-key word marking an unpickled copy's branch of its parent's seed (never a worker id).
 _COPY = 2**32
 
@@ -52,9 +51,12 @@ def _limit_peak(out: np.ndarray, samples: np.ndarray) -> NDArray[np.float32]:
     Matching a song to the input's RMS can push its peak past full scale: a bird's song has a
     higher crest factor than a noisy field recording.
     """
-    limit = max(_PEAK, float(np.max(np.abs(samples))))
+    limit = max(PEAK, float(np.max(np.abs(samples))))
     peak = float(np.max(np.abs(out)))
-    return (out * (limit / peak) if peak > limit else out).astype(np.float32)
+    if peak <= limit:
+        return out.astype(np.float32)
+    # The clip undoes a last float32 rounding up past the limit (one ulp at most).
+    return np.clip(out * (limit / peak), -limit, limit).astype(np.float32)
 
 
 class DDSPSynth(BaseWaveformTransform):

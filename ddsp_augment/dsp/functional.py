@@ -51,14 +51,20 @@ def exp_sigmoid(
 
 
 def exp_sigmoid_log1p(
-    x: Tensor, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7
+    x: Tensor,
+    exponent: float = 10.0,
+    max_value: float | Tensor = 2.0,
+    threshold: float = 1e-7,
+    out: Tensor | None = None,
 ) -> Tensor:
     """:func:`exp_sigmoid` for generation, as ``max_value · exp(-log(exponent) · log1p(e^-x))
     + threshold`` (how :func:`.numba_kernels.exp_sigmoid` computes it): equal within float32
     rounding, 1.6× faster on a CPU than ``pow``. Training keeps :func:`exp_sigmoid`, whose
-    rounding the pinned trained weights depend on."""
+    rounding the pinned trained weights depend on. ``max_value`` may be a tensor broadcasting
+    against ``x`` (e.g. one per column); ``out``, a tensor of ``x``'s shape, receives the result
+    (it may be ``x`` itself)."""
     # e^-x = inf below x = -88: log1p(inf) = inf, and the output exactly the threshold.
-    out = torch.neg(x).exp_().log1p_().mul_(-math.log(exponent)).exp_()
+    out = torch.neg(x, out=out).exp_().log1p_().mul_(-math.log(exponent)).exp_()
     return out.mul_(max_value).add_(threshold)
 
 
@@ -259,13 +265,17 @@ def harmonic_synth_recurrent(
     hop = hop_length
     dtype, device = amplitude.dtype, amplitude.device
     ks = torch.arange(1, n_harmonics + 1, device=device, dtype=f0_hz.dtype)
-    top = (f0_hz[..., None] * ks < sample_rate / 2).sum(-1)  # [batch, frames] sounding
-    n_top = int(top.max())
+    # The lowest F0 sounds the most harmonics.
+    n_top = int((f0_hz.min() * ks < sample_rate / 2).sum())
     if n_top == 0:  # F0 at or above Nyquist throughout: silence
         return amplitude.new_zeros(batch, n_samples)
-    # Masked in every frame: exactly zero, never computed.
-    distribution = remove_above_nyquist(harmonic_distribution[..., :n_top], f0_hz, sample_rate)
-    amps = (distribution * amplitude[..., None]).reshape(batch * frames, n_top)
+    sounding = f0_hz[..., None] * ks[:n_top] < sample_rate / 2  # [batch, frames, n_top]: a prefix
+    top = sounding.sum(-1)  # [batch, frames]
+    # Masked in every frame: exactly zero, never computed. The rest masked at Nyquist and
+    # renormalised (remove_above_nyquist), times the amplitude as the numba kernel scales it.
+    masked = harmonic_distribution[..., :n_top] * sounding
+    scale = amplitude / masked.sum(-1).clamp_min(1e-7)
+    amps = masked.mul_(scale[..., None]).view(batch * frames, n_top)
     # Segment s runs from frame min(s, F-1) towards min(s+1, F-1) (held past the last frame);
     # padded to whole rows with held segments, cut off at the end.
     per_row = _HARMONIC_ROW_SEGMENTS
@@ -276,61 +286,71 @@ def harmonic_synth_recurrent(
     row_top = torch.maximum(top[:, left], top[:, right]).view(n_rows, per_row).amax(-1)
     order = torch.argsort(row_top, descending=True, stable=True)
     row_top = row_top[order]
-    # Phase in turns (cycles) at each segment's start: the reference's float64 sum, a segment
-    # at a time.
+    # Phase in turns (cycles): at each segment's start the reference's float64 sum, a segment
+    # at a time; sample j of a segment adds (j+1)·step + j(j+1)/2·chirp, so a block's phases
+    # are one float64 product [segments, 3] @ [3, hop].
     rate = f0_hz.to(torch.float64) / sample_rate  # turns per sample
     step = rate[:, left]
     chirp_rate = (rate[:, right] - step) / hop
     advance = hop * step + hop * (hop - 1) / 2 * chirp_rate
     start = torch.frac(torch.cumsum(advance, 1) - advance)
-
-    def sorted_rows(x: Tensor) -> Tensor:  # [batch, segments] -> [rows, per_row, 1], sorted
-        return x.reshape(n_rows, per_row).index_select(0, order)[..., None]
-
-    start, step, chirp_rate = sorted_rows(start), sorted_rows(step), sorted_rows(chirp_rate)
+    coefficients = torch.stack([start, step, chirp_rate], -1).view(n_rows, per_row, 3)
+    coefficients = coefficients.index_select(0, order).view(n_rows * per_row, 3)
+    j = torch.arange(hop, device=device, dtype=torch.float64)
+    powers = torch.stack([torch.ones_like(j), j + 1, j * (j + 1) / 2])
     # The frames of the sorted rows' segments, as rows of `amps`.
     segment = (order % rows_per_clip)[:, None] * per_row + torch.arange(per_row, device=device)
     base = torch.div(order, rows_per_clip, rounding_mode="floor")[:, None] * frames
     a_left = amps.index_select(0, (base + left[segment]).flatten())
     slope = (amps.index_select(0, (base + right[segment]).flatten()) - a_left) / hop
-    # The recurrence below keeps sin(kφ) times a sign σ_k = +, +, -, -, +, +, ... (k = 1, 2,
-    # ...), which makes each step one in-place multiply-add; the amplitudes carry the signs.
-    signs = torch.tensor([1.0, 1.0, -1.0, -1.0], device=device, dtype=dtype)
-    signs = signs.repeat(n_top // 4 + 1)[:n_top, None]
+    # The recurrence below keeps c_k sin(kφ) with c_k = 1, 1/2, -1, -1/2, 1, ... (k = 1, 2,
+    # ...; exact powers of two), which makes every step one in-place multiply-add (c_{k+1} =
+    # -c_{k-1}, factor 2 c_{k+1} / c_k = -4 or 1) and starts it from cos φ · sin φ; the
+    # amplitudes carry the 1 / c_k.
+    scales = torch.tensor([1.0, 2.0, -1.0, -2.0], device=device, dtype=dtype)
+    scales = scales.repeat(n_top // 4 + 1)[:n_top, None]
     # [harmonics, rows, per_row, 1]: harmonic k's frame-rate values, contiguous.
-    a_left = (a_left.T * signs).reshape(n_top, n_rows, per_row, 1)
-    slope = (slope.T * signs).reshape(n_top, n_rows, per_row, 1)
-    j = torch.arange(hop, device=device, dtype=torch.float64)
-    steps, chirp = j + 1, j * (j + 1) / 2
+    a_left = (a_left.T * scales).reshape(n_top, n_rows, per_row, 1)
+    slope = (slope.T * scales).reshape(n_top, n_rows, per_row, 1)
     ramp = j.to(dtype)
-    out = torch.empty(n_rows, per_row, hop, device=device, dtype=dtype)
+    out = torch.empty(n_rows, per_row * hop, device=device, dtype=dtype)
     block = max(1, _HARMONIC_BLOCK // (per_row * hop)) if device.type == "cpu" else n_rows
     counts = (row_top[None, :] > torch.arange(n_top, device=device)[:, None]).sum(1).tolist()
+    # One set of buffers for every block (the last one uses a prefix): they stay in cache.
+    work = torch.empty(5, min(block, n_rows), per_row, hop, device=device, dtype=dtype)
+    wrapped = torch.empty(min(block, n_rows) * per_row, hop, device=device, dtype=torch.float64)
     for first in range(0, n_rows, block):
-        rows = slice(first, first + block)
+        size = min(block, n_rows - first)
+        level, rise, cos, current, below = work[:, :size]
         # Rows that sound harmonic k: a prefix of the (descending) sorted rows.
-        active = [min(max(c - first, 0), block) for c in counts]
-        turns = torch.addcmul(start[rows], step[rows], steps).addcmul_(chirp_rate[rows], chirp)
-        phase = turns.frac_().to(dtype).mul_(2 * math.pi)  # wrapped in float64
-        current, cos = torch.sin(phase), torch.cos(phase)
+        active = [min(max(c - first, 0), size) for c in counts]
+        segments = slice(first * per_row, (first + size) * per_row)
+        turns = torch.mm(coefficients[segments], powers, out=wrapped[: size * per_row])
+        # Wrapped and in radians in float64, then rounded once.
+        phase = level.copy_(turns.view(size, per_row, hop).frac_().mul_(2 * math.pi))
+        torch.sin(phase, out=below)
+        pairs = active[1] if n_top > 1 else 0  # rows with a second harmonic need cos φ
+        torch.cos(phase[:pairs], out=cos[:pairs])
         # Started by the fundamental (rows without one, at or above Nyquist, stay silent).
-        m = active[0]
-        level = torch.mul(a_left[0, first : first + block], current)
-        rise = torch.mul(slope[0, first : first + block], current)
-        level[m:], rise[m:] = 0.0, 0.0
-        current, below = torch.mul(cos, current).mul_(2), current  # sin 2φ = 2 cos φ sin φ
+        torch.mul(a_left[0, first : first + size], below, out=level)
+        torch.mul(slope[0, first : first + size], below, out=rise)
+        if active[0] < size:
+            level[active[0] :], rise[active[0] :] = 0.0, 0.0
+        torch.mul(cos[:pairs], below[:pairs], out=current[:pairs])  # sin 2φ / 2
         for k, m in enumerate(active[1:], start=1):
             if m == 0:
                 break
             level[:m].addcmul_(a_left[k, first : first + m], current[:m])
             rise[:m].addcmul_(slope[k, first : first + m], current[:m])
-            # σ_{h+1} sin((h+1)φ) = σ_{h-1} sin((h-1)φ) ± 2 cos φ · σ_h sin(hφ) (h = k + 1,
-            # σ_{h+1} = -σ_{h-1}), written over the no longer needed lower harmonic.
-            below[:m].addcmul_(cos[:m], current[:m], value=2.0 if k % 2 == 0 else -2.0)
+            # c_{h+1} sin((h+1)φ) = c_{h-1} sin((h-1)φ) + factor · cos φ · c_h sin(hφ) (h = k
+            # + 1), written over the no longer needed lower harmonic, for the rows that sound
+            # the next harmonic.
+            rows = active[k + 1] if k + 1 < n_top else 0
+            if rows:
+                below[:rows].addcmul_(cos[:rows], current[:rows], value=-4.0 if k % 2 else 1.0)
             current, below = below, current
-        torch.addcmul(level, rise, ramp, out=out[rows])
-    # Back to clip order: one gather of whole rows.
-    out = out.view(n_rows, -1).index_select(0, torch.argsort(order))
+        # Back to clip order: whole rows copied to where they belong.
+        out.index_copy_(0, order[first : first + size], level.addcmul_(rise, ramp).view(size, -1))
     return out.view(batch, -1)[:, :n_samples]
 
 
@@ -356,31 +376,49 @@ def filtered_noise_zero_phase(magnitudes: Tensor, noise: Tensor, hop_length: int
     pieces = lead + -(-(hop + reach) // hop)
     n_fft = pieces * hop
     table = _zero_phase_response_table(n_bands, n_fft).to(magnitudes)
-    if frames * hop > n_samples:
-        noise = tnf.pad(noise, (0, frames * hop - n_samples))
-    blocks = noise[:, : frames * hop].view(batch, frames, hop)
+    # Frames whose hop of noise is all there are views of it; the rest (at most the last few)
+    # are zero-padded copies.
+    whole = min(frames, n_samples // hop)
     # Piece p of frame i holds times (p·hop .. p·hop + hop) mod n_fft relative to the frame's
     # start: pieces from ``pieces - lead`` on are the wrapped negative times. Output block o
     # sums the pieces that land on it (the last frame's tail rings past the frames).
     shifts = [p if p < pieces - lead else p - pieces for p in range(pieces)]
-    out = torch.zeros(
-        batch, frames + pieces - lead - 1, hop, device=noise.device, dtype=noise.dtype
-    )
+    # Each block's first writer is the piece landing furthest ahead, which sets it (no earlier
+    # frame reaches it): only the blocks before it reaches need zeros.
+    ahead = pieces - lead - 1
+    out = torch.empty(batch, frames + ahead, hop, device=noise.device, dtype=noise.dtype)
+    out[:, :ahead] = 0.0
     # Frames a chunk at a time: the FFT buffers stay in cache (whole clips: 20 % slower).
     chunk = max(1, _NOISE_BLOCK // (batch * n_fft)) if noise.device.type == "cpu" else frames
+    # Each chunk's blocks are zero-padded to n_fft in one buffer whose tail stays zero: a pad
+    # per chunk, or rfft's own padding (its ``n`` argument), costs more on a CPU.
+    padded = noise.new_zeros(batch, min(chunk, frames), n_fft)
     for first in range(0, frames, chunk):
         last = min(frames, first + chunk)
-        # Zero-padded here: rfft's own padding (its ``n`` argument) runs twice as slow on a CPU.
-        spectrum = torch.fft.rfft(tnf.pad(blocks[:, first:last], (0, n_fft - hop)))
-        response = magnitudes[:, first:last] @ table  # real: the filter is zero-phase
-        torch.view_as_real(spectrum).mul_(response[..., None])
+        blocks = padded[:, : last - first]
+        ready = min(max(first, whole), last)  # frames first..ready have all their noise
+        if ready > first:
+            blocks[:, : ready - first, :hop] = noise[:, first * hop : ready * hop].unflatten(
+                -1, (-1, hop)
+            )
+        if last > ready:  # the noise's end: what is left of it, zero-padded
+            tail = noise[:, ready * hop : last * hop]
+            tail = tnf.pad(tail, (0, (last - ready) * hop - tail.shape[-1]))
+            blocks[:, ready - first :, :hop] = tail.unflatten(-1, (-1, hop))
+        spectrum = torch.fft.rfft(blocks)
+        # The response is real (the filter is zero-phase). Complex times real: twice as fast
+        # on a CPU as the real pairs of view_as_real times a broadcast response.
+        spectrum *= magnitudes[:, first:last] @ table
         filtered = torch.fft.irfft(spectrum, n_fft).view(batch, last - first, pieces, hop)
+        out[:, first + ahead : last + ahead] = filtered[:, :, ahead]
         for p, shift in enumerate(shifts):
             start = max(first + shift, 0)
-            if last + shift > start:  # lands before the first block: dropped
+            if p != ahead and last + shift > start:  # lands before the first block: dropped
                 out[:, start : last + shift] += filtered[:, start - shift - first :, p]
     out = out.view(batch, -1)[:, :n_samples]
-    return tnf.pad(out, (0, n_samples - out.shape[-1]))
+    if out.shape[-1] < n_samples:  # pad copies even when it adds nothing
+        out = tnf.pad(out, (0, n_samples - out.shape[-1]))
+    return out
 
 
 @functools.lru_cache(maxsize=8)
@@ -436,9 +474,9 @@ def separable_conv_stack(
     # cost as much as the arithmetic.
     reuse = not torch.is_grad_enabled()
     buffers = (torch.empty_like(h), torch.empty_like(h)) if reuse else (None, None)
-    for layer in range(depthwise_weight.shape[0]):
-        # [kernel, channels]: each tap's weights contiguous (strided ones halve the speed).
-        taps = depthwise_weight[layer].T.contiguous()
+    # [layers, kernel, channels]: each tap's weights contiguous (strided ones halve the speed).
+    layer_taps = depthwise_weight.transpose(1, 2).contiguous()
+    for layer, taps in enumerate(layer_taps):
         mixed = torch.addcmul(depthwise_bias[layer], h, taps[centre], out=buffers[0])
         for t in range(kernel):
             # Tap t reads h shifted by (t - centre)·dilation; the zero padding is the part of

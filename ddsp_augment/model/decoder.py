@@ -26,9 +26,9 @@ __all__ = ["Controls", "Decoder", "DecoderConfig"]
 # log2-F0 scaling: 250 Hz -> 0, 16 kHz -> 1 (covers every bird the tracker can report).
 _F0_LOG2_MIN = math.log2(250.0)
 _F0_LOG2_RANGE = math.log2(16000.0) - _F0_LOG2_MIN
-# synthesis_controls on a CPU: activations per conv-stack call (2 clips of 3 s at 64 channels;
-# 10 clips at once, out of the core's cache, ran 15 % slower).
-_CPU_CONV_ELEMENTS = 2**18
+# synthesis_controls on a CPU: activations per conv-stack call (1 clip of 3 s at 64 channels,
+# 384 KB a buffer; 2 clips ran 1-5 % slower, 10 clips at once, out of the core's cache, 15 %).
+_CPU_CONV_ELEMENTS = 2**17
 
 
 @dataclass
@@ -213,20 +213,32 @@ class Decoder(nn.Module):
         step = batch
         if f0_hz.device.type == "cpu":
             step = max(1, _CPU_CONV_ELEMENTS // (frames * cfg.hidden))
-        weights = self._stack_weights()
-        raw = torch.empty(batch, frames, weights[-1].shape[0], device=f0_hz.device)
-        for i in range(0, batch, step):
-            part = slice(i, i + step)
-            x = self.scale_inputs(f0_hz[part], loudness_db[part], confidence[part])
-            F.separable_conv_stack(x.transpose(1, 2), *weights, out=raw[part])
         ks = torch.arange(1, cfg.n_harmonics + 1, device=f0_hz.device, dtype=f0_hz.dtype)
         n_active = max(1, int((f0_hz.min() * ks < cfg.sample_rate / 2).sum()))
+        # Only the output columns used: the amplitude, the harmonics that sound in some frame
+        # and the noise bands.
+        *core, output_weight, output_bias = self._stack_weights()
+        used = (slice(0, 1 + n_active), slice(1 + cfg.n_harmonics, None))
+        output_weight = torch.cat([output_weight[:, part] for part in used], 1)
+        output_bias = torch.cat([output_bias[part] for part in used])
+        # Every column's exp_sigmoid at once (the amplitude's max_value 4, the others' 2), each
+        # part's as soon as its raw outputs are made, while they are in cache.
+        max_value = torch.full_like(output_bias, 2.0)
+        max_value[0] = 4.0
+        controls = torch.empty(batch, frames, output_bias.shape[0], device=f0_hz.device)
+        raw = torch.empty(min(step, batch), frames, output_bias.shape[0], device=f0_hz.device)
+        x = self.scale_inputs(f0_hz, loudness_db, confidence).transpose(1, 2)
         level = torch.exp(loudness_db * (math.log(10.0) / 20.0))
-        amplitude = level * F.exp_sigmoid_log1p(raw[..., 0], max_value=4.0)
-        harmonics = F.exp_sigmoid_log1p(raw[..., 1 : 1 + n_active])
+        for i in range(0, batch, step):
+            part, rows = slice(i, min(i + step, batch)), min(step, batch - i)
+            F.separable_conv_stack(x[part], *core, output_weight, output_bias, out=raw[:rows])
+            out = F.exp_sigmoid_log1p(raw[:rows], max_value=max_value, out=controls[part])
+            # The amplitude and the noise bands scale with the input level.
+            out[..., 0] *= level[part]
+            out[..., 1 + n_active :] *= level[part, :, None]
+        harmonics = controls[..., 1 : 1 + n_active]
         distribution = F.remove_above_nyquist(harmonics, f0_hz, cfg.sample_rate)
-        noise = F.exp_sigmoid_log1p(raw[..., 1 + cfg.n_harmonics :]).mul_(level[..., None])
-        return Controls(f0_hz, amplitude, distribution, noise)
+        return Controls(f0_hz, controls[..., 0], distribution, controls[..., 1 + n_active :])
 
     def _stack_weights(self) -> tuple[Tensor, ...]:
         """The weights in :func:`..dsp.numba_kernels.separable_conv_stack`'s layout (views of

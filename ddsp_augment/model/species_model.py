@@ -22,10 +22,11 @@ from .decoder import Controls, Decoder, DecoderConfig
 __all__ = ["SpeciesModel"]
 
 # Batched rendering's chunk size in audio samples, bounding its temporaries (about 30 floats a
-# sample): on a CPU 2^20 (10 clips of 3 s at 32 kHz), where larger chunks fall out of the caches
-# (21 clips ran 10 % slower per clip, 87 clips 1.5x) and smaller ones pay more per-call
-# overhead; on a GPU 2^24 (175 clips, about 2 GB), enough work per kernel to keep it busy.
-_RENDER_ELEMENTS = {"cpu": 2**20, "cuda": 2**24}
+# sample): on a CPU 2^21 (21 clips of 3 s at 32 kHz: SpeciesBank's CPU batch of 16 in one
+# chunk; the synthesisers block their own work for the caches, and 10-clip chunks ran 2-3 %
+# slower per clip, 5-clip ones 7 %); on a GPU 2^24 (175 clips, about 2 GB), enough work per
+# kernel to keep it busy.
+_RENDER_ELEMENTS = {"cpu": 2**21, "cuda": 2**24}
 
 
 class SpeciesModel(nn.Module):
@@ -90,8 +91,8 @@ class SpeciesModel(nn.Module):
                 f0, amplitude, distribution, cfg.sample_rate, cfg.hop_length, white_noise.shape[-1]
             )
             noise = F.filtered_noise_zero_phase(magnitudes, white_noise[part], cfg.hop_length)
-            parts.append(self.reverb.apply_batch(harmonic.add_(noise)))
-        return torch.cat(parts)
+            parts.append(self.reverb.apply_batch(harmonic, noise))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)  # one chunk: no copy
 
     @torch.inference_mode()
     def synthesize(

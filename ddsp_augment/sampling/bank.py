@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..checks import Backend, Draws, check_backend, check_draws
-from ..constants import SAMPLE_RATE
+from ..constants import PEAK, SAMPLE_RATE
 from ..features.activity import bird_activity
 from ..features.background import FLOOR_FFT_SIZE, noise_floor, render_noise_floor
 from ..features.pitch import estimate_f0
@@ -25,7 +25,6 @@ from .syllables import SyntaxModel, learn_syntax
 
 __all__ = ["SpeciesBank"]
 
-_PEAK = 0.99
 # Clips rendered together by the torch backend, by device type: on a GPU enough to keep it busy
 # (host memory about 1.5 MB per 3 s clip: contours, noise, scene spectra and audio); on a CPU few
 # enough that the batch's buffers stay in cache (n=256 in one batch ran 20 % slower per clip
@@ -89,7 +88,8 @@ def check_sample_args(
 
 def _peak_safe(audio: np.ndarray) -> np.ndarray:
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    return audio * (_PEAK / peak) if peak > _PEAK else audio
+    # The clip undoes a last float32 rounding up past the limit (one ulp at most).
+    return np.clip(audio * (PEAK / peak), -PEAK, PEAK) if peak > PEAK else audio
 
 
 class SpeciesBank:
@@ -386,9 +386,11 @@ class SpeciesBank:
             )
         if audio.shape[1] != n_out:
             audio = torch.nn.functional.pad(audio[:, :n_out], (0, max(0, n_out - audio.shape[1])))
-        # Louder clips scaled to the peak limit; the others times exactly 1.
-        audio *= (_PEAK / audio.abs().amax(-1, keepdim=True)).clamp_(max=1.0)
-        return audio.cpu().numpy()
+        # Louder clips scaled to the peak limit; the others times exactly 1. The peak from the
+        # maximum and minimum: a rectified copy, or aminmax, is twice as slow on a CPU.
+        peak = torch.maximum(audio.amax(-1, keepdim=True), audio.amin(-1, keepdim=True).neg_())
+        audio *= (PEAK / peak).clamp_(max=1.0)
+        return audio.clamp_(-PEAK, PEAK).cpu().numpy()
 
     def resynthesize(
         self,

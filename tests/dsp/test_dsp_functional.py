@@ -266,6 +266,17 @@ def test_exp_sigmoid_log1p_matches_exp_sigmoid():
         fast = F.exp_sigmoid_log1p(x, max_value=max_value)
         torch.testing.assert_close(fast, F.exp_sigmoid(x, max_value=max_value), rtol=1e-6, atol=0)
     assert F.exp_sigmoid_log1p(torch.tensor(-1e3)) == torch.tensor(1e-7)  # exactly the threshold
+    # per-column max_value, into a given tensor or in place: the same numbers
+    columns = x[:800].reshape(400, 2)
+    max_value = torch.tensor([4.0, 2.0])
+    expected = torch.stack([F.exp_sigmoid_log1p(columns[:, i], max_value=m) for i, m in
+                            enumerate((4.0, 2.0))], 1)  # fmt: skip
+    out = torch.empty_like(columns)
+    assert F.exp_sigmoid_log1p(columns, max_value=max_value, out=out) is out
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    inplace = columns.clone()
+    F.exp_sigmoid_log1p(inplace, max_value=max_value, out=inplace)
+    torch.testing.assert_close(inplace, expected, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(

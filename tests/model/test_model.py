@@ -133,8 +133,10 @@ def test_batched_reverb_and_synthesis_controls_match_the_training_path(contours)
     with torch.inference_mode():
         fast = model.decoder.synthesis_controls(*batch)
         ref = model.decoder(*batch)
-        dry = torch.randn(2, n)
+        dry, other = torch.randn(2, n), torch.randn(2, n)
         wet, expected = model.reverb.apply_batch(dry), model.reverb(dry)
+        # the two synthesiser branches summed into the reverb's FFT buffer: the reverb of the sum
+        both, summed = model.reverb.apply_batch(dry, other), model.reverb(dry + other)
     # 2.5-6 kHz at 32 kHz: harmonics up to the 6th sound somewhere; the rest are never made
     assert fast.harmonic_distribution.shape == (2, 300, 6)
     full = remove_above_nyquist(ref.harmonic_distribution, ref.f0_hz, 32000)
@@ -144,6 +146,7 @@ def test_batched_reverb_and_synthesis_controls_match_the_training_path(contours)
         assert (got - want).abs().max() <= 1e-5 * want.abs().max()
     assert full[..., 6:].abs().max() == 0
     assert (wet - expected).abs().max() <= 1e-5 * expected.abs().max()
+    assert both.shape == (2, n) and (both - summed).abs().max() <= 1e-5 * summed.abs().max()
     with torch.no_grad():
         model.reverb.ir.mul_(3.0)  # the cached response follows an optimiser step
     with torch.inference_mode():
