@@ -135,7 +135,11 @@ class LogMelCache:
 
     A log-mel of an 8 s clip costs ~25 ms on 2 cores, a content hash ~1 ms. Real recordings are
     featurised in every split and condition, so :meth:`add` them once; any other clip (augmented,
-    synthetic) is computed on demand and not stored, so memory stays bounded.
+    synthetic) is computed on demand and not stored, so memory stays bounded. The real clips
+    reach the classifiers as the added tensors or views of them, so a look-up first tries where
+    a clip's samples live (the added tensors are kept, so no other live clip can share that
+    memory) and hashes only the clips not found there: hashing was ~7 % of a linear fit's time.
+    Added clips must not be modified in place afterwards.
     """
 
     def __init__(self, config: FeatureConfig = FeatureConfig()) -> None:
@@ -150,6 +154,26 @@ class LogMelCache:
             power=2.0,
         )
         self._store: dict[bytes, Tensor] = {}
+        self._added: list[tuple[Tensor, Tensor]] = []  # (clip, its log-mel)
+        self._by_address: dict[tuple[int, int], Tensor] = {}
+
+    @staticmethod
+    def _address(waveform: Tensor) -> tuple[int, int] | None:
+        """Where a contiguous float32 clip's samples live: ``(data pointer, samples)``."""
+        if waveform.dtype != torch.float32 or not waveform.is_contiguous():
+            return None
+        return waveform.data_ptr(), waveform.numel()
+
+    def __getstate__(self) -> dict:
+        # Addresses mean nothing in another process (joblib workers): rebuilt on arrival.
+        return {**self.__dict__, "_by_address": {}}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for waveform, logmel in self._added:
+            address = self._address(waveform)
+            if address is not None:
+                self._by_address[address] = logmel
 
     def compute(self, waveforms: Tensor) -> Tensor:
         """``[..., time]`` → ``[..., n_mels, frames]`` natural log of mel power + 1e-6."""
@@ -159,11 +183,19 @@ class LogMelCache:
     def add(self, waveforms: Sequence[Tensor]) -> None:
         """Compute and keep the log-mels of these clips."""
         for waveform in waveforms:
-            self._store[_content_key(waveform)] = self.compute(waveform.reshape(-1))
+            logmel = self.compute(waveform.reshape(-1))
+            self._store[_content_key(waveform)] = logmel
+            self._added.append((waveform, logmel))
+            address = self._address(waveform)
+            if address is not None:
+                self._by_address[address] = logmel
 
     def __call__(self, waveform: Tensor) -> Tensor:
         """Log-mel ``[n_mels, frames]`` of one ``[time]`` / ``[1, time]`` clip."""
-        cached = self._store.get(_content_key(waveform))
+        address = self._address(waveform)
+        cached = self._by_address.get(address) if address is not None else None
+        if cached is None:
+            cached = self._store.get(_content_key(waveform))
         return cached if cached is not None else self.compute(waveform.reshape(-1))
 
 
@@ -330,6 +362,11 @@ class _SmallCNN(nn.Module):
     up to 0.3 s, to the mean) regularise it in every condition alike. Then conv blocks (3×3
     conv, batch norm, ReLU, 2×2 max-pool), max over frequency, mean + max over time, dropout
     and a linear layer.
+
+    Laid out for the CPU, the same network: the blocks pool before the ReLU (the same values,
+    as ReLU is monotonic, with the ReLU on a quarter of the elements) and run channels-last
+    (oneDNN's convolutions, batch norms and pools are faster so: a training step of 32 crops
+    on one thread 79 → 49 ms, measured).
     """
 
     def __init__(
@@ -348,8 +385,8 @@ class _SmallCNN(nn.Module):
             layers += [
                 nn.Conv2d(previous, width, 3, padding=1, bias=False),
                 nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
                 nn.MaxPool2d(2),
+                nn.ReLU(inplace=True),
             ]
             previous = width
         self.features = nn.Sequential(*layers)
@@ -358,9 +395,11 @@ class _SmallCNN(nn.Module):
         self.register_buffer("band_std", torch.ones(n_mels, 1))
         self.spec_augment = spec_augment
         self.time_mask = 30 // time_pool  # frames after pooling: 0.3 s at a 10 ms hop
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, logmel: Tensor) -> Tensor:
         x = self.pool(((logmel - self.band_mean) / self.band_std)[:, None])
+        x = x.contiguous(memory_format=torch.channels_last)
         if self.training and self.spec_augment:
             for axis, width in ((2, 8), (3, self.time_mask), (2, 8), (3, self.time_mask)):
                 x = torchaudio.functional.mask_along_axis_iid(x, width, 0.0, axis)
@@ -376,6 +415,15 @@ def _device(name: Literal["auto", "cpu", "cuda"]) -> torch.device:
     return torch.device(name)
 
 
+def _native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively: CUDA, or a CPU with AMX or AVX-512 BF16
+    (elsewhere oneDNN would emulate it, slower than float32)."""
+    if device.type == "cuda":
+        return True
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu, no public API
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 class CNNClipClassifier(_ClipClassifier):
     """Small CNN on log-mel crops, trained from scratch for a fixed step budget.
 
@@ -387,7 +435,12 @@ class CNNClipClassifier(_ClipClassifier):
     crops per item, and its class balance is whatever its dataset provides. The default
     budget, 600 steps, was chosen with ``--validation --cnn_steps 150 300 600`` (seed 100,
     3 folds, baseline: minority recall on held-out recordists 0.083 / 0.083 / 0.156). Seeded and
-    single-process, so runs repeat exactly on one machine; on CUDA with bfloat16 autocast.
+    single-process, so runs repeat exactly on one machine. ``precision="auto"`` trains with
+    bfloat16 autocast (mixed precision: float32 weights, loss and evaluation) where the device
+    computes bfloat16 natively (:func:`_native_bfloat16`: CUDA, AMX CPUs) and in float32
+    elsewhere, so numbers from machines of the two kinds differ like runs of two seeds; the
+    JSON records which. On the 2-core AMX machine a 600-step baseline fit took 23 s of CPU in
+    bfloat16 against 34 s in float32.
     """
 
     def __init__(
@@ -403,6 +456,7 @@ class CNNClipClassifier(_ClipClassifier):
         weight_decay: float = 1e-4,
         spec_augment: bool = True,
         device: Literal["auto", "cpu", "cuda"] = "auto",
+        precision: Literal["auto", "float32", "bfloat16"] = "auto",
     ) -> None:
         if steps < 1 or batch_size < 1 or crops_per_item < 1:
             raise ValueError(
@@ -417,6 +471,11 @@ class CNNClipClassifier(_ClipClassifier):
         self.weight_decay = weight_decay
         self.spec_augment = spec_augment
         self.device = _device(device)
+        if precision not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"precision must be auto, float32 or bfloat16, got {precision!r}")
+        if precision == "auto":
+            precision = "bfloat16" if _native_bfloat16(self.device) else "float32"
+        self.precision = precision
 
     def _epoch(self, dataset: Dataset, epoch: int) -> tuple[list[Tensor], Tensor]:
         """Every item's log-mel ``[n_mels, F]`` and label, drawn for ``epoch``."""
@@ -436,7 +495,9 @@ class CNNClipClassifier(_ClipClassifier):
         length = self.config.crop_frames
         model = _SmallCNN(self.n_classes, self.config.n_mels, spec_augment=self.spec_augment)
         optimiser = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        autocast = torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda")
+        autocast = torch.autocast(
+            self.device.type, torch.bfloat16, enabled=self.precision == "bfloat16"
+        )
         step, epoch = 0, 0
         while step < self.steps:
             logmels, labels = self._epoch(dataset, epoch)

@@ -79,8 +79,15 @@ def _options_record(classifier: str, options: dict[str, Any]) -> dict[str, Any]:
         probe = BirdNETProbe(1, cache=BirdNETEmbeddings())  # builds no BirdNET model
         return {"epochs": probe.epochs, "C": probe.C}
     if classifier == "cnn":
-        cnn = CNNClipClassifier(1, device=options.get("device", "auto"))
-        return {"steps": cnn.steps, "batch_size": cnn.batch_size, **options}
+        cnn = CNNClipClassifier(
+            1, device=options.get("device", "auto"), precision=options.get("precision", "auto")
+        )
+        return {
+            "steps": cnn.steps,
+            "batch_size": cnn.batch_size,
+            **options,
+            "precision": cnn.precision,
+        }
     return options or {"epochs": LinearClipClassifier(1).epochs}
 
 
@@ -93,7 +100,7 @@ def _variants(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
             variants.append((classifier, {}))
             continue
         for steps in args.cnn_steps or [None]:
-            options: dict[str, Any] = {"device": args.device}
+            options: dict[str, Any] = {"device": args.device, "precision": args.cnn_precision}
             if steps is not None:
                 options["steps"] = steps
             variants.append((classifier, options))
@@ -174,6 +181,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="for the CNN"
     )
     parser.add_argument(
+        "--cnn_precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="CNN training: bfloat16 autocast where the device computes it natively (CUDA, "
+        "AMX CPUs) with auto, else float32",
+    )
+    parser.add_argument(
         "--conditions", nargs="+", choices=ALL_CONDITIONS, default=list(ALL_CONDITIONS)
     )
     parser.add_argument("--species", nargs="+", default=None, help="use only these species")
@@ -210,8 +224,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--jobs",
         type=int,
         default=2,
-        help="processes: species models, then splits, this many at a time, one torch thread "
-        "each (the birdnet probe runs its splits in one process)",
+        help="processes: species models, then fits (one per split and condition), this many "
+        "at a time, one torch thread each (the birdnet probe runs its fits in one process)",
     )
     parser.add_argument("--output_path", type=Path, default=ROOT / "results")
     parser.add_argument("--cache_dir", type=Path, default=ROOT / ".cache" / "classifier_gain")

@@ -1,4 +1,5 @@
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -103,6 +104,33 @@ def test_log_mel_cache():
     assert torch.allclose(cache(waveforms[1]), cache.compute(waveforms[1][0]))
 
 
+def test_log_mel_cache_finds_added_clips_and_their_views_without_hashing(monkeypatch):
+    import classifier_gain.classifiers as classifiers
+
+    cache = LogMelCache()
+    waveforms, _ = _tones(1, seed=0)
+    cache.add(waveforms)
+    kept = [cache(w) for w in waveforms]
+    # In a joblib worker: the clips and the cache arrive in one pickle, addresses change.
+    moved, moved_cache = pickle.loads(pickle.dumps((waveforms, cache)))
+
+    def no_hash(*_):
+        raise AssertionError("hashed a clip found by address")
+
+    monkeypatch.setattr(classifiers, "_content_key", no_hash)
+    for original, clip, logmel in zip(waveforms, moved, kept, strict=True):
+        assert cache(original) is logmel
+        assert cache(original.reshape(-1)) is logmel  # a view: ClipDataset's reshape
+        assert torch.equal(moved_cache(clip), logmel)
+    with pytest.raises(AssertionError, match="hashed"):  # a copy is looked up by content
+        cache(waveforms[0].clone())
+    monkeypatch.undo()
+    assert cache(waveforms[0].clone()) is kept[0]
+    fresh = waveforms[0] * 0.5  # not added: computed, not stored
+    assert torch.allclose(cache(fresh), cache.compute(fresh[0]))
+    assert len(cache._store) == 2
+
+
 @pytest.mark.parametrize("name", ["linear", "cnn"])
 def test_classifiers_learn_tones(name, one_torch_thread):
     train = ClipDataset(*_tones(6, seed=1), SR)
@@ -117,6 +145,26 @@ def test_classifiers_learn_tones(name, one_torch_thread):
     if name == "linear":
         assert (proba[:, 2] == 0).all()  # class never seen in training
     assert (proba.argmax(1) == np.array(test_labels)).mean() >= 5 / 6
+
+
+def test_cnn_trains_in_either_precision_and_auto_follows_the_hardware(one_torch_thread):
+    import classifier_gain.classifiers as classifiers
+
+    train = ClipDataset(*_tones(6, seed=1), SR)
+    test_waveforms, test_labels = _tones(3, seed=2)
+    short = FeatureConfig(crop_seconds=1.0)
+    for precision in ("float32", "bfloat16"):
+        cnn = CNNClipClassifier(3, steps=40, batch_size=8, config=short, precision=precision)
+        assert cnn.precision == precision
+        proba = cnn.fit(train).predict_proba(test_waveforms)
+        assert proba.dtype == np.float64
+        np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-5)
+        assert (proba.argmax(1) == np.array(test_labels)).mean() >= 5 / 6
+    native = classifiers._native_bfloat16(torch.device("cpu"))
+    assert CNNClipClassifier(3, device="cpu").precision == ("bfloat16" if native else "float32")
+    assert classifiers._native_bfloat16(torch.device("cuda"))
+    with pytest.raises(ValueError, match="precision"):
+        CNNClipClassifier(3, precision="float16")
 
 
 def test_classifier_rejects_wrong_rate():
