@@ -125,7 +125,7 @@ def _host_draw_seconds(
     def call() -> None:
         rngs = [np.random.default_rng(i) for i in range(n)]
         # The bank's own per-clip host step (private: what SpeciesBank.sample runs first).
-        bank._host_draws(entry, config, rngs, n_model, scene, entry.backgrounds, draws)
+        bank._host_draws(species, config, rngs, n_model, scene, entry.backgrounds, draws, True)
 
     _, cpu, _ = timed(call, max(3, repeats // 3))
     return cpu / n

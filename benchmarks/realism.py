@@ -47,7 +47,7 @@ from ddsp_augment.evaluation.clip_judge import RealClipJudge
 from ddsp_augment.features.activity import bird_activity
 from ddsp_augment.features.loudness import loudness_db
 from ddsp_augment.io import AudioError, load_audio
-from ddsp_augment.sampling.bank import SpeciesBank
+from ddsp_augment.sampling.bank import NOISE_SOURCES, SpeciesBank
 from ddsp_augment.training.preprocess import Recording, analyse_audio
 from ddsp_augment.training.prior import PRIOR_DIR, train_prior
 from ddsp_augment.training.train import CollapseError, TrainSettings, train_species
@@ -207,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--prior_epochs", type=int, help="the prior's epochs (default --epochs)")
     parser.add_argument(
+        "--noise",
+        choices=NOISE_SOURCES,
+        default="recorded",
+        help="what shapes the songs' noise (SpeciesBank.sample's noise)",
+    )
+    parser.add_argument(
         "--decoder",
         type=json.loads,
         default={},
@@ -252,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         row["train_seconds"] = round(time.perf_counter() - tic, 1)
         if "failed" not in row:
             bank = SpeciesBank.load(args.output_path / "models" / name)
-            generated[name] = bank.sample(name, args.n, args.seconds, RATE, seed=args.seed)
+            generated[name] = bank.sample(
+                name, args.n, args.seconds, RATE, seed=args.seed, noise=args.noise
+            )
             row["background_leak"] = background_leak(bank, name, train)
         real = [r.audio for r in test_recs[name]]
         verdict = judge_species(name, real, list(generated.get(name, [])), RATE, birdnet)
@@ -281,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed + 1,
             judge=light.confidence,
             min_confidence=args.min_confidence,
+            noise=args.noise,
         )
         row["gated"] = judge_species(row["species"], [], list(gated), RATE, birdnet)["generated"]
         row["gate"] = bank.gate_stats.as_dict()

@@ -118,8 +118,14 @@ SCENE_DEFAULTS: dict[str, Any] = {
     "rt60_s": (0.2, 1.0),
 }
 # resynthesis: the share of the DDSP items that re-sing the kept real clips
-# (:class:`ResynthesisCopies`) instead of recombining their syllables.
-DDSP_SONG_DEFAULTS: dict[str, Any] = {"jitter": None, "synthetic_factor": 1.0, "resynthesis": 0.0}
+# (:class:`ResynthesisCopies`) instead of recombining their syllables; noise: what shapes the
+# songs' noise (``SpeciesBank.sample(noise=...)``).
+DDSP_SONG_DEFAULTS: dict[str, Any] = {
+    "jitter": None,
+    "synthetic_factor": 1.0,
+    "resynthesis": 0.0,
+    "noise": "recorded",
+}
 # The shared prior's training (``options["prior"]``, a dict of TrainSettings overrides; None:
 # no prior): one decoder per split on all its training clips, every class, then each species
 # model starts from it (its own DDSP_TRAIN_DEFAULTS steps).
@@ -538,6 +544,7 @@ def ddsp_training_set(
         scene=scene,
         backgrounds=floors,
         jitter=song["jitter"],  # None, or knobs that replace the species defaults
+        noise=song["noise"],
         quality_gate=quality_gate,
         progress=False,
     )

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
 from ..checks import Backend, check_backend
-from ..sampling.bank import SpeciesBank
+from ..sampling.bank import NOISE_SOURCES, NoiseSource, SpeciesBank
 from ..sampling.gate import Judge
 from ..sampling.jitter import JitterConfig
 from ..sampling.scene import SceneConfig
@@ -173,6 +173,9 @@ class DDSPBalancedDataset(Dataset):
             :class:`JitterConfig` for every species, or a dict of knobs that replace single
             values of each species' defaults (e.g. ``{"pitch_cents": 50}``).
         backend: Synthesis backend of :meth:`SpeciesBank.sample` ("numba" on CPU, or "torch").
+        noise: What shapes the songs' noise (:meth:`SpeciesBank.sample`): "recorded" (the
+            recorded residual of the real frames a song was composed from) or "model" (the
+            decoder's noise branch).
         quality_gate: ``(judge, min_confidence)``: a song the judge gives less than
             ``min_confidence`` for its species is redrawn (``SpeciesBank.sample``'s gate; e.g.
             ``(RealClipJudge.fit(...), 0.5)`` or ``(BirdNETJudge().confidence, 0.3)``). The judge
@@ -203,6 +206,7 @@ class DDSPBalancedDataset(Dataset):
         backgrounds: Backgrounds = "dataset",
         jitter: JitterConfig | Mapping[str, Any] | None = None,
         backend: Backend = "numba",
+        noise: NoiseSource = "recorded",
         quality_gate: tuple[Judge, float] | None = None,
         strict: bool = False,
         return_synthetic_flag: bool = False,
@@ -248,6 +252,9 @@ class DDSPBalancedDataset(Dataset):
         self.scene = scene
         self.jitter = jitter
         self.backend = backend
+        if noise not in NOISE_SOURCES:
+            raise ValueError(f"noise must be one of {NOISE_SOURCES}, got {noise!r}")
+        self.noise = noise
         self.quality_gate = quality_gate
         self.return_synthetic_flag = return_synthetic_flag
 
@@ -340,6 +347,7 @@ class DDSPBalancedDataset(Dataset):
             judge, min_confidence = self.quality_gate
             gate = (getattr(judge, "__qualname__", type(judge).__qualname__), min_confidence)
         settings = (self.seconds, self.scene, jitter, self.backend, str(self._bank_path), floors)
+        settings += (self.noise,)
         return repr((*settings, gate))
 
     # -- labels and targets -------------------------------------------------------------------
@@ -564,6 +572,7 @@ class DDSPBalancedDataset(Dataset):
             sample_rate=rate,
             seed=seed,
             backend=self.backend,
+            noise=self.noise,
             scene=self.scene,
             jitter=self.jitter if isinstance(self.jitter, JitterConfig) else None,
             background_spectra=self._backgrounds,

@@ -22,6 +22,8 @@ _HARMONIC_ROW_SEGMENTS = 4
 _HARMONIC_BLOCK = 2**16
 # filtered_noise_zero_phase on a CPU: FFT buffer floats per chunk of frames (a GPU takes all).
 _NOISE_BLOCK = 2**18
+# ... shared by this many clips (the bank's CPU batch).
+_NOISE_ROWS = 16
 
 __all__ = [
     "exp_decay_ir",
@@ -388,8 +390,10 @@ def filtered_noise_zero_phase(magnitudes: Tensor, noise: Tensor, hop_length: int
     ahead = pieces - lead - 1
     out = torch.empty(batch, frames + ahead, hop, device=noise.device, dtype=noise.dtype)
     out[:, :ahead] = 0.0
-    # Frames a chunk at a time: the FFT buffers stay in cache (whole clips: 20 % slower).
-    chunk = max(1, _NOISE_BLOCK // (batch * n_fft)) if noise.device.type == "cpu" else frames
+    # Frames a chunk at a time: the FFT buffers stay in cache (whole clips: 20 % slower). The
+    # chunk does not depend on the batch: pieces added across a chunk boundary are summed in
+    # another order, and a clip must come out bit for bit the same in any batch.
+    chunk = max(1, _NOISE_BLOCK // (_NOISE_ROWS * n_fft)) if noise.device.type == "cpu" else frames
     # Each chunk's blocks are zero-padded to n_fft in one buffer whose tail stays zero: a pad
     # per chunk, or rfft's own padding (its ``n`` argument), costs more on a CPU.
     padded = noise.new_zeros(batch, min(chunk, frames), n_fft)

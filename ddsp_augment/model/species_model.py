@@ -67,10 +67,19 @@ class SpeciesModel(nn.Module):
 
     @torch.inference_mode()  # cheaper than no_grad: generation never needs autograd
     def render(
-        self, f0_hz: Tensor, loudness_db: Tensor, confidence: Tensor, white_noise: Tensor
+        self,
+        f0_hz: Tensor,
+        loudness_db: Tensor,
+        confidence: Tensor,
+        white_noise: Tensor,
+        noise_magnitudes: Tensor | None = None,
     ) -> Tensor:
         """Batched generation on the model's device: ``[batch, frames]`` contours and
         ``white_noise [batch, n_samples]`` → ``[batch, n_samples]``, no gradients.
+
+        ``noise_magnitudes [batch, frames, bands]`` (any number of bands), when given, shape
+        the noise instead of the decoder's own noise branch (the recorded residual,
+        :mod:`..features.residual`).
 
         Clips go through the decoder (:meth:`.decoder.Decoder.synthesis_controls`), synthesis
         (:func:`..dsp.functional.harmonic_synth_recurrent` and
@@ -90,6 +99,8 @@ class SpeciesModel(nn.Module):
             harmonic = F.harmonic_synth_recurrent(
                 f0, amplitude, distribution, cfg.sample_rate, cfg.hop_length, white_noise.shape[-1]
             )
+            if noise_magnitudes is not None:
+                magnitudes = noise_magnitudes[part]
             noise = F.filtered_noise_zero_phase(magnitudes, white_noise[part], cfg.hop_length)
             parts.append(self.reverb.apply_batch(harmonic, noise))
         return parts[0] if len(parts) == 1 else torch.cat(parts)  # one chunk: no copy
@@ -103,13 +114,14 @@ class SpeciesModel(nn.Module):
         n_samples: int,
         rng: np.random.Generator,
         backend: Backend = "numba",
+        noise_magnitudes: np.ndarray | None = None,
     ) -> np.ndarray:
         """Render one clip from ``[frames]`` contours → float32 ``[n_samples]``, no gradients.
 
         ``backend="numba"`` runs the CPU fast path (numba decoder and kernels, numpy FFT, no
         torch call); ``"torch"`` the differentiable path (on the model's device, see
         :meth:`render`). Both draw their white noise from ``rng`` so a seed fixes the output
-        whatever the backend.
+        whatever the backend. ``noise_magnitudes [frames, bands]``: as in :meth:`render`.
         """
         check_backend(backend)
         white = rng.standard_normal(n_samples, dtype=np.float32)
@@ -117,7 +129,28 @@ class SpeciesModel(nn.Module):
             device = next(self.parameters()).device
             as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)[None]  # noqa: E731
             contours = (as_tensor(f0_hz), as_tensor(loudness_db), as_tensor(confidence))
-            return self.render(*contours, as_tensor(white))[0].cpu().numpy()
+            recorded = None if noise_magnitudes is None else as_tensor(noise_magnitudes)
+            return self.render(*contours, as_tensor(white), recorded)[0].cpu().numpy()
+        harmonic, magnitudes = self._numpy_parts(f0_hz, loudness_db, confidence, n_samples)
+        if noise_magnitudes is not None:
+            magnitudes = noise_magnitudes
+        return self.reverb.apply_numpy(
+            harmonic + nk.filtered_noise(magnitudes, white, self.config.hop_length)
+        )
+
+    @torch.inference_mode()
+    def harmonic_part(
+        self, f0_hz: np.ndarray, loudness_db: np.ndarray, confidence: np.ndarray, n_samples: int
+    ) -> np.ndarray:
+        """The harmonic branch alone for ``[frames]`` contours → float32 ``[n_samples]``, before
+        reverb (numba path): what the recorded residual is measured against."""
+        return self._numpy_parts(f0_hz, loudness_db, confidence, n_samples)[0]
+
+    def _numpy_parts(
+        self, f0_hz: np.ndarray, loudness_db: np.ndarray, confidence: np.ndarray, n_samples: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Harmonic audio ``[n_samples]`` and the decoder's noise magnitudes ``[frames, bands]``
+        (numba decoder and harmonic kernel)."""
         cfg = self.config
         f0, amplitude, distribution, magnitudes = self.decoder.numpy_forward(
             f0_hz, loudness_db, confidence
@@ -125,6 +158,4 @@ class SpeciesModel(nn.Module):
         harmonic = nk.harmonic_synth(
             f0, amplitude, distribution, cfg.sample_rate, cfg.hop_length, n_samples
         )
-        return self.reverb.apply_numpy(
-            harmonic + nk.filtered_noise(magnitudes, white, cfg.hop_length)
-        )
+        return harmonic, magnitudes

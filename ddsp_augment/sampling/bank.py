@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from ..checks import Backend, Draws, check_backend, check_draws
-from ..constants import PEAK, SAMPLE_RATE
+from ..constants import LOUDNESS_FLOOR_DB, PEAK, SAMPLE_RATE
 from ..features.activity import bird_activity
 from ..features.background import FLOOR_FFT_SIZE, noise_floor, render_noise_floor
 from ..features.pitch import estimate_f0
+from ..features.residual import reshape_residual
 from ..io import resample
 from ..model.storage import SavedSpecies, find_model_dirs, load_species_model
 from .gate import GateStats, Judge, gated_draw
-from .jitter import JitterConfig, compose_song, jitter_contours
+from .jitter import ComposedSong, JitterConfig, compose_song, jitter_contours
 from .scene import SceneConfig, SceneDraw, apply_scene, apply_scenes_torch, draw_scene
 from .syllables import SyntaxModel, learn_syntax
 
-__all__ = ["SpeciesBank"]
+__all__ = ["NOISE_SOURCES", "NoiseSource", "SpeciesBank"]
+
+#: What shapes a generated song's noise: ``"recorded"``, the recorded residual of the frames the
+#: song's contours came from (:mod:`..features.residual`), or ``"model"``, the decoder's own
+#: 65-band noise branch.
+NoiseSource = Literal["recorded", "model"]
+NOISE_SOURCES: tuple[NoiseSource, ...] = ("recorded", "model")
 
 # Clips rendered together by the torch backend, by device type: on a GPU enough to keep it busy
 # (host memory about 1.5 MB per 3 s clip: contours, noise, scene spectra and audio); on a CPU few
@@ -117,6 +126,9 @@ class SpeciesBank:
         # Syllable syntax per species, learned on first use (a fraction of a second per
         # species: banks that only resynthesise, or sample with syntax="shuffle", never pay it).
         self._syntax: dict[str, SyntaxModel] = {}
+        # Each species' contour bank end to end (F0, loudness, residual), built on first use by
+        # noise="recorded"; None for a model saved without residuals.
+        self._residuals: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
 
     @classmethod
     def load(
@@ -200,13 +212,17 @@ class SpeciesBank:
         judge: Judge | None = None,
         max_draws: int = 8,
         draws: Draws = "host",
+        noise: NoiseSource = "recorded",
         **jitter_overrides,
     ) -> np.ndarray:
         """New songs of ``species`` → float32 ``[n, round(seconds * sample_rate)]``, peak ≤ 0.99.
 
         Each clip recombines and jitters the species' real contours, renders them through its
         decoder and synthesiser (``backend`` "numba" on CPU, or "torch"), then places the bird in
-        ``scene`` (None: the clean bird). A "measured" scene background is drawn from
+        ``scene`` (None: the clean bird). ``noise="recorded"`` renders the recorded residual of
+        the frames the contours came from, at the song's pitch and level, in place of the
+        decoder's noise branch (``"model"``); a model saved without residuals falls back to its
+        noise branch with a warning. A "measured" scene background is drawn from
         ``background_spectra`` ``[n, 1025]`` (`noise_floor` of
         recordings at the model's sample rate) when given, else from the species' own training
         recordings. The same ``seed`` gives identical clips; a ``Generator`` seed is drawn from
@@ -240,6 +256,8 @@ class SpeciesBank:
                 f"{max_draws}"
             )
         check_backend(backend)
+        if noise not in NOISE_SOURCES:
+            raise ValueError(f"noise must be one of {NOISE_SOURCES}, got {noise!r}")
         if check_draws(draws) == "device" and backend != "torch":
             raise ValueError(f"draws='device' needs backend='torch', got backend={backend!r}")
         entry = self.entry(species)
@@ -249,6 +267,7 @@ class SpeciesBank:
         n_model = int(round(seconds * model_sr))
         n_out = int(round(seconds * sample_rate))
         floors = entry.backgrounds if background_spectra is None else background_spectra
+        recorded = noise == "recorded" and self._residual(species) is not None
         out = np.empty((n, n_out), np.float32)
         rngs = _rngs(seed, n)
 
@@ -267,12 +286,12 @@ class SpeciesBank:
                 chunk = rngs[start : start + batch]
                 if backend == "torch":
                     clips = self._render_torch(
-                        entry, config, chunk, n_model, device, scene, floors, draws
+                        species, config, chunk, n_model, device, scene, floors, draws, recorded
                     )
                     clips = self._to_rate_torch(clips, model_sr, sample_rate, n_out)
                 else:
                     clips = (
-                        finish(self._render_numba(entry, config, rng, n_model), rng)
+                        finish(self._render_numba(species, config, rng, n_model, recorded), rng)
                         for rng in chunk
                     )
 
@@ -280,7 +299,8 @@ class SpeciesBank:
                     if judge is not None:  # redraws render one clip, from the same generator
 
                         def redraw(rng: np.random.Generator = rng) -> np.ndarray:
-                            return finish(self._render_numba(entry, config, rng, n_model), rng)
+                            clip = self._render_numba(species, config, rng, n_model, recorded)
+                            return finish(clip, rng)
 
                         gate = (min_confidence, max_draws, self.gate_stats)
                         clip = gated_draw(redraw, judge, species, sample_rate, *gate, first=clip)
@@ -288,26 +308,60 @@ class SpeciesBank:
         return out
 
     def _contours(
-        self, entry: SavedSpecies, config: JitterConfig, rng: np.random.Generator, n_model: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self, species: str, config: JitterConfig, rng: np.random.Generator, n_model: int
+    ) -> ComposedSong:
+        entry = self.entry(species)
         hop = entry.model.config.hop_length
         sample_rate = entry.model.config.sample_rate
-        syntax = None
-        if config.syntax == "markov":
-            syntax = self.syntax_model(next(k for k, v in self._entries.items() if v is entry))
+        syntax = self.syntax_model(species) if config.syntax == "markov" else None
         return compose_song(
             entry.contours.segments, n_model // hop + 1, config, rng, sample_rate / hop, syntax
         )
 
+    def _residual(self, species: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``species``' contour bank end to end, cached (see ``ContourBank.concatenated``);
+        None, with a warning naming the model, when it was saved without residuals."""
+        if species not in self._residuals:
+            f0, loud, residual = self.entry(species).contours.concatenated()
+            self._residuals[species] = None if residual is None else (f0, loud, residual)
+            if residual is None:
+                where = self.directory(species) or species
+                warnings.warn(
+                    f"{where}: saved without recorded residuals (retrain to measure them); "
+                    "noise='recorded' falls back to the model's noise branch",
+                    stacklevel=3,
+                )
+        return self._residuals[species]
+
+    def _recorded_noise(self, species: str, song: ComposedSong) -> np.ndarray:
+        """The recorded residual under ``song``: each frame's source frame, at the song's pitch
+        and level → noise magnitudes ``[frames, bands]`` float32 (zero where nothing sings)."""
+        f0, loud, residual = self._residual(species)
+        sung = ~np.isnan(song.source) & (song.loudness_db > LOUDNESS_FLOOR_DB)
+        out = np.zeros((song.source.shape[0], residual.shape[1]), np.float32)
+        rows = np.rint(song.source[sung]).astype(np.int64)
+        out[sung] = reshape_residual(
+            residual[rows], song.loudness_db[sung] - loud[rows], song.f0_hz[sung] / f0[rows]
+        )
+        return out
+
     def _render_numba(
-        self, entry: SavedSpecies, config: JitterConfig, rng: np.random.Generator, n_model: int
+        self,
+        species: str,
+        config: JitterConfig,
+        rng: np.random.Generator,
+        n_model: int,
+        recorded: bool,
     ) -> np.ndarray:
-        f0, loud, conf = self._contours(entry, config, rng, n_model)
-        return entry.model.synthesize(f0, loud, conf, n_model, rng, "numba")
+        song = self._contours(species, config, rng, n_model)
+        magnitudes = self._recorded_noise(species, song) if recorded else None
+        return self.entry(species).model.synthesize(
+            *song[:3], n_model, rng, "numba", noise_magnitudes=magnitudes
+        )
 
     def _render_torch(
         self,
-        entry: SavedSpecies,
+        species: str,
         config: JitterConfig,
         rngs: list[np.random.Generator],
         n_model: int,
@@ -315,17 +369,20 @@ class SpeciesBank:
         scene: SceneConfig | None,
         floors: np.ndarray,
         draws: Draws = "host",
+        recorded: bool = False,
     ) -> torch.Tensor:
         """Decoder, synthesis, reverb and the scene for all clips as one batch on ``device``
         → ``[clips, n_model]`` there, from :meth:`_host_draws`."""
-        contours, noise, scenes = self._host_draws(
-            entry, config, rngs, n_model, scene, floors, draws
+        contours, magnitudes, noise, scenes = self._host_draws(
+            species, config, rngs, n_model, scene, floors, draws, recorded
         )
-        model = entry.model
+        model = self.entry(species).model
         if device is not None and torch.device(device) != next(model.parameters()).device:
             model.to(device)
         target = next(model.parameters()).device
         stacked = [torch.from_numpy(a).to(target, non_blocking=True) for a in contours]
+        if magnitudes is not None:
+            magnitudes = torch.from_numpy(magnitudes).to(target, non_blocking=True)
         generators = None
         if isinstance(noise, np.ndarray):
             white = torch.from_numpy(noise).to(target, non_blocking=True)
@@ -334,33 +391,41 @@ class SpeciesBank:
             white = torch.empty(len(noise), n_model, device=target)
             for row, generator in zip(white, generators, strict=True):
                 torch.randn(n_model, generator=generator, out=row, device=target)
-        birds = model.render(*stacked, white)
+        birds = model.render(*stacked, white, magnitudes)
         if scenes is None:
             return birds
         return apply_scenes_torch(birds, model.config.sample_rate, scenes, generators)
 
     def _host_draws(
         self,
-        entry: SavedSpecies,
+        species: str,
         config: JitterConfig,
         rngs: list[np.random.Generator],
         n_model: int,
         scene: SceneConfig | None,
         floors: np.ndarray,
         draws: Draws = "host",
-    ) -> tuple[tuple[np.ndarray, ...], np.ndarray | list[int], list[SceneDraw] | None]:
+        recorded: bool = False,
+    ) -> tuple[
+        tuple[np.ndarray, ...], np.ndarray | None, np.ndarray | list[int], list[SceneDraw] | None
+    ]:
         """What the torch backend draws per clip on the CPU, from each clip's generator in the
-        numba path's order: contours (three ``[clips, frames]``), white noise ``[clips,
+        numba path's order: contours (three ``[clips, frames]``), the recorded noise's
+        magnitudes ``[clips, frames, bands]`` (None unless ``recorded``), white noise ``[clips,
         n_model]`` (with ``draws="device"`` instead a seed per clip for its device generator)
         and scene draws (None without a scene). The per-clip cost that remains on the host
         whatever the device (``benchmarks/generate_speed.py`` times it)."""
-        contours = []
+        entry = self.entry(species)
+        contours, magnitudes = [], []
         if draws == "device":
             noise: np.ndarray | list[int] = []
         else:
             noise = np.empty((len(rngs), n_model), np.float32)
         for i, rng in enumerate(rngs):
-            contours.append(self._contours(entry, config, rng, n_model))
+            song = self._contours(species, config, rng, n_model)
+            contours.append(song[:3])
+            if recorded:
+                magnitudes.append(self._recorded_noise(species, song))
             if draws == "device":
                 noise.append(int(rng.integers(2**63)))
             else:
@@ -372,7 +437,8 @@ class SpeciesBank:
                 draw_scene(scene, n_model, rate, rng, background_spectra=floors, draws=draws)
                 for rng in rngs
             ]
-        return tuple(np.stack(c) for c in zip(*contours, strict=True)), noise, scenes
+        stacked = tuple(np.stack(c) for c in zip(*contours, strict=True))
+        return stacked, np.stack(magnitudes) if recorded else None, noise, scenes
 
     @classmethod
     def _to_rate_torch(

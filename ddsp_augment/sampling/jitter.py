@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from .syllables import (
 )
 
 __all__ = [
+    "ComposedSong",
     "JitterConfig",
     "compose_song",
     "edit_syllables",
@@ -194,12 +195,20 @@ def edit_syllables(
     the species' own; the lead-in before the first syllable stays in front. Frames are copied,
     never altered: the result is a rearrangement of the input's frames.
     """
-    n = f0_hz.shape[0]
-    starts, _ = _syllable_bounds(
-        np.asarray(loudness_db), SYLLABLE_THRESHOLD_DB, _MIN_GAP, _MIN_LENGTH
-    )
-    if starts.size < 2:
+    index = _edited_frames(np.asarray(loudness_db), config, rng)
+    if index is None:
         return f0_hz, loudness_db, confidence
+    return f0_hz[index], loudness_db[index], confidence[index]
+
+
+def _edited_frames(
+    loudness_db: np.ndarray, config: JitterConfig, rng: np.random.Generator
+) -> np.ndarray | None:
+    """The input frame each output frame of :func:`edit_syllables` copies (None: unchanged)."""
+    n = loudness_db.shape[0]
+    starts, _ = _syllable_bounds(loudness_db, SYLLABLE_THRESHOLD_DB, _MIN_GAP, _MIN_LENGTH)
+    if starts.size < 2:
+        return None
     ends = np.append(starts[1:], n)  # a syllable plus its following gap
     k = starts.shape[0]
     kept = (rng.random(k) >= config.p_drop).nonzero()[0]
@@ -213,8 +222,7 @@ def edit_syllables(
     # Frame indices of the concatenated pieces without a Python loop: each output frame is its
     # piece's start plus its offset within the piece.
     offsets = np.cumsum(pieces_len) - pieces_len
-    index = np.repeat(pieces_start - offsets, pieces_len) + np.arange(pieces_len.sum())
-    return f0_hz[index], loudness_db[index], confidence[index]
+    return np.repeat(pieces_start - offsets, pieces_len) + np.arange(pieces_len.sum())
 
 
 def stretch_time(contour: np.ndarray, tempo: float) -> np.ndarray:
@@ -271,6 +279,23 @@ def jitter_contours(
     confidence is only time-stretched.
     ``frame_rate`` is the control rate in Hz (500 for the 2 ms grid).
     """
+    f0, loud, conf, _ = _jitter_phrase(
+        f0_hz, loudness_db, confidence, None, config, rng, frame_rate
+    )
+    return f0, loud, conf
+
+
+def _jitter_phrase(
+    f0_hz: np.ndarray,
+    loudness_db: np.ndarray,
+    confidence: np.ndarray,
+    source: np.ndarray | None,
+    config: JitterConfig,
+    rng: np.random.Generator,
+    frame_rate: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`jitter_contours`, with ``source [frames]`` (where each frame came from, see
+    :class:`ComposedSong`) time-stretched along (None stays None)."""
     n = f0_hz.shape[0]
     if n == 0 or loudness_db.shape[0] != n or confidence.shape[0] != n:
         raise ValueError(
@@ -289,6 +314,8 @@ def jitter_contours(
         log_f0 = np.interp(positions, frames, log_f0)
         loud = np.interp(positions, frames, loud)
         conf = np.interp(positions, frames, conf)
+        if source is not None:
+            source = np.interp(positions, frames, source)
     length = log_f0.shape[0]
 
     t = np.arange(length) / frame_rate
@@ -310,7 +337,23 @@ def jitter_contours(
     loud = np.where(silent, LOUDNESS_FLOOR_DB, np.maximum(loud + gain, LOUDNESS_FLOOR_DB))
     # Frames the gain pushed to the floor are silence now: nothing there to be voiced.
     conf = np.where(loud <= LOUDNESS_FLOOR_DB, 0.0, conf)
-    return f0, loud.astype(np.float32), conf.astype(np.float32)
+    return f0, loud.astype(np.float32), conf.astype(np.float32), source
+
+
+class ComposedSong(NamedTuple):
+    """A song from :func:`compose_song`, each field ``[n_frames]``.
+
+    ``source`` says where each frame came from: its position (fractional after a tempo
+    change) in the composer's segments laid end to end (segment ``i``'s frame ``j`` is
+    ``sum(len(segments[:i])) + j``), NaN in the silence between phrases. With it, anything
+    measured per frame of the real recordings (the residual spectra of
+    :mod:`~ddsp_augment.features.residual`) can follow the new song.
+    """
+
+    f0_hz: np.ndarray  # float32
+    loudness_db: np.ndarray  # float32
+    confidence: np.ndarray  # float32
+    source: np.ndarray  # float64
 
 
 def compose_song(
@@ -320,8 +363,8 @@ def compose_song(
     rng: np.random.Generator,
     frame_rate: float,
     syntax: SyntaxModel | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A new song ``(f0, loudness, confidence)``, each ``[n_frames]`` float32, from real segments.
+) -> ComposedSong:
+    """A new song (:class:`ComposedSong`, contours ``[n_frames]`` float32) from real segments.
 
     Phrases are laid end to end with silent gaps drawn from ``config.gap_seconds`` (in
     ``"markov"``, from the species' recorded pauses between phrases when it has any), after a
@@ -347,11 +390,12 @@ def compose_song(
         raise ValueError("compose_song needs at least one segment")
     if n_frames < 1 or frame_rate <= 0:
         raise ValueError(f"need n_frames >= 1 and frame_rate > 0, got {n_frames}, {frame_rate}")
-    pool = list(segments)
+    offsets = np.cumsum([0] + [len(s.f0_hz) for s in segments])
+    pool = np.arange(len(segments))
     recording = None
     if not config.recombine:
-        recording = pool[rng.integers(len(pool))].recording
-        pool = [s for s in pool if s.recording == recording]
+        recording = segments[rng.integers(len(pool))].recording
+        pool = np.array([i for i in pool if segments[i].recording == recording])
     owners = np.array([s.recording for s in segments])
     if config.syntax == "markov":
         syntax = syntax or learn_syntax(segments, frame_rate)
@@ -361,6 +405,7 @@ def compose_song(
     log_f0 = np.full(n_frames, np.nan)
     loud = np.full(n_frames, LOUDNESS_FLOOR_DB, np.float32)
     conf = np.zeros(n_frames, np.float32)
+    source = np.full(n_frames, np.nan)
     position = int(rng.integers(0, int(config.gap_seconds[1] * frame_rate) + 1))
     search = max(1, int(_CUT_SEARCH_S * frame_rate))
     while position < n_frames:
@@ -368,47 +413,63 @@ def compose_song(
         # millisecond).
         room = int(np.ceil((n_frames - position) * config.tempo[1])) + 1
         if syntax is not None:
-            phrase = _markov_phrase(segments, owners, syntax, cumulative, room, recording, rng)
+            phrase = _markov_phrase(
+                segments, offsets, owners, syntax, cumulative, room, recording, rng
+            )
         else:
-            phrase = _shuffled_phrase(pool, room, search, config, rng)
-        p_f0, p_loud, p_conf = jitter_contours(*phrase, config, rng, frame_rate)
+            phrase = _shuffled_phrase(segments, offsets, pool, room, search, config, rng)
+        p_f0, p_loud, p_conf, p_source = _jitter_phrase(*phrase, config, rng, frame_rate)
         end = min(n_frames, position + p_f0.shape[0])
         log_f0[position:end] = np.log2(p_f0[: end - position])
         loud[position:end] = p_loud[: end - position]
         conf[position:end] = p_conf[: end - position]
+        source[position:end] = p_source[: end - position]
         if syntax is not None and syntax.phrase_gaps.size:
             position = end + int(syntax.phrase_gaps[rng.integers(syntax.phrase_gaps.size)])
         else:
             position = end + int(rng.uniform(*config.gap_seconds) * frame_rate)
     known = np.flatnonzero(~np.isnan(log_f0))
     if known.size == 0:  # the lead-in covered the whole (very short) clip
-        f0 = np.full(n_frames, np.median(np.asarray(pool[0].f0_hz)), np.float32)
+        f0 = np.full(n_frames, np.median(np.asarray(segments[pool[0]].f0_hz)), np.float32)
     else:
         f0 = np.exp2(np.interp(np.arange(n_frames), known, log_f0[known])).astype(np.float32)
-    return f0, loud, conf
+    return ComposedSong(f0, loud, conf, source)
+
+
+#: A phrase before its jitter: ``(f0, loudness, confidence, source)``, each ``[frames]``.
+_Phrase = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _shuffled_phrase(
-    pool: Sequence[SegmentLike],
+    segments: Sequence[SegmentLike],
+    offsets: np.ndarray,
+    pool: np.ndarray,
     room: int,
     search: int,
     config: JitterConfig,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A random segment of ``pool``, syllable-edited: ``syntax="shuffle"``'s phrase."""
-    segment = pool[rng.integers(len(pool))]
-    contours = [
-        np.asarray(segment.f0_hz),
-        np.asarray(segment.loudness_db),
-        np.asarray(segment.confidence),
-    ]
+) -> _Phrase:
+    """A random segment of ``pool`` (indices into ``segments``), syllable-edited:
+    ``syntax="shuffle"``'s phrase."""
+    index = int(pool[rng.integers(len(pool))])
+    segment = segments[index]
+    loud = np.asarray(segment.loudness_db)
+    frames = np.arange(loud.shape[0])
     # A longer segment than the room left gives an excerpt that starts at the quietest frame
     # near a random point, so long recordings do not always open the song the same way.
-    if contours[0].shape[0] > room:
-        begin = int(rng.integers(contours[0].shape[0] - room + 1))
-        begin += int(np.argmin(contours[1][begin : begin + search]))
-        contours = [c[begin : begin + room] for c in contours]
-    return edit_syllables(*contours, config, rng)
+    if frames.shape[0] > room:
+        begin = int(rng.integers(frames.shape[0] - room + 1))
+        begin += int(np.argmin(loud[begin : begin + search]))
+        frames = frames[begin : begin + room]
+    edited = _edited_frames(loud[frames], config, rng)
+    if edited is not None:
+        frames = frames[edited]
+    return (
+        np.asarray(segment.f0_hz)[frames],
+        loud[frames],
+        np.asarray(segment.confidence)[frames],
+        (offsets[index] + frames).astype(np.float64),
+    )
 
 
 def _transition_table(syntax: SyntaxModel, owners: np.ndarray, recording: str | None) -> np.ndarray:
@@ -425,18 +486,19 @@ def _transition_table(syntax: SyntaxModel, owners: np.ndarray, recording: str | 
 
 def _markov_phrase(
     segments: Sequence[SegmentLike],
+    offsets: np.ndarray,
     owners: np.ndarray,
     syntax: SyntaxModel,
     cumulative: np.ndarray,
     room: int,
     recording: str | None,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> _Phrase:
     """One walk of the chain ``cumulative`` (:func:`_transition_table`) from phrase start to
     phrase end (or ``room`` frames), each type sung as a real syllable of ``segments`` (of
     ``recording`` where it has one)."""
     boundary = syntax.n_types
-    f0s, louds, confs = [], [], []
+    f0s, louds, confs, sources = [], [], [], []
     state, length, level = boundary, 0, None
     while length < room:
         row = cumulative[state]
@@ -460,6 +522,7 @@ def _markov_phrase(
         f0s += [np.log2(np.asarray(segment.f0_hz[start:end], np.float64)), np.full(gap, np.nan)]
         louds += [loud, np.full(gap, LOUDNESS_FLOOR_DB)]
         confs += [np.asarray(segment.confidence[start:end]), np.zeros(gap)]
+        sources += [offsets[index] + np.arange(start, end, dtype=np.float64), np.full(gap, np.nan)]
         length += end - start + gap
     # The gap after the last syllable is the silence between phrases, drawn by the caller.
     log_f0 = np.concatenate(f0s[:-1])
@@ -469,4 +532,5 @@ def _markov_phrase(
         np.exp2(log_f0).astype(np.float32),
         np.concatenate(louds[:-1]).astype(np.float32),
         np.concatenate(confs[:-1]).astype(np.float32),
+        np.concatenate(sources[:-1]),
     )

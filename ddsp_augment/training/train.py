@@ -31,6 +31,7 @@ from ..features.activity import bird_activity
 from ..features.background import noise_floor, render_noise_floor
 from ..features.contours import ContourBank, Segment
 from ..features.pitch import estimate_f0
+from ..features.residual import measure_residual
 from ..io import atomic_write
 from ..model.decoder import DecoderConfig
 from ..model.losses import FFT_SIZES, MultiScaleSpectralLoss
@@ -326,17 +327,25 @@ def _prior_start(
     return have, saved.model.state_dict(), provenance
 
 
-def _contour_bank(recordings: Sequence[Recording]) -> ContourBank:
-    segments = [
-        Segment(
-            rec.f0_hz[a:b].copy(),
-            rec.loudness_db[a:b].copy(),
-            rec.confidence[a:b].copy(),
-            rec.name,
+def _contour_bank(recordings: Sequence[Recording], model: SpeciesModel) -> ContourBank:
+    """The training recordings' segments, each with its recorded residual against ``model``'s
+    harmonics (measured anew at each save: the residual is what these weights leave out)."""
+    segments = []
+    for rec in recordings:
+        harmonic = model.harmonic_part(
+            rec.f0_hz, rec.loudness_db, rec.confidence, rec.audio.shape[0]
         )
-        for rec in recordings
-        for a, b in rec.segments
-    ]
+        residual = measure_residual(rec.audio, harmonic, rec.hop_length)
+        segments += [
+            Segment(
+                rec.f0_hz[a:b].copy(),
+                rec.loudness_db[a:b].copy(),
+                rec.confidence[a:b].copy(),
+                rec.name,
+                residual[a:b].copy(),
+            )
+            for a, b in rec.segments
+        ]
     return ContourBank(segments, recordings[0].sample_rate, recordings[0].hop_length)
 
 
@@ -413,7 +422,6 @@ class _Species:
     val: list[Recording]
     config: DecoderConfig
     sampler: _CropSampler
-    contours: ContourBank
     backgrounds: np.ndarray
     warnings: list[str]
     info: dict[str, Any]
@@ -440,7 +448,12 @@ class _Species:
         """The model directory, with the best metrics so far (an unfinished one says so)."""
         info = {**self.info, "metrics": best, **extra}
         save_species_model(
-            self.output_dir, self.species, model, self.contours, self.backgrounds, info
+            self.output_dir,
+            self.species,
+            model,
+            _contour_bank(self.train, model),
+            self.backgrounds,
+            info,
         )
 
 
@@ -510,7 +523,6 @@ def _prepare(
         val=val,
         config=config,
         sampler=sampler,
-        contours=_contour_bank(train),
         backgrounds=backgrounds,
         warnings=warnings,
         info=info,

@@ -60,3 +60,30 @@ def test_contour_bank_rejects_truncated_file(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match="c.npz"):
         ContourBank.load(path)
+
+
+def test_contour_bank_keeps_residuals_in_half_precision(tmp_path):
+    rng = np.random.default_rng(1)
+    segments = [
+        Segment(
+            *(rng.uniform(1, 2, n).astype(np.float32) for _ in range(3)),
+            f"rec{i}",
+            rng.uniform(-120, 0, (n, 257)).astype(np.float32),
+        )
+        for i, n in enumerate([10, 25])
+    ]
+    bank = ContourBank(segments, 32000, 64)
+    assert bank.has_residual
+    bank.save(tmp_path / "c.npz")
+    loaded = ContourBank.load(tmp_path / "c.npz")
+    assert loaded.has_residual
+    for a, b in zip(segments, loaded.segments, strict=True):
+        assert b.residual_db.dtype == np.float16
+        np.testing.assert_allclose(b.residual_db, a.residual_db, atol=0.07)  # float16 steps
+    f0, loud, residual = loaded.concatenated()
+    assert f0.shape == loud.shape == (35,) and residual.shape == (35, 257)
+    # One segment without a residual (an older model's bank): none is saved or offered.
+    partial = ContourBank([segments[0], Segment(*(np.ones(5, np.float32),) * 3, "r")], 32000, 64)
+    partial.save(tmp_path / "p.npz")
+    assert not ContourBank.load(tmp_path / "p.npz").has_residual
+    assert partial.concatenated()[2] is None

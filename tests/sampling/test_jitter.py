@@ -174,10 +174,11 @@ def test_compose_song_is_valid_and_deterministic(recombine, syntax):
     for n_frames in (1, 7, 1501, 5000):
         a = compose_song(segments, n_frames, config, np.random.default_rng(42), FRAME_RATE)
         b = compose_song(segments, n_frames, config, np.random.default_rng(42), FRAME_RATE)
-        for x, y in zip(a, b, strict=True):
+        for x, y in zip(a[:3], b[:3], strict=True):
             np.testing.assert_array_equal(x, y)
             assert x.shape == (n_frames,) and x.dtype == np.float32 and np.isfinite(x).all()
-        f0, loud, conf = a
+        np.testing.assert_array_equal(a.source, b.source)
+        f0, loud, conf, _ = a
         assert (f0 > 0).all() and (loud >= LOUDNESS_FLOOR_DB).all()
         assert ((conf >= 0) & (conf <= 1)).all()
     c = compose_song(segments, 1501, config, np.random.default_rng(43), FRAME_RATE)
@@ -190,7 +191,7 @@ def test_compose_song_silence_and_start_offsets(syntax):
     model = learn_syntax(segments, FRAME_RATE)
     starts = set()
     for seed in range(20):
-        _, loud, conf = compose_song(
+        _, loud, conf, _ = compose_song(
             segments,
             1501,
             JitterConfig(syntax=syntax),
@@ -213,7 +214,9 @@ def test_compose_song_without_recombine_stays_in_one_recording(syntax):
     ]
     config = dataclasses.replace(STILL, recombine=False, syntax=syntax)
     for seed in range(10):
-        f0, loud, _ = compose_song(segments, 3000, config, np.random.default_rng(seed), FRAME_RATE)
+        f0, loud, _, _ = compose_song(
+            segments, 3000, config, np.random.default_rng(seed), FRAME_RATE
+        )
         voiced = f0[loud > LOUDNESS_FLOOR_DB]
         assert voiced.max() < 4000 or voiced.min() > 4000
 
@@ -239,7 +242,7 @@ def test_markov_songs_sing_the_species_order():
     )
     bigrams: Counter = Counter()
     for seed in range(10):
-        f0, loud, _ = compose_song(
+        f0, loud, _, _ = compose_song(
             segments, 3000, config, np.random.default_rng(seed), FRAME_RATE, model
         )
         for phrase in _phrases(loud, f0)[:-1]:  # the last one may be cut by the clip's end
@@ -262,7 +265,7 @@ def test_markov_gaps_are_recorded_gaps():
     config = dataclasses.replace(STILL, syntax="markov", gap_seconds=(0.2, 0.3))
     recorded = set(model.gaps.tolist())
     for seed in range(5):
-        f0, loud, _ = compose_song(
+        f0, loud, _, _ = compose_song(
             segments, 3000, config, np.random.default_rng(seed), FRAME_RATE, model
         )
         for phrase in _phrases(loud, f0):
@@ -323,3 +326,34 @@ def test_bad_arguments_are_rejected():
 def test_envelope_ramp_is_numpys_linspace_bit_for_bit(stop, length):
     # The jitter's fast ramp must not move a sampled song (tests/test_regression.py pins them).
     np.testing.assert_array_equal(_linspace_from_zero(stop, length), np.linspace(0, stop, length))
+
+
+@pytest.mark.parametrize("syntax", ["markov", "shuffle"])
+@pytest.mark.parametrize("recombine", [True, False])
+def test_compose_song_source_points_at_the_frames_it_sings(syntax, recombine):
+    # Without pitch, tempo or level jitter each sung frame is a copy of its source frame; a
+    # tempo change lands between source frames, whose F0 brackets the sung one.
+    segments = _segments(50.0)
+    f0_bank = np.concatenate([s.f0_hz for s in segments])
+    loud_bank = np.concatenate([s.loudness_db for s in segments])
+    owner = np.concatenate([[s.recording] * len(s.f0_hz) for s in segments])
+    still = dataclasses.replace(STILL, syntax=syntax, recombine=recombine)
+    for seed in range(5):
+        song = compose_song(segments, 3000, still, np.random.default_rng(seed), FRAME_RATE)
+        sung = ~np.isnan(song.source)
+        assert song.source.dtype == np.float64 and 0.3 < sung.mean() < 1.0
+        rows = song.source[sung].astype(np.int64)
+        np.testing.assert_array_equal(rows, song.source[sung])  # tempo 1: whole frames
+        np.testing.assert_allclose(song.f0_hz[sung], f0_bank[rows], rtol=1e-6)
+        if syntax == "shuffle":  # markov levels syllables to their phrase: gains differ
+            np.testing.assert_allclose(song.loudness_db[sung], loud_bank[rows], atol=1e-4)
+        assert (song.loudness_db[~sung] == LOUDNESS_FLOOR_DB).all()
+        if not recombine:
+            assert len(set(owner[rows])) == 1
+    fast = dataclasses.replace(still, tempo=(1.5, 1.5))
+    song = compose_song(segments, 3000, fast, np.random.default_rng(0), FRAME_RATE)
+    sung = ~np.isnan(song.source)
+    low, high = np.floor(song.source[sung]).astype(int), np.ceil(song.source[sung]).astype(int)
+    bracket = np.stack([f0_bank[low], f0_bank[high]])
+    assert (song.f0_hz[sung] >= bracket.min(0) * (1 - 1e-5)).all()
+    assert (song.f0_hz[sung] <= bracket.max(0) * (1 + 1e-5)).all()

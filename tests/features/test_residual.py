@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from ddsp_augment.dsp.numba_kernels import filtered_noise
+from ddsp_augment.dsp.spectral import magnitude_spectrogram
+from ddsp_augment.features.residual import (
+    RESIDUAL_BANDS,
+    RESIDUAL_FLOOR_DB,
+    measure_residual,
+    reshape_residual,
+)
+
+RATE, HOP = 32000, 64
+
+
+def _band_db(residual_db: np.ndarray, low_hz: float, high_hz: float) -> float:
+    """Mean power (dB) of the residual's bands between two frequencies, over the middle frames."""
+    hz = np.arange(residual_db.shape[1]) * RATE / (2 * (residual_db.shape[1] - 1))
+    rows = residual_db[150:-150, (hz >= low_hz) & (hz <= high_hz)]
+    return float(10 * np.log10(np.mean(10 ** (rows / 10))))
+
+
+def test_residual_is_the_noise_the_harmonics_leave():
+    # A 2 kHz tone (the "harmonic part") over a call of band noise at 5-6 kHz: the residual
+    # holds the band at its level and nothing at the tone (frames 150-350: the call).
+    rng = np.random.default_rng(0)
+    t = np.arange(RATE) / RATE
+    tone = (0.3 * np.sin(2 * np.pi * 2000 * t)).astype(np.float32)
+    spectrum = np.fft.rfft(rng.standard_normal(RATE))
+    hz = np.fft.rfftfreq(RATE, 1 / RATE)
+    spectrum[(hz < 5000) | (hz > 6000)] = 0
+    band = np.fft.irfft(spectrum, RATE).astype(np.float32)
+    band *= 0.05 / band.std()
+    # A call, not a background: half the clip (a steady sound is part of the noise floor).
+    band[: RATE // 4] = band[-RATE // 4 :] = tone[: RATE // 4] = tone[-RATE // 4 :] = 0.0
+    residual = measure_residual(tone + band, tone, HOP)
+    assert residual.shape == (RATE // HOP + 1, RESIDUAL_BANDS) and residual.dtype == np.float32
+    in_band = _band_db(residual, 5100, 5900)
+    assert _band_db(residual, 1900, 2100) < in_band - 30  # the tone is the harmonic part's
+    assert _band_db(residual, 9000, 15000) < in_band - 30
+    # Rendered as filtered noise, the residual gives the band back at its level (±1.5 dB).
+    gains = 10 ** (residual / 20)
+    noise = filtered_noise(gains, rng.standard_normal(RATE).astype(np.float32), HOP)
+    kept = magnitude_spectrogram(noise, 512, HOP)[:, 150:-150]
+    original = magnitude_spectrogram(band, 512, HOP)[:, 150:-150]
+    rows = slice(int(5100 / 62.5), int(5900 / 62.5))
+    level = lambda m: 10 * np.log10(np.mean(m[rows] ** 2))  # noqa: E731
+    assert abs(level(kept) - level(original)) < 1.5
+    # Without the harmonic part subtracted, the tone stays in the residual.
+    assert _band_db(measure_residual(tone + band, np.zeros_like(tone), HOP), 1900, 2100) > in_band
+
+
+def test_residual_of_silence_is_the_floor_and_bad_shapes_are_named():
+    silence = np.zeros(8000, np.float32)
+    np.testing.assert_array_equal(measure_residual(silence, silence, HOP), RESIDUAL_FLOOR_DB)
+    with pytest.raises(ValueError, match="one shape"):
+        measure_residual(silence, silence[:-1], HOP)
+    with pytest.raises(ValueError, match="n_bands"):
+        measure_residual(silence, silence, HOP, n_bands=1)
+
+
+def test_reshape_moves_the_residual_with_pitch_and_level():
+    residual = np.full((3, 257), RESIDUAL_FLOOR_DB, np.float32)
+    residual[:, 40] = -20.0  # one band at 2.5 kHz
+    out = reshape_residual(residual, np.array([0.0, 6.0, 0.0]), np.array([1.0, 1.0, 1.5]))
+    assert out.shape == (3, 257) and out.dtype == np.float32
+    assert np.argmax(out[0]) == 40 and out[0, 40] == pytest.approx(0.1, rel=1e-5)
+    assert out[1, 40] == pytest.approx(0.1 * 10 ** (6 / 20), rel=1e-5)  # +6 dB
+    assert np.argmax(out[2]) == 60  # 1.5 × the pitch: 3.75 kHz
+    # Stretched down, the top of the spectrum is empty rather than a copy of the last band.
+    assert reshape_residual(np.zeros((1, 257), np.float32), np.zeros(1), np.array([0.5]))[
+        0, 200
+    ] == pytest.approx(10 ** (RESIDUAL_FLOOR_DB / 20))
+    # Level changes are limited: a near-silent source frame is not blown up.
+    assert reshape_residual(residual[:1], np.array([80.0]), np.ones(1))[0, 40] == pytest.approx(
+        10 ** ((-20 + 20) / 20), rel=1e-5
+    )
+    with pytest.raises(ValueError, match="gain_db and ratio"):
+        reshape_residual(residual, np.zeros(2), np.ones(3))
