@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dsp.numba_kernels import warp_spectra_db
 from ..dsp.spectral import magnitude_spectrogram
 from .background import noise_floor
 
@@ -80,21 +81,11 @@ def reshape_residual(residual_db: np.ndarray, gain_db: np.ndarray, ratio: np.nda
     at ``k / ratio``, linearly between bands; beyond the top band, nothing), so the noise keeps
     its place relative to the harmonics it was measured against.
     """
-    residual_db = np.asarray(residual_db, np.float32)
-    frames, bands = residual_db.shape
+    frames = np.shape(residual_db)[0]
     if np.shape(gain_db) != (frames,) or np.shape(ratio) != (frames,):
         raise ValueError(
             f"gain_db and ratio must be [{frames}] like residual_db's frames, got "
             f"{np.shape(gain_db)} and {np.shape(ratio)}"
         )
-    position = np.arange(bands, dtype=np.float32)[None] / np.asarray(ratio, np.float32)[:, None]
-    low = np.minimum(position.astype(np.int64), bands - 1)
-    high = np.minimum(low + 1, bands - 1)
-    frac = position - low
-    shifted = np.take_along_axis(residual_db, low, 1) * (1 - frac)
-    shifted += np.take_along_axis(residual_db, high, 1) * frac
-    shifted[position > bands - 1] = RESIDUAL_FLOOR_DB
     gain = np.clip(np.asarray(gain_db, np.float32), *_GAIN_LIMITS_DB)
-    shifted += gain[:, None]
-    # 10 ** (dB / 20) as one exp: the per-clip cost of generation.
-    return np.exp(shifted * np.float32(np.log(10.0) / 20.0)).astype(np.float32, copy=False)
+    return warp_spectra_db(residual_db, gain, ratio, RESIDUAL_FLOOR_DB)
