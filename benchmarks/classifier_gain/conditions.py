@@ -358,11 +358,17 @@ def species_clips(
     return clips
 
 
+# What a cached species model holds: 2 = with recorded residuals (SpeciesBank.sample's
+# noise="recorded"); part of the cache key.
+_MODEL_FORMAT = 2
+
+
 def species_model_dir(model_root: Path, clips: Sequence[Clip], prior: Path | None = None) -> Path:
     """Where the model of one species' ``clips`` is cached: ``model_root/<hash of the file
     names>``, so a species cut to the same recordings in another split reuses it; a model
     started from a shared ``prior`` keys that prior's folder too."""
     names = sorted(c.name for c in clips) + ([prior.name] if prior is not None else [])
+    names.append(f"format {_MODEL_FORMAT}")  # a model of an older format is trained again
     key = hashlib.sha1(json.dumps(names).encode()).hexdigest()[:16]
     return model_root / key
 

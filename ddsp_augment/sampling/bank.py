@@ -18,7 +18,7 @@ from ..constants import LOUDNESS_FLOOR_DB, PEAK, SAMPLE_RATE
 from ..features.activity import bird_activity
 from ..features.background import FLOOR_FFT_SIZE, noise_floor, render_noise_floor
 from ..features.pitch import estimate_f0
-from ..features.residual import reshape_residual
+from ..features.residual import measure_residual, reshape_residual
 from ..io import resample
 from ..model.storage import SavedSpecies, find_model_dirs, load_species_model
 from .gate import GateStats, Judge, gated_draw
@@ -467,14 +467,20 @@ class SpeciesBank:
         backend: Backend = "numba",
         keep_background: bool = False,
         jitter: JitterConfig | None = None,
+        noise: NoiseSource = "recorded",
         **jitter_overrides,
     ) -> np.ndarray:
         """Re-sing a real clip ``[samples]`` with ``species``' model, jittered; same length, level.
 
         The clip's F0 and loudness are tracked, jittered (pitch, vibrato, gain; no syllable
-        edits, so timing follows the original) and rendered. ``keep_background`` adds noise with
-        the clip's own measured background under the new song.
+        edits, so timing follows the original) and rendered. ``noise="recorded"`` renders the
+        clip's own recorded residual (what the model's harmonics leave of it above its
+        background) at the new pitch and level, ``"model"`` the decoder's noise branch.
+        ``keep_background`` adds noise with the clip's own measured background under the new
+        song.
         """
+        if noise not in NOISE_SOURCES:
+            raise ValueError(f"noise must be one of {NOISE_SOURCES}, got {noise!r}")
         entry = self.entry(species)
         audio = np.asarray(audio, np.float32)
         if audio.ndim != 1 or audio.size == 0:
@@ -495,8 +501,19 @@ class SpeciesBank:
             short = x.shape[0] <= FLOOR_FFT_SIZE // 2
             floor = np.zeros(FLOOR_FFT_SIZE // 2 + 1, np.float32) if short else noise_floor(x)
             loud = bird_activity(x, model_sr, floor, conf, hop).loudness_db
-            f0, loud, conf = jitter_contours(f0, loud, conf, config, rng, model_sr / hop)
-            bird = entry.model.synthesize(f0, loud, conf, x.shape[0], rng, backend)
+            new = jitter_contours(f0, loud, conf, config, rng, model_sr / hop)
+            magnitudes = None
+            if noise == "recorded":
+                harmonic = entry.model.harmonic_part(f0, loud, conf, x.shape[0])
+                residual = measure_residual(x, harmonic, hop)
+                sung = new[1] > LOUDNESS_FLOOR_DB
+                magnitudes = np.zeros_like(residual)
+                magnitudes[sung] = reshape_residual(
+                    residual[sung], new[1][sung] - loud[sung], new[0][sung] / f0[sung]
+                )
+            bird = entry.model.synthesize(
+                *new, x.shape[0], rng, backend, noise_magnitudes=magnitudes
+            )
         if keep_background:
             background = render_noise_floor(floor, x.shape[0], rng)
         # Level is matched at the caller's rate: resampling below 32 kHz removes the model's
