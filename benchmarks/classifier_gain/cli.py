@@ -197,7 +197,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default={},
         help="JSON dict: 'train' overrides the species models' TrainSettings, 'scene' the "
         "shared scene of ddsp and classic+scene (SceneConfig keys), 'jitter', "
-        "'synthetic_factor' and 'resynthesis' (share of re-sung real clips) the songs, 'gate' "
+        "'synthetic_factor', 'resynthesis' (share of re-sung real clips) and 'noise' "
+        "('recorded' or 'model': SpeciesBank.sample's noise) the songs, 'gate' "
         "the ddsp+gate condition's judge ('real' or 'birdnet') and min_confidence, 'prior' "
         "a shared prior per split (a dict of TrainSettings overrides, {} for the defaults)",
     )
