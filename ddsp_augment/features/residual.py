@@ -48,8 +48,9 @@ def measure_residual(
     contours, before reverb) leaves of the bird above the recording's background.
 
     Power per bin: the recording's, minus its background (``background.noise_floor`` at this
-    resolution), minus the harmonic part's, floored at zero; then scaled from a Hann-windowed
-    spectrum back to noise gains. Empty bins read ``RESIDUAL_FLOOR_DB``.
+    resolution; none in a clip under half its window), minus the harmonic part's,
+    floored at zero; then scaled from a Hann-windowed spectrum back to noise gains. Empty bins
+    read ``RESIDUAL_FLOOR_DB``.
     """
     audio = np.asarray(audio, np.float32)
     harmonic = np.asarray(harmonic, np.float32)
@@ -63,7 +64,9 @@ def measure_residual(
     n_fft = 2 * (n_bands - 1)
     frames = audio.shape[0] // hop_length + 1
     power = magnitude_spectrogram(audio, n_fft, hop_length, power=2.0)[:, :frames]
-    power -= noise_floor(audio, n_fft)[:, None] ** 2
+    # Under half an analysis window there is no background to measure (nor room to pad for it).
+    if audio.shape[0] > n_fft // 2:
+        power -= noise_floor(audio, n_fft)[:, None] ** 2
     power -= magnitude_spectrogram(harmonic, n_fft, hop_length, power=2.0)[:, :frames]
     # A Hann-windowed frame of unit white noise reads sqrt(sum(w^2)) per bin.
     window = np.hanning(n_fft + 1)[:-1]

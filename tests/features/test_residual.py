@@ -53,6 +53,10 @@ def test_residual_is_the_noise_the_harmonics_leave():
 def test_residual_of_silence_is_the_floor_and_bad_shapes_are_named():
     silence = np.zeros(8000, np.float32)
     np.testing.assert_array_equal(measure_residual(silence, silence, HOP), RESIDUAL_FLOOR_DB)
+    # Shorter than half a window: no background to subtract, the click is kept.
+    click = np.zeros(100, np.float32)
+    click[50] = 1.0
+    assert measure_residual(click, np.zeros_like(click), HOP).max() > -40
     with pytest.raises(ValueError, match="one shape"):
         measure_residual(silence, silence[:-1], HOP)
     with pytest.raises(ValueError, match="n_bands"):
