@@ -4,7 +4,9 @@ Contour sampling + jitter + decoder + synthesis + scene (measured background) fo
 32 kHz on one thread:
 
 * ``x_realtime_numba`` / ``x_realtime_torch``: one clip per call (audio seconds per wall
-  second, median call), numba and torch backends;
+  second, median call), numba and torch backends, the songs' noise the recorded residual (the
+  default); ``x_realtime_numba_model_noise`` with the decoder's noise branch instead, and
+  ``numba_recorded_vs_model_noise_cpu_time`` the cost ratio of the two;
 * ``x_realtime_torch_cpu_n{1,16,256}``: the torch backend rendering ``n`` clips per call as one
   batch on the CPU (decoder, synthesis, reverb and scene) and, when CUDA is present,
   ``x_realtime_torch_cuda_n{1,16,256,1024}`` on the GPU;
@@ -65,6 +67,7 @@ def _time_calls(
     repeats: int,
     device: str,
     draws: str = "host",
+    noise: str = "recorded",
 ) -> tuple[float, float]:
     """Median (wall, thread-CPU) seconds of one ``n``-clip call, species and seeds cycling."""
     calls = iter(range(10**9))
@@ -80,6 +83,7 @@ def _time_calls(
             scene=scene,
             device=device,
             draws=draws,
+            noise=noise,
         )
         if device == "cuda":
             torch.cuda.synchronize()
@@ -158,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         ("numba_clean_bird", "numba", SceneConfig(background="none")),
     ):
         seconds[name] = _time_calls(bank, backend, clip_scene, 1, args.repeats, "cpu")
+    # The decoder's own noise branch instead of the recorded residual (the default): its cost.
+    seconds["numba_model_noise"] = _time_calls(
+        bank, "numba", scene, 1, args.repeats, "cpu", noise="model"
+    )
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     reference = bank.sample(bank.species[0], n=4, seconds=CLIP_SECONDS, seed=123, scene=scene)
     for device in devices:
@@ -196,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         if "cuda" not in name:
             report[f"ms_per_3s_clip_{name}_cpu_time"] = 1000 * cpu / n
     report["numba_vs_torch"] = seconds["torch"][0] / seconds["numba"][0]
+    report["numba_recorded_vs_model_noise_cpu_time"] = (
+        seconds["numba"][1] / seconds["numba_model_noise"][1]
+    )
     report["torch_cpu_n256_vs_numba"] = seconds["numba"][0] / (seconds["torch_cpu_n256"][0] / 256)
     report["torch_cpu_n256_vs_numba_cpu_time"] = seconds["numba"][1] / (
         seconds["torch_cpu_n256"][1] / 256

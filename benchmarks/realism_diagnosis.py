@@ -7,6 +7,8 @@ species' training recordings; its ``models/`` holds the trained models), BirdNET
 - ``resynth``: ``SpeciesBank.resynthesize`` of the species' real training recordings, cut in
   ``--seconds`` windows: the model's timbre on real contours and real timing. Low here while
   ``train_real`` is high: the timbre fails. High here while ``sample`` is low: composition;
+- ``resynth_model_noise`` and ``sample_model_noise``: the same two with the decoder's noise
+  branch (``noise="model"``) instead of the recorded residual (the default);
 - one row per composition variant (``sample(**overrides)``): ``no_recombine`` (a song within
   one recording), ``long_gaps`` (0.5-1.5 s silence between phrases), ``markov`` (the species'
   learned syllable order);
@@ -114,6 +116,13 @@ def diagnose(
         "resynth": [
             bank.resynthesize(species, w, RATE, seed=args.seed + i) for i, w in enumerate(real)
         ],
+        "sample_model_noise": list(
+            bank.sample(species, args.n, args.seconds, RATE, seed=args.seed, noise="model")
+        ),
+        "resynth_model_noise": [
+            bank.resynthesize(species, w, RATE, seed=args.seed + i, noise="model")
+            for i, w in enumerate(real)
+        ],
     }
     for name, overrides in VARIANTS.items():
         songs = bank.sample(species, args.n, args.seconds, RATE, seed=args.seed, **overrides)
@@ -152,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         row = diagnose(bank, species, train_audio, args, judge)
         rows.append(row)
         print(json.dumps({k: v["top1"] if isinstance(v, dict) else v for k, v in row.items()}))
-    kinds = ("train_real", "resynth", "sample", *VARIANTS)
+    kinds = ("train_real", "resynth", "sample", "resynth_model_noise", "sample_model_noise")
+    kinds += tuple(VARIANTS)
     kinds += tuple(f"vocoder_{b}{s}" for b in VOCODER_BANDS for s in ("", "_clean"))
     summary = {
         kind: float(np.mean([r[kind]["top1"] for r in rows if r[kind]])) if rows else None

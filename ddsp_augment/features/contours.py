@@ -89,6 +89,10 @@ class ContourBank:
         self.segments = list(segments)
         self.sample_rate = int(sample_rate)
         self.hop_length = int(hop_length)
+        # The segments end to end (see `concatenated`), and whether it is a copy of them (built
+        # on demand) rather than the arrays they are views of (as loaded from a file).
+        self._table: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+        self._table_is_copy = False
 
     @property
     def frame_rate(self) -> float:
@@ -119,15 +123,33 @@ class ContourBank:
 
     def concatenated(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """F0, loudness ``[total_frames]`` and residual ``[total_frames, bands]`` (None without
-        one) of all segments end to end: what a ``ComposedSong.source`` position indexes."""
-        residual = None
-        if self.has_residual:
-            residual = np.concatenate([s.residual_db for s in self.segments])
-        return (
-            np.concatenate([s.f0_hz for s in self.segments]),
-            np.concatenate([s.loudness_db for s in self.segments]),
-            residual,
-        )
+        one) of all segments end to end: what a ``ComposedSong.source`` position indexes.
+
+        A loaded bank's segments are views of these arrays (no copy); otherwise they are
+        concatenated once and kept.
+        """
+        if self._table is None:
+            residual = None
+            if self.has_residual:
+                residual = np.concatenate([s.residual_db for s in self.segments])
+            self._table = (
+                np.concatenate([s.f0_hz for s in self.segments]),
+                np.concatenate([s.loudness_db for s in self.segments]),
+                residual,
+            )
+            self._table_is_copy = True
+        return self._table
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the segments' arrays (and a concatenated copy of them, if made)."""
+        total = 0
+        for s in self.segments:
+            total += s.f0_hz.nbytes + s.loudness_db.nbytes + s.confidence.nbytes
+            total += 0 if s.residual_db is None else s.residual_db.nbytes
+        if self._table_is_copy:
+            total += sum(a.nbytes for a in self._table if a is not None)
+        return total
 
     def save(self, path: str | Path) -> None:
         offsets = np.cumsum([0] + [len(s) for s in self.segments])
@@ -167,7 +189,9 @@ class ContourBank:
             Segment(f0[a:b], loud[a:b], conf[a:b], str(name), _rows(residual, a, b))
             for a, b, name in zip(offsets[:-1], offsets[1:], names, strict=True)
         ]
-        return cls(segments, sample_rate, hop_length)
+        bank = cls(segments, sample_rate, hop_length)
+        bank._table = (f0, loud, residual)
+        return bank
 
 
 def _rows(array: np.ndarray | None, start: int, end: int) -> np.ndarray | None:

@@ -9,9 +9,9 @@ place of the decoder's 65-band noise, moved along with the contour frames it bel
 
 Why: the harsh callers (goshawk, raven, jay, buzzard) carry their identity in spectral detail
 the 65-band noise branch cannot draw and their harmonic branch misses when F0 is tracked at a
-strong partial. Measured with BirdNET on 20 species' training windows (README, "Why the harsh
-callers fail"): the model's resynthesis 0.49 top-1, with the recorded residual 0.58, the real
-windows 0.68.
+strong partial. Measured with BirdNET on 20 species' training windows (README, "Sinusoids plus
+the recorded residual"): the model's resynthesis 0.49 top-1, with the recorded residual 0.57,
+the real windows 0.68; on generated songs 0.49 -> 0.60.
 """
 
 from __future__ import annotations

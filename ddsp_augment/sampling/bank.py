@@ -126,8 +126,9 @@ class SpeciesBank:
         # Syllable syntax per species, learned on first use (a fraction of a second per
         # species: banks that only resynthesise, or sample with syntax="shuffle", never pay it).
         self._syntax: dict[str, SyntaxModel] = {}
-        # Each species' contour bank end to end (F0, loudness, residual), built on first use by
-        # noise="recorded"; None for a model saved without residuals.
+        # Each species' contour bank end to end (F0, loudness, residual: views of the loaded
+        # arrays), looked up on first use by noise="recorded"; None for a model saved without
+        # residuals (warned about once).
         self._residuals: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
 
     @classmethod
@@ -185,15 +186,13 @@ class SpeciesBank:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by weights, contours and background spectra."""
+        """Memory held by weights, contours (with their recorded residuals) and background
+        spectra."""
         total = 0
         for entry in self._entries.values():
             total += sum(p.numel() * p.element_size() for p in entry.model.state_dict().values())
             total += entry.backgrounds.nbytes
-            total += sum(
-                s.f0_hz.nbytes + s.loudness_db.nbytes + s.confidence.nbytes
-                for s in entry.contours.segments
-            )
+            total += entry.contours.nbytes
         return total
 
     def sample(

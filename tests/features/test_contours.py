@@ -80,8 +80,15 @@ def test_contour_bank_keeps_residuals_in_half_precision(tmp_path):
     for a, b in zip(segments, loaded.segments, strict=True):
         assert b.residual_db.dtype == np.float16
         np.testing.assert_allclose(b.residual_db, a.residual_db, atol=0.07)  # float16 steps
+    before = loaded.nbytes
     f0, loud, residual = loaded.concatenated()
     assert f0.shape == loud.shape == (35,) and residual.shape == (35, 257)
+    assert np.shares_memory(residual, loaded.segments[1].residual_db)  # loaded: views, no copy
+    assert loaded.nbytes == before == 35 * (3 * 4 + 257 * 2)
+    # Built in memory, the segments are concatenated once, a copy counted in nbytes.
+    bank.concatenated()
+    assert bank.nbytes == 35 * (3 * 4 + 257 * 4) + 35 * (2 * 4 + 257 * 4)
+    assert bank.concatenated()[2] is bank.concatenated()[2]
     # One segment without a residual (an older model's bank): none is saved or offered.
     partial = ContourBank([segments[0], Segment(*(np.ones(5, np.float32),) * 3, "r")], 32000, 64)
     partial.save(tmp_path / "p.npz")

@@ -183,10 +183,11 @@ def test_unknown_species_and_bad_arguments(small_bank):
         small_bank.sample(small_bank.species[0], n=0)
 
 
-def test_nbytes_counts_weights_backgrounds_and_contours(small_bank):
+def test_nbytes_counts_weights_backgrounds_and_contours(small_bank_path):
+    bank = SpeciesBank.load(small_bank_path)
     expected = 0
-    for species in small_bank.species:
-        entry = small_bank.entry(species)
+    for species in bank.species:
+        entry = bank.entry(species)
         cfg = entry.model.config
         c, k, n_out = cfg.hidden, cfg.kernel_size, 1 + cfg.n_harmonics + cfg.n_noise_bands
         weights = (
@@ -197,8 +198,12 @@ def test_nbytes_counts_weights_backgrounds_and_contours(small_bank):
             + int(cfg.reverb_seconds * cfg.sample_rate)  # reverb IR
         )
         frames = sum(len(s) for s in entry.contours.segments)
-        expected += 4 * weights + 4 * entry.backgrounds.size + 3 * 4 * frames
-    assert small_bank.nbytes == expected
+        # F0, loudness and confidence (float32), the recorded residual (257 bands, float16)
+        expected += 4 * weights + 4 * entry.backgrounds.size + (3 * 4 + 257 * 2) * frames
+    assert bank.nbytes == expected
+    # Sampling with the residual indexes the loaded arrays the segments are views of: no copy.
+    bank.sample(bank.species[0], seconds=0.1, seed=0)
+    assert bank.nbytes == expected
 
 
 def test_repr_names_species_and_path(small_bank, small_bank_path):
