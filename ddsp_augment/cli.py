@@ -194,6 +194,13 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(*_flags("seed"), type=int, default=0)
     p.add_argument(*_flags("sample_rate"), type=int, default=SAMPLE_RATE, help="output rate (Hz)")
     p.add_argument(*_flags("backend"), choices=("numba", "torch"), default="numba")
+    p.add_argument(
+        *_flags("noise"),
+        choices=("recorded", "model"),
+        default="recorded",
+        help="what shapes the songs' noise: the recorded residual of the frames sung, or the "
+        "decoder's noise branch",
+    )
     p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
     p.add_argument(*_flags("real_path"), help="real recordings (<species>/*) for contact sheets")
     p.add_argument(*_flags("from_sidecar"), metavar="JSON", help="regenerate the song of a sidecar")
@@ -503,6 +510,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         jitter=_jitter_overrides(args),
         scene=_scene(args),
         real_path=args.real_path,
+        noise=args.noise,
     )
     out = Path(args.output_path or "results/songs/")
     rows = [

@@ -42,7 +42,7 @@ from ..io import (
 from ..model.storage import find_model_dirs
 from ..plotting import contact_sheet, spectrogram_png
 from ..training.preprocess import load_processed
-from .bank import SpeciesBank, check_sample_args
+from .bank import NOISE_SOURCES, NoiseSource, SpeciesBank, check_sample_args
 from .jitter import JitterConfig
 from .scene import SceneConfig
 
@@ -82,6 +82,7 @@ class SongRequest:
     backend: Backend
     jitter: JitterConfig
     scene: SceneConfig | None
+    noise: NoiseSource = "recorded"
 
     @property
     def stem(self) -> str:
@@ -104,6 +105,7 @@ def render_song(bank: SpeciesBank, request: SongRequest) -> np.ndarray:
         backend=request.backend,
         scene=request.scene,
         jitter=request.jitter,
+        noise=request.noise,
     )[0]
 
 
@@ -195,6 +197,7 @@ def _sidecar(request: SongRequest, model_dir: Path, wav: Path, png: Path) -> dic
         "seconds": request.seconds,
         "sample_rate": request.sample_rate,
         "backend": request.backend,
+        "noise": request.noise,
         "jitter": _config_to_dict(request.jitter),
         "scene": _config_to_dict(request.scene),
         "model": {"directory": str(model_dir.resolve()), "sha256": model_fingerprint(model_dir)},
@@ -240,6 +243,7 @@ def generate_songs(
     scene: SceneConfig | None = None,
     real_path: str | Path | None = None,
     progress: bool = True,
+    noise: NoiseSource = "recorded",
 ) -> dict[str, list[Path]]:
     """Write ``n`` songs per species (wav + spectrogram + sidecar) and a contact sheet each.
 
@@ -247,6 +251,7 @@ def generate_songs(
         model_path: ``models/`` or ``models/<species>/``.
         jitter: :class:`JitterConfig` fields overriding each species' own defaults.
         scene: Where the bird is heard (None: the clean bird).
+        noise: What shapes the songs' noise (``SpeciesBank.sample``'s ``noise``).
         real_path: Folder of real recordings (``<species>/*`` audio or preprocessed ``.npz``)
             for the contact sheets' real column.
 
@@ -258,6 +263,8 @@ def generate_songs(
         raise TypeError(f"seed must be an int >= 0, got {seed!r}")
     check_sample_args(n, seconds, sample_rate, seed, sample_rate)
     check_backend(backend)
+    if noise not in NOISE_SOURCES:
+        raise ValueError(f"noise must be one of {NOISE_SOURCES}, got {noise!r}")
     if real_path is not None and not Path(real_path).is_dir():
         raise FileNotFoundError(f"{real_path}: no such folder of real recordings")
     dirs = find_model_dirs(model_path, species)
@@ -272,7 +279,15 @@ def generate_songs(
         synthetic = []
         for index in range(n):
             request = SongRequest(
-                name, seed, index, float(seconds), sample_rate, backend, configs[name], scene
+                name,
+                seed,
+                index,
+                float(seconds),
+                sample_rate,
+                backend,
+                configs[name],
+                scene,
+                noise,
             )
             wav, audio = _write_song(banks[name], request, model_dir, folder)
             written.setdefault(name, []).append(wav)
@@ -306,6 +321,8 @@ def read_sidecar(path: str | Path) -> tuple[SongRequest, dict[str, Any]]:
             seconds=float(payload["seconds"]),
             sample_rate=int(payload["sample_rate"]),
             backend=str(payload["backend"]),
+            # Sidecars written before recorded residuals rendered the decoder's noise.
+            noise=str(payload.get("noise", "model")),
             # Sidecars written before syntax models sang shuffled phrases: they regenerate so.
             jitter=_config_from_dict(JitterConfig, {"syntax": "shuffle", **payload["jitter"]}),
             scene=None

@@ -22,6 +22,7 @@ SIDECAR_KEYS = {
     "seconds",
     "sample_rate",
     "backend",
+    "noise",
     "jitter",
     "scene",
     "model",
@@ -100,6 +101,28 @@ def test_syntax_round_trips_and_old_sidecars_read_as_shuffle(small_bank_path, tm
     del payload["jitter"]["syntax"]
     sidecar.write_text(json.dumps(payload))
     assert read_sidecar(sidecar)[0].jitter.syntax == "shuffle"
+
+
+def test_noise_round_trips_and_old_sidecars_read_as_decoder_noise(small_bank_path, tmp_path):
+    written = generate_songs(
+        small_bank_path / "Parus_major", tmp_path / "a", n=1, seconds=0.5, noise="model",
+        progress=False,
+    )  # fmt: skip
+    sidecar = written["Parus_major"][0].with_suffix(".json")
+    request, payload = read_sidecar(sidecar)
+    assert request.noise == payload["noise"] == "model"
+    wav, identical = regenerate(sidecar, tmp_path / "b")
+    assert identical
+    default = generate_songs(small_bank_path / "Parus_major", tmp_path / "c", n=1, seconds=0.5,
+                             progress=False)  # fmt: skip
+    assert read_sidecar(default["Parus_major"][0].with_suffix(".json"))[0].noise == "recorded"
+    assert default["Parus_major"][0].read_bytes() != wav.read_bytes()
+    # A sidecar written before recorded residuals has no "noise": the decoder's noise sang.
+    del payload["noise"]
+    sidecar.write_text(json.dumps(payload))
+    assert read_sidecar(sidecar)[0].noise == "model"
+    with pytest.raises(ValueError, match="noise"):
+        generate_songs(small_bank_path, tmp_path / "d", n=1, noise="white", progress=False)
 
 
 def test_scene_round_trips_through_the_sidecar(small_bank_path, tmp_path):
