@@ -43,6 +43,7 @@ from _common import ROOT, bundled_bank, pin_threads, print_json, timed
 pin_threads(1)
 
 import argparse  # noqa: E402
+import re  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
@@ -195,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                     bank, "torch", scene, n, repeats, device, "device"
                 )
     for name, (wall, cpu) in seconds.items():
-        n = int(name.split("_n", 1)[1].split("_")[0]) if "_n" in name else 1
+        batch = re.search(r"_n(\d+)", name)
+        n = int(batch.group(1)) if batch else 1
         if name != "numba_clean_bird":
             report[f"x_realtime_{name}"] = _x_realtime(wall, n)
             if "cuda" not in name:
