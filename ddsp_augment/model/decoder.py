@@ -169,8 +169,12 @@ class Decoder(nn.Module):
         return Controls(f0_hz, amplitude, distribution, noise)
 
     def numpy_forward(
-        self, f0_hz: np.ndarray, loudness_db: np.ndarray, confidence: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self,
+        f0_hz: np.ndarray,
+        loudness_db: np.ndarray,
+        confidence: np.ndarray,
+        with_noise: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """:meth:`forward` for one clip of ``[frames]`` contours in numba, no torch call.
 
         Returns float32 numpy (f0_hz ``[frames]``, amplitude ``[frames]``, harmonic_distribution
@@ -178,7 +182,8 @@ class Decoder(nn.Module):
         torch controls within float32 rounding (sums in another order), except that the
         distribution comes masked at Nyquist and renormalised, as the synthesiser uses it
         (:func:`..dsp.functional.remove_above_nyquist`): harmonics that cannot sound are never
-        computed (a 3 kHz song keeps 5 of 32).
+        computed (a 3 kHz song keeps 5 of 32). ``with_noise=False`` skips the noise bands'
+        outputs (None), for a song whose noise comes from elsewhere (the recorded residual).
         """
         cfg = self.config
         f0_hz = np.asarray(f0_hz, np.float32)
@@ -186,14 +191,16 @@ class Decoder(nn.Module):
         f0 = (np.log2(np.maximum(f0_hz, 1.0)) - _F0_LOG2_MIN) / _F0_LOG2_RANGE
         loud = (loudness_db - cfg.loudness_mean) / cfg.loudness_std
         x = np.stack([f0, loud, np.asarray(confidence, np.float32)], axis=1)
-        raw = nk.separable_conv_stack(x, *self._numpy_weights())
+        raw = nk.separable_conv_stack(x, *self._numpy_weights(with_noise))
         level = np.power(np.float32(10.0), loudness_db / np.float32(20.0))
         amplitude = level * nk.exp_sigmoid(raw[:, 0], max_value=4.0)
         ks = np.arange(1, cfg.n_harmonics + 1, dtype=np.float32)
         audible = (f0_hz[:, None] * ks < np.float32(cfg.sample_rate / 2)).sum(-1)
         harmonics = nk.exp_sigmoid(raw[:, 1 : 1 + cfg.n_harmonics], columns=audible)
         distribution = harmonics / np.maximum(harmonics.sum(-1, keepdims=True), np.float32(1e-7))
-        noise = level[:, None] * nk.exp_sigmoid(raw[:, 1 + cfg.n_harmonics :])
+        noise = None
+        if with_noise:
+            noise = level[:, None] * nk.exp_sigmoid(raw[:, 1 + cfg.n_harmonics :])
         return f0_hz, amplitude, distribution, noise
 
     def synthesis_controls(
@@ -255,15 +262,21 @@ class Decoder(nn.Module):
             self.output.bias,
         )
 
-    def _numpy_weights(self) -> tuple[np.ndarray, ...]:
+    def _numpy_weights(self, with_noise: bool = True) -> tuple[np.ndarray, ...]:
         """:meth:`_stack_weights` in numpy, kept until any parameter changes (their version
-        counters move on every optimiser step or load)."""
+        counters move on every optimiser step or load); without the noise bands' output
+        columns unless ``with_noise``."""
         params = list(self.parameters())
         key = tuple((p._version, p.data_ptr()) for p in params)
         if getattr(self, "_numpy_key", None) != key:
             with torch.no_grad():
-                self._numpy_cache = tuple(
+                weights = tuple(
                     np.array(w.detach().cpu().numpy(), np.float32) for w in self._stack_weights()
                 )
+            kept = 1 + self.config.n_harmonics
+            self._numpy_cache = {
+                True: weights,
+                False: (*weights[:-2], weights[-2][:, :kept].copy(), weights[-1][:kept].copy()),
+            }
             self._numpy_key = key
-        return self._numpy_cache
+        return self._numpy_cache[with_noise]

@@ -131,7 +131,9 @@ class SpeciesModel(nn.Module):
             contours = (as_tensor(f0_hz), as_tensor(loudness_db), as_tensor(confidence))
             recorded = None if noise_magnitudes is None else as_tensor(noise_magnitudes)
             return self.render(*contours, as_tensor(white), recorded)[0].cpu().numpy()
-        harmonic, magnitudes = self._numpy_parts(f0_hz, loudness_db, confidence, n_samples)
+        harmonic, magnitudes = self._numpy_parts(
+            f0_hz, loudness_db, confidence, n_samples, with_noise=noise_magnitudes is None
+        )
         if noise_magnitudes is not None:
             magnitudes = noise_magnitudes
         return self.reverb.apply_numpy(
@@ -144,16 +146,21 @@ class SpeciesModel(nn.Module):
     ) -> np.ndarray:
         """The harmonic branch alone for ``[frames]`` contours → float32 ``[n_samples]``, before
         reverb (numba path): what the recorded residual is measured against."""
-        return self._numpy_parts(f0_hz, loudness_db, confidence, n_samples)[0]
+        return self._numpy_parts(f0_hz, loudness_db, confidence, n_samples, False)[0]
 
     def _numpy_parts(
-        self, f0_hz: np.ndarray, loudness_db: np.ndarray, confidence: np.ndarray, n_samples: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self,
+        f0_hz: np.ndarray,
+        loudness_db: np.ndarray,
+        confidence: np.ndarray,
+        n_samples: int,
+        with_noise: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Harmonic audio ``[n_samples]`` and the decoder's noise magnitudes ``[frames, bands]``
-        (numba decoder and harmonic kernel)."""
+        (None unless ``with_noise``; numba decoder and harmonic kernel)."""
         cfg = self.config
         f0, amplitude, distribution, magnitudes = self.decoder.numpy_forward(
-            f0_hz, loudness_db, confidence
+            f0_hz, loudness_db, confidence, with_noise
         )
         harmonic = nk.harmonic_synth(
             f0, amplitude, distribution, cfg.sample_rate, cfg.hop_length, n_samples
