@@ -326,8 +326,9 @@ class SpeciesBank:
             if residual is None:
                 where = self.directory(species) or species
                 warnings.warn(
-                    f"{where}: saved without recorded residuals (retrain to measure them); "
-                    "noise='recorded' falls back to the model's noise branch",
+                    f"{where}: no recorded residuals (its training is unfinished, or it was "
+                    "saved before they existed: finish or retrain it); noise='recorded' falls "
+                    "back to the model's noise branch",
                     stacklevel=3,
                 )
         return self._residuals[species]

@@ -327,22 +327,24 @@ def _prior_start(
     return have, saved.model.state_dict(), provenance
 
 
-def _contour_bank(recordings: Sequence[Recording], model: SpeciesModel) -> ContourBank:
+def _contour_bank(recordings: Sequence[Recording], model: SpeciesModel | None) -> ContourBank:
     """The training recordings' segments, each with its recorded residual against ``model``'s
-    harmonics (measured anew at each save: the residual is what these weights leave out)."""
+    harmonics (the residual is what these weights leave out; none without a model)."""
     segments = []
     for rec in recordings:
-        harmonic = model.harmonic_part(
-            rec.f0_hz, rec.loudness_db, rec.confidence, rec.audio.shape[0]
-        )
-        residual = measure_residual(rec.audio, harmonic, rec.hop_length)
+        residual = None
+        if model is not None:
+            harmonic = model.harmonic_part(
+                rec.f0_hz, rec.loudness_db, rec.confidence, rec.audio.shape[0]
+            )
+            residual = measure_residual(rec.audio, harmonic, rec.hop_length)
         segments += [
             Segment(
                 rec.f0_hz[a:b].copy(),
                 rec.loudness_db[a:b].copy(),
                 rec.confidence[a:b].copy(),
                 rec.name,
-                residual[a:b].copy(),
+                None if residual is None else residual[a:b].copy(),
             )
             for a, b in rec.segments
         ]
@@ -444,17 +446,12 @@ class _Species:
                     layer.requires_grad_(False)
         return model
 
-    def save(self, model: SpeciesModel, best: dict[str, Any], **extra: Any) -> None:
-        """The model directory, with the best metrics so far (an unfinished one says so)."""
-        info = {**self.info, "metrics": best, **extra}
-        save_species_model(
-            self.output_dir,
-            self.species,
-            model,
-            _contour_bank(self.train, model),
-            self.backgrounds,
-            info,
-        )
+    def save(self, model: SpeciesModel, best: dict[str, Any], complete: bool, **extra: Any) -> None:
+        """The model directory, with the best metrics so far (an unfinished one says so, and
+        has no recorded residuals yet: they are measured once, on the finished weights)."""
+        info = {**self.info, "metrics": best, "complete": complete, **extra}
+        contours = _contour_bank(self.train, model if complete else None)
+        save_species_model(self.output_dir, self.species, model, contours, self.backgrounds, info)
 
 
 def _prepare(

@@ -270,7 +270,7 @@ def test_recorded_noise_follows_the_residual_of_the_frames_sung(small_bank):
 def test_a_model_without_residuals_falls_back_to_its_noise_branch(small_bank):
     species = small_bank.species[0]
     old = _with_residual(small_bank, species, lambda s: None)
-    with pytest.warns(UserWarning, match="without recorded residuals"):
+    with pytest.warns(UserWarning, match="no recorded residuals"):
         songs = old.sample(species, n=2, seconds=0.5, seed=1)
     np.testing.assert_array_equal(
         songs, old.sample(species, n=2, seconds=0.5, seed=1, noise="model")

@@ -64,7 +64,11 @@ def test_resume_after_interruption_matches_uninterrupted_run(recordings, tmp_pat
         train_species(
             recordings, tmp_path / "run", settings, progress=False, on_epoch_end=interrupt
         )
+    # The unfinished directory has no recorded residuals yet (measured on the final weights).
+    unfinished = load_species_model(tmp_path / "run")
+    assert unfinished.info["complete"] is False and not unfinished.contours.has_residual
     resumed = train_species(recordings, tmp_path / "run", settings, resume=True, progress=False)
+    assert load_species_model(tmp_path / "run").contours.has_residual
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3, 4]
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in reference.history]
     a = load_species_model(tmp_path / "ref").model.state_dict()
