@@ -207,6 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--prior_epochs", type=int, help="the prior's epochs (default --epochs)")
     parser.add_argument(
+        "--jitter",
+        type=json.loads,
+        default={},
+        help="JitterConfig overrides for every species' songs as JSON, e.g. "
+        "'{\"pitch_cents\": 100}' (default: each species' own ranges)",
+    )
+    parser.add_argument(
         "--noise",
         choices=NOISE_SOURCES,
         default="recorded",
@@ -219,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         help="decoder settings as JSON, e.g. '{\"n_noise_bands\": 257}' (TrainSettings.decoder)",
     )
     args = parser.parse_args(argv)
+    # JSON has no tuples: ranges come as lists.
+    args.jitter = {k: tuple(v) if isinstance(v, list) else v for k, v in args.jitter.items()}
     with open(args.data_path / "manifest.csv", newline="", encoding="utf-8") as handle:
         manifest = list(csv.DictReader(handle))
     by_species: dict[str, list[dict[str, str]]] = {}
@@ -259,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         if "failed" not in row:
             bank = SpeciesBank.load(args.output_path / "models" / name)
             generated[name] = bank.sample(
-                name, args.n, args.seconds, RATE, seed=args.seed, noise=args.noise
+                name, args.n, args.seconds, RATE, seed=args.seed, noise=args.noise, **args.jitter
             )
             row["background_leak"] = background_leak(bank, name, train)
         real = [r.audio for r in test_recs[name]]
@@ -290,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             judge=light.confidence,
             min_confidence=args.min_confidence,
             noise=args.noise,
+            **args.jitter,
         )
         row["gated"] = judge_species(row["species"], [], list(gated), RATE, birdnet)["generated"]
         row["gate"] = bank.gate_stats.as_dict()
