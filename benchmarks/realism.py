@@ -41,13 +41,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ddsp_augment.checks import NOISE_SOURCES
 from ddsp_augment.dsp import numba_kernels as nk
 from ddsp_augment.evaluation.birdnet import BirdNETJudge, judge_species
 from ddsp_augment.evaluation.clip_judge import RealClipJudge
 from ddsp_augment.features.activity import bird_activity
 from ddsp_augment.features.loudness import loudness_db
 from ddsp_augment.io import AudioError, load_audio
-from ddsp_augment.sampling.bank import NOISE_SOURCES, SpeciesBank
+from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.training.preprocess import Recording, analyse_audio
 from ddsp_augment.training.prior import PRIOR_DIR, train_prior
 from ddsp_augment.training.train import CollapseError, TrainSettings, train_species

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-__all__ = ["BACKENDS", "DRAWS", "Backend", "Draws", "check_backend", "check_draws", "check_range"]
+__all__ = [
+    "BACKENDS",
+    "DRAWS",
+    "NOISE_SOURCES",
+    "Backend",
+    "Draws",
+    "NoiseSource",
+    "check_backend",
+    "check_draws",
+    "check_noise",
+    "check_range",
+]
 
 Backend = Literal["numba", "torch"]
 """Synthesis backend: ``"numba"`` (CPU fast path) or ``"torch"`` (differentiable, any device)."""
@@ -13,6 +24,11 @@ Draws = Literal["host", "device"]
 """Where the torch backend draws its bulk noise: ``"host"`` (numpy, per-clip generators: the
 numba path's songs) or ``"device"`` (torch generators seeded per clip, on the batch's device)."""
 DRAWS: tuple[str, ...] = get_args(Draws)
+NoiseSource = Literal["recorded", "model"]
+"""What shapes a generated song's noise: ``"recorded"``, the recorded residual of the real frames
+the song was composed from (``features.residual``), or ``"model"``, the decoder's own 65-band
+noise branch."""
+NOISE_SOURCES: tuple[str, ...] = get_args(NoiseSource)
 
 
 def check_backend(backend: str) -> Backend:
@@ -20,6 +36,13 @@ def check_backend(backend: str) -> Backend:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return backend  # type: ignore[return-value]
+
+
+def check_noise(noise: str) -> NoiseSource:
+    """``noise`` if it is a :data:`NoiseSource`, else a ValueError naming the argument."""
+    if noise not in NOISE_SOURCES:
+        raise ValueError(f"noise must be one of {NOISE_SOURCES}, got {noise!r}")
+    return noise  # type: ignore[return-value]
 
 
 def check_draws(draws: str) -> Draws:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..checks import Draws, check_draws
+from ..checks import Draws, NoiseSource, check_draws, check_noise
 from ..sampling.bank import SpeciesBank
 from ..sampling.scene import SceneConfig
 
@@ -73,6 +73,9 @@ class BatchDDSPSynth(BaseWaveformTransform):
         draws: Where the songs' bulk noise is drawn (:meth:`SpeciesBank.sample`): ``"host"``
             (the numba path's songs) or ``"device"`` (on the batch's device: on a GPU, the
             CPU only composes contours).
+        noise: What shapes the songs' noise: "model" (the decoder's noise branch, the default
+            for classifier training, as in ``DDSPBalancedDataset``) or "recorded" (the
+            recorded residual; see ``SpeciesBank.sample``).
     """
 
     supported_modes = {"per_example"}
@@ -95,6 +98,7 @@ class BatchDDSPSynth(BaseWaveformTransform):
         seed: int | None = None,
         output_type: Literal["dict", "tensor"] | None = "dict",
         draws: Draws = "host",
+        noise: NoiseSource = "model",
     ) -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
@@ -120,6 +124,7 @@ class BatchDDSPSynth(BaseWaveformTransform):
         self.snr_db = (float(min_snr_db), float(max_snr_db))
         self.scene = scene
         self.draws = check_draws(draws)
+        self.noise = check_noise(noise)
         self._seeds = np.random.SeedSequence(seed)
 
     def randomize_parameters(
@@ -172,6 +177,7 @@ class BatchDDSPSynth(BaseWaveformTransform):
                 device=samples.device,
                 scene=self.scene,
                 draws=self.draws,
+                noise=self.noise,
             )
             songs = torch.from_numpy(songs).to(samples.device, samples.dtype)[:, None, :]
             index = torch.as_tensor(rows, device=samples.device)

@@ -12,7 +12,7 @@ import torch
 from audiomentations.core.transforms_interface import BaseWaveformTransform
 from numpy.typing import NDArray
 
-from ..checks import Backend, check_backend
+from ..checks import Backend, NoiseSource, check_backend, check_noise
 from ..constants import PEAK
 from ..sampling.bank import SpeciesBank
 from ..sampling.jitter import JitterConfig
@@ -101,6 +101,9 @@ class DDSPSynth(BaseWaveformTransform):
             range left None keeps the species' own default (see `JitterConfig`). The tempo
             applies to ``mix`` only (``resynth`` keeps the input's timing).
         backend: Synthesis backend ("numba" on CPU, or "torch").
+        noise: What shapes the song's noise: "model" (the decoder's noise branch, the default
+            for classifier training, as in ``DDSPBalancedDataset``) or "recorded" (the
+            recorded residual; see ``SpeciesBank.sample``).
         p: Probability of applying the transform.
         seed: Seed of the transform's own generator.
     """
@@ -123,6 +126,7 @@ class DDSPSynth(BaseWaveformTransform):
         min_vibrato_hz: float | None = None,
         max_vibrato_hz: float | None = None,
         backend: Backend = "numba",
+        noise: NoiseSource = "model",
         p: float = 0.5,
         seed: int | None = None,
     ) -> None:
@@ -132,6 +136,7 @@ class DDSPSynth(BaseWaveformTransform):
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         check_backend(backend)
+        self.noise = check_noise(noise)
         if min_snr_db > max_snr_db:
             raise ValueError(f"min_snr_db ({min_snr_db}) must not exceed max_snr_db ({max_snr_db})")
         if seed is not None and (not isinstance(seed, int | np.integer) or seed < 0):
@@ -275,6 +280,7 @@ class DDSPSynth(BaseWaveformTransform):
                 sample_rate,
                 seed=seed,
                 backend=self.backend,
+                noise=self.noise,
                 keep_background=self.keep_background,
                 **self._jitter,
             )
@@ -289,6 +295,7 @@ class DDSPSynth(BaseWaveformTransform):
             sample_rate=sample_rate,
             seed=seed,
             backend=self.backend,
+            noise=self.noise,
             **self._jitter,
         )[0]
         # round(seconds * rate) may miss n by a sample.

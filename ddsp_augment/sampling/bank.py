@@ -8,12 +8,11 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
-from ..checks import Backend, Draws, check_backend, check_draws
+from ..checks import Backend, Draws, NoiseSource, check_backend, check_draws, check_noise
 from ..constants import LOUDNESS_FLOOR_DB, PEAK, SAMPLE_RATE
 from ..features.activity import bird_activity
 from ..features.background import FLOOR_FFT_SIZE, noise_floor, render_noise_floor
@@ -26,13 +25,7 @@ from .jitter import ComposedSong, JitterConfig, compose_song, jitter_contours
 from .scene import SceneConfig, SceneDraw, apply_scene, apply_scenes_torch, draw_scene
 from .syllables import SyntaxModel, learn_syntax
 
-__all__ = ["NOISE_SOURCES", "NoiseSource", "SpeciesBank"]
-
-#: What shapes a generated song's noise: ``"recorded"``, the recorded residual of the frames the
-#: song's contours came from (:mod:`..features.residual`), or ``"model"``, the decoder's own
-#: 65-band noise branch.
-NoiseSource = Literal["recorded", "model"]
-NOISE_SOURCES: tuple[NoiseSource, ...] = ("recorded", "model")
+__all__ = ["SpeciesBank"]
 
 # Clips rendered together by the torch backend, by device type: on a GPU enough to keep it busy
 # (host memory about 1.5 MB per 3 s clip: contours, noise, scene spectra and audio); on a CPU few
@@ -255,8 +248,7 @@ class SpeciesBank:
                 f"{max_draws}"
             )
         check_backend(backend)
-        if noise not in NOISE_SOURCES:
-            raise ValueError(f"noise must be one of {NOISE_SOURCES}, got {noise!r}")
+        check_noise(noise)
         if check_draws(draws) == "device" and backend != "torch":
             raise ValueError(f"draws='device' needs backend='torch', got backend={backend!r}")
         entry = self.entry(species)
@@ -479,8 +471,7 @@ class SpeciesBank:
         ``keep_background`` adds noise with the clip's own measured background under the new
         song.
         """
-        if noise not in NOISE_SOURCES:
-            raise ValueError(f"noise must be one of {NOISE_SOURCES}, got {noise!r}")
+        check_noise(noise)
         entry = self.entry(species)
         audio = np.asarray(audio, np.float32)
         if audio.ndim != 1 or audio.size == 0:

@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..checks import Backend, check_backend
+from ..checks import Backend, NoiseSource, check_backend, check_noise
 from ..constants import SAMPLE_RATE
 from ..io import (
     AUDIO_EXTENSIONS,
@@ -42,7 +42,7 @@ from ..io import (
 from ..model.storage import find_model_dirs
 from ..plotting import contact_sheet, spectrogram_png
 from ..training.preprocess import load_processed
-from .bank import NOISE_SOURCES, NoiseSource, SpeciesBank, check_sample_args
+from .bank import SpeciesBank, check_sample_args
 from .jitter import JitterConfig
 from .scene import SceneConfig
 
@@ -263,8 +263,7 @@ def generate_songs(
         raise TypeError(f"seed must be an int >= 0, got {seed!r}")
     check_sample_args(n, seconds, sample_rate, seed, sample_rate)
     check_backend(backend)
-    if noise not in NOISE_SOURCES:
-        raise ValueError(f"noise must be one of {NOISE_SOURCES}, got {noise!r}")
+    check_noise(noise)
     if real_path is not None and not Path(real_path).is_dir():
         raise FileNotFoundError(f"{real_path}: no such folder of real recordings")
     dirs = find_model_dirs(model_path, species)

@@ -76,9 +76,11 @@ def test_replace_puts_the_song_in_and_relabels(small_bank):
         assert 0 < out.samples[i].abs().max() <= 0.99
     # the replaced examples hold the bank's songs for the transform's seed
     seeds = np.random.SeedSequence(int(augment.transform_parameters["song_seed"])).spawn(3)
+    assert augment.noise == "model"  # classifier training's default noise (the decoder's)
     songs = small_bank.sample(
-        "Parus_major", n=2, seconds=0.5, sample_rate=SR, seed=seeds[2], backend="torch"
-    )  # noqa: E501
+        "Parus_major", n=2, seconds=0.5, sample_rate=SR, seed=seeds[2], backend="torch",
+        noise="model",
+    )  # fmt: skip
     torch.testing.assert_close(out.samples[[2, 4], 0], torch.from_numpy(songs))
     for i in (0, 1, 3, 5):  # Fringilla is not a minority class here
         torch.testing.assert_close(out.samples[i], samples[i], rtol=0, atol=0)

@@ -510,3 +510,15 @@ def test_quality_gate_redraws_rejected_songs(items, small_bank_path):
 def test_quality_gate_is_checked(items, small_bank_path, gate, error, message):
     with pytest.raises(error, match=message):
         balanced(items, small_bank_path, quality_gate=gate)
+
+
+def test_noise_source_is_a_setting_of_the_synthetic_items(items, small_bank_path):
+    # The decoder's noise by default; "recorded" gives other songs for the same seed.
+    model = balanced(items, small_bank_path, target="max")
+    recorded = balanced(items, small_bank_path, target="max", noise="recorded")
+    last = len(model) - 1
+    assert model.noise == "model"
+    assert not torch.equal(model[last][0], recorded[last][0])
+    assert model._cache_settings() != recorded._cache_settings()  # cached songs kept apart
+    with pytest.raises(ValueError, match="noise"):
+        balanced(items, small_bank_path, noise="none")

@@ -230,3 +230,21 @@ def test_invalid_arguments_raise_value_error(small_bank_path, kwargs, message):
     kwargs.setdefault("species", "Parus_major")
     with pytest.raises(ValueError, match=message):
         DDSPSynth(small_bank_path, **kwargs)
+
+
+@pytest.mark.parametrize("mode", ["resynth", "mix"])
+def test_noise_source_reaches_the_bank(song, small_bank_path, mode):
+    """The decoder's noise by default (classifier training's validated default); "recorded"
+    gives the bank's songs with the recorded residual for the same draws."""
+    audio, rate = song
+    outputs = {}
+    for noise in ("model", "recorded"):
+        synth = DDSPSynth(small_bank_path, "Parus_major", mode=mode, p=1.0, seed=5, noise=noise)
+        outputs[noise] = synth(samples=audio, sample_rate=rate)
+        assert np.isfinite(outputs[noise]).all() and np.abs(outputs[noise]).max() <= 0.99
+    default = DDSPSynth(small_bank_path, "Parus_major", mode=mode, p=1.0, seed=5)
+    default = default(samples=audio, sample_rate=rate)
+    np.testing.assert_array_equal(default, outputs["model"])
+    assert not np.array_equal(outputs["model"], outputs["recorded"])
+    with pytest.raises(ValueError, match="noise"):
+        DDSPSynth(small_bank_path, noise="pink")
