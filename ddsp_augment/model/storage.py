@@ -5,7 +5,8 @@
   sha256 of each file below (``"files"``). Written last, so a directory without it is an
   unfinished save and is rejected.
 - ``weights.safetensors`` — model weights (safetensors cannot carry code, unlike pickle).
-- ``contours.npz`` — the species' contour bank (no pickle).
+- ``contours.npz`` — the species' contour bank (no pickle), with each frame's recorded residual
+  (``features.residual``; float16 dB) once training has finished.
 - ``backgrounds.npz`` — each training recording's background magnitude (2048-point STFT).
 - ``checkpoint/state.safetensors`` — last training state for ``--resume``: tensors and the JSON
   state (history, RNG states, ...) in one file, so it is replaced in one rename.
@@ -46,6 +47,7 @@ from safetensors.torch import load_file, save_file
 
 from ..features.background import FLOOR_FFT_SIZE
 from ..features.contours import ContourBank
+from ..features.residual import RESIDUAL_FLOOR_DB
 from ..io import PathError, atomic_write, read_json
 from .decoder import DecoderConfig
 from .species_model import SpeciesModel
@@ -366,6 +368,9 @@ def _load_contours(path: Path, config: DecoderConfig) -> ContourBank:
         _check_finite(
             path, field, np.concatenate([getattr(s, field) for s in contours.segments]), low, high
         )
+    residual = contours.concatenated()[2]
+    if residual is not None:  # filtered-noise gains in dB: floor -120, never loud
+        _check_finite(path, "residual_db", residual, RESIDUAL_FLOOR_DB - 1.0, 40.0)
     return contours
 
 

@@ -103,6 +103,9 @@ def test_bad_backgrounds_are_named(tmp_path, backgrounds, message):
         ({"loudness_db": np.full(60, -np.inf, np.float32)}, "loudness_db contains NaN"),
         ({"confidence": np.full(60, 2, np.float32)}, r"confidence outside \[0.0, 1.0\]"),
         ({"grid": np.array([16000, 64])}, "contours are on a 16000 Hz / hop 64 grid"),
+        ({"residual_db": np.full((60, 257), np.nan, np.float16)}, "residual_db contains NaN"),
+        ({"residual_db": np.full((60, 257), 90, np.float16)}, r"residual_db outside \[-121.0, 40"),
+        ({"residual_db": np.zeros((59, 257), np.float16)}, "inconsistent"),
     ],
 )
 def test_bad_contours_are_named(tmp_path, arrays, message):
