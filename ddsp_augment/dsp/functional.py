@@ -9,12 +9,11 @@ from __future__ import annotations
 import functools
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as tnf
 from torch import Tensor
 
-from .numba_kernels import _half_ir_table
+from .numba_kernels import _zero_phase_pieces, _zero_phase_response_table
 
 # harmonic_synth_recurrent: segments (hops) per sorted row, and samples per block of rows.
 _HARMONIC_ROW_SEGMENTS = 4
@@ -362,7 +361,7 @@ def filtered_noise_zero_phase(magnitudes: Tensor, noise: Tensor, hop_length: int
 
     The causal FIR followed by dropping its ``taps // 2`` delay is the zero-phase FIR ``h``
     (real, even, ``|d| < n_bands - 1`` taps): its spectrum on an ``L·hop``-point grid is real
-    and linear in the magnitudes, one matrix product (:func:`_zero_phase_response_table`), which
+    and linear in the magnitudes, one matrix product (:func:`_response_table`), which
     replaces designing each frame's FIR and transforming it. Each frame's noise block times that
     response goes back by a circular inverse FFT just long enough to hold the filtered block
     with its negative-time lead, and the ``L`` hop-long pieces are added into the output frames
@@ -373,11 +372,9 @@ def filtered_noise_zero_phase(magnitudes: Tensor, noise: Tensor, hop_length: int
     batch, frames, n_bands = magnitudes.shape
     n_samples = noise.shape[-1]
     hop = hop_length
-    reach = n_bands - 2  # h[d] is zero for |d| >= n_bands - 1
-    lead = -(-reach // hop)  # hop blocks before the frame's own (negative times)
-    pieces = lead + -(-(hop + reach) // hop)
+    lead, pieces = _zero_phase_pieces(n_bands, hop)  # hop blocks before the frame's own, all
     n_fft = pieces * hop
-    table = _zero_phase_response_table(n_bands, n_fft).to(magnitudes)
+    table = _response_table(n_bands, n_fft).to(magnitudes)
     # Frames whose hop of noise is all there are views of it; the rest (at most the last few)
     # are zero-padded copies.
     whole = min(frames, n_samples // hop)
@@ -426,18 +423,9 @@ def filtered_noise_zero_phase(magnitudes: Tensor, noise: Tensor, hop_length: int
 
 
 @functools.lru_cache(maxsize=8)
-def _zero_phase_response_table(n_bands: int, n_fft: int) -> Tensor:
-    """``[n_bands, n_fft // 2 + 1]`` float32 ``R`` with ``magnitudes @ R`` = the real spectrum
-    of :func:`noise_impulse_responses`' FIR without its delay, on the ``n_fft``-point grid.
-
-    From the FIR's half (``ir[c + d]`` for ``d = 0..c``, ``c = n_bands - 1``, symmetric about
-    ``c``): ``H(f) = h[0] + 2 Σ_d h[d] cos(2π f d / n_fft)``, built in float64.
-    """
-    half = _half_ir_table(n_bands).astype(np.float64)  # [n_bands, n_bands]: k -> h[d]
-    d = np.arange(n_bands)[:, None]
-    f = np.arange(n_fft // 2 + 1)[None, :]
-    cosines = np.where(d == 0, 1.0, 2.0) * np.cos(2 * np.pi * f * d / n_fft)
-    return torch.from_numpy((half @ cosines).astype(np.float32))
+def _response_table(n_bands: int, n_fft: int) -> Tensor:
+    """``numba_kernels._zero_phase_response_table`` as a tensor (built once per size)."""
+    return torch.from_numpy(_zero_phase_response_table(n_bands, n_fft))
 
 
 def separable_conv_stack(

@@ -5,7 +5,8 @@ model as the sinusoidal part. Per 2 ms frame, the residual is the recording's sp
 its measured background and minus the model's own harmonic rendering of that recording's
 contours, on a 62.5 Hz grid (``RESIDUAL_BANDS``). Generation renders it as filtered noise in
 place of the decoder's 65-band noise, moved along with the contour frames it belongs to
-(:func:`reshape_residual` applies the new song's pitch and level).
+(:func:`reshape_residual` applies the new song's pitch and level), at a quarter of the frame
+rate (:func:`pool_residual`).
 
 Why: the harsh callers (goshawk, raven, jay, buzzard) carry their identity in spectral detail
 the 65-band noise branch cannot draw and their harmonic branch misses when F0 is tracked at a
@@ -18,11 +19,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dsp.numba_kernels import warp_spectra_db
+from ..dsp.numba_kernels import pool_frames, warp_spectra_db
 from ..dsp.spectral import magnitude_spectrogram
 from .background import noise_floor
 
-__all__ = ["RESIDUAL_BANDS", "RESIDUAL_FLOOR_DB", "measure_residual", "reshape_residual"]
+__all__ = [
+    "RESIDUAL_BANDS",
+    "RESIDUAL_FLOOR_DB",
+    "RESIDUAL_POOL",
+    "measure_residual",
+    "pool_residual",
+    "reshape_residual",
+]
 
 #: Bands of a residual frame: a 512-point FFT at 32 kHz, 62.5 Hz apart. At the decoder's 65
 #: bands a noise vocoder of the clean recordings lost most species in BirdNET's ears; at 257 it
@@ -30,6 +38,12 @@ __all__ = ["RESIDUAL_BANDS", "RESIDUAL_FLOOR_DB", "measure_residual", "reshape_r
 RESIDUAL_BANDS = 257
 #: Level of a residual band with nothing in it, dB (re. the filtered-noise gain 1).
 RESIDUAL_FLOOR_DB = -120.0
+#: Control frames per frame of the rendered residual: 4 (hop 256, 8 ms at 32 kHz). Each band's
+#: level is measured through a 512-point (16 ms) window, so 2 ms frames repeat it; rendered at
+#: 8 ms the filtered noise costs a third (one FIR and one FFT per 4 frames), and its per-band
+#: energy stays within a fraction of a dB of the 2 ms rendering's, less than one noise draw
+#: differs from another (tests/features/test_residual.py; README, "Speed").
+RESIDUAL_POOL = 4
 # A phrase's level may be moved this far (dB) from its source frames' before its residual is
 # clamped: jitter moves levels by a few dB, and the limit keeps a near-silent source frame from
 # being blown up into audible noise.
@@ -92,3 +106,11 @@ def reshape_residual(residual_db: np.ndarray, gain_db: np.ndarray, ratio: np.nda
         )
     gain = np.clip(np.asarray(gain_db, np.float32), *_GAIN_LIMITS_DB)
     return warp_spectra_db(residual_db, gain, ratio, RESIDUAL_FLOOR_DB)
+
+
+def pool_residual(magnitudes: np.ndarray) -> np.ndarray:
+    """Residual magnitudes ``[frames, bands]`` (:func:`reshape_residual`'s, per control frame)
+    → ``[ceil(frames / RESIDUAL_POOL), bands]``, to render as filtered noise at
+    ``RESIDUAL_POOL`` times the control hop: each run of ``RESIDUAL_POOL`` frames' RMS per
+    band, so each run's noise keeps its energy in every band."""
+    return pool_frames(magnitudes, RESIDUAL_POOL)

@@ -73,13 +73,15 @@ class SpeciesModel(nn.Module):
         confidence: Tensor,
         white_noise: Tensor,
         noise_magnitudes: Tensor | None = None,
+        noise_hop_length: int | None = None,
     ) -> Tensor:
         """Batched generation on the model's device: ``[batch, frames]`` contours and
         ``white_noise [batch, n_samples]`` → ``[batch, n_samples]``, no gradients.
 
-        ``noise_magnitudes [batch, frames, bands]`` (any number of bands), when given, shape
-        the noise instead of the decoder's own noise branch (the recorded residual,
-        :mod:`..features.residual`).
+        ``noise_magnitudes [batch, noise_frames, bands]`` (any number of bands), when given,
+        shape the noise instead of the decoder's own noise branch (the recorded residual,
+        :mod:`..features.residual`), one frame per ``noise_hop_length`` samples (None: the
+        model's hop).
 
         Clips go through the decoder (:meth:`.decoder.Decoder.synthesis_controls`), synthesis
         (:func:`..dsp.functional.harmonic_synth_recurrent` and
@@ -88,6 +90,9 @@ class SpeciesModel(nn.Module):
         of at most ``_RENDER_ELEMENTS[device type]`` samples.
         """
         cfg = self.config
+        noise_hop = cfg.hop_length
+        if noise_magnitudes is not None:
+            noise_hop = _check_noise_hop(noise_hop_length, cfg.hop_length)
         budget = _RENDER_ELEMENTS.get(white_noise.device.type, _RENDER_ELEMENTS["cpu"])
         chunk = max(1, budget // white_noise.shape[-1])
         parts = []
@@ -101,7 +106,7 @@ class SpeciesModel(nn.Module):
             )
             if noise_magnitudes is not None:
                 magnitudes = noise_magnitudes[part]
-            noise = F.filtered_noise_zero_phase(magnitudes, white_noise[part], cfg.hop_length)
+            noise = F.filtered_noise_zero_phase(magnitudes, white_noise[part], noise_hop)
             parts.append(self.reverb.apply_batch(harmonic, noise))
         return parts[0] if len(parts) == 1 else torch.cat(parts)  # one chunk: no copy
 
@@ -115,13 +120,15 @@ class SpeciesModel(nn.Module):
         rng: np.random.Generator,
         backend: Backend = "numba",
         noise_magnitudes: np.ndarray | None = None,
+        noise_hop_length: int | None = None,
     ) -> np.ndarray:
         """Render one clip from ``[frames]`` contours → float32 ``[n_samples]``, no gradients.
 
         ``backend="numba"`` runs the CPU fast path (numba decoder and kernels, numpy FFT, no
         torch call); ``"torch"`` the differentiable path (on the model's device, see
         :meth:`render`). Both draw their white noise from ``rng`` so a seed fixes the output
-        whatever the backend. ``noise_magnitudes [frames, bands]``: as in :meth:`render`.
+        whatever the backend. ``noise_magnitudes [noise_frames, bands]`` and
+        ``noise_hop_length``: as in :meth:`render`.
         """
         check_backend(backend)
         white = rng.standard_normal(n_samples, dtype=np.float32)
@@ -130,15 +137,20 @@ class SpeciesModel(nn.Module):
             as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)[None]  # noqa: E731
             contours = (as_tensor(f0_hz), as_tensor(loudness_db), as_tensor(confidence))
             recorded = None if noise_magnitudes is None else as_tensor(noise_magnitudes)
-            return self.render(*contours, as_tensor(white), recorded)[0].cpu().numpy()
+            clips = self.render(*contours, as_tensor(white), recorded, noise_hop_length)
+            return clips[0].cpu().numpy()
+        hop = self.config.hop_length
         harmonic, magnitudes = self._numpy_parts(
             f0_hz, loudness_db, confidence, n_samples, with_noise=noise_magnitudes is None
         )
-        if noise_magnitudes is not None:
-            magnitudes = noise_magnitudes
-        return self.reverb.apply_numpy(
-            harmonic + nk.filtered_noise(magnitudes, white, self.config.hop_length)
-        )
+        if noise_magnitudes is None:
+            noise = nk.filtered_noise(magnitudes, white, hop)
+        else:
+            # Block FFTs: the recorded residual's FIRs are long (512 taps at 257 bands), and
+            # direct convolution costs every tap per sample.
+            noise_hop = _check_noise_hop(noise_hop_length, hop)
+            noise = nk.filtered_noise_zero_phase(noise_magnitudes, white, noise_hop)
+        return self.reverb.apply_numpy(harmonic + noise)
 
     @torch.inference_mode()
     def harmonic_part(
@@ -166,3 +178,14 @@ class SpeciesModel(nn.Module):
             f0, amplitude, distribution, cfg.sample_rate, cfg.hop_length, n_samples
         )
         return harmonic, magnitudes
+
+
+def _check_noise_hop(noise_hop_length: int | None, hop_length: int) -> int:
+    """``noise_hop_length`` (None: ``hop_length``), checked to be a positive int."""
+    if noise_hop_length is None:
+        return hop_length
+    if isinstance(noise_hop_length, bool) or not isinstance(noise_hop_length, int | np.integer):
+        raise TypeError(f"noise_hop_length must be an int, got {type(noise_hop_length).__name__}")
+    if noise_hop_length < 1:
+        raise ValueError(f"noise_hop_length must be >= 1, got {noise_hop_length}")
+    return int(noise_hop_length)

@@ -17,7 +17,12 @@ from ..constants import LOUDNESS_FLOOR_DB, PEAK, SAMPLE_RATE
 from ..features.activity import bird_activity
 from ..features.background import FLOOR_FFT_SIZE, noise_floor, render_noise_floor
 from ..features.pitch import estimate_f0
-from ..features.residual import measure_residual, reshape_residual
+from ..features.residual import (
+    RESIDUAL_POOL,
+    measure_residual,
+    pool_residual,
+    reshape_residual,
+)
 from ..io import resample
 from ..model.storage import SavedSpecies, find_model_dirs, load_species_model
 from .gate import GateStats, Judge, gated_draw
@@ -327,7 +332,8 @@ class SpeciesBank:
 
     def _recorded_noise(self, species: str, song: ComposedSong) -> np.ndarray:
         """The recorded residual under ``song``: each frame's source frame, at the song's pitch
-        and level → noise magnitudes ``[frames, bands]`` float32 (zero where nothing sings)."""
+        and level → noise magnitudes ``[ceil(frames / RESIDUAL_POOL), bands]`` float32 (zero
+        where nothing sings), pooled to render at ``RESIDUAL_POOL`` hops a frame."""
         f0, loud, residual = self._residual(species)
         sung = ~np.isnan(song.source) & (song.loudness_db > LOUDNESS_FLOOR_DB)
         out = np.zeros((song.source.shape[0], residual.shape[1]), np.float32)
@@ -335,7 +341,11 @@ class SpeciesBank:
         out[sung] = reshape_residual(
             residual[rows], song.loudness_db[sung] - loud[rows], song.f0_hz[sung] / f0[rows]
         )
-        return out
+        return pool_residual(out)
+
+    def _noise_hop(self, species: str, recorded: bool) -> int | None:
+        """Samples per frame of the recorded noise's magnitudes (None: the decoder's noise)."""
+        return self.entry(species).model.config.hop_length * RESIDUAL_POOL if recorded else None
 
     def _render_numba(
         self,
@@ -348,7 +358,7 @@ class SpeciesBank:
         song = self._contours(species, config, rng, n_model)
         magnitudes = self._recorded_noise(species, song) if recorded else None
         return self.entry(species).model.synthesize(
-            *song[:3], n_model, rng, "numba", noise_magnitudes=magnitudes
+            *song[:3], n_model, rng, "numba", magnitudes, self._noise_hop(species, recorded)
         )
 
     def _render_torch(
@@ -383,7 +393,7 @@ class SpeciesBank:
             white = torch.empty(len(noise), n_model, device=target)
             for row, generator in zip(white, generators, strict=True):
                 torch.randn(n_model, generator=generator, out=row, device=target)
-        birds = model.render(*stacked, white, magnitudes)
+        birds = model.render(*stacked, white, magnitudes, self._noise_hop(species, recorded))
         if scenes is None:
             return birds
         return apply_scenes_torch(birds, model.config.sample_rate, scenes, generators)
@@ -402,11 +412,11 @@ class SpeciesBank:
         tuple[np.ndarray, ...], np.ndarray | None, np.ndarray | list[int], list[SceneDraw] | None
     ]:
         """What the torch backend draws per clip on the CPU, from each clip's generator in the
-        numba path's order: contours (three ``[clips, frames]``), the recorded noise's
-        magnitudes ``[clips, frames, bands]`` (None unless ``recorded``), white noise ``[clips,
-        n_model]`` (with ``draws="device"`` instead a seed per clip for its device generator)
-        and scene draws (None without a scene). The per-clip cost that remains on the host
-        whatever the device (``benchmarks/generate_speed.py`` times it)."""
+        numba path's order: contours (three ``[clips, frames]``), the recorded noise's pooled
+        magnitudes ``[clips, noise_frames, bands]`` (None unless ``recorded``), white noise
+        ``[clips, n_model]`` (with ``draws="device"`` instead a seed per clip for its device
+        generator) and scene draws (None without a scene). The per-clip cost that remains on
+        the host whatever the device (``benchmarks/generate_speed.py`` times it)."""
         entry = self.entry(species)
         contours, magnitudes = [], []
         if draws == "device":
@@ -502,9 +512,9 @@ class SpeciesBank:
                 magnitudes[sung] = reshape_residual(
                     residual[sung], new[1][sung] - loud[sung], new[0][sung] / f0[sung]
                 )
-            bird = entry.model.synthesize(
-                *new, x.shape[0], rng, backend, noise_magnitudes=magnitudes
-            )
+                magnitudes = pool_residual(magnitudes)
+            noise_hop = self._noise_hop(species, noise == "recorded")
+            bird = entry.model.synthesize(*new, x.shape[0], rng, backend, magnitudes, noise_hop)
         if keep_background:
             background = render_noise_floor(floor, x.shape[0], rng)
         # Level is matched at the caller's rate: resampling below 32 kHz removes the model's
