@@ -1,16 +1,23 @@
 import numpy as np
 import pytest
 
-from ddsp_augment.dsp.numba_kernels import filtered_noise
+from ddsp_augment.dsp.numba_kernels import filtered_noise, filtered_noise_zero_phase
 from ddsp_augment.dsp.spectral import magnitude_spectrogram
 from ddsp_augment.features.residual import (
     RESIDUAL_BANDS,
     RESIDUAL_FLOOR_DB,
+    RESIDUAL_POOL,
     measure_residual,
+    pool_residual,
     reshape_residual,
 )
 
 RATE, HOP = 32000, 64
+
+
+def _render(magnitudes: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """The residual rendered as generation renders it: pooled, at RESIDUAL_POOL hops."""
+    return filtered_noise_zero_phase(pool_residual(magnitudes), noise, HOP * RESIDUAL_POOL)
 
 
 def _band_db(residual_db: np.ndarray, low_hz: float, high_hz: float) -> float:
@@ -40,7 +47,7 @@ def test_residual_is_the_noise_the_harmonics_leave():
     assert _band_db(residual, 9000, 15000) < in_band - 30
     # Rendered as filtered noise, the residual gives the band back at its level (±1.5 dB).
     gains = 10 ** (residual / 20)
-    noise = filtered_noise(gains, rng.standard_normal(RATE).astype(np.float32), HOP)
+    noise = _render(gains, rng.standard_normal(RATE).astype(np.float32))
     kept = magnitude_spectrogram(noise, 512, HOP)[:, 150:-150]
     original = magnitude_spectrogram(band, 512, HOP)[:, 150:-150]
     rows = slice(int(5100 / 62.5), int(5900 / 62.5))
@@ -48,6 +55,61 @@ def test_residual_is_the_noise_the_harmonics_leave():
     assert abs(level(kept) - level(original)) < 1.5
     # Without the harmonic part subtracted, the tone stays in the residual.
     assert _band_db(measure_residual(tone + band, np.zeros_like(tone), HOP), 1900, 2100) > in_band
+
+
+def _song_residual(frames: int, rng: np.random.Generator) -> np.ndarray:
+    """Residual gains ``[frames, 257]`` like a composed song's: syllables of 40-160 ms, each a
+    band of noise (2-10 kHz, 0.3-2 kHz wide) whose level jumps by up to ±6 dB from frame to
+    frame and from bin to bin (a measured noise spectrum's scatter), gaps of silence."""
+    db = np.full((frames, RESIDUAL_BANDS), RESIDUAL_FLOOR_DB, np.float32)
+    hz = np.arange(RESIDUAL_BANDS) * 62.5
+    start = 10
+    while start < frames - 20:
+        stop = min(start + int(rng.integers(20, 80)), frames - 10)
+        shape = -20 - 40 * ((hz - rng.uniform(2000, 10000)) / rng.uniform(300, 2000)) ** 2
+        scatter = rng.uniform(-6, 6, (stop - start, 1)) + rng.uniform(-6, 6, (stop - start, 257))
+        db[start:stop] = np.maximum(shape + scatter, RESIDUAL_FLOOR_DB)
+        start = stop + int(rng.integers(10, 40))
+    return (10 ** (db / 20)).astype(np.float32)
+
+
+def test_pooled_rendering_keeps_the_per_band_energy_of_the_2ms_rendering():
+    """Generation renders the residual with 4 frames pooled (8 ms hops). Its total energy is
+    within 0.5 dB of the target (the frames' mean power; the 2 ms rendering's within 0.5 dB
+    too, a little lower: its FIRs smooth each frame's scatter across bins in amplitude), per
+    1 kHz band its long-term level within 1.5 dB of the target and 1 dB of the 2 ms
+    rendering's, and per 8 ms its band levels are the 2 ms rendering's (median within 1 dB;
+    one noise draw's levels differ from the next one's by 2-3 dB)."""
+    rng = np.random.default_rng(0)
+    frames = 1001  # 2 s
+    gains = _song_residual(frames, rng)
+    power_2ms = power_8ms = 0.0
+    for _ in range(4):  # noise draws, averaged
+        noise = rng.standard_normal((frames - 1) * HOP).astype(np.float32)
+        power_2ms += magnitude_spectrogram(filtered_noise(gains, noise, HOP), 512, HOP, power=2.0)
+        power_8ms += magnitude_spectrogram(_render(gains, noise), 512, HOP, power=2.0)
+    # White noise through gain g reads g² times the window's energy per bin.
+    window_energy = np.sum(np.hanning(513)[:-1] ** 2)
+    target = 4 * window_energy * np.mean(gains.T**2, axis=1)
+
+    def bands_db(power: np.ndarray) -> np.ndarray:
+        """Power [bins, ...] in 16 bands of 1 kHz, dB."""
+        return 10 * np.log10(power[:256].reshape(16, 16, *power.shape[1:]).sum(axis=1))
+
+    wanted, old, new = bands_db(target), bands_db(power_2ms.mean(1)), bands_db(power_8ms.mean(1))
+    total_db = lambda levels: 10 * np.log10(np.sum(10 ** (levels / 10)))  # noqa: E731
+    assert abs(total_db(new) - total_db(wanted)) < 0.5
+    assert abs(total_db(old) - total_db(wanted)) < 0.5
+    sounding = wanted > wanted.max() - 40
+    assert np.abs(new - wanted)[sounding].max() < 1.5
+    assert np.abs(new - old)[sounding].max() < 1.0
+    # 8 ms runs of frames: 1 kHz x 8 ms cells within 30 dB of the loudest.
+    runs = frames // RESIDUAL_POOL
+    per_run = lambda p: p[:, : runs * RESIDUAL_POOL].reshape(-1, runs, RESIDUAL_POOL).sum(-1)  # noqa: E731
+    old = bands_db(per_run(power_2ms))
+    new = bands_db(per_run(power_8ms))
+    loud = old > old.max() - 30
+    assert np.median(np.abs(new - old)[loud]) < 1.0
 
 
 def test_residual_of_silence_is_the_floor_and_bad_shapes_are_named():
