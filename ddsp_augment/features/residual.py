@@ -39,10 +39,11 @@ RESIDUAL_BANDS = 257
 #: Level of a residual band with nothing in it, dB (re. the filtered-noise gain 1).
 RESIDUAL_FLOOR_DB = -120.0
 #: Control frames per frame of the rendered residual: 4 (hop 256, 8 ms at 32 kHz). Each band's
-#: level is measured through a 512-point (16 ms) window, so 2 ms frames repeat it; rendered at
-#: 8 ms the filtered noise costs a third (one FIR and one FFT per 4 frames), and its per-band
-#: energy stays within a fraction of a dB of the 2 ms rendering's, less than one noise draw
-#: differs from another (tests/features/test_residual.py; README, "Speed").
+#: level is measured through a 512-point (16 ms) window, which 2 ms frames oversample; rendered
+#: at 8 ms the filtered noise costs about a third (one filter response and one FFT pair per 4
+#: frames), and its per-band energy stays within a fraction of a dB of the 2 ms rendering's,
+#: less than one noise draw differs from another (tests/features/test_residual.py; README,
+#: "Sinusoids plus the recorded residual").
 RESIDUAL_POOL = 4
 # A phrase's level may be moved this far (dB) from its source frames' before its residual is
 # clamped: jitter moves levels by a few dB, and the limit keeps a near-silent source frame from
