@@ -328,6 +328,13 @@ def filtered_noise_zero_phase(
     """
     magnitudes = np.ascontiguousarray(magnitudes, np.float32)
     noise = np.ascontiguousarray(noise, np.float32)
+    if magnitudes.ndim != 2 or magnitudes.shape[1] < 2 or noise.ndim != 1:
+        raise ValueError(
+            "filtered_noise_zero_phase needs magnitudes [frames, bands >= 2] and noise "
+            f"[samples], got {magnitudes.shape} and {noise.shape}"
+        )
+    if hop_length < 1:
+        raise ValueError(f"hop_length must be >= 1, got {hop_length}")
     frames, n_bands = magnitudes.shape
     hop = int(hop_length)
     n_samples = noise.shape[0]

@@ -102,6 +102,10 @@ def test_zero_phase_filtered_noise_matches_the_direct_kernel_and_torch(n_bands, 
     assert np.abs(fast - reference).max() <= 1e-6 * np.abs(reference).max()
     silent = np.zeros_like(magnitudes)
     np.testing.assert_array_equal(nk.filtered_noise_zero_phase(silent, noise, hop), 0.0)
+    with pytest.raises(ValueError, match="magnitudes"):
+        nk.filtered_noise_zero_phase(magnitudes[0], noise, hop)
+    with pytest.raises(ValueError, match="hop_length"):
+        nk.filtered_noise_zero_phase(magnitudes, noise, 0)
 
 
 def test_pool_frames_keeps_each_runs_power():
