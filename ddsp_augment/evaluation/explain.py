@@ -783,7 +783,12 @@ def _draw_noise(ax_decoder: Axes, ax_residual: Axes, ax_spectrum: Axes, view: No
             linewidth=0.9,
             label="recorded residual",
         )
-    ax_spectrum.set_ylim(view.top_db - _RANGE_DB, view.top_db + 5)
+    # Down to the quieter spectrum: a decoder far below the residual is the point to see.
+    spectra = [view.decoder_spectrum_db, view.residual_spectrum_db]
+    lowest = min(float(s[s > RESIDUAL_FLOOR_DB].min(initial=0.0)) for s in spectra if s is not None)
+    ax_spectrum.set_ylim(
+        max(min(view.top_db - _RANGE_DB, lowest - 5), RESIDUAL_FLOOR_DB), view.top_db + 5
+    )
     ax_spectrum.set_xlabel("kHz")
     ax_spectrum.set_ylabel("dB (filtered-noise gain)")
     frames = f"{view.sung_frames} sung frames" if view.sung_frames else "all frames (none sung)"

@@ -223,6 +223,9 @@ def test_noise_panels_put_the_decoders_noise_beside_the_clips_recorded_residual(
     np.testing.assert_allclose(line.get_xdata()[[0, 1, -1]], [0.0, 0.0625, 16.0])
     decoder_line = _line(spectrum, "decoder's noise")
     assert decoder_line.get_xdata().size == 65 and decoder_line.get_xdata()[-1] == 16.0
+    # Both spectra in view, however far the decoder's noise sits under the residual.
+    assert spectrum.get_ylim()[0] < float(decoder_line.get_ydata().min())
+    assert spectrum.get_ylim()[1] == pytest.approx(top + 5)
     assert f"{int(sung.sum())} sung frames" in spectrum.get_title()
     assert page.noise.missing is None
 
