@@ -34,6 +34,7 @@ import csv
 import dataclasses
 import html
 import math
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -750,11 +751,12 @@ def _draw_noise(ax_decoder: Axes, ax_residual: Axes, ax_spectrum: Axes, view: No
         "breath, buzz, noisy notes as the model learned them",
         fontsize=9,
     )
+    missing = textwrap.fill(view.missing or "no recorded residual to show", 90)
     if view.residual_db is None:
-        _note(ax_residual, f"{view.missing}:\ngenerated songs use the decoder's noise")
+        _note(ax_residual, f"{missing}:\ngenerated songs use the decoder's noise")
     else:
         ax_residual.imshow(view.residual_db, **style)
-        missing = f"\n{view.missing}" if view.missing else ""
+        missing = f"\n{missing}" if view.missing else ""
         ax_residual.set_title(
             f"recorded residual: what the harmonics leave of the bird ({view.residual_db.shape[0]}"
             f' bands; noise="recorded", the default)\n{view.source}{missing}',
