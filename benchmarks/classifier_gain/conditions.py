@@ -42,6 +42,7 @@ from ddsp_augment.augment.backgrounds import measure_dataset_backgrounds
 from ddsp_augment.augment.bank_builder import BankBuildError, Clip, build_bank
 from ddsp_augment.augment.dataset import DDSPBalancedDataset
 from ddsp_augment.augment.layout import ItemLayout
+from ddsp_augment.checks import NoiseSource
 from ddsp_augment.constants import SAMPLE_RATE
 from ddsp_augment.io import AudioError, atomic_write
 from ddsp_augment.sampling.bank import SpeciesBank
@@ -247,9 +248,9 @@ class ClassicCopies(Dataset):
 class ResynthesisCopies(ClassicCopies):
     """DDSP re-performances of real clips, drawn afresh every epoch: item ``j`` is
     ``waveforms[j]`` re-sung by its species' model (``SpeciesBank.resynthesize``: the real
-    song's F0 and loudness tracked and jittered, so its phrasing and timing stay), seeded by
-    ``(seed, epoch, j)``, then placed in ``scene`` like the other copies. ``species[j]`` names
-    the model of item ``j``."""
+    song's F0 and loudness tracked and jittered, so its phrasing and timing stay; its noise from
+    ``noise``, as the recombined songs'), seeded by ``(seed, epoch, j)``, then placed in
+    ``scene`` like the other copies. ``species[j]`` names the model of item ``j``."""
 
     def __init__(
         self,
@@ -260,13 +261,17 @@ class ResynthesisCopies(ClassicCopies):
         seed: int,
         scene: SceneConfig | None = None,
         backgrounds: np.ndarray | None = None,
+        noise: NoiseSource = "model",
     ) -> None:
         super().__init__(waveforms, labels, seed, scene, backgrounds)
         self.species = species
         self.bank = bank
+        self.noise = noise
 
     def _copy(self, audio: np.ndarray, index: int, item_seed: int) -> np.ndarray:
-        return self.bank.resynthesize(self.species[index], audio, SAMPLE_RATE, seed=item_seed)
+        return self.bank.resynthesize(
+            self.species[index], audio, SAMPLE_RATE, seed=item_seed, noise=self.noise
+        )
 
 
 def extra_clips(
@@ -571,6 +576,7 @@ def ddsp_training_set(
         derived_seed(seed, 3),
         scene,
         floors,
+        noise=song["noise"],
     )
     return ConcatDataset([balanced, resung]), failures
 

@@ -294,6 +294,7 @@ def test_resynthesis_share_re_sings_the_kept_clips_in_the_scene(small_bank, tmp_
     balanced, resung = dataset.datasets
     assert len(balanced) == 5 and len(resung) == 1
     assert resung.species == ["Fringilla_coelebs"] and resung.targets == [1]
+    assert resung.noise == "model"  # the songs' noise source (DDSP_SONG_DEFAULTS), not the bank's
     assert torch.equal(resung.waveforms[0], corpus.waveforms[3])
     first = resung[0][0]
     assert first.shape == (1, 16000) and torch.isfinite(first).all() and first.abs().max() > 0
