@@ -293,7 +293,8 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
         "explain",
         help="draw what each species model learned (one PNG page per species + index.html)",
         description="Per species: real clip, resynthesis and generated songs as spectrograms; "
-        "F0/voicing/loudness contours and background floor; decoder controls; the learned "
+        "F0/voicing/loudness contours and background floor; decoder controls; the decoder's "
+        "filtered noise next to the recorded residual of the same frames; the learned "
         "reverb and its decay; training curves; the jitter ranges. Writes "
         "<output_path>/<species>.png and index.html. Without --real_path the model's own "
         "training contours stand in for a real clip.",

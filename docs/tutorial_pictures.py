@@ -23,7 +23,8 @@ PICTURES = (
         1.0,
     ),
     ("results/explain/Parus_major.png", "explain_Parus_major", 1100, 1.0),
-    ("results/explain-no-real/Parus_major.png", "explain_no_real_top", 1000, 0.36),
+    # The top of the page: title, spectrograms and contours (rows 1-2 of 7).
+    ("results/explain-no-real/Parus_major.png", "explain_no_real_top", 1000, 0.33),
     ("results/evaluation/Fringilla_coelebs_distributions.png", "evaluation", 900, 1.0),
 )
 

@@ -4,18 +4,28 @@
 ``<species>.png`` per species and an ``index.html`` linking them. Each page shows, top to bottom:
 
 1. a real clip, its resynthesis and two generated songs as spectrograms on one dB scale (re the
-   loudest bin of the four), so levels compare as well as shapes;
-2. the contours behind the resynthesis: F0 with the tracker's voicing confidence, loudness and
-   the recording's background floor;
-3. the decoder's controls over time: harmonic distribution (as rendered, partials above Nyquist
-   removed), overall amplitude, filtered-noise magnitudes;
-4. the learned reverb: impulse response and its energy decay curve with an RT60 estimate;
-5. the training curves from ``history.csv`` with the chosen epoch and collapse restarts marked;
-6. the species' jitter ranges (pitch, tempo, vibrato, gain) applied to one training phrase.
+   loudest bin of the four), so levels compare as well as shapes; each label says which noise
+   the clip was rendered with (the recorded residual by default, the decoder's for a model
+   without one);
+2. the contours behind the resynthesis: F0 with the tracker's voicing confidence, the bird's
+   loudness (above the clip's background, as the model learned it) and the recording's
+   background floor;
+3. the decoder's harmonic controls over time: harmonic distribution (as rendered, partials
+   above Nyquist removed) and overall amplitude;
+4. the noise two ways, for the same frames and on one dB scale: the filtered-noise magnitudes
+   the decoder predicts (``noise="model"``) next to the recorded residual those frames carry
+   (``noise="recorded"``, ``features.residual``: what the model's harmonics leave of the bird
+   above its background; a real clip's is measured as its resynthesis renders it), and both
+   averaged over the sung frames as spectra. A model saved without a residual says so
+   (:data:`NO_RESIDUAL`) instead of drawing one;
+5. the learned reverb: impulse response and its energy decay curve with an RT60 estimate;
+6. the training curves from ``history.csv`` with the chosen epoch and collapse restarts marked;
+7. the species' jitter ranges (pitch, tempo, vibrato, gain) applied to one training phrase.
 
-With no real recording the model's own training contours (``contours.npz``) stand in for the
-real clip's, and the panels say so. The ``*_view`` / ``read_*`` functions compute each panel's
-data (pure, seeded); :func:`draw_page` draws a :class:`ExplainPage`; tests inspect its Axes.
+With no real recording the model's own training contours (``contours.npz``) and their stored
+residual stand in for the real clip's, and the panels say so. The ``*_view`` / ``read_*``
+functions compute each panel's data (pure, seeded); :func:`draw_page` draws a
+:class:`ExplainPage`; tests inspect its Axes.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import csv
 import dataclasses
 import html
 import math
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +48,12 @@ from matplotlib.figure import Figure
 from ..constants import LOUDNESS_FLOOR_DB, VOICED_THRESHOLD
 from ..dsp.functional import remove_above_nyquist
 from ..dsp.spectral import stft_magnitude
-from ..features.background import noise_floor, render_noise_floor
+from ..features.activity import bird_activity
+from ..features.background import FLOOR_FFT_SIZE, noise_floor, render_noise_floor
 from ..features.contours import ContourBank
 from ..features.loudness import loudness_db
 from ..features.pitch import estimate_f0
+from ..features.residual import RESIDUAL_FLOOR_DB, measure_residual
 from ..io import atomic_write
 from ..model.species_model import SpeciesModel
 from ..model.storage import find_model_dirs
@@ -56,6 +69,8 @@ __all__ = [
     "ControlsView",
     "ExplainPage",
     "JitterView",
+    "NO_RESIDUAL",
+    "NoiseView",
     "ReverbView",
     "TrainingCurves",
     "background_loudness_db",
@@ -64,6 +79,7 @@ __all__ = [
     "explain_models",
     "explain_species",
     "jitter_view",
+    "noise_view",
     "pick_phrase",
     "read_history",
     "reverb_view",
@@ -154,12 +170,14 @@ def background_loudness_db(
 
 def training_excerpt(
     contours: ContourBank, n_frames: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, np.ndarray | None]:
     """``n_frames`` of training contours: the segments of the recording with the most voiced
     frames, in order, 0.1 s of silence between them (cut, or padded with silence, to fit).
 
-    Returns ``(f0_hz, loudness_db, confidence, recording)``, arrays ``[n_frames]`` float32.
-    Silent frames hold the previous F0 (finite, > 0), the loudness floor and zero confidence.
+    Returns ``(f0_hz, loudness_db, confidence, recording, residual_db)``: arrays ``[n_frames]``
+    float32, and the segments' recorded residual ``[n_frames, bands]`` float32 dB (None when
+    ``contours`` has none). Silent frames hold the previous F0 (finite, > 0), the loudness
+    floor, zero confidence and an empty residual (``RESIDUAL_FLOOR_DB``).
     """
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
@@ -169,21 +187,27 @@ def training_excerpt(
         voiced[segment.recording] = voiced.get(segment.recording, 0) + count
     recording = max(voiced, key=lambda name: (voiced[name], name))
     gap = int(round(_GAP_SECONDS * contours.frame_rate))
-    f0, loud, conf = [], [], []
-    for segment in (s for s in contours.segments if s.recording == recording):
-        f0 += [segment.f0_hz, np.full(gap, segment.f0_hz[-1], np.float32)]
-        loud += [segment.loudness_db, np.full(gap, LOUDNESS_FLOOR_DB, np.float32)]
-        conf += [segment.confidence, np.zeros(gap, np.float32)]
-    arrays = [np.concatenate(a).astype(np.float32) for a in (f0, loud, conf)]
-    if arrays[0].shape[0] < n_frames:
-        pad = n_frames - arrays[0].shape[0]
-        fills = (arrays[0][-1], LOUDNESS_FLOOR_DB, 0.0)
-        arrays = [
-            np.concatenate([a, np.full(pad, v, np.float32)])
-            for a, v in zip(arrays, fills, strict=True)
-        ]
-    f0_hz, loud_db, confidence = (a[:n_frames] for a in arrays)
-    return f0_hz, loud_db, confidence, recording
+    segments = [s for s in contours.segments if s.recording == recording]
+    # Each contour with the value its silent frames hold (F0: the segment's last).
+    parts: list[list[tuple[np.ndarray, Any]]] = [
+        [(s.f0_hz, s.f0_hz[-1]) for s in segments],
+        [(s.loudness_db, LOUDNESS_FLOOR_DB) for s in segments],
+        [(s.confidence, 0.0) for s in segments],
+    ]
+    if contours.has_residual:
+        parts.append([(s.residual_db, RESIDUAL_FLOOR_DB) for s in segments])
+    arrays = []
+    for contour in parts:
+        pieces = []
+        for values, silent in contour:
+            pieces += [values, np.full((gap, *values.shape[1:]), silent, np.float32)]
+        laid = np.concatenate(pieces).astype(np.float32)
+        if laid.shape[0] < n_frames:
+            pad = np.full((n_frames - laid.shape[0], *laid.shape[1:]), contour[-1][1], np.float32)
+            laid = np.concatenate([laid, pad])
+        arrays.append(laid[:n_frames])
+    residual = arrays[3] if contours.has_residual else None
+    return arrays[0], arrays[1], arrays[2], recording, residual
 
 
 @dataclass(frozen=True)
@@ -226,6 +250,87 @@ def controls_view(
         noise_db=_db(controls.noise_magnitudes[0].cpu().numpy().T, LOUDNESS_FLOOR_DB),
         frame_rate=cfg.sample_rate / cfg.hop_length,
         nyquist_hz=cfg.sample_rate / 2,
+    )
+
+
+#: What the noise panels and labels say for a model saved without a recorded residual.
+NO_RESIDUAL = (
+    "no recorded residual in this model (trained before ddsp-augment stored one, or its "
+    "training is unfinished: retrain it to add one)"
+)
+
+
+@dataclass(frozen=True)
+class NoiseView:
+    """The page clip's noise two ways, as filtered-noise gains (dB re unit white noise: the
+    synthesiser's magnitudes, so both read on one scale; frames along the last axis).
+
+    decoder_db: ``[n_noise_bands, frames]`` the decoder's noise branch (``noise="model"``),
+    floor −100 dB; residual_db: ``[residual_bands, frames]`` the recorded residual of the same
+    frames as the resynthesis renders it (``noise="recorded"``): ``RESIDUAL_FLOOR_DB`` where
+    the bird is silent (loudness at the floor), None when there is none to show. Bands of both
+    run linearly from 0 to ``nyquist_hz``. top_db: the louder of the two's loudest band, the top
+    of their shared colour scale (80 dB deep). decoder_spectrum_db / residual_spectrum_db:
+    ``[bands]`` their power averaged over the ``sung_frames`` frames where the bird sings (every
+    frame when it never does), in dB. source: where the residual comes from; missing: why the
+    model has none (``NO_RESIDUAL``), else None.
+    """
+
+    decoder_db: np.ndarray
+    residual_db: np.ndarray | None
+    top_db: float
+    decoder_spectrum_db: np.ndarray
+    residual_spectrum_db: np.ndarray | None
+    sung_frames: int
+    frame_rate: float
+    nyquist_hz: float
+    source: str
+    missing: str | None
+
+
+def _mean_power_db(db: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """``db [bands, frames]`` → ``[bands]`` dB of the power averaged over ``frames`` (bool)."""
+    power = 10.0 ** (db[:, frames].astype(np.float64) / 10.0)
+    return (10.0 * np.log10(power.mean(axis=1))).astype(np.float32)
+
+
+def noise_view(
+    controls: ControlsView,
+    loudness: np.ndarray,
+    residual_db: np.ndarray | None,
+    source: str,
+    missing: str | None = None,
+) -> NoiseView:
+    """The decoder's noise (``controls.noise_db``) next to the recorded residual of the same
+    ``[frames]`` (``residual_db [frames, bands]`` dB as ``features.residual`` measures it, or
+    None) → :class:`NoiseView`. Frames whose ``loudness [frames]`` is at the floor are silent in
+    the residual, as generation and resynthesis render them.
+    """
+    frames = controls.noise_db.shape[1]
+    if np.shape(loudness) != (frames,):
+        raise ValueError(f"loudness must be [{frames}] frames, got {np.shape(loudness)}")
+    sung = np.asarray(loudness) > LOUDNESS_FLOOR_DB
+    averaged = sung if sung.any() else np.ones(frames, bool)
+    residual = spectrum = None
+    top_db = float(controls.noise_db.max())
+    if residual_db is not None:
+        if np.ndim(residual_db) != 2 or np.shape(residual_db)[0] != frames:
+            raise ValueError(f"residual_db must be [{frames}, bands], got {np.shape(residual_db)}")
+        residual = np.where(sung, np.asarray(residual_db, np.float32).T, RESIDUAL_FLOOR_DB)
+        residual = residual.astype(np.float32)
+        spectrum = _mean_power_db(residual, averaged)
+        top_db = max(top_db, float(residual.max()))
+    return NoiseView(
+        decoder_db=controls.noise_db,
+        residual_db=residual,
+        top_db=top_db,
+        decoder_spectrum_db=_mean_power_db(controls.noise_db, averaged),
+        residual_spectrum_db=spectrum,
+        sung_frames=int(sung.sum()),
+        frame_rate=controls.frame_rate,
+        nyquist_hz=controls.nyquist_hz,
+        source=source,
+        missing=missing,
     )
 
 
@@ -413,6 +518,7 @@ class ExplainPage:
     top_hz: float
     contours: ContourView
     controls: ControlsView
+    noise: NoiseView
     reverb: ReverbView
     curves: TrainingCurves | None
     jitter: JitterView
@@ -453,9 +559,13 @@ def explain_species(
     """Compute every panel of ``species``' page.
 
     ``real_clip`` is ``(name, audio [samples])`` at the model's sample rate; the page's clips
-    then have its length rather than ``seconds``. Without one, the first panels use the model's
-    training contours (:func:`training_excerpt`) and the panels say why with ``no_real``.
-    Generated songs are the clean bird, ``bank.sample(..., seed=seed)``.
+    then have its length rather than ``seconds``. Its contours are tracked as
+    :meth:`SpeciesBank.resynthesize` tracks them (the bird's loudness above the clip's
+    background), and its recorded residual is measured against the model's harmonics. Without
+    one, the first panels use the model's training contours and their stored residual
+    (:func:`training_excerpt`) and the panels say why with ``no_real``. Generated songs are the
+    clean bird, ``bank.sample(..., seed=seed)`` with its default ``noise="recorded"`` (the
+    decoder's noise for a model without a recorded residual, as ``sample`` falls back to).
     """
     if seconds <= 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")
@@ -465,14 +575,18 @@ def explain_species(
     frame_rate = sr / hop
     n_samples = int(round(seconds * sr))
     data = entry.info.get("training_data", {})
+    stored = entry.contours.has_residual
     if real_clip is not None:
         name, audio = real_clip[0], np.asarray(real_clip[1], np.float32)
         if audio.ndim != 1 or audio.size == 0:
             raise ValueError(f"real_clip {name!r}: expected non-empty [samples], got {audio.shape}")
         n_samples, seconds = audio.size, audio.size / sr
         f0, conf = estimate_f0(audio, sr, hop_length=hop)
-        loud = loudness_db(audio, sr, hop_length=hop)
-        floor = noise_floor(audio)
+        # As resynthesize: no background to measure in under half an analysis window.
+        short = audio.size <= FLOOR_FFT_SIZE // 2
+        floor = np.zeros(FLOOR_FFT_SIZE // 2 + 1, np.float32) if short else noise_floor(audio)
+        loud = bird_activity(audio, sr, floor, conf, hop).loudness_db
+        residual = measure_residual(audio, model.harmonic_part(f0, loud, conf, audio.size), hop)
         stem = Path(name).stem
         if stem in data.get("recordings", []):
             seen = "a training recording"
@@ -481,22 +595,34 @@ def explain_species(
         else:
             seen = "not seen in training"
         source = f"real clip {name} ({seen})"
+        residual_source = f"measured on {name}, as its resynthesis renders it"
         first = (f"real: {name}", audio)
         second = (
-            "its resynthesis",
+            "its resynthesis\nnoise: the clip's own recorded residual",
             bank.resynthesize(species, audio, sr, seed, jitter=NEUTRAL_JITTER),
         )
     else:
-        f0, loud, conf, recording = training_excerpt(entry.contours, n_samples // hop + 1)
+        f0, loud, conf, recording, residual = training_excerpt(entry.contours, n_samples // hop + 1)
         order = data.get("recordings", [])
         floors = entry.backgrounds
         floor = floors[order.index(recording)] if recording in order else np.median(floors, 0)
         source = f"training contours of {recording} ({no_real})"
+        residual_source = f"stored with the model for {recording}'s training contours"
         first = (f"{no_real}:\ntraining contours shown instead", None)
-        rendered = model.synthesize(f0, loud, conf, n_samples, np.random.default_rng(seed))
-        second = ("resynthesis of training contours", rendered)
-    songs = bank.sample(species, n=2, seconds=seconds, sample_rate=sr, seed=seed)
-    clips = [first, second, ("generated song 1", songs[0]), ("generated song 2", songs[1])]
+        magnitudes, noise_label = None, "the decoder's"
+        if residual is not None:  # rendered as generation renders it: silent where no bird
+            sung = (loud > LOUDNESS_FLOOR_DB)[:, None]
+            magnitudes = np.where(sung, 10.0 ** (residual / 20.0), 0.0).astype(np.float32)
+            noise_label = "their recorded residual"
+        rng = np.random.default_rng(seed)
+        rendered = model.synthesize(f0, loud, conf, n_samples, rng, noise_magnitudes=magnitudes)
+        second = (f"resynthesis of training contours\nnoise: {noise_label}", rendered)
+    noise = "recorded" if stored else "model"
+    songs = bank.sample(species, n=2, seconds=seconds, sample_rate=sr, seed=seed, noise=noise)
+    song_noise = "recorded residual" if stored else "the decoder's (no recorded residual)"
+    clips = [first, second] + [
+        (f"generated song {i + 1}\nnoise: {song_noise}", song) for i, song in enumerate(songs)
+    ]
     present = [audio for _, audio in clips if audio is not None]
     db, top_hz = shared_spectrograms(present, sr)
     images = iter(db)
@@ -510,6 +636,7 @@ def explain_species(
         source,
         real_clip is not None,
     )
+    controls = controls_view(model, contours.f0_hz, contours.loudness_db, contours.confidence)
     reverb = reverb_view(model.reverb.impulse_response().detach().cpu().numpy(), sr)
     history = None if entry.directory is None else entry.directory / "history.csv"
     curves = (
@@ -523,7 +650,14 @@ def explain_species(
         seconds=n_samples / sr,
         top_hz=top_hz,
         contours=contours,
-        controls=controls_view(model, contours.f0_hz, contours.loudness_db, contours.confidence),
+        controls=controls,
+        noise=noise_view(
+            controls,
+            contours.loudness_db,
+            residual,
+            residual_source,
+            None if stored else NO_RESIDUAL,
+        ),
         reverb=reverb,
         curves=curves,
         jitter=jitter_view(pick_phrase(entry.contours), bank.jitter_config(species), frame_rate),
@@ -572,7 +706,7 @@ def _draw_contours(ax_f0: Axes, ax_loud: Axes, view: ContourView) -> None:
         ax.set_xlim(0, t[-1] if t.size > 1 else 1)
 
 
-def _draw_controls(ax_h: Axes, ax_amp: Axes, ax_noise: Axes, view: ControlsView) -> None:
+def _draw_controls(ax_h: Axes, ax_amp: Axes, view: ControlsView) -> None:
     frames = view.amplitude_db.shape[0]
     seconds = frames / view.frame_rate
     n_harmonics = view.harmonic_db.shape[0]
@@ -595,21 +729,73 @@ def _draw_controls(ax_h: Axes, ax_amp: Axes, ax_noise: Axes, view: ControlsView)
     ax_amp.set_ylim(max(top - 80, LOUDNESS_FLOOR_DB), top + 5)
     ax_amp.set_ylabel("dB re full scale")
     ax_amp.set_title("overall amplitude of the harmonic part", fontsize=9)
-    image = ax_noise.imshow(
-        view.noise_db,
-        origin="lower",
-        aspect="auto",
-        cmap="magma",
-        vmin=float(view.noise_db.max()) - _RANGE_DB,
-        vmax=float(view.noise_db.max()),
-        extent=(0.0, seconds, 0.0, view.nyquist_hz / 1000),
-        interpolation="nearest",
-    )
-    ax_noise.figure.colorbar(image, ax=ax_noise, label="dB re full scale", pad=0.01)
-    ax_noise.set_ylabel("kHz")
-    ax_noise.set_title("filtered-noise magnitudes (breath, buzz, noisy notes)", fontsize=9)
-    for ax in (ax_h, ax_amp, ax_noise):
+    for ax in (ax_h, ax_amp):
         ax.set_xlabel("s")
+
+
+def _draw_noise(ax_decoder: Axes, ax_residual: Axes, ax_spectrum: Axes, view: NoiseView) -> None:
+    seconds = view.decoder_db.shape[1] / view.frame_rate
+    style = {
+        "origin": "lower",
+        "aspect": "auto",
+        "cmap": "magma",
+        "vmin": view.top_db - _RANGE_DB,
+        "vmax": view.top_db,
+        "extent": (0.0, seconds, 0.0, view.nyquist_hz / 1000),
+        "interpolation": "nearest",
+    }
+    bands = view.decoder_db.shape[0]
+    image = ax_decoder.imshow(view.decoder_db, **style)
+    ax_decoder.set_title(
+        f'filtered noise the decoder predicts ({bands} bands; noise="model")\n'
+        "breath, buzz, noisy notes as the model learned them",
+        fontsize=9,
+    )
+    missing = textwrap.fill(view.missing or "no recorded residual to show", 90)
+    if view.residual_db is None:
+        _note(ax_residual, f"{missing}:\ngenerated songs use the decoder's noise")
+    else:
+        ax_residual.imshow(view.residual_db, **style)
+        missing = f"\n{missing}" if view.missing else ""
+        ax_residual.set_title(
+            f"recorded residual: what the harmonics leave of the bird ({view.residual_db.shape[0]}"
+            f' bands; noise="recorded", the default)\n{view.source}{missing}',
+            fontsize=9,
+        )
+    for ax in (ax_decoder, ax_residual):
+        if ax.images:
+            ax.set_ylabel("kHz")
+            ax.set_xlabel("s")
+    ax_decoder.figure.colorbar(
+        image, ax=[ax_decoder, ax_residual], label="dB (filtered-noise gain)", pad=0.01
+    )
+    khz = lambda db: np.linspace(0.0, view.nyquist_hz / 1000, db.shape[0])  # noqa: E731
+    ax_spectrum.plot(
+        khz(view.decoder_spectrum_db),
+        view.decoder_spectrum_db,
+        color="C0",
+        linewidth=1.2,
+        label="decoder's noise",
+    )
+    if view.residual_spectrum_db is not None:
+        ax_spectrum.plot(
+            khz(view.residual_spectrum_db),
+            view.residual_spectrum_db,
+            color="C1",
+            linewidth=0.9,
+            label="recorded residual",
+        )
+    # Down to the quieter spectrum: a decoder far below the residual is the point to see.
+    spectra = [view.decoder_spectrum_db, view.residual_spectrum_db]
+    lowest = min(float(s[s > RESIDUAL_FLOOR_DB].min(initial=0.0)) for s in spectra if s is not None)
+    ax_spectrum.set_ylim(
+        max(min(view.top_db - _RANGE_DB, lowest - 5), RESIDUAL_FLOOR_DB), view.top_db + 5
+    )
+    ax_spectrum.set_xlabel("kHz")
+    ax_spectrum.set_ylabel("dB (filtered-noise gain)")
+    frames = f"{view.sung_frames} sung frames" if view.sung_frames else "all frames (none sung)"
+    ax_spectrum.set_title(f"noise spectrum, power mean over {frames}", fontsize=9)
+    ax_spectrum.legend(fontsize=7)
 
 
 def _ms(seconds: float) -> str:
@@ -691,11 +877,11 @@ def draw_page(page: ExplainPage) -> Figure:
     """The species page as a :class:`~matplotlib.figure.Figure` (Agg, no pyplot).
 
     Axes carry gids for lookup: ``spectrogram:0..3``, ``f0``, ``loudness``, ``harmonics``,
-    ``amplitude``, ``noise``, ``reverb_ir``, ``reverb_edc``, ``curve:<history column>`` and
-    ``jitter:<pitch|tempo|vibrato|gain>``.
+    ``amplitude``, ``noise`` (the decoder's), ``residual``, ``noise_spectrum``, ``reverb_ir``,
+    ``reverb_edc``, ``curve:<history column>`` and ``jitter:<pitch|tempo|vibrato|gain>``.
     """
-    fig = Figure(figsize=(17, 21), layout="constrained")
-    grid = fig.add_gridspec(6, 4, height_ratios=[1.1, 1, 1, 1, 0.9, 0.9])
+    fig = Figure(figsize=(17, 25), layout="constrained")
+    grid = fig.add_gridspec(7, 4, height_ratios=[1.1, 1, 1, 1, 0.9, 0.9, 0.9])
     spectrogram_axes = [fig.add_subplot(grid[0, i]) for i in range(4)]
     for index, (ax, (label, db)) in enumerate(
         zip(spectrogram_axes, page.spectrograms, strict=True)
@@ -712,20 +898,23 @@ def draw_page(page: ExplainPage) -> Figure:
         "harmonics": grid[2, 0:2],
         "amplitude": grid[2, 2:4],
         "noise": grid[3, 0:2],
-        "reverb_ir": grid[3, 2],
-        "reverb_edc": grid[3, 3],
+        "residual": grid[3, 2:4],
+        "reverb_ir": grid[4, 0],
+        "reverb_edc": grid[4, 1],
+        "noise_spectrum": grid[4, 2:4],
     }
     axes = {name: fig.add_subplot(spec, gid=name) for name, spec in layout.items()}
     _draw_contours(axes["f0"], axes["loudness"], page.contours)
-    _draw_controls(axes["harmonics"], axes["amplitude"], axes["noise"], page.controls)
+    _draw_controls(axes["harmonics"], axes["amplitude"], page.controls)
+    _draw_noise(axes["noise"], axes["residual"], axes["noise_spectrum"], page.noise)
     _draw_reverb(axes["reverb_ir"], axes["reverb_edc"], page.reverb)
     _draw_curves(
-        [fig.add_subplot(grid[4, i], gid=f"curve:{name}") for i, name in enumerate(HISTORY_CURVES)],
+        [fig.add_subplot(grid[5, i], gid=f"curve:{name}") for i, name in enumerate(HISTORY_CURVES)],
         page.curves,
     )
     _draw_jitter(
         [
-            fig.add_subplot(grid[5, i], gid=f"jitter:{kind}")
+            fig.add_subplot(grid[6, i], gid=f"jitter:{kind}")
             for i, kind in enumerate(page.jitter.variants)
         ],
         page.jitter,

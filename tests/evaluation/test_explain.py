@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -24,19 +25,24 @@ from ddsp_augment.dsp.functional import remove_above_nyquist
 from ddsp_augment.evaluation.explain import (
     HISTORY_CURVES,
     NEUTRAL_JITTER,
+    NO_RESIDUAL,
+    ControlsView,
     draw_page,
     explain_models,
     explain_species,
+    noise_view,
     pick_phrase,
     read_history,
     reverb_view,
     shared_spectrograms,
     training_excerpt,
 )
+from ddsp_augment.features.activity import bird_activity
 from ddsp_augment.features.background import noise_floor, render_noise_floor
 from ddsp_augment.features.contours import ContourBank, Segment
 from ddsp_augment.features.loudness import loudness_db
 from ddsp_augment.features.pitch import estimate_f0
+from ddsp_augment.features.residual import measure_residual
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.sampling.generate import real_clips
 from ddsp_augment.sampling.jitter import jitter_contours
@@ -100,7 +106,12 @@ def test_spectrogram_images_are_the_four_clips_on_one_scale(bank, clip, real_pag
     resynthesis = bank.resynthesize(SPECIES, audio, SR, 0, jitter=NEUTRAL_JITTER)
     songs = bank.sample(SPECIES, n=2, seconds=SECONDS, sample_rate=SR, seed=0)
     expected, _ = shared_spectrograms([audio, resynthesis, songs[0], songs[1]], SR)
-    labels = [f"real: {name}", "its resynthesis", "generated song 1", "generated song 2"]
+    labels = [
+        f"real: {name}",
+        "its resynthesis\nnoise: the clip's own recorded residual",
+        "generated song 1\nnoise: recorded residual",
+        "generated song 2\nnoise: recorded residual",
+    ]
     for index, (label, db) in enumerate(zip(labels, expected, strict=True)):
         ax = _axes(fig, f"spectrogram:{index}")
         assert ax.get_title() == label
@@ -133,7 +144,11 @@ def test_contour_panels_draw_the_clips_contours_and_floor(clip, real_page):
     page, fig = real_page
     audio = clip[1]
     f0, confidence = estimate_f0(audio, SR, hop_length=HOP)
-    loud = loudness_db(audio, SR, hop_length=HOP)
+    # The bird above the clip's background, as resynthesis (and training) measure it.
+    loud = bird_activity(audio, SR, noise_floor(audio), confidence, HOP).loudness_db
+    assert (loud == LOUDNESS_FLOOR_DB).any() and not np.array_equal(
+        loud, loudness_db(audio, SR, hop_length=HOP)
+    )
     ax = _axes(fig, "f0")
     np.testing.assert_allclose(_line(ax, "F0").get_ydata(), f0 / 1000, rtol=1e-6)
     np.testing.assert_allclose(_line(ax, "F0").get_xdata(), np.arange(f0.size) / 500.0)
@@ -173,6 +188,74 @@ def test_decoder_panels_draw_the_decoder_outputs(bank, real_page):
     assert noise.shape == (65, c.f0_hz.size)
     expected = np.maximum(20 * np.log10(controls.noise_magnitudes[0].numpy().T), -100)
     np.testing.assert_allclose(noise, expected, atol=1e-4)
+
+
+def test_noise_panels_put_the_decoders_noise_beside_the_clips_recorded_residual(
+    bank, clip, real_page
+):
+    page, fig = real_page
+    name, audio = clip
+    c = page.contours
+    model = bank.entry(SPECIES).model
+    harmonic = model.harmonic_part(c.f0_hz, c.loudness_db, c.confidence, audio.size)
+    residual = measure_residual(audio, harmonic, HOP).T
+    sung = c.loudness_db > LOUDNESS_FLOOR_DB
+    assert 0 < sung.sum() < sung.size  # the clip has both song and silence
+    decoder = _axes(fig, "noise")
+    drawn = _axes(fig, "residual")
+    image = drawn.images[0].get_array()
+    assert image.shape == (257, c.f0_hz.size)
+    # As resynthesis renders it: the measured residual where the bird sings, nothing elsewhere.
+    np.testing.assert_allclose(image[:, sung], residual[:, sung], atol=1e-4)
+    assert np.all(image[:, ~sung] == -120.0)
+    # One colour scale for both, 80 dB deep under the louder of the two.
+    top = max(float(residual[:, sung].max()), float(decoder.images[0].get_array().max()))
+    assert decoder.images[0].get_clim() == drawn.images[0].get_clim() == (top - 80, top)
+    extent = [0.0, c.f0_hz.size / 500.0, 0.0, 16.0]  # frames of 2 ms, up to Nyquist
+    assert drawn.images[0].get_extent() == decoder.images[0].get_extent() == extent
+    assert 'noise="recorded"' in drawn.get_title() and f"measured on {name}" in drawn.get_title()
+    assert 'noise="model"' in decoder.get_title()
+    # The spectra: power means over the sung frames, on the same dB scale.
+    spectrum = _axes(fig, "noise_spectrum")
+    line = _line(spectrum, "recorded residual")
+    want = 10 * np.log10(np.mean(10 ** (residual[:, sung] / 10), axis=1))
+    np.testing.assert_allclose(line.get_ydata(), want, atol=1e-3)
+    np.testing.assert_allclose(line.get_xdata()[[0, 1, -1]], [0.0, 0.0625, 16.0])
+    decoder_line = _line(spectrum, "decoder's noise")
+    assert decoder_line.get_xdata().size == 65 and decoder_line.get_xdata()[-1] == 16.0
+    # Both spectra in view, however far the decoder's noise sits under the residual.
+    assert spectrum.get_ylim()[0] < float(decoder_line.get_ydata().min())
+    assert spectrum.get_ylim()[1] == pytest.approx(top + 5)
+    assert f"{int(sung.sum())} sung frames" in spectrum.get_title()
+    assert page.noise.missing is None
+
+
+def test_noise_view_averages_power_over_sung_frames_and_checks_shapes():
+    decoder = np.array([[-20.0, -40.0, -60.0], [-30.0, -30.0, -30.0]], np.float32)  # 2 bands
+    controls = ControlsView(
+        np.zeros((4, 3), np.float32), np.zeros(3, np.float32), decoder, 500.0, 16000.0
+    )
+    residual = np.array([[-10.0, -13.0], [-50.0, -53.0], [0.0, 0.0]], np.float32)  # [frames, 2]
+    loud = np.array([-30.0, -40.0, LOUDNESS_FLOOR_DB], np.float32)  # the last frame is silent
+    view = noise_view(controls, loud, residual, "test")
+    np.testing.assert_array_equal(view.residual_db, [[-10, -50, -120], [-13, -53, -120]])
+    assert view.top_db == -10.0 and view.sung_frames == 2  # the silent frame's 0 dB is gone
+    # Power means over the two sung frames, in dB.
+    np.testing.assert_allclose(
+        view.decoder_spectrum_db, 10 * np.log10([(1e-2 + 1e-4) / 2, 1e-3]), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        view.residual_spectrum_db, 10 * np.log10([(1e-1 + 1e-5) / 2, (10**-1.3 + 10**-5.3) / 2])
+    )
+    # No sung frame: every frame is averaged; no residual: nothing to draw, but no failure.
+    silent = noise_view(controls, np.full(3, LOUDNESS_FLOOR_DB, np.float32), None, "x", "why")
+    assert silent.residual_db is None and silent.residual_spectrum_db is None
+    assert silent.sung_frames == 0 and silent.top_db == -20.0 and silent.missing == "why"
+    np.testing.assert_allclose(silent.decoder_spectrum_db[1], -30.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="loudness must be"):
+        noise_view(controls, loud[:2], residual, "test")
+    with pytest.raises(ValueError, match="residual_db must be"):
+        noise_view(controls, loud, residual[:, :, None], "test")
 
 
 def test_reverb_decay_of_a_known_room():
@@ -277,14 +360,23 @@ def test_without_real_recording_training_contours_stand_in(bank, training_page):
     page, fig = training_page
     note = _axes(fig, "spectrogram:0")
     assert not note.images and "no real recording given" in note.texts[0].get_text()
-    assert _axes(fig, "spectrogram:1").get_title() == "resynthesis of training contours"
-    f0, loud, conf, recording = training_excerpt(bank.entry(SPECIES).contours, SR * 2 // HOP + 1)
+    title = _axes(fig, "spectrogram:1").get_title()
+    assert title == "resynthesis of training contours\nnoise: their recorded residual"
+    f0, loud, conf, recording, residual = training_excerpt(
+        bank.entry(SPECIES).contours, SR * 2 // HOP + 1
+    )
     ax = _axes(fig, "f0")
     assert f"training contours of {recording}" in ax.get_title()
     assert "no real recording given" in ax.get_title()
     np.testing.assert_allclose(_line(ax, "F0").get_ydata(), f0 / 1000, rtol=1e-6)
     np.testing.assert_allclose(_line(_axes(fig, "loudness"), "loudness").get_ydata(), loud)
     assert not page.contours.from_real
+    # The residual stored with the model for those frames, silent in the gaps between segments.
+    drawn = _axes(fig, "residual")
+    sung = loud > LOUDNESS_FLOOR_DB
+    np.testing.assert_array_equal(drawn.images[0].get_array()[:, sung], residual.T[:, sung])
+    assert np.all(drawn.images[0].get_array()[:, ~sung] == -120.0)
+    assert f"stored with the model for {recording}" in drawn.get_title()
     # The three clips that exist share one scale.
     assert max(float(db.max()) for _, db in page.spectrograms if db is not None) == 0.0
 
@@ -296,19 +388,70 @@ def test_training_excerpt_lays_the_most_voiced_recording_end_to_end():
 
     b_segments = [segment(30, 10, "b"), segment(20, 20, "b", 4000.0)]
     # "b" has 10 + 20 voiced frames; "a" has 30 (a tie: the later name wins) or 31.
-    f0, loud, conf, recording = training_excerpt(
+    f0, loud, conf, recording, residual = training_excerpt(
         ContourBank([segment(40, 30, "a"), *b_segments], SR, HOP), 120
     )
     assert recording == "b" and f0.shape == loud.shape == conf.shape == (120,)
+    assert residual is None  # these segments carry none
     # 30 frames, a 0.1 s gap (50 frames at 500 Hz), 20 frames, then silence to the end.
     np.testing.assert_array_equal(np.flatnonzero(loud == -30), np.r_[0:30, 80:100])
     np.testing.assert_array_equal(f0[30:80], 3000.0)  # the gap holds the previous F0
     np.testing.assert_array_equal(f0[80:120], 4000.0)
     assert conf[:10].sum() == 10 and conf[80:100].sum() == 20 and conf.sum() == 30
-    _, _, _, recording = training_excerpt(
+    _, _, _, recording, _ = training_excerpt(
         ContourBank([segment(40, 31, "a"), *b_segments], SR, HOP), 10
     )
     assert recording == "a"
+    # With residuals, each segment's rows are laid out as its contours, empty in the gaps.
+    with_residual = [
+        dataclasses.replace(s, residual_db=np.full((len(s), 3), -10.0 * (i + 1), np.float32))
+        for i, s in enumerate(b_segments)
+    ]
+    *_, residual = training_excerpt(ContourBank(with_residual, SR, HOP), 120)
+    assert residual.shape == (120, 3) and residual.dtype == np.float32
+    np.testing.assert_array_equal(residual[:30], -10.0)
+    np.testing.assert_array_equal(residual[80:100], -20.0)
+    np.testing.assert_array_equal(residual[np.r_[30:80, 100:120]], -120.0)
+
+
+def test_a_model_without_residual_explains_with_the_decoders_noise(bank, clip):
+    """Model directories saved before recorded residuals (``has_residual`` False) still get a
+    page: the residual panel says why it is empty and the songs use the decoder's noise."""
+    entry = bank.entry(SPECIES)
+    segments = [dataclasses.replace(s, residual_db=None) for s in entry.contours.segments]
+    contours = ContourBank(segments, entry.contours.sample_rate, entry.contours.hop_length)
+    old = SpeciesBank({SPECIES: dataclasses.replace(entry, contours=contours)})
+    assert not contours.has_residual
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning: the page asks for model noise
+        page = explain_species(old, SPECIES, None, seconds=1.0, seed=0)
+    fig = draw_page(page)
+    ax = _axes(fig, "residual")
+    note = " ".join(ax.texts[0].get_text().split())  # as read, lines wrapped to fit
+    assert not ax.images and NO_RESIDUAL in note and "decoder's noise" in note
+    assert NO_RESIDUAL.startswith("no recorded residual in this model (trained before")
+    assert [line.get_label() for line in _axes(fig, "noise_spectrum").get_lines()] == [
+        "decoder's noise"
+    ]
+    # The clips drawn: the training contours rendered with the decoder's noise, and songs
+    # sampled with noise="model".
+    f0, loud, conf, _, residual = training_excerpt(contours, SR // HOP + 1)
+    assert residual is None
+    model = entry.model
+    resynthesis = model.synthesize(f0, loud, conf, SR, np.random.default_rng(0))
+    songs = old.sample(SPECIES, n=2, seconds=1.0, sample_rate=SR, seed=0, noise="model")
+    expected, _ = shared_spectrograms([resynthesis, *songs], SR)
+    for index, db in enumerate(expected, start=1):
+        np.testing.assert_array_equal(_axes(fig, f"spectrogram:{index}").images[0].get_array(), db)
+    for index in (2, 3):
+        title = _axes(fig, f"spectrogram:{index}").get_title()
+        assert title.endswith("noise: the decoder's (no recorded residual)")
+    resynthesis = _axes(fig, "spectrogram:1").get_title()
+    assert resynthesis.endswith("noise: the decoder's")
+    # A real clip's residual is measured on the clip itself, so it is drawn, with the note.
+    page = explain_species(old, SPECIES, (clip[0], clip[1][:SR]), seconds=1.0, seed=0)
+    assert page.noise.residual_db is not None and page.noise.missing == NO_RESIDUAL
+    assert NO_RESIDUAL in " ".join(_axes(draw_page(page), "residual").get_title().split())
 
 
 def test_cli_writes_pages_and_index_without_real_path(small_bank_path, tmp_path, capsys):
