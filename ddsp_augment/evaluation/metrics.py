@@ -119,6 +119,7 @@ def spectral_distance(
     y: np.ndarray,
     sample_rate: int,
     active_frames_from: np.ndarray | None = None,
+    f_max: float | None = None,
 ) -> float:
     """Multi-scale log-magnitude distance between a recording ``x`` and its resynthesis ``y``.
 
@@ -127,13 +128,18 @@ def spectral_distance(
     ``|log(|X| + 1e-5) − log(|Y| + 1e-5)|``. Active frames are those whose power (the mean
     square of the windowed frame, in dB) is within 40 dB of the loudest frame of ``x`` — or of
     ``active_frames_from``, a signal as long as ``x`` (e.g. a clean reference when ``x`` is
-    noisy). ``x`` and ``y`` are cut to the shorter of the two.
+    noisy). ``x`` and ``y`` are cut to the shorter of the two. ``f_max`` (Hz): only bins at or
+    under it count, for a recording that carries nothing above it
+    (``features.background.recorded_band_edge``): there the log term compares the resynthesis
+    with digital silence and would rank a silent model best.
 
     The FFT sizes are in samples, so values compare only at one rate (the model's 32 kHz);
     ``sample_rate`` is checked, not used.
     """
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
+    if f_max is not None and not f_max > 0:
+        raise ValueError(f"f_max must be > 0 Hz, got {f_max}")
     x, y = _signal(x, "x"), _signal(y, "y")
     n = min(x.shape[0], y.shape[0])
     x, y = x[:n], y[:n]
@@ -150,8 +156,11 @@ def spectral_distance(
         hop = n_fft // 4
         power_db = _frame_power_db(reference, n_fft, hop)
         active = power_db >= power_db.max() - ACTIVE_RANGE_DB
-        log_x = np.log(magnitude_spectrogram(x, n_fft, hop)[:, active] + _LOG_FLOOR)
-        log_y = np.log(magnitude_spectrogram(y, n_fft, hop)[:, active] + _LOG_FLOOR)
+        bins = n_fft // 2 + 1
+        if f_max is not None:
+            bins = min(bins, int(f_max * n_fft / sample_rate) + 1)
+        log_x = np.log(magnitude_spectrogram(x, n_fft, hop)[:bins, active] + _LOG_FLOOR)
+        log_y = np.log(magnitude_spectrogram(y, n_fft, hop)[:bins, active] + _LOG_FLOOR)
         distances.append(float(np.mean(np.abs(log_x - log_y))))
     return float(np.mean(distances))
 

@@ -20,10 +20,15 @@ __all__ = [
     "floor_gain",
     "floor_noise_spectrum",
     "noise_floor",
+    "recorded_band_edge",
     "render_noise_floor",
 ]
 
 FLOOR_FFT_SIZE = 2048
+# A recording's floor this far under its typical level (90th percentile over the bird band)
+# means no signal at all: a 22.05 kHz file resampled to 32 kHz reads ~100 dB lower above
+# 11 kHz, while a real background's tilt towards Nyquist stays within ~40 dB.
+_EMPTY_BAND_DB = 60.0
 # RMS / 20th percentile of a Rayleigh variable: sqrt(2) / sqrt(-2 ln 0.8).
 _RAYLEIGH_RMS_PER_P20 = float(np.sqrt(2.0) / np.sqrt(-2.0 * np.log(0.8)))
 
@@ -38,6 +43,29 @@ def noise_floor(audio: np.ndarray, n_fft: int = FLOOR_FFT_SIZE) -> np.ndarray:
     """
     mag = stft_magnitude(torch.from_numpy(np.asarray(audio, np.float32))[None], n_fft)[0].numpy()
     return (_RAYLEIGH_RMS_PER_P20 * np.percentile(mag, 20, axis=1)).astype(np.float32)
+
+
+def recorded_band_edge(
+    floor: np.ndarray, sample_rate: int, f_min: float = 500.0, drop_db: float = _EMPTY_BAND_DB
+) -> float:
+    """The highest frequency (Hz) a recording carries, from its noise ``floor [K]``.
+
+    A recording made or stored at a lower rate (22.05 kHz, resampled to the model's 32 kHz), or
+    low-passed, holds digital silence above its old Nyquist, and so does its floor (the floor
+    of :func:`noise_floor`, any FFT size: band ``k`` at ``k·sample_rate / (2(K−1))``). The edge
+    is the highest band whose floor is within ``drop_db`` of the floor's 90th percentile (in
+    dB) over the bands at or above ``f_min``; ``sample_rate / 2`` when nothing is missing.
+    """
+    floor = _check_floor(floor)
+    n_bands = floor.shape[0]
+    freqs = np.arange(n_bands) * (sample_rate / (2.0 * (n_bands - 1)))
+    floor_db = 20 * np.log10(np.maximum(floor.astype(np.float64), 1e-30))
+    band = freqs >= f_min
+    if not band.any():
+        raise ValueError(f"f_min must be under Nyquist ({sample_rate / 2} Hz), got {f_min}")
+    reference = float(np.percentile(floor_db[band], 90))
+    carried = np.flatnonzero(floor_db >= reference - drop_db)
+    return float(freqs[carried[-1]])
 
 
 def _check_floor(floor: np.ndarray) -> np.ndarray:

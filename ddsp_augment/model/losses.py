@@ -1,13 +1,15 @@
 """Multi-scale spectral loss (DDSP): L1 on linear and log STFT magnitudes over several FFT sizes.
 
 Bins below ``f_min`` are ignored: birds sing above it, while wind, traffic and handling noise
-sit below. Each recording's measured background floor can be power-added to the prediction, so
-the model learns the bird and not the recording channel (see ``forward``).
+sit below. So are bins above what each recording carries (``band_edges``: a 22.05 kHz file at
+the model's 32 kHz is digitally silent above 11 kHz). Each recording's measured background
+floor can be power-added to the prediction, so the model learns the bird and not the recording
+channel (see ``forward``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -54,6 +56,7 @@ class MultiScaleSpectralLoss(nn.Module):
         target: Tensor,
         floors: Sequence[Tensor] | None = None,
         groups: int | None = None,
+        band_edges: Tensor | None = None,
     ) -> Tensor:
         """Loss between ``[batch, samples]`` signals: a scalar, or ``[groups]``.
 
@@ -62,13 +65,18 @@ class MultiScaleSpectralLoss(nn.Module):
         magnitude of uncorrelated signals), so the model renders the bird and not the background.
         ``groups``: the batch is that many equal runs of consecutive examples (species trained
         together, ``training.stacked``), and each run gets its own loss, the same as alone.
+        ``band_edges [batch]``: the highest frequency (Hz) each target recording carries
+        (``features.background.recorded_band_edge``); bins above it are left out of that
+        example's terms. Without this, the log term there compares the model's faint energy with
+        the target's digital silence (~10 nats a bin, whatever the level): on a recording that
+        lacks the top third of the band, silencing the whole bird is the steepest way down the
+        loss, and training collapses to silence in its first steps.
         """
-        if groups is None:
-            mean = torch.mean
-        elif prediction.shape[0] % groups:
-            raise ValueError(f"groups={groups} does not divide the batch {prediction.shape[0]}")
-        else:
-            mean = lambda x: x.reshape(groups, -1).mean(-1)  # noqa: E731
+        batch = prediction.shape[0]
+        if groups is not None and batch % groups:
+            raise ValueError(f"groups={groups} does not divide the batch {batch}")
+        if band_edges is not None and tuple(band_edges.shape) != (batch,):
+            raise ValueError(f"band_edges must be [{batch}], got {tuple(band_edges.shape)}")
         total = prediction.new_zeros(() if groups is None else (groups,))
         for i, n_fft in enumerate(self.fft_sizes):
             first_bin = int(np.ceil(self.f_min * n_fft / self.sample_rate))
@@ -77,8 +85,39 @@ class MultiScaleSpectralLoss(nn.Module):
                 pred = torch.sqrt(pred**2 + floors[i][:, :, None] ** 2 + 1e-12)
             pred = pred[:, first_bin:]
             true = stft_magnitude(target, n_fft)[:, first_bin:]
+            mean = self._mean(groups, self._kept_bins(band_edges, n_fft, first_bin, pred))
             total = total + mean((pred - true).abs())
             total = total + self.log_weight * mean(
                 (torch.log(pred + 1e-5) - torch.log(true + 1e-5)).abs()
             )
         return total / len(self.fft_sizes)
+
+    def _kept_bins(
+        self, band_edges: Tensor | None, n_fft: int, first_bin: int, pred: Tensor
+    ) -> Tensor | None:
+        """``[batch, bins, 1]`` float mask of the bins (from ``first_bin``) at or under each
+        example's band edge, or None when every example keeps every bin."""
+        if band_edges is None:
+            return None
+        last_bin = torch.floor(band_edges.to(pred.device, torch.float64) * n_fft / self.sample_rate)
+        if bool((last_bin >= n_fft // 2).all()):
+            return None  # full-band recordings: the plain means, bit for bit
+        bins = torch.arange(first_bin, n_fft // 2 + 1, device=pred.device)
+        return (bins[None, :] <= last_bin[:, None]).to(pred.dtype)[:, :, None]
+
+    @staticmethod
+    def _mean(groups: int | None, kept: Tensor | None) -> Callable[[Tensor], Tensor]:
+        """The mean over the kept elements of ``[batch, bins, frames]`` terms: a scalar, or one
+        per group of consecutive examples."""
+        if kept is None:
+            if groups is None:
+                return torch.mean
+            return lambda x: x.reshape(groups, -1).mean(-1)
+        runs = 1 if groups is None else groups
+
+        def mean(x: Tensor) -> Tensor:
+            weights = kept.expand_as(x).reshape(runs, -1)
+            sums = (x.reshape(runs, -1) * weights).sum(-1) / weights.sum(-1).clamp_min(1.0)
+            return sums[0] if groups is None else sums
+
+        return mean

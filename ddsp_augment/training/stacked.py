@@ -195,12 +195,14 @@ class _Group:
             torch.as_tensor(np.concatenate([b[4][i] for b in batches]), device=device)
             for i in range(len(batches[0][4]))
         ]
+        edges = torch.as_tensor(np.concatenate([b[5] for b in batches]), device=device)
         output = self._forward(f0, loud, conf, white)
         losses = self.loss_fn(
             output,
             audio.flatten(0, 1),
             floors if settings.background_in_loss else None,
             groups=len(self.runs),
+            band_edges=edges,
         )
         for p in self.params.values():
             p.grad = None

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..constants import ACTIVE_RANGE_DB, VOICED_THRESHOLD
 from ..evaluation.metrics import f0_accuracy, loudness_mae_db, spectral_distance
 from ..features.activity import bird_activity
-from ..features.background import noise_floor, render_noise_floor
+from ..features.background import noise_floor, recorded_band_edge, render_noise_floor
 from ..features.contours import ContourBank, Segment
 from ..features.pitch import estimate_f0
 from ..features.residual import measure_residual
@@ -197,6 +197,8 @@ def detect_collapse(output: np.ndarray, harmonic: np.ndarray, recording: Recordi
 
     Collapse modes known from DDSP on small data and high sample rates: the output goes silent,
     or the harmonic branch dies and the noise branch takes over while the target is tonal.
+    ``output`` and ``harmonic`` (``[samples]``) are both taken after the reverb: the harmonic
+    share is that of the sound heard.
     """
     hop = recording.hop_length
     active = recording.loudness_db >= recording.loudness_db.max() - ACTIVE_RANGE_DB
@@ -219,8 +221,12 @@ class _CropSampler:
         self.recordings = recordings
         self.crop_frames = crop_frames
         self.rng = rng
-        # Each recording's background floor at every loss FFT size, for the background term.
+        # Each recording's background floor at every loss FFT size, for the background term,
+        # and the highest frequency it carries, above which the loss does not look.
         self.floors = [[noise_floor(r.audio, n) for n in FFT_SIZES] for r in recordings]
+        self.band_edges = np.array(
+            [recorded_band_edge(r.background, r.sample_rate) for r in recordings]
+        )
         centres = []
         for index, rec in enumerate(recordings):
             for start, end in rec.segments:
@@ -228,7 +234,10 @@ class _CropSampler:
                 centres.append(np.stack([np.full_like(frames, index), frames], 1))
         self.centres = np.concatenate(centres)
 
-    def batch(self, size: int) -> tuple[np.ndarray, ...]:
+    def batch(self, size: int) -> tuple[Any, ...]:
+        """``size`` crops: f0, loudness, confidence ``[size, frames + 1]``, audio
+        ``[size, frames * hop]``, the floors (one ``[size, bins]`` per loss FFT size) and the
+        band edges ``[size]`` (Hz)."""
         picks = self.centres[self.rng.integers(0, len(self.centres), size)]
         f0, loud, conf, audio, floors = [], [], [], [], []
         n = self.crop_frames
@@ -242,7 +251,8 @@ class _CropSampler:
             audio.append(rec.audio[start * rec.hop_length : (start + n) * rec.hop_length])
             floors.append(self.floors[index])
         per_scale = [np.stack([f[i] for f in floors]) for i in range(len(FFT_SIZES))]
-        return np.stack(f0), np.stack(loud), np.stack(conf), np.stack(audio), per_scale
+        edges = self.band_edges[picks[:, 0]]
+        return np.stack(f0), np.stack(loud), np.stack(conf), np.stack(audio), per_scale, edges
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -370,13 +380,17 @@ def _validate(
         t = lambda a: torch.as_tensor(a, device=device)[None]  # noqa: E731
         n = rec.audio.shape[0]
         out, harmonic = model(t(rec.f0_hz), t(rec.loudness_db), t(rec.confidence), n, generator)
-        bird, harmonic = out[0].cpu().numpy(), harmonic[0].cpu().numpy()
+        # The harmonic part through the reverb, as it sounds in the output: the learned IR can
+        # boost the song's band by 10-15 dB, and the dry part would then read as "gone".
+        bird, harmonic = out[0].cpu().numpy(), model.reverb(harmonic)[0].cpu().numpy()
         reason = detect_collapse(bird, harmonic, rec)
         if reason:
             reasons.append(f"{rec.name}: {reason}")
         active = rec.loudness_db >= rec.loudness_db.max() - ACTIVE_RANGE_DB
         heard = bird + render_noise_floor(rec.background, n, rng) if with_background else bird
-        scores["spectral"].append(spectral_distance(rec.audio, heard, rec.sample_rate))
+        # Within the band the recording carries, as the loss looks (see MultiScaleSpectralLoss).
+        edge = recorded_band_edge(rec.background, rec.sample_rate)
+        scores["spectral"].append(spectral_distance(rec.audio, heard, rec.sample_rate, f_max=edge))
         # Measured as preprocessing measured the recording: the bird above its background.
         heard_loud = bird_activity(heard, rec.sample_rate, rec.background, None, rec.hop_length)
         scores["loud"].append(loudness_mae_db(rec.loudness_db, heard_loud.loudness_db, active))
@@ -676,11 +690,14 @@ def train_species(
         losses = []
         model.train()
         for _ in range(settings.steps_per_epoch):
-            f0, loud, conf, audio, floors = sampler.batch(settings.batch_size)
+            f0, loud, conf, audio, floors, edges = sampler.batch(settings.batch_size)
             t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
             output, _ = model(t(f0), t(loud), t(conf), audio.shape[1], generator)
             loss = loss_fn(
-                output, t(audio), [t(f) for f in floors] if settings.background_in_loss else None
+                output,
+                t(audio),
+                [t(f) for f in floors] if settings.background_in_loss else None,
+                band_edges=t(edges),
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
