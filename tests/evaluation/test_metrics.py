@@ -76,6 +76,18 @@ def test_spectral_distance_ignores_frames_40_db_below_the_loudest():
     assert spectral_distance(quiet, y, SR, active_frames_from=x) > 1.0
 
 
+def test_spectral_distance_within_f_max_ignores_the_band_above():
+    """``f_max``: a recording silent above it is not compared with the resynthesis there."""
+    t = np.arange(SR) / SR
+    x = (0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+    y = x + (0.01 * np.sin(2 * np.pi * 14000 * t)).astype(np.float32)
+    assert spectral_distance(x, y, SR) > 0.15
+    assert spectral_distance(x, y, SR, f_max=11025.0) < 0.02
+    assert spectral_distance(x, y, SR, f_max=SR / 2) == spectral_distance(x, y, SR)
+    with pytest.raises(ValueError, match="f_max"):
+        spectral_distance(x, y, SR, f_max=0.0)
+
+
 def test_log_mel_distance_and_embedding():
     x = _noise()
     assert log_mel_distance(x, x, SR) == 0.0

@@ -50,3 +50,26 @@ def test_rendered_floor_follows_the_spectrum_and_its_scaling_convention():
         render_noise_floor(-floor, 100, np.random.default_rng(0))
     with pytest.raises(ValueError, match="n_samples"):
         render_noise_floor(floor, 0, np.random.default_rng(0))
+
+
+def test_recorded_band_edge_finds_the_old_nyquist_of_a_resampled_file():
+    """White noise at 22.05 kHz resampled to 32 kHz carries nothing above 11.025 kHz; the same
+    noise made at 32 kHz carries the whole band; a real background's tilt (-40 dB towards
+    Nyquist) is not an edge."""
+    import librosa
+
+    from ddsp_augment.features.background import recorded_band_edge
+
+    rng = np.random.default_rng(3)
+    low_rate = rng.standard_normal(44100).astype(np.float32) * 0.01
+    resampled = librosa.resample(low_rate, orig_sr=22050, target_sr=32000)
+    edge = recorded_band_edge(noise_floor(resampled), 32000)
+    assert 10500 <= edge <= 11025
+    full = rng.standard_normal(64000).astype(np.float32) * 0.01
+    assert recorded_band_edge(noise_floor(full), 32000) == 16000.0
+    tilt = np.logspace(0, -2, 1025).astype(np.float32)  # 0 dB at DC to -40 dB at Nyquist
+    assert recorded_band_edge(tilt, 32000) == 16000.0
+    # Any FFT size (band k at k * sr / (2 (K - 1))), within a band's width (125 Hz here).
+    assert 10500 <= recorded_band_edge(noise_floor(resampled, 256), 32000) <= 11025 + 250
+    with pytest.raises(ValueError, match="f_min"):
+        recorded_band_edge(tilt, 32000, f_min=20000.0)

@@ -48,3 +48,40 @@ def test_grouped_loss_is_each_group_alone():
         torch.testing.assert_close(grouped[g], alone, rtol=1e-6, atol=0)
     with pytest.raises(ValueError, match="groups=3 does not divide the batch 4"):
         loss(pred, target, groups=3)
+
+
+def test_bins_above_a_recordings_band_edge_do_not_count():
+    """``band_edges``: a recording made at 22.05 kHz carries nothing above 11 kHz. A faint
+    14 kHz tone (-30 dB) in the prediction then moves the loss by half without edges (what drove
+    training to silence) and by nothing with them; an edge at Nyquist keeps the plain loss bit
+    for bit; each example keeps its own edge."""
+    import librosa
+    import numpy as np
+    import pytest
+
+    from ddsp_augment.features.background import noise_floor, recorded_band_edge
+
+    rng = np.random.default_rng(0)
+    hiss = 0.003 * rng.standard_normal(11025).astype(np.float32)
+    noise = librosa.resample(hiss, orig_sr=22050, target_sr=32000)[:16000]
+    target = _tone(3000.0) + torch.from_numpy(noise)[None]
+    loss = MultiScaleSpectralLoss(32000)
+    floors = [torch.from_numpy(noise_floor(noise, n))[None] for n in loss.fft_sizes]
+    edge = torch.tensor([recorded_band_edge(noise_floor(noise), 32000)])
+    assert 10500 <= float(edge) <= 11025
+    pred = 0.8 * _tone(3000.0)
+    above = pred + 0.1 * _tone(14000.0)
+    plain = float(loss(pred, target, floors, band_edges=edge))
+    assert float(loss(above, target, floors, band_edges=edge)) == pytest.approx(plain, rel=1e-3)
+    assert float(loss(above, target, floors)) > 1.5 * float(loss(pred, target, floors))
+    nyquist = torch.tensor([16000.0])
+    assert torch.equal(loss(pred, target, floors, band_edges=nyquist), loss(pred, target, floors))
+    pair = loss(
+        torch.cat([above, pred]),
+        torch.cat([target, target]),
+        [torch.cat([f, f]) for f in floors],
+        band_edges=torch.cat([edge, edge]),
+    )
+    assert float(pair) == pytest.approx(plain, rel=1e-3)
+    with pytest.raises(ValueError, match=r"band_edges must be \[1\]"):
+        loss(pred, target, band_edges=edge.repeat(2))
