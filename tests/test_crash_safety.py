@@ -182,12 +182,15 @@ def _outcome(directory: Path) -> tuple[list[float], dict[str, torch.Tensor], lis
     return history, saved.model.state_dict(), [row["loss"] for row in meta["history"]]
 
 
-# Two epochs that both improve (so both save the model); one recording trains, one validates.
+# Two epochs that both improve (so both save the model): validation spectral distance 0.883
+# then 0.867 (at the default learning rate the second epoch's single step no longer improves
+# since the loss compares only the band the recording carries).
 TRAIN = TrainSettings(
     epochs=2,
     steps_per_epoch=1,
     batch_size=2,
     seed=1,
+    learning_rate=1e-2,
     crop_seconds=0.25,
     decoder={"hidden": 16, "n_layers": 2},
 )
