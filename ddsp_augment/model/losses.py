@@ -77,6 +77,8 @@ class MultiScaleSpectralLoss(nn.Module):
             raise ValueError(f"groups={groups} does not divide the batch {batch}")
         if band_edges is not None and tuple(band_edges.shape) != (batch,):
             raise ValueError(f"band_edges must be [{batch}], got {tuple(band_edges.shape)}")
+        # The masks are built on the host: deciding there which bins to keep costs no device sync.
+        edges = None if band_edges is None else band_edges.detach().to("cpu", torch.float64)
         total = prediction.new_zeros(() if groups is None else (groups,))
         for i, n_fft in enumerate(self.fft_sizes):
             first_bin = int(np.ceil(self.f_min * n_fft / self.sample_rate))
@@ -85,7 +87,7 @@ class MultiScaleSpectralLoss(nn.Module):
                 pred = torch.sqrt(pred**2 + floors[i][:, :, None] ** 2 + 1e-12)
             pred = pred[:, first_bin:]
             true = stft_magnitude(target, n_fft)[:, first_bin:]
-            mean = self._mean(groups, self._kept_bins(band_edges, n_fft, first_bin, pred))
+            mean = self._mean(groups, self._kept_bins(edges, n_fft, first_bin, pred))
             total = total + mean((pred - true).abs())
             total = total + self.log_weight * mean(
                 (torch.log(pred + 1e-5) - torch.log(true + 1e-5)).abs()
@@ -93,17 +95,19 @@ class MultiScaleSpectralLoss(nn.Module):
         return total / len(self.fft_sizes)
 
     def _kept_bins(
-        self, band_edges: Tensor | None, n_fft: int, first_bin: int, pred: Tensor
+        self, edges: Tensor | None, n_fft: int, first_bin: int, pred: Tensor
     ) -> Tensor | None:
-        """``[batch, bins, 1]`` float mask of the bins (from ``first_bin``) at or under each
-        example's band edge, or None when every example keeps every bin."""
-        if band_edges is None:
+        """``[batch, bins, 1]`` float mask (on ``pred``'s device) of the bins from ``first_bin``
+        at or under each example's band edge (``edges``: Hz, on the host), or None when every
+        example keeps every bin."""
+        if edges is None:
             return None
-        last_bin = torch.floor(band_edges.to(pred.device, torch.float64) * n_fft / self.sample_rate)
+        last_bin = torch.floor(edges * n_fft / self.sample_rate)
         if bool((last_bin >= n_fft // 2).all()):
             return None  # full-band recordings: the plain means, bit for bit
-        bins = torch.arange(first_bin, n_fft // 2 + 1, device=pred.device)
-        return (bins[None, :] <= last_bin[:, None]).to(pred.dtype)[:, :, None]
+        bins = torch.arange(first_bin, n_fft // 2 + 1, dtype=torch.float64)
+        kept = (bins[None, :] <= last_bin[:, None]).to(pred.dtype)[:, :, None]
+        return kept.to(pred.device)
 
     @staticmethod
     def _mean(groups: int | None, kept: Tensor | None) -> Callable[[Tensor], Tensor]:

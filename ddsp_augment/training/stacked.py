@@ -195,7 +195,8 @@ class _Group:
             torch.as_tensor(np.concatenate([b[4][i] for b in batches]), device=device)
             for i in range(len(batches[0][4]))
         ]
-        edges = torch.as_tensor(np.concatenate([b[5] for b in batches]), device=device)
+        # Band edges stay on the host, where the loss reads them.
+        edges = torch.as_tensor(np.concatenate([b[5] for b in batches]))
         output = self._forward(f0, loud, conf, white)
         losses = self.loss_fn(
             output,

@@ -697,7 +697,7 @@ def train_species(
                 output,
                 t(audio),
                 [t(f) for f in floors] if settings.background_in_loss else None,
-                band_edges=t(edges),
+                band_edges=torch.as_tensor(edges),  # on the host, where the loss reads them
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
