@@ -255,8 +255,8 @@ def controls_view(
 
 #: What the noise panels and labels say for a model saved without a recorded residual.
 NO_RESIDUAL = (
-    "no recorded residual in this model (trained before ddsp-augment stored one, or its "
-    "training is unfinished: retrain it to add one)"
+    "no recorded residual in this model (trained before ddsp-augment stored one or measured "
+    "it through the reverb, or its training is unfinished: retrain it to add one)"
 )
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..constants import ACTIVE_RANGE_DB
 from ..io import atomic_write
+from .residual import RESIDUAL_VERSION
 
 __all__ = ["ContourBank", "Segment", "find_segments"]
 
@@ -93,6 +94,9 @@ class ContourBank:
         # on demand) rather than the arrays they are views of (as loaded from a file).
         self._table: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
         self._table_is_copy = False
+        #: Whether :meth:`load` dropped residuals of an older kind (``residual.RESIDUAL_VERSION``)
+        #: from the file: the model needs retraining to get recorded noise back.
+        self.stale_residual = False
 
     @property
     def frame_rate(self) -> float:
@@ -166,10 +170,14 @@ class ContourBank:
             # Half precision: 0.03 dB steps around 0 dB, 0.06 dB at the -120 dB floor; it
             # halves what is usually the largest file of a model directory.
             arrays["residual_db"] = cat("residual_db").astype(np.float16)
+            arrays["residual_version"] = np.array(RESIDUAL_VERSION, dtype=np.int64)
         atomic_write(path, lambda tmp: _save_npz(tmp, arrays))
 
     @classmethod
     def load(cls, path: str | Path) -> ContourBank:
+        """A saved bank. Residuals of another ``residual.RESIDUAL_VERSION`` than this one's
+        (files without the field hold version 1: measured against the dry harmonics) are left
+        out, and ``stale_residual`` says so."""
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -177,7 +185,8 @@ class ContourBank:
                 f0, loud, conf = data["f0_hz"], data["loudness_db"], data["confidence"]
                 sample_rate, hop_length = (int(v) for v in data["grid"])
                 residual = data["residual_db"] if "residual_db" in data.files else None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+                version = int(data["residual_version"]) if "residual_version" in data.files else 1
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
             raise ValueError(f"{path}: not a readable contour bank ({error})") from error
         if (
             offsets[-1] != f0.shape[0]
@@ -185,12 +194,16 @@ class ContourBank:
             or (residual is not None and (residual.ndim != 2 or len(residual) != len(f0)))
         ):
             raise ValueError(f"{path}: contour bank arrays are inconsistent (truncated file?)")
+        stale = residual is not None and version != RESIDUAL_VERSION
+        if stale:
+            residual = None
         segments = [
             Segment(f0[a:b], loud[a:b], conf[a:b], str(name), _rows(residual, a, b))
             for a, b, name in zip(offsets[:-1], offsets[1:], names, strict=True)
         ]
         bank = cls(segments, sample_rate, hop_length)
         bank._table = (f0, loud, residual)
+        bank.stale_residual = stale
         return bank
 
 

@@ -3,10 +3,23 @@
 Sinusoids plus noise, as in spectral modelling synthesis (Serra & Smith 1990), with the species
 model as the sinusoidal part. Per 2 ms frame, the residual is the recording's spectrum minus
 its measured background and minus the model's own harmonic rendering of that recording's
-contours, on a 62.5 Hz grid (``RESIDUAL_BANDS``). Generation renders it as filtered noise in
-place of the decoder's 65-band noise, moved along with the contour frames it belongs to
-(:func:`reshape_residual` applies the new song's pitch and level), at a quarter of the frame
-rate (:func:`pool_residual`).
+contours as heard, through the model's learned reverb, on a 62.5 Hz grid (``RESIDUAL_BANDS``).
+Generation renders it as filtered noise in place of the decoder's 65-band noise, moved along
+with the contour frames it belongs to (:func:`reshape_residual` applies the new song's pitch and
+level), at a quarter of the frame rate (:func:`pool_residual`), and adds it *after* the reverb:
+``reverb(harmonic) + residual`` (``model.species_model``), where the decoder's noise is rendered
+``reverb(harmonic + noise)``.
+
+Why through the reverb, both ways: the residual is recorded sound, so it already carries the
+room, and the harmonics a listener hears (and a recording holds) are the reverberated ones. The
+learned reverb adds 8-14 dB in a song's band; measured against the dry harmonics the residual
+kept most of every tonal note (great tit: 60 dB over the decoder's noise), and rendering it
+through the reverb again boosted it a second time. Measuring against ``reverb(harmonic)`` and
+adding the residual after the reverb is the one consistent pair that needs no inverse filter
+(dividing the reverb's response out instead would blow up wherever that response dips).
+Residuals measured the old way (before :data:`RESIDUAL_VERSION` 2) are not loaded
+(``features.contours.ContourBank.load``): such a model falls back to its decoder's noise, with
+a warning to retrain it.
 
 Why: the harsh callers (goshawk, raven, jay, buzzard) carry their identity in spectral detail
 the 65-band noise branch cannot draw and their harmonic branch misses when F0 is tracked at a
@@ -27,6 +40,7 @@ __all__ = [
     "RESIDUAL_BANDS",
     "RESIDUAL_FLOOR_DB",
     "RESIDUAL_POOL",
+    "RESIDUAL_VERSION",
     "measure_residual",
     "pool_residual",
     "reshape_residual",
@@ -45,6 +59,9 @@ RESIDUAL_FLOOR_DB = -120.0
 #: less than one noise draw differs from another (tests/features/test_residual.py; README,
 #: "Sinusoids plus the recorded residual").
 RESIDUAL_POOL = 4
+#: How residuals are measured and rendered: 2 against the harmonics through the model's reverb,
+#: added after it; 1 (unversioned files) against the dry harmonics, rendered through the reverb.
+RESIDUAL_VERSION = 2
 # A phrase's level may be moved this far (dB) from its source frames' before its residual is
 # clamped: jitter moves levels by a few dB, and the limit keeps a near-silent source frame from
 # being blown up into audible noise.
@@ -60,7 +77,8 @@ def measure_residual(
     """The recorded residual of ``audio [samples]`` → ``[samples // hop_length + 1, n_bands]``
     float32 dB: filtered-noise gains (``dsp.numba_kernels.filtered_noise``'s magnitudes) that
     re-render what ``harmonic [samples]`` (the model's harmonic part for this audio's
-    contours, before reverb) leaves of the bird above the recording's background.
+    contours as heard, through its reverb: ``SpeciesModel.harmonic_part``) leaves of the bird
+    above the recording's background, to be added after the reverb.
 
     Power per bin: the recording's, minus its background (``background.noise_floor`` at this
     resolution; none in a clip under half its window), minus the harmonic part's,

@@ -81,7 +81,8 @@ class SpeciesModel(nn.Module):
         ``noise_magnitudes [batch, noise_frames, bands]`` (any number of bands), when given,
         shape the noise instead of the decoder's own noise branch (the recorded residual,
         :mod:`..features.residual`), one frame per ``noise_hop_length`` samples (None: the
-        model's hop).
+        model's hop), and that noise is added after the reverb (recorded sound carries its
+        room): ``reverb(harmonic) + noise``; the decoder's noise is ``reverb(harmonic + noise)``.
 
         Clips go through the decoder (:meth:`.decoder.Decoder.synthesis_controls`), synthesis
         (:func:`..dsp.functional.harmonic_synth_recurrent` and
@@ -104,10 +105,15 @@ class SpeciesModel(nn.Module):
             harmonic = F.harmonic_synth_recurrent(
                 f0, amplitude, distribution, cfg.sample_rate, cfg.hop_length, white_noise.shape[-1]
             )
-            if noise_magnitudes is not None:
-                magnitudes = noise_magnitudes[part]
-            noise = F.filtered_noise_zero_phase(magnitudes, white_noise[part], noise_hop)
-            parts.append(self.reverb.apply_batch(harmonic, noise))
+            if noise_magnitudes is None:
+                noise = F.filtered_noise_zero_phase(magnitudes, white_noise[part], noise_hop)
+                parts.append(self.reverb.apply_batch(harmonic, noise))
+            else:
+                wet = self.reverb.apply_batch(harmonic)
+                wet += F.filtered_noise_zero_phase(
+                    noise_magnitudes[part], white_noise[part], noise_hop
+                )
+                parts.append(wet)
         return parts[0] if len(parts) == 1 else torch.cat(parts)  # one chunk: no copy
 
     @torch.inference_mode()
@@ -144,21 +150,22 @@ class SpeciesModel(nn.Module):
             f0_hz, loudness_db, confidence, n_samples, with_noise=noise_magnitudes is None
         )
         if noise_magnitudes is None:
-            noise = nk.filtered_noise(magnitudes, white, hop)
-        else:
-            # Block FFTs: the recorded residual's FIRs are long (512 taps at 257 bands), and
-            # direct convolution costs every tap per sample.
-            noise_hop = _check_noise_hop(noise_hop_length, hop)
-            noise = nk.filtered_noise_zero_phase(noise_magnitudes, white, noise_hop)
-        return self.reverb.apply_numpy(harmonic + noise)
+            return self.reverb.apply_numpy(harmonic + nk.filtered_noise(magnitudes, white, hop))
+        # Block FFTs: the recorded residual's FIRs are long (512 taps at 257 bands), and direct
+        # convolution costs every tap per sample. Added after the reverb, as in `render`.
+        noise_hop = _check_noise_hop(noise_hop_length, hop)
+        noise = nk.filtered_noise_zero_phase(noise_magnitudes, white, noise_hop)
+        return self.reverb.apply_numpy(harmonic) + noise
 
     @torch.inference_mode()
     def harmonic_part(
         self, f0_hz: np.ndarray, loudness_db: np.ndarray, confidence: np.ndarray, n_samples: int
     ) -> np.ndarray:
-        """The harmonic branch alone for ``[frames]`` contours → float32 ``[n_samples]``, before
-        reverb (numba path): what the recorded residual is measured against."""
-        return self._numpy_parts(f0_hz, loudness_db, confidence, n_samples, False)[0]
+        """The harmonic branch alone for ``[frames]`` contours → float32 ``[n_samples]``, through
+        the reverb as every rendering plays it (numba path): what the recorded residual is
+        measured against (:mod:`..features.residual`)."""
+        dry = self._numpy_parts(f0_hz, loudness_db, confidence, n_samples, False)[0]
+        return self.reverb.apply_numpy(dry)
 
     def _numpy_parts(
         self,

@@ -316,16 +316,23 @@ class SpeciesBank:
 
     def _residual(self, species: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``species``' contour bank end to end, cached (see ``ContourBank.concatenated``);
-        None, with a warning naming the model, when it was saved without residuals."""
+        None, with a warning naming the model, when it was saved without residuals or with
+        residuals of an older kind (``ContourBank.stale_residual``)."""
         if species not in self._residuals:
-            f0, loud, residual = self.entry(species).contours.concatenated()
+            contours = self.entry(species).contours
+            f0, loud, residual = contours.concatenated()
             self._residuals[species] = None if residual is None else (f0, loud, residual)
             if residual is None:
                 where = self.directory(species) or species
+                why = (
+                    "its recorded residuals were measured before the reverb (an older version): "
+                    "retrain it"
+                    if contours.stale_residual
+                    else "no recorded residuals (its training is unfinished, or it was saved "
+                    "before they existed: finish or retrain it)"
+                )
                 warnings.warn(
-                    f"{where}: no recorded residuals (its training is unfinished, or it was "
-                    "saved before they existed: finish or retrain it); noise='recorded' falls "
-                    "back to the model's noise branch",
+                    f"{where}: {why}; noise='recorded' falls back to the model's noise branch",
                     stacklevel=3,
                 )
         return self._residuals[species]

@@ -94,3 +94,21 @@ def test_contour_bank_keeps_residuals_in_half_precision(tmp_path):
     partial.save(tmp_path / "p.npz")
     assert not ContourBank.load(tmp_path / "p.npz").has_residual
     assert partial.concatenated()[2] is None
+
+
+def test_residuals_of_the_old_kind_are_left_out_on_load(tmp_path):
+    """A file without ``residual_version`` holds residuals measured against the dry harmonics
+    (version 1): loaded without them, and marked stale so the bank can say to retrain."""
+    from ddsp_augment.features.residual import RESIDUAL_VERSION
+
+    segment = Segment(*(np.ones(5, np.float32),) * 3, "r", np.zeros((5, 257), np.float32))
+    ContourBank([segment], 32000, 64).save(tmp_path / "new.npz")
+    new = ContourBank.load(tmp_path / "new.npz")
+    assert new.has_residual and not new.stale_residual and RESIDUAL_VERSION == 2
+    with np.load(tmp_path / "new.npz") as data:
+        assert int(data["residual_version"]) == RESIDUAL_VERSION
+        arrays = {k: data[k] for k in data.files if k != "residual_version"}
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = ContourBank.load(tmp_path / "old.npz")
+    assert not old.has_residual and old.stale_residual and old.concatenated()[2] is None
+    np.testing.assert_array_equal(old.concatenated()[0], new.concatenated()[0])

@@ -275,3 +275,27 @@ def test_a_model_without_residuals_falls_back_to_its_noise_branch(small_bank):
     np.testing.assert_array_equal(
         songs, old.sample(species, n=2, seconds=0.5, seed=1, noise="model")
     )
+
+
+def test_a_model_with_residuals_measured_before_the_reverb_falls_back_and_says_retrain(
+    small_bank, tmp_path
+):
+    """Residuals saved before ``RESIDUAL_VERSION`` 2 (no version field) were measured against
+    the dry harmonics: the decoder's noise is used instead, with a warning to retrain."""
+    import dataclasses
+
+    from ddsp_augment.features.contours import ContourBank
+
+    species = small_bank.species[0]
+    entry = small_bank.entry(species)
+    entry.contours.save(tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz") as data:
+        arrays = {k: data[k] for k in data.files if k != "residual_version"}
+    np.savez(tmp_path / "old.npz", **arrays)
+    stale = ContourBank.load(tmp_path / "old.npz")
+    old = SpeciesBank({species: dataclasses.replace(entry, contours=stale)})
+    with pytest.warns(UserWarning, match="measured before the reverb.*retrain it"):
+        songs = old.sample(species, n=2, seconds=0.5, seed=1)
+    np.testing.assert_array_equal(
+        songs, small_bank.sample(species, n=2, seconds=0.5, seed=1, noise="model")
+    )
