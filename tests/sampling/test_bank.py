@@ -87,8 +87,9 @@ def test_batched_torch_renders_the_numba_songs_with_their_scenes(small_bank, dev
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 def test_device_draws_are_seeded_per_clip_and_sound_like_the_host_draws(small_bank, device):
     """draws="device": the same contours, the bulk noise from each clip's torch generator:
-    identical for a seed whatever the batch, and within 1 dB of the host draws' level and
-    band spectrum (16 bands over 8 clips, where the bird sings) for the clean bird."""
+    identical for a seed whatever the batch, and within 0.5 dB of the host draws' level (2 dB
+    per clip) and 1.5 dB of their band spectrum (16 bands over 8 clips, where the bird sings)
+    for the clean bird."""
     species = small_bank.species[0]
     kwargs = dict(seconds=1.0, seed=21, backend="torch", device=device)
     scene = SceneConfig(background="measured", p_wind=0.5, p_rain=0.5)
@@ -106,16 +107,19 @@ def test_device_draws_are_seeded_per_clip_and_sound_like_the_host_draws(small_ba
     bird = small_bank.sample(species, n=8, draws="device", **kwargs)
     assert not np.array_equal(host, bird)
     levels = 10 * np.log10(np.mean(bird**2, axis=1) / np.mean(host**2, axis=1))
-    assert np.abs(levels).max() <= 1.0
+    # Per clip, one noise draw against another: a clip that is mostly recorded residual over a
+    # few syllables (added after the reverb, which no longer spreads it) swings by over 1 dB.
+    assert np.abs(levels).max() <= 2.0 and abs(float(np.mean(levels))) <= 0.5
 
     def bands(audio: np.ndarray) -> np.ndarray:
         power = np.abs(np.fft.rfft(audio, axis=-1)) ** 2
         return 10 * np.log10(power.mean(0)[1:].reshape(16, -1).mean(-1))
 
     # Where the bird sings (bands within 30 dB of its loudest): a near-empty band's level over
-    # 8 clips of recorded residual swings by dB from draw to draw.
+    # 8 clips of recorded residual swings by dB from draw to draw, and a band that is mostly
+    # residual (9-11 kHz here) by over 1 dB.
     sung = bands(host) > bands(host).max() - 30
-    assert np.abs(bands(bird) - bands(host))[sung].max() <= 1.0
+    assert np.abs(bands(bird) - bands(host))[sung].max() <= 1.5
     with pytest.raises(ValueError, match="draws"):
         small_bank.sample(species, draws="device")  # numba draws on the host
     with pytest.raises(ValueError, match="draws"):
