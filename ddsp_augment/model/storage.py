@@ -6,7 +6,8 @@
   unfinished save and is rejected.
 - ``weights.safetensors`` — model weights (safetensors cannot carry code, unlike pickle).
 - ``contours.npz`` — the species' contour bank (no pickle), with each frame's recorded residual
-  (``features.residual``; float16 dB) once training has finished.
+  (``features.residual``; float16 dB) and its ``residual_version`` once training has finished
+  (residuals of an older version are not loaded: such a model renders its decoder's noise).
 - ``backgrounds.npz`` — each training recording's background magnitude (2048-point STFT).
 - ``checkpoint/state.safetensors`` — last training state for ``--resume``: tensors and the JSON
   state (history, RNG states, ...) in one file, so it is replaced in one rename.
