@@ -68,17 +68,21 @@ def _fingerprint(
 
 
 def _cached(directory: Path, fingerprint: str) -> tuple[bool, str | None]:
-    """``(found, failure reason)`` of a model or failure cached under ``fingerprint``."""
+    """``(found, failure reason)`` of a model or failure cached under ``fingerprint``. A model
+    whose recorded residual is of an older kind (``ContourBank.stale_residual``: saved before
+    the residual was measured through the reverb, by training code that also compared bins
+    above a recording's band) is retrained, not reused."""
     failed = directory / _FAILED
     if failed.is_file():
         record = json.loads(failed.read_text())
         if record.get("fingerprint") == fingerprint:
             return True, str(record["reason"])
     try:
-        info = load_species_model(directory).info
+        saved = load_species_model(directory)
     except ModelFileError:
         return False, None
-    return bool(info.get("complete")) and info.get("fingerprint") == fingerprint, None
+    current = bool(saved.info.get("complete")) and not saved.contours.stale_residual
+    return current and saved.info.get("fingerprint") == fingerprint, None
 
 
 def _analyse(clips: Sequence[Clip], pre: PreprocessSettings) -> tuple[list[Recording], list[str]]:

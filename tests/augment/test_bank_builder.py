@@ -65,6 +65,17 @@ def test_models_are_cached_on_clips_and_settings(tit_clips, tmp_path, count_trai
     assert len(count_training) == 3
 
 
+def test_a_cached_model_with_an_old_residual_is_retrained(tit_clips, tmp_path, count_training):
+    build_bank(tit_clips, tmp_path, TINY)
+    path = tmp_path / "Parus_major" / "contours.npz"
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files if k != "residual_version"}
+    np.savez(path, **arrays)  # as saved before residuals carried a version (version 1)
+    bank, _ = build_bank(tit_clips, tmp_path, TINY)
+    assert count_training == ["Parus_major", "Parus_major"]
+    assert bank.entry("Parus_major").contours.has_residual
+
+
 def test_same_seed_gives_the_same_model(tit_clips, tmp_path):
     build_bank(tit_clips, tmp_path / "a", TINY)
     build_bank(tit_clips, tmp_path / "b", TINY)
