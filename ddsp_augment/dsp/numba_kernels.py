@@ -375,8 +375,9 @@ def _add_pieces(filtered, active, lead, frames):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _pool_kernel(magnitudes, factor):  # pragma: no cover
-    frames, bands = magnitudes.shape
+def _pool_kernel(magnitudes, slots, factor):  # pragma: no cover
+    frames = slots.shape[0]
+    bands = magnitudes.shape[1]
     groups = -(-frames // factor)
     out = np.zeros((groups, bands), np.float32)
     for g in range(groups):
@@ -384,7 +385,9 @@ def _pool_kernel(magnitudes, factor):  # pragma: no cover
         last = min(first + factor, frames)
         acc = out[g]
         for i in range(first, last):
-            row = magnitudes[i]
+            if slots[i] < 0:
+                continue  # an all-zero frame adds nothing to the run's power
+            row = magnitudes[slots[i]]
             for k in range(bands):
                 acc[k] += row[k] * row[k]
         scale = np.float32(1.0 / (last - first))
@@ -393,28 +396,52 @@ def _pool_kernel(magnitudes, factor):  # pragma: no cover
     return out
 
 
-def pool_frames(magnitudes: np.ndarray, factor: int) -> np.ndarray:
+def pool_frames(magnitudes: np.ndarray, factor: int, slots: np.ndarray | None = None) -> np.ndarray:
     """Magnitudes ``[frames, bands]`` → ``[ceil(frames / factor), bands]`` float32: each run of
     ``factor`` frames' RMS (the last run over the frames it has).
 
     Filtered noise from the pooled frames, at ``factor`` times the hop, carries each run's
     energy per band: white noise of unit power through gain ``g`` has power ``g²``, so the
     power mean of the gains keeps the run's mean power.
+
+    ``slots [frames]`` (int) pools a sparse sequence without building it: frame ``t`` is
+    ``magnitudes[slots[t]]``, or all zeros where ``slots[t] < 0``; the result is the same as
+    pooling the full sequence.
     """
     if factor < 1:
         raise ValueError(f"factor must be >= 1, got {factor}")
-    return _pool_kernel(np.ascontiguousarray(magnitudes, np.float32), int(factor))
+    magnitudes = np.ascontiguousarray(magnitudes, np.float32)
+    if slots is None:
+        slots = np.arange(magnitudes.shape[0])
+    slots = np.ascontiguousarray(slots, np.int64)
+    if slots.ndim != 1 or (slots.size and slots.max() >= magnitudes.shape[0]):
+        raise ValueError(
+            f"slots must be [frames] of rows of magnitudes [{magnitudes.shape[0]}, bands] or < 0"
+        )
+    return _pool_kernel(magnitudes, slots, int(factor))
 
 
 def warp_spectra_db(
-    spectra_db: np.ndarray, gain_db: np.ndarray, ratio: np.ndarray, empty_db: float
+    spectra_db: np.ndarray,
+    rows: np.ndarray,
+    gain_db: np.ndarray,
+    ratio: np.ndarray,
+    empty_db: float,
 ) -> np.ndarray:
-    """Spectra ``[frames, bands]`` in dB, each stretched along frequency by ``ratio[frame]``
-    (band ``k`` reads the input at ``k / ratio``, linearly between bands; ``empty_db`` beyond
-    the top band) and raised by ``gain_db[frame]`` → linear magnitudes ``[frames, bands]``
-    float32."""
+    """Rows of spectra ``[R, bands]`` in dB, each stretched along frequency and raised → linear
+    magnitudes ``[len(rows), bands]`` float32.
+
+    Output ``i`` is ``spectra_db[rows[i]]`` stretched by ``ratio[i]`` (band ``k`` reads the
+    input at ``k / ratio[i]``, linearly between bands; ``empty_db`` beyond the top band) and
+    raised by ``gain_db[i]``. The rows are read in place: a song reuses a few source frames
+    many times, and gathering them first copied a megabyte per 3 s clip.
+    """
+    rows = np.ascontiguousarray(rows, np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= np.shape(spectra_db)[0]):
+        raise ValueError(f"rows must index spectra_db's {np.shape(spectra_db)[0]} frames")
     levels = _warp_kernel(
         np.ascontiguousarray(spectra_db, np.float32),
+        rows,
         np.ascontiguousarray(gain_db, np.float32),
         np.ascontiguousarray(ratio, np.float32),
         np.float32(empty_db),
@@ -425,23 +452,29 @@ def warp_spectra_db(
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _warp_kernel(spectra_db, gain_db, ratio, empty_db):  # pragma: no cover
-    frames, bands = spectra_db.shape
-    out = np.empty((frames, bands), np.float32)
-    for i in range(frames):
+def _warp_kernel(spectra_db, rows, gain_db, ratio, empty_db):  # pragma: no cover
+    bands = spectra_db.shape[1]
+    last = bands - 1
+    out = np.empty((rows.shape[0], bands), np.float32)
+    for i in range(rows.shape[0]):
         step = np.float32(1.0) / ratio[i]
         gain = gain_db[i]
-        row = spectra_db[i]
-        for k in range(bands):
+        row = spectra_db[rows[i]]
+        line = out[i]
+        # Positions grow with k: read the source up to its top band, then fill the rest.
+        k = 0
+        while k < bands:
             position = k * step
-            if position > bands - 1:
-                level = empty_db
+            if position > last:
+                break
+            low = int(position)
+            if low < last:
+                line[k] = row[low] + (position - low) * (row[low + 1] - row[low]) + gain
             else:
-                low = int(position)
-                high = min(low + 1, bands - 1)
-                frac = position - low
-                level = row[low] + frac * (row[high] - row[low])
-            out[i, k] = level + gain
+                line[k] = row[last] + gain
+            k += 1
+        for j in range(k, bands):
+            line[j] = empty_db + gain
     return out
 
 

@@ -5,8 +5,8 @@ model as the sinusoidal part. Per 2 ms frame, the residual is the recording's sp
 its measured background and minus the model's own harmonic rendering of that recording's
 contours as heard, through the model's learned reverb, on a 62.5 Hz grid (``RESIDUAL_BANDS``).
 Generation renders it as filtered noise in place of the decoder's 65-band noise, moved along
-with the contour frames it belongs to (:func:`reshape_residual` applies the new song's pitch and
-level), at a quarter of the frame rate (:func:`pool_residual`), and adds it *after* the reverb:
+with the contour frames it belongs to, at the new song's pitch and level and a quarter of the
+frame rate (:func:`song_residual`), and adds it *after* the reverb:
 ``reverb(harmonic) + residual`` (``model.species_model``), where the decoder's noise is rendered
 ``reverb(harmonic + noise)``.
 
@@ -44,8 +44,7 @@ __all__ = [
     "RESIDUAL_POOL",
     "RESIDUAL_VERSION",
     "measure_residual",
-    "pool_residual",
-    "reshape_residual",
+    "song_residual",
 ]
 
 #: Bands of a residual frame: a 512-point FFT at 32 kHz, 62.5 Hz apart. At the decoder's 65
@@ -110,28 +109,37 @@ def measure_residual(
     return (10.0 * np.log10(np.maximum(gain_power, floor))).astype(np.float32)
 
 
-def reshape_residual(residual_db: np.ndarray, gain_db: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-    """Residual frames ``[frames, bands]`` (dB) moved to a new song's pitch and level →
-    linear filtered-noise magnitudes ``[frames, bands]`` float32.
+def song_residual(
+    residual_db: np.ndarray,
+    sung: np.ndarray,
+    rows: np.ndarray,
+    gain_db: np.ndarray,
+    ratio: np.ndarray,
+) -> np.ndarray:
+    """A recorded residual ``[R, bands]`` (dB) under a new song → the song's noise magnitudes
+    ``[ceil(frames / RESIDUAL_POOL), bands]`` float32, to render at ``RESIDUAL_POOL`` times
+    the control hop.
 
-    Frame ``t`` is raised by ``gain_db[t]`` (clamped to [-60, 20] dB) and stretched along
-    frequency by ``ratio[t]`` (the new F0 over the source frame's: band ``k`` reads the source
-    at ``k / ratio``, linearly between bands; beyond the top band, nothing), so the noise keeps
-    its place relative to the harmonics it was measured against.
+    ``sung [frames]`` (bool) marks the song's frames with a bird; the others have no noise.
+    The ``i``-th sung frame takes residual frame ``rows[i]``, raised by ``gain_db[i]`` (clamped
+    to [-60, 20] dB) and stretched along frequency by ``ratio[i]`` (the new F0 over the source
+    frame's: band ``k`` reads the source at ``k / ratio``, linearly between bands; beyond the
+    top band, nothing), so the noise keeps its place relative to the harmonics it was measured
+    against. Each run of ``RESIDUAL_POOL`` frames is then pooled to its RMS per band, so the
+    run's noise keeps its energy in every band. The source rows are read in place and only the
+    sung frames computed: this runs per generated clip, on the host whatever the device.
     """
-    frames = np.shape(residual_db)[0]
-    if np.shape(gain_db) != (frames,) or np.shape(ratio) != (frames,):
-        raise ValueError(
-            f"gain_db and ratio must be [{frames}] like residual_db's frames, got "
-            f"{np.shape(gain_db)} and {np.shape(ratio)}"
-        )
+    sung = np.asarray(sung, bool)
+    n_sung = int(np.count_nonzero(sung))
+    if sung.ndim != 1:
+        raise ValueError(f"sung must be [frames], got shape {sung.shape}")
+    for name, values in (("rows", rows), ("gain_db", gain_db), ("ratio", ratio)):
+        if np.shape(values) != (n_sung,):
+            raise ValueError(
+                f"{name} must be [{n_sung}] (one per sung frame), got {np.shape(values)}"
+            )
     gain = np.clip(np.asarray(gain_db, np.float32), *_GAIN_LIMITS_DB)
-    return warp_spectra_db(residual_db, gain, ratio, RESIDUAL_FLOOR_DB)
-
-
-def pool_residual(magnitudes: np.ndarray) -> np.ndarray:
-    """Residual magnitudes ``[frames, bands]`` (:func:`reshape_residual`'s, per control frame)
-    → ``[ceil(frames / RESIDUAL_POOL), bands]``, to render as filtered noise at
-    ``RESIDUAL_POOL`` times the control hop: each run of ``RESIDUAL_POOL`` frames' RMS per
-    band, so each run's noise keeps its energy in every band."""
-    return pool_frames(magnitudes, RESIDUAL_POOL)
+    magnitudes = warp_spectra_db(residual_db, rows, gain, ratio, RESIDUAL_FLOOR_DB)
+    slots = np.full(sung.shape[0], -1, np.int64)
+    slots[sung] = np.arange(n_sung)
+    return pool_frames(magnitudes, RESIDUAL_POOL, slots)

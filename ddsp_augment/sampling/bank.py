@@ -20,8 +20,7 @@ from ..features.pitch import estimate_f0
 from ..features.residual import (
     RESIDUAL_POOL,
     measure_residual,
-    pool_residual,
-    reshape_residual,
+    song_residual,
 )
 from ..io import resample
 from ..model.storage import SavedSpecies, find_model_dirs, load_species_model
@@ -317,11 +316,14 @@ class SpeciesBank:
     def _residual(self, species: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``species``' contour bank end to end, cached (see ``ContourBank.concatenated``);
         None, with a warning naming the model, when it was saved without residuals or with
-        residuals of an older kind (``ContourBank.stale_residual``)."""
+        residuals of an older kind (``ContourBank.stale_residual``). The residual is widened
+        once from its stored float16 to the float32 that generation reads in place."""
         if species not in self._residuals:
             contours = self.entry(species).contours
             f0, loud, residual = contours.concatenated()
-            self._residuals[species] = None if residual is None else (f0, loud, residual)
+            self._residuals[species] = (
+                None if residual is None else (f0, loud, residual.astype(np.float32))
+            )
             if residual is None:
                 where = self.directory(species) or species
                 why = (
@@ -343,12 +345,10 @@ class SpeciesBank:
         where nothing sings), pooled to render at ``RESIDUAL_POOL`` hops a frame."""
         f0, loud, residual = self._residual(species)
         sung = ~np.isnan(song.source) & (song.loudness_db > LOUDNESS_FLOOR_DB)
-        out = np.zeros((song.source.shape[0], residual.shape[1]), np.float32)
         rows = np.rint(song.source[sung]).astype(np.int64)
-        out[sung] = reshape_residual(
-            residual[rows], song.loudness_db[sung] - loud[rows], song.f0_hz[sung] / f0[rows]
+        return song_residual(
+            residual, sung, rows, song.loudness_db[sung] - loud[rows], song.f0_hz[sung] / f0[rows]
         )
-        return pool_residual(out)
 
     def _noise_hop(self, species: str, recorded: bool) -> int | None:
         """Samples per frame of the recorded noise's magnitudes (None: the decoder's noise)."""
@@ -515,11 +515,13 @@ class SpeciesBank:
                 harmonic = entry.model.harmonic_part(f0, loud, conf, x.shape[0])
                 residual = measure_residual(x, harmonic, hop)
                 sung = new[1] > LOUDNESS_FLOOR_DB
-                magnitudes = np.zeros_like(residual)
-                magnitudes[sung] = reshape_residual(
-                    residual[sung], new[1][sung] - loud[sung], new[0][sung] / f0[sung]
+                magnitudes = song_residual(
+                    residual,
+                    sung,
+                    np.flatnonzero(sung),
+                    new[1][sung] - loud[sung],
+                    new[0][sung] / f0[sung],
                 )
-                magnitudes = pool_residual(magnitudes)
             noise_hop = self._noise_hop(species, noise == "recorded")
             bird = entry.model.synthesize(*new, x.shape[0], rng, backend, magnitudes, noise_hop)
         if keep_background:

@@ -115,8 +115,33 @@ def test_pool_frames_keeps_each_runs_power():
     np.testing.assert_allclose(pooled, expected, rtol=1e-6)
     assert pooled.dtype == np.float32
     np.testing.assert_array_equal(nk.pool_frames(magnitudes, 1), magnitudes)
+    # Slots pool a sparse sequence: rows of the input where >= 0, silent frames where < 0.
+    slots = np.array([4, -1, 0, 0, -1, 2])
+    sparse = np.where(slots[:, None] >= 0, magnitudes[slots], 0.0)
+    np.testing.assert_array_equal(nk.pool_frames(magnitudes, 4, slots), nk.pool_frames(sparse, 4))
     with pytest.raises(ValueError, match="factor"):
         nk.pool_frames(magnitudes, 0)
+    with pytest.raises(ValueError, match="slots"):
+        nk.pool_frames(magnitudes, 2, np.array([5]))
+
+
+def test_warp_spectra_db_reads_rows_in_place():
+    spectra = np.random.default_rng(2).uniform(-90, -10, (6, 33)).astype(np.float32)
+    rows = np.array([5, 0, 5, 3])
+    gain = np.array([0.0, 3.0, -2.0, 1.0])
+    ratio = np.array([1.0, 1.0, 2.0, 0.5])
+    out = nk.warp_spectra_db(spectra, rows, gain, ratio, -120.0)
+    assert out.shape == (4, 33) and out.dtype == np.float32
+    np.testing.assert_allclose(20 * np.log10(out[0]), spectra[5], atol=1e-4)
+    np.testing.assert_allclose(20 * np.log10(out[1]), spectra[0] + 3, atol=1e-4)
+    # Twice the pitch: band 2k reads source band k; band 3 reads halfway between bands 1 and 2.
+    np.testing.assert_allclose(20 * np.log10(out[2, ::2]), spectra[5, :17] - 2, atol=1e-4)
+    halfway = 20 * np.log10(out[2, 3]) + 2
+    assert halfway == pytest.approx((spectra[5, 1] + spectra[5, 2]) / 2, abs=1e-4)
+    # Half the pitch: the upper half has nothing to read.
+    np.testing.assert_allclose(20 * np.log10(out[3, 17:]), -119.0, atol=1e-4)
+    with pytest.raises(ValueError, match="rows"):
+        nk.warp_spectra_db(spectra, np.array([6]), gain[:1], ratio[:1], -120.0)
 
 
 def test_noise_impulse_responses_match_torch():

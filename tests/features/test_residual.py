@@ -2,15 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from ddsp_augment.dsp.numba_kernels import filtered_noise, filtered_noise_zero_phase
+from ddsp_augment.dsp.numba_kernels import filtered_noise, filtered_noise_zero_phase, pool_frames
 from ddsp_augment.dsp.spectral import magnitude_spectrogram
 from ddsp_augment.features.residual import (
     RESIDUAL_BANDS,
     RESIDUAL_FLOOR_DB,
     RESIDUAL_POOL,
     measure_residual,
-    pool_residual,
-    reshape_residual,
+    song_residual,
 )
 from ddsp_augment.model.decoder import DecoderConfig
 from ddsp_augment.model.species_model import SpeciesModel
@@ -20,7 +19,9 @@ RATE, HOP = 32000, 64
 
 def _render(magnitudes: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """The residual rendered as generation renders it: pooled, at RESIDUAL_POOL hops."""
-    return filtered_noise_zero_phase(pool_residual(magnitudes), noise, HOP * RESIDUAL_POOL)
+    return filtered_noise_zero_phase(
+        pool_frames(magnitudes, RESIDUAL_POOL), noise, HOP * RESIDUAL_POOL
+    )
 
 
 def _band_db(residual_db: np.ndarray, low_hz: float, high_hz: float) -> float:
@@ -128,24 +129,51 @@ def test_residual_of_silence_is_the_floor_and_bad_shapes_are_named():
         measure_residual(silence, silence, HOP, n_bands=1)
 
 
-def test_reshape_moves_the_residual_with_pitch_and_level():
+def _one_frame(residual_db, row, gain_db, ratio):
+    """One song frame under ``song_residual``: a run of RESIDUAL_POOL equal frames pools to the
+    frame itself."""
+    sung = np.ones(RESIDUAL_POOL, bool)
+    rows = np.full(RESIDUAL_POOL, row)
+    gain, ratio = np.full(RESIDUAL_POOL, gain_db), np.full(RESIDUAL_POOL, ratio)
+    out = song_residual(residual_db, sung, rows, gain, ratio)
+    assert out.shape == (1, residual_db.shape[1]) and out.dtype == np.float32
+    return out[0]
+
+
+def test_song_residual_moves_the_residual_with_pitch_and_level():
     residual = np.full((3, 257), RESIDUAL_FLOOR_DB, np.float32)
     residual[:, 40] = -20.0  # one band at 2.5 kHz
-    out = reshape_residual(residual, np.array([0.0, 6.0, 0.0]), np.array([1.0, 1.0, 1.5]))
-    assert out.shape == (3, 257) and out.dtype == np.float32
-    assert np.argmax(out[0]) == 40 and out[0, 40] == pytest.approx(0.1, rel=1e-5)
-    assert out[1, 40] == pytest.approx(0.1 * 10 ** (6 / 20), rel=1e-5)  # +6 dB
-    assert np.argmax(out[2]) == 60  # 1.5 × the pitch: 3.75 kHz
+    same = _one_frame(residual, 0, 0.0, 1.0)
+    assert np.argmax(same) == 40 and same[40] == pytest.approx(0.1, rel=1e-5)
+    assert _one_frame(residual, 1, 6.0, 1.0)[40] == pytest.approx(0.1 * 10 ** (6 / 20), rel=1e-5)
+    assert np.argmax(_one_frame(residual, 2, 0.0, 1.5)) == 60  # 1.5 × the pitch: 3.75 kHz
     # Stretched down, the top of the spectrum is empty rather than a copy of the last band.
-    assert reshape_residual(np.zeros((1, 257), np.float32), np.zeros(1), np.array([0.5]))[
-        0, 200
-    ] == pytest.approx(10 ** (RESIDUAL_FLOOR_DB / 20))
-    # Level changes are limited: a near-silent source frame is not blown up.
-    assert reshape_residual(residual[:1], np.array([80.0]), np.ones(1))[0, 40] == pytest.approx(
-        10 ** ((-20 + 20) / 20), rel=1e-5
+    assert _one_frame(np.zeros((1, 257), np.float32), 0, 0.0, 0.5)[200] == pytest.approx(
+        10 ** (RESIDUAL_FLOOR_DB / 20)
     )
-    with pytest.raises(ValueError, match="gain_db and ratio"):
-        reshape_residual(residual, np.zeros(2), np.ones(3))
+    # Level changes are limited: a near-silent source frame is not blown up.
+    assert _one_frame(residual, 0, 80.0, 1.0)[40] == pytest.approx(10 ** (0 / 20), rel=1e-5)
+    with pytest.raises(ValueError, match="gain_db"):
+        song_residual(residual, np.ones(3, bool), np.zeros(3, int), np.zeros(2), np.ones(3))
+    with pytest.raises(ValueError, match="rows must index"):
+        song_residual(residual, np.ones(1, bool), np.array([3]), np.zeros(1), np.ones(1))
+
+
+def test_song_residual_pools_sung_frames_with_silence_between():
+    """Frames that no bird sings pool as zeros: the same as building the whole song's frames
+    and pooling them, without building them."""
+    rng = np.random.default_rng(1)
+    residual = rng.uniform(-80, -20, (50, 257)).astype(np.float32)
+    sung = rng.random(37) < 0.6
+    rows = rng.integers(0, 50, int(sung.sum()))
+    gain = rng.normal(0, 4, rows.size)
+    ratio = rng.uniform(0.8, 1.25, rows.size)
+    full = np.zeros((37, 257), np.float32)
+    full[sung] = 10 ** ((residual[rows] + np.clip(gain, -60, 20)[:, None]) / 20)  # at ratio 1
+    flat = song_residual(residual, sung, rows, gain, np.ones(rows.size))
+    np.testing.assert_allclose(flat, pool_frames(full, RESIDUAL_POOL), rtol=1e-5)
+    assert flat.shape == (10, 257)  # ceil(37 / 4)
+    assert not song_residual(residual, np.zeros(37, bool), rows[:0], gain[:0], ratio[:0]).any()
 
 
 def test_residual_of_the_models_own_song_is_the_noise_added_after_its_reverb():
