@@ -428,19 +428,28 @@ def warp_spectra_db(
     ratio: np.ndarray,
     empty_db: float,
 ) -> np.ndarray:
-    """Rows of spectra ``[R, bands]`` in dB, each stretched along frequency and raised → linear
-    magnitudes ``[len(rows), bands]`` float32.
+    """Rows of spectra ``[R, bands]`` in dB (float16 or float32), each stretched along frequency
+    and raised → linear magnitudes ``[len(rows), bands]`` float32.
 
     Output ``i`` is ``spectra_db[rows[i]]`` stretched by ``ratio[i]`` (band ``k`` reads the
     input at ``k / ratio[i]``, linearly between bands; ``empty_db`` beyond the top band) and
-    raised by ``gain_db[i]``. The rows are read in place: a song reuses a few source frames
-    many times, and gathering them first copied a megabyte per 3 s clip.
+    raised by ``gain_db[i]``. The rows are read in place, float16 ones widened exactly as they
+    are read: a song reuses a few source frames many times, and gathering and widening them
+    first copied a megabyte per 3 s clip (widening a species' whole table once instead would
+    double the memory its residual holds).
     """
     rows = np.ascontiguousarray(rows, np.int64)
     if rows.size and (rows.min() < 0 or rows.max() >= np.shape(spectra_db)[0]):
         raise ValueError(f"rows must index spectra_db's {np.shape(spectra_db)[0]} frames")
+    spectra_db = np.asarray(spectra_db)
+    if spectra_db.dtype == np.float16:
+        # numba has no float16: the kernel reads the bits and looks their value up.
+        spectra, half = np.ascontiguousarray(spectra_db).view(np.uint16), _half_table()
+    else:
+        spectra, half = np.ascontiguousarray(spectra_db, np.float32), None
     levels = _warp_kernel(
-        np.ascontiguousarray(spectra_db, np.float32),
+        spectra,
+        half,
         rows,
         np.ascontiguousarray(gain_db, np.float32),
         np.ascontiguousarray(ratio, np.float32),
@@ -451,15 +460,27 @@ def warp_spectra_db(
     return np.exp(levels, out=levels)
 
 
+@functools.cache
+def _half_table() -> np.ndarray:
+    """The float32 value of every float16 bit pattern ``[65536]`` (exact: float32 holds them)."""
+    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _warp_kernel(spectra_db, rows, gain_db, ratio, empty_db):  # pragma: no cover
-    bands = spectra_db.shape[1]
+def _warp_kernel(spectra, half, rows, gain_db, ratio, empty_db):  # pragma: no cover
+    bands = spectra.shape[1]
     last = bands - 1
     out = np.empty((rows.shape[0], bands), np.float32)
+    row = np.empty(bands, np.float32)
     for i in range(rows.shape[0]):
         step = np.float32(1.0) / ratio[i]
         gain = gain_db[i]
-        row = spectra_db[rows[i]]
+        source = spectra[rows[i]]
+        if half is None:  # pruned when compiled for float32 input (one kernel per input type)
+            row[:] = source
+        else:
+            for k in range(bands):
+                row[k] = half[source[k]]
         line = out[i]
         # Positions grow with k: read the source up to its top band, then fill the rest.
         k = 0

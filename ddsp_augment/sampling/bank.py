@@ -316,14 +316,11 @@ class SpeciesBank:
     def _residual(self, species: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``species``' contour bank end to end, cached (see ``ContourBank.concatenated``);
         None, with a warning naming the model, when it was saved without residuals or with
-        residuals of an older kind (``ContourBank.stale_residual``). The residual is widened
-        once from its stored float16 to the float32 that generation reads in place."""
+        residuals of an older kind (``ContourBank.stale_residual``)."""
         if species not in self._residuals:
             contours = self.entry(species).contours
             f0, loud, residual = contours.concatenated()
-            self._residuals[species] = (
-                None if residual is None else (f0, loud, residual.astype(np.float32))
-            )
+            self._residuals[species] = None if residual is None else (f0, loud, residual)
             if residual is None:
                 where = self.directory(species) or species
                 why = (

@@ -142,6 +142,13 @@ def test_warp_spectra_db_reads_rows_in_place():
     np.testing.assert_allclose(20 * np.log10(out[3, 17:]), -119.0, atol=1e-4)
     with pytest.raises(ValueError, match="rows"):
         nk.warp_spectra_db(spectra, np.array([6]), gain[:1], ratio[:1], -120.0)
+    # float16 spectra (how a bank stores residuals) read as their exact float32 values.
+    half = np.concatenate([spectra, [[np.inf, -0.0, 6e-8] + [0.0] * 30]]).astype(np.float16)
+    rows = np.array([6, 2, 6])
+    np.testing.assert_array_equal(
+        nk.warp_spectra_db(half, rows, gain[:3], ratio[:3], -120.0),
+        nk.warp_spectra_db(half.astype(np.float32), rows, gain[:3], ratio[:3], -120.0),
+    )
 
 
 def test_noise_impulse_responses_match_torch():
