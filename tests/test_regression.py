@@ -64,6 +64,12 @@ PINNED_WEIGHTS = {
 # residual is measured against the harmonics through the reverb and added after it, so it no
 # longer holds the reverb's share of the notes nor goes through the reverb twice. Over 10 seeds
 # the second song's level with the residual went from +2.7 dB over the decoder's noise to +0.9.
+# Moved on purpose (issue 11, session 9: abs_sum 669.939 -> 666.607, rms 0.002931 -> 0.002121
+# and 0.10183 -> 0.10199, first peak 13184 -> 13814): after a tempo change the residual moves by
+# the jitter's own pitch shift and gain, measured against the source contours interpolated
+# where each frame sits, not against the nearest source frame, whose level differed by up to
+# the 20 dB clamp at note onsets and whose F0 by a jumpy track's step: the quiet first song
+# loses that spurious noise (-2.8 dB), the loud second keeps its level (+0.01 dB).
 PINNED_SAMPLE = {
     "model": {
         "abs_sum": 549.4208374023438,
@@ -71,9 +77,9 @@ PINNED_SAMPLE = {
         "peak_index": [13815, 12089],
     },
     "recorded": {
-        "abs_sum": 669.9390258789062,
-        "rms": [0.0029310702175914805, 0.10183112457113852],
-        "peak_index": [13184, 12543],
+        "abs_sum": 666.6074829101562,
+        "rms": [0.0021213113961149523, 0.10198582717572355],
+        "peak_index": [13814, 12543],
     },
 }
 # Moved on purpose (issue 10) from 1512.8150634765625 when DDSPBalancedDataset's defaults became
@@ -86,12 +92,13 @@ PINNED_SAMPLE = {
 # (710.514 before issue 13 rendered the residual at 8 ms hops: another noise waveform, +0.2 dB).
 # The band-edge loss (see PINNED_WEIGHTS) moved the three sums 433.885 -> 503.937, 1020.619 ->
 # 1224.166 and 727.521 -> 779.845 (+1.4, +1.6, +0.6 dB): the song is louder. Residual version
-# 2 (see PINNED_SAMPLE) moved the recorded item 779.845 -> 565.731 (-2.8 dB), the others not.
+# 2 (see PINNED_SAMPLE) moved the recorded item 779.845 -> 565.731 (-2.8 dB), the others not;
+# the residual following the jitter's own shift (see PINNED_SAMPLE) 565.731 -> 564.770.
 PINNED_ITEM = {
     "meta": ("Parus_major", 22050, (1, 22050)),
     "abs_sum": 503.93743896484375,
     "abs_sum_species_backgrounds": 1224.16552734375,
-    "abs_sum_recorded": 565.730712890625,
+    "abs_sum_recorded": 564.770263671875,
 }
 
 

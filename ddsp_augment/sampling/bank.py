@@ -314,13 +314,16 @@ class SpeciesBank:
         )
 
     def _residual(self, species: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """``species``' contour bank end to end, cached (see ``ContourBank.concatenated``);
+        """``species``' contour bank end to end, cached (see ``ContourBank.concatenated``), as
+        ``(log2 F0, loudness, residual)``;
         None, with a warning naming the model, when it was saved without residuals or with
         residuals of an older kind (``ContourBank.stale_residual``)."""
         if species not in self._residuals:
             contours = self.entry(species).contours
             f0, loud, residual = contours.concatenated()
-            self._residuals[species] = None if residual is None else (f0, loud, residual)
+            self._residuals[species] = (
+                None if residual is None else (np.log2(f0.astype(np.float64)), loud, residual)
+            )
             if residual is None:
                 where = self.directory(species) or species
                 why = (
@@ -340,12 +343,19 @@ class SpeciesBank:
         """The recorded residual under ``song``: each frame's source frame, at the song's pitch
         and level → noise magnitudes ``[ceil(frames / RESIDUAL_POOL), bands]`` float32 (zero
         where nothing sings), pooled to render at ``RESIDUAL_POOL`` hops a frame."""
-        f0, loud, residual = self._residual(species)
+        log_f0, loud, residual = self._residual(species)
         sung = ~np.isnan(song.source) & (song.loudness_db > LOUDNESS_FLOOR_DB)
-        rows = np.rint(song.source[sung]).astype(np.int64)
-        return song_residual(
-            residual, sung, rows, song.loudness_db[sung] - loud[rows], song.f0_hz[sung] / f0[rows]
-        )
+        position = song.source[sung]
+        # After a tempo change a song frame sits between two source frames. Its pitch and
+        # level are compared with the source contours interpolated there, as the jitter
+        # interpolated them, so the residual moves by the jitter's own shift and gain.
+        # Against the nearest frame's values instead, a jumpy F0 track's frame-to-frame steps
+        # read as pitch shifts of up to an octave, and a 1 % tempo change warped a wood
+        # pigeon's low coo into the kHz bands (BirdNET top-1 0.75 -> 0.04).
+        frames = np.arange(loud.shape[0])
+        ratio = song.f0_hz[sung] / np.exp2(np.interp(position, frames, log_f0))
+        gain = song.loudness_db[sung] - np.interp(position, frames, loud)
+        return song_residual(residual, sung, np.rint(position).astype(np.int64), gain, ratio)
 
     def _noise_hop(self, species: str, recorded: bool) -> int | None:
         """Samples per frame of the recorded noise's magnitudes (None: the decoder's noise)."""

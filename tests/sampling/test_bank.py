@@ -271,6 +271,58 @@ def test_recorded_noise_follows_the_residual_of_the_frames_sung(small_bank):
         silent.sample(species, noise="recordings")
 
 
+@pytest.mark.parametrize("tempo", [0.93, 1.03])
+def test_recorded_noise_stays_in_its_band_when_a_jumpy_track_is_time_stretched(small_bank, tempo):
+    """A tempo change puts song frames between source frames; the residual there moves by the
+    jitter's pitch shift (none here), not by the track's jump between its neighbours: an F0
+    that alternates an octave frame to frame (as noisy calls are tracked) keeps a residual
+    band at 10 kHz in place (compared with the nearest frame's F0, most frames read a shift
+    of up to an octave and the band moved to 5-7 or 14-20 kHz)."""
+    import dataclasses
+
+    from ddsp_augment.features.contours import ContourBank
+    from ddsp_augment.features.residual import RESIDUAL_BANDS, RESIDUAL_FLOOR_DB
+    from ddsp_augment.sampling.jitter import JitterConfig
+
+    species = small_bank.species[0]
+    entry = small_bank.entry(species)
+
+    def jumpy(segment):
+        f0 = np.where(np.arange(len(segment)) % 2 == 0, 1500.0, 3000.0).astype(np.float32)
+        residual = np.full((len(segment), RESIDUAL_BANDS), RESIDUAL_FLOOR_DB, np.float32)
+        residual[:, 160] = -10.0  # 10 kHz
+        return dataclasses.replace(segment, f0_hz=f0, residual_db=residual)
+
+    contours = entry.contours
+    bank = SpeciesBank(
+        {
+            species: dataclasses.replace(
+                entry,
+                contours=ContourBank(
+                    [jumpy(s) for s in contours.segments],
+                    contours.sample_rate,
+                    contours.hop_length,
+                ),
+            )
+        }
+    )
+    still = JitterConfig(
+        pitch_cents=0.0,
+        tempo=(tempo, tempo),
+        vibrato_cents=(0.0, 0.0),
+        gain_db=(0.0, 0.0),
+        envelope_warp=0.0,
+        p_drop=0.0,
+        p_repeat=0.0,
+        p_reorder=0.0,
+    )
+    rng = np.random.default_rng(0)
+    song = bank._contours(species, still, rng, 64000)
+    assert np.nanmax(np.abs(song.source - np.rint(song.source))) > 0.4  # between frames
+    power = (bank._recorded_noise(species, song).astype(np.float64) ** 2).sum(0)
+    assert power[159:162].sum() > 0.99 * power.sum()
+
+
 def test_a_model_without_residuals_falls_back_to_its_noise_branch(small_bank):
     species = small_bank.species[0]
     old = _with_residual(small_bank, species, lambda s: None)
