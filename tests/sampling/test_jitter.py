@@ -96,7 +96,7 @@ def test_pitch_shift_of_100_cents_is_one_semitone():
 
 def test_tempo_two_halves_the_duration():
     f0, loud, conf = _phrase(4, 3000.0, np.random.default_rng(0))
-    config = dataclasses.replace(STILL, tempo=(2.0, 2.0))
+    config = dataclasses.replace(STILL, tempo=(2.0, 2.0), tempo_scope="phrase")
     out = jitter_contours(f0, loud, conf, config, np.random.default_rng(0), FRAME_RATE)
     assert all(x.shape[0] == round(f0.shape[0] / 2) for x in out)
     assert stretch_time(np.arange(100.0), 0.5).shape == (200,)
