@@ -172,7 +172,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
-    from .sampling.jitter import SYNTAXES, JitterConfig
+    from .sampling.jitter import SYNTAXES, TEMPO_SCOPES, JitterConfig
     from .sampling.scene import SceneConfig
 
     p = sub.add_parser(
@@ -222,6 +222,13 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                 *_flags(field.name),
                 choices=SYNTAXES,
                 help=f"syllable order: the species' learned chain or shuffled (default {default})",
+            )
+        elif field.name == "tempo_scope":
+            jitter.add_argument(
+                *_flags(field.name),
+                choices=TEMPO_SCOPES,
+                help="what a tempo change stretches: the gaps between syllables or the whole "
+                f"phrase (default {default})",
             )
         else:
             jitter.add_argument(

@@ -68,6 +68,8 @@ def test_generate_options_cover_jitter_and_scene():
             "--no-recombine",
             "--syntax",
             "markov",
+            "--tempo-scope",
+            "phrase",
             "--distance_m",
             "10",
             "30",
@@ -83,7 +85,7 @@ def test_generate_options_cover_jitter_and_scene():
     )
     assert args.model_checkpoint == "models/x" and args.n == 2 and args.pitch_cents == 40.0
     assert args.tempo == (0.95, 1.05) and args.gap_seconds == (0.1, 0.1)
-    assert args.recombine is False and args.syntax == "markov"
+    assert args.recombine is False and args.syntax == "markov" and args.tempo_scope == "phrase"
     assert (args.distance_m, args.reverb, args.wind, args.rain) == (
         (10.0, 30.0),
         (0.8, 0.8),

@@ -455,7 +455,8 @@ class JitterView:
     """One phrase and what each jitter dimension does to it, at its range's extremes.
 
     variants: ``{"pitch" | "tempo" | "vibrato": [(label, f0_hz [frames'])], "gain": [(label,
-    loudness_db [frames])]}``; tempo variants have ``round(frames / tempo)`` frames.
+    loudness_db [frames])]}``; tempo variants stretch what ``config.tempo_scope`` says (by
+    default the gaps between syllables: ``round(sung + (frames - sung) / tempo)`` frames).
     """
 
     config: JitterConfig
@@ -491,7 +492,10 @@ def jitter_view(
             (f"{cents:+.0f} cents", shift_pitch(f0, cents))
             for cents in (-config.pitch_cents, config.pitch_cents)
         ],
-        "tempo": [(f"×{t:.2f}", alone(0, tempo=(t, t))) for t in config.tempo],
+        "tempo": [
+            (f"×{t:.2f}", alone(0, tempo=(t, t), tempo_scope=config.tempo_scope))
+            for t in config.tempo
+        ],
         "vibrato": [
             (
                 f"±{depth:.0f} cents at {rate:.0f} Hz",

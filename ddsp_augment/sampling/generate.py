@@ -322,8 +322,12 @@ def read_sidecar(path: str | Path) -> tuple[SongRequest, dict[str, Any]]:
             backend=str(payload["backend"]),
             # Sidecars written before recorded residuals rendered the decoder's noise.
             noise=str(payload.get("noise", "model")),
-            # Sidecars written before syntax models sang shuffled phrases: they regenerate so.
-            jitter=_config_from_dict(JitterConfig, {"syntax": "shuffle", **payload["jitter"]}),
+            # Sidecars written before syntax models sang shuffled phrases, and before
+            # tempo_scope stretched whole phrases: they regenerate so.
+            jitter=_config_from_dict(
+                JitterConfig,
+                {"syntax": "shuffle", "tempo_scope": "phrase", **payload["jitter"]},
+            ),
             scene=None
             if payload["scene"] is None
             else _config_from_dict(SceneConfig, payload["scene"]),

@@ -45,7 +45,7 @@ from ddsp_augment.features.pitch import estimate_f0
 from ddsp_augment.features.residual import measure_residual
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.sampling.generate import real_clips
-from ddsp_augment.sampling.jitter import jitter_contours
+from ddsp_augment.sampling.jitter import jitter_contours, split_syllables
 
 SPECIES = "Parus_major"
 SECONDS = 2.0
@@ -340,8 +340,13 @@ def test_jitter_panels_apply_each_range_to_one_phrase(bank, real_page):
         drawn = _line(ax, f"{cents:+.0f} cents").get_ydata()
         np.testing.assert_allclose(drawn, f0 / 1000 * 2 ** (cents / 1200), rtol=1e-5)
     ax = _axes(fig, "jitter:tempo")
+    # Tempo stretches the gaps between syllables (the default tempo_scope); notes keep their
+    # length.
+    assert config.tempo_scope == "gaps"
+    sung = sum(end - start for start, end in split_syllables(loud))
     for tempo in config.tempo:
-        assert _line(ax, f"×{tempo:.2f}").get_ydata().size == round(f0.size / tempo)
+        want = round(sung + (f0.size - sung) / tempo)
+        assert _line(ax, f"×{tempo:.2f}").get_ydata().size == want
     ax = _axes(fig, "jitter:gain")
     sounding = loud > LOUDNESS_FLOOR_DB
     for gain in config.gain_db:

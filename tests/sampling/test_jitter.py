@@ -96,12 +96,41 @@ def test_pitch_shift_of_100_cents_is_one_semitone():
 
 def test_tempo_two_halves_the_duration():
     f0, loud, conf = _phrase(4, 3000.0, np.random.default_rng(0))
-    config = dataclasses.replace(STILL, tempo=(2.0, 2.0))
+    config = dataclasses.replace(STILL, tempo=(2.0, 2.0), tempo_scope="phrase")
     out = jitter_contours(f0, loud, conf, config, np.random.default_rng(0), FRAME_RATE)
     assert all(x.shape[0] == round(f0.shape[0] / 2) for x in out)
     assert stretch_time(np.arange(100.0), 0.5).shape == (200,)
     # A linear ramp stays a ramp with twice the slope.
     np.testing.assert_allclose(np.diff(stretch_time(np.arange(100.0), 2.0)), 2.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("tempo", [0.5, 0.8, 1.25, 2.0])
+def test_tempo_on_gaps_keeps_every_syllable_and_stretches_only_the_silences(tempo):
+    f0, loud, conf = _phrase(4, 3000.0, np.random.default_rng(0), syllable=40, gap=20)
+    config = dataclasses.replace(STILL, tempo=(tempo, tempo), tempo_scope="gaps")
+    out_f0, out_loud, out_conf = jitter_contours(
+        f0, loud, conf, config, np.random.default_rng(0), FRAME_RATE
+    )
+    # 4 syllables of 40 frames as recorded; the 5 gaps of 20 frames become 20 / tempo.
+    assert out_f0.shape[0] == round(4 * 40 + 5 * 20 / tempo)
+    bounds = split_syllables(out_loud)
+    assert [b - a for a, b in bounds] == [40] * 4
+    for (a, b), (c, d) in zip(bounds, split_syllables(loud), strict=True):
+        # Each syllable's sweep is the recorded one, up to the sub-frame offset of the gaps'
+        # new length (at most half a frame of a 20 % sweep over 40 frames: < 0.3 %).
+        np.testing.assert_allclose(out_f0[a:b], f0[c:d], rtol=3e-3)
+        np.testing.assert_allclose(out_conf[a:b], conf[c:d], atol=0.05)
+    # Gaps stay silent (but for the frame at each edge, which interpolates into the note).
+    silent = np.ones(out_f0.shape[0], bool)
+    for a, b in bounds:
+        silent[max(0, a - 1) : b + 1] = False
+    assert np.all(out_loud[silent] <= LOUDNESS_FLOOR_DB + 1e-3)
+    # All frames sung, nothing to stretch: the phrase comes back unchanged.
+    held = np.full(50, -20.0, np.float32)
+    same = jitter_contours(
+        np.full(50, 3000.0), held, np.ones(50), config, np.random.default_rng(0), FRAME_RATE
+    )
+    np.testing.assert_array_equal(same[1], held)
 
 
 def test_vibrato_shows_as_a_spectral_peak_with_the_requested_depth():
@@ -303,6 +332,7 @@ def test_from_segments_follows_the_species_spread():
         ({"envelope_warp": -1.0}, "envelope_warp"),
         ({"p_drop": 1.5}, "p_drop"),
         ({"gap_seconds": (0.5, 0.1)}, "gap_seconds"),
+        ({"tempo_scope": "syllables"}, "tempo_scope"),
     ],
 )
 def test_config_validation_names_the_knob(overrides, message):
