@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
+from .. import __version__
 from ..checks import Backend, NoiseSource, check_backend, check_noise
 from ..sampling.bank import SpeciesBank
 from ..sampling.gate import Judge
@@ -348,7 +349,9 @@ class DDSPBalancedDataset(Dataset):
             judge, min_confidence = self.quality_gate
             gate = (getattr(judge, "__qualname__", type(judge).__qualname__), min_confidence)
         settings = (self.seconds, self.scene, jitter, self.backend, str(self._bank_path), floors)
-        settings += (self.noise,)
+        # jitter=None means each species' defaults, built on the class's: when a release changes
+        # those (or how songs are rendered), songs cached by an older one must not be read.
+        settings += (self.noise, JitterConfig(), __version__)
         return repr((*settings, gate))
 
     # -- labels and targets -------------------------------------------------------------------

@@ -261,6 +261,26 @@ def test_cache_dir_reuses_songs(items, small_bank_path, tmp_path):
     assert all(cached[i][0].abs().max() == 0 for i in range(len(items), len(cached)))
 
 
+def test_songs_cached_by_another_release_or_other_jitter_defaults_are_not_read(
+    items, small_bank_path, tmp_path, monkeypatch
+):
+    from ddsp_augment.augment import dataset as dataset_module
+    from ddsp_augment.sampling.jitter import JitterConfig
+
+    def digest() -> str:
+        return balanced(items, small_bank_path, target="max", cache_dir=tmp_path)._cache._digest
+
+    first = digest()
+    assert digest() == first
+    monkeypatch.setattr(dataset_module, "__version__", "99.0")
+    assert digest() != first
+    monkeypatch.undo()
+    # New class defaults (what jitter=None builds each species' ranges on).
+    narrower = lambda: JitterConfig(pitch_cents=10.0)  # noqa: E731
+    monkeypatch.setattr(dataset_module, "JitterConfig", narrower)
+    assert digest() != first
+
+
 def _band_power(waveform: torch.Tensor, rate: int, lo_hz: float, hi_hz: float) -> float:
     spectrum = np.abs(np.fft.rfft(waveform.double().numpy().mean(0))) ** 2
     freqs = np.fft.rfftfreq(waveform.shape[-1], 1 / rate)
