@@ -75,6 +75,11 @@ PINNED_WEIGHTS = {
 # and 0.080119 -> 0.080673 (+0.3 and +0.06 dB), first peak 13815 -> 13712; "recorded" 666.607
 # -> 666.636, rms 0.0021213 -> 0.0020389 and 0.10199 -> 0.10015 (-0.3 and -0.2 dB), peaks
 # [13814, 12543] -> [13712, 12524]: the same phrases, their notes at recorded length.
+# Moved on purpose (issue 11, session 10): the residual is rendered as an STFT at 4 ms hops with
+# a Griffin-Lim phase instead of filtered noise at 8 ms: "recorded" abs_sum 666.636 -> 720.098,
+# rms 0.0020389 -> 0.0020491 and 0.10015 -> 0.11086 (+0.04 and +0.9 dB), peaks [13712, 12524]
+# -> [13604, 12845]: another noise waveform. Over 20 seeds the two songs' mean levels moved
+# +0.2 and +0.4 dB (their spread across seeds: 13 dB).
 PINNED_SAMPLE = {
     "model": {
         "abs_sum": 557.6983032226562,
@@ -82,9 +87,9 @@ PINNED_SAMPLE = {
         "peak_index": [13712, 12089],
     },
     "recorded": {
-        "abs_sum": 666.6356811523438,
-        "rms": [0.0020389079819810862, 0.1001501995140503],
-        "peak_index": [13712, 12524],
+        "abs_sum": 720.0979614257812,
+        "rms": [0.0020490660689362118, 0.11085877773622073],
+        "peak_index": [13604, 12845],
     },
 }
 # Moved on purpose (issue 10) from 1512.8150634765625 when DDSPBalancedDataset's defaults became
@@ -100,12 +105,13 @@ PINNED_SAMPLE = {
 # 2 (see PINNED_SAMPLE) moved the recorded item 779.845 -> 565.731 (-2.8 dB), the others not;
 # the residual following the jitter's own shift (see PINNED_SAMPLE) 565.731 -> 564.770. The
 # jitter defaults of session 9 (see PINNED_SAMPLE) moved all three: 503.937 -> 509.174,
-# 1224.166 -> 1265.245, 564.770 -> 533.883 (+0.09, +0.29, -0.49 dB).
+# 1224.166 -> 1265.245, 564.770 -> 533.883 (+0.09, +0.29, -0.49 dB). The residual's Griffin-Lim
+# phase (see PINNED_SAMPLE) moved the recorded item 533.883 -> 543.248 (+0.15 dB).
 PINNED_ITEM = {
     "meta": ("Parus_major", 22050, (1, 22050)),
     "abs_sum": 509.1741943359375,
     "abs_sum_species_backgrounds": 1265.2451171875,
-    "abs_sum_recorded": 533.8825073242188,
+    "abs_sum_recorded": 543.2477416992188,
 }
 
 

@@ -14,9 +14,7 @@ their output:
   ``_BLAS_BLOCK``; 3× a hand-written loop) and the depthwise taps are vectorised over channels.
 * filtered noise: each frame's FIR is designed by a small cosine transform (the irfft of real,
   even magnitudes) and applied by direct convolution, eight input samples per pass so the
-  overlap-add buffer is read and written once per eight taps instead of once per tap. Long FIRs
-  at a long hop (the recorded residual's: 512 taps, 256 samples) go by block FFTs instead
-  (:func:`filtered_noise_zero_phase`): one FFT pair per frame, not every tap per sample.
+  overlap-add buffer is read and written once per eight taps instead of once per tap.
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ __all__ = [
     "exp_sigmoid",
     "fft_convolve",
     "filtered_noise",
-    "filtered_noise_zero_phase",
     "harmonic_synth",
     "noise_impulse_responses",
     "pool_frames",
@@ -288,9 +285,9 @@ def filtered_noise(magnitudes: np.ndarray, noise: np.ndarray, hop_length: int) -
 
 
 def _zero_phase_pieces(n_bands: int, hop_length: int) -> tuple[int, int]:
-    """``(lead, pieces)`` of the block FFTs of :func:`filtered_noise_zero_phase`: a frame's
-    filtered block, ``hop + 2 (n_bands - 2)`` samples of zero-phase FIR output, spans ``pieces``
-    hops from ``lead`` hops before the frame's own (its negative times)."""
+    """``(lead, pieces)`` of the block FFTs of :func:`.functional.filtered_noise_zero_phase`: a
+    frame's filtered block, ``hop + 2 (n_bands - 2)`` samples of zero-phase FIR output, spans
+    ``pieces`` hops from ``lead`` hops before the frame's own (its negative times)."""
     reach = n_bands - 2  # h[d] is zero for |d| >= n_bands - 1
     lead = -(-reach // hop_length)
     return lead, lead + -(-(hop_length + reach) // hop_length)
@@ -309,69 +306,6 @@ def _zero_phase_response_table(n_bands: int, n_fft: int) -> np.ndarray:
     f = np.arange(n_fft // 2 + 1)[None, :]
     cosines = np.where(d == 0, 1.0, 2.0) * np.cos(2 * np.pi * f * d / n_fft)
     return (half @ cosines).astype(np.float32)
-
-
-def filtered_noise_zero_phase(
-    magnitudes: np.ndarray, noise: np.ndarray, hop_length: int
-) -> np.ndarray:
-    """:func:`filtered_noise` by block FFTs, the maths of
-    :func:`.functional.filtered_noise_zero_phase` (which documents them) for one clip: the same
-    output within float32 rounding.
-
-    Per frame an FFT pair of ``pieces · hop`` points (:func:`_zero_phase_pieces`) instead of
-    the FIR's taps per sample: at the recorded residual's 257 bands and hop 256 (512 taps)
-    1.4x as fast as :func:`filtered_noise`, at the decoder's 65 bands and hop 64 half as fast.
-    Silent frames (all magnitudes zero) are skipped.
-
-    Args and returns: as :func:`filtered_noise`.
-    """
-    magnitudes = np.ascontiguousarray(magnitudes, np.float32)
-    noise = np.ascontiguousarray(noise, np.float32)
-    if magnitudes.ndim != 2 or magnitudes.shape[1] < 2 or noise.ndim != 1:
-        raise ValueError(
-            "filtered_noise_zero_phase needs magnitudes [frames, bands >= 2] and noise "
-            f"[samples], got {magnitudes.shape} and {noise.shape}"
-        )
-    if hop_length < 1:
-        raise ValueError(f"hop_length must be >= 1, got {hop_length}")
-    frames, n_bands = magnitudes.shape
-    hop = int(hop_length)
-    n_samples = noise.shape[0]
-    lead, pieces = _zero_phase_pieces(n_bands, hop)
-    n_fft = pieces * hop
-    # Frames with a sound and noise to filter: the rest add nothing.
-    active = np.flatnonzero(magnitudes[: -(-n_samples // hop)].any(axis=1))
-    if n_samples < frames * hop:
-        noise = np.concatenate([noise, np.zeros(frames * hop - n_samples, np.float32)])
-    blocks = np.zeros((active.shape[0], n_fft), np.float32)
-    blocks[:, :hop] = noise[: frames * hop].reshape(frames, hop)[active]
-    # One BLAS thread, as in filtered_noise.
-    with _blas_threads().limit(limits=1, user_api="blas"):
-        response = magnitudes[active] @ _zero_phase_response_table(n_bands, n_fft)
-    spectrum = rfft(blocks, n_fft)
-    spectrum *= response
-    filtered = sfft.irfft(spectrum, n_fft, workers=1).astype(np.float32, copy=False)
-    out = _add_pieces(filtered.reshape(-1, pieces, hop), active, lead, frames)
-    out = out.reshape(-1)[:n_samples]
-    return out if out.shape[0] == n_samples else np.pad(out, (0, n_samples - out.shape[0]))
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _add_pieces(filtered, active, lead, frames):  # pragma: no cover
-    """Overlap-add of :func:`filtered_noise_zero_phase`'s blocks ``filtered [k, pieces, hop]``
-    of frames ``active [k]`` → ``[frames + pieces - lead - 1, hop]``."""
-    k, pieces, hop = filtered.shape
-    out = np.zeros((frames + pieces - lead - 1, hop), np.float32)
-    for r in range(k):
-        for p in range(pieces):
-            # Piece p holds times (p·hop .. p·hop + hop) mod n_fft relative to the frame's
-            # start: it lands p blocks on, or pieces - p blocks back for the wrapped negative
-            # times (before the first block: dropped).
-            block = active[r] + (p if p < pieces - lead else p - pieces)
-            if block >= 0:
-                for j in range(hop):
-                    out[block, j] += filtered[r, p, j]
-    return out
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)

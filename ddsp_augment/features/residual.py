@@ -4,9 +4,10 @@ Sinusoids plus noise, as in spectral modelling synthesis (Serra & Smith 1990), w
 model as the sinusoidal part. Per 2 ms frame, the residual is the recording's spectrum minus
 its measured background and minus the model's own harmonic rendering of that recording's
 contours as heard, through the model's learned reverb, on a 62.5 Hz grid (``RESIDUAL_BANDS``).
-Generation renders it as filtered noise in place of the decoder's 65-band noise, moved along
-with the contour frames it belongs to, at the new song's pitch and level and a quarter of the
-frame rate (:func:`song_residual`), and adds it *after* the reverb:
+Generation renders it in place of the decoder's 65-band noise, moved along with the contour
+frames it belongs to, at the new song's pitch and level, on a 4 ms grid (:func:`song_residual`):
+noise with those magnitudes whose phase ``RESIDUAL_PHASE_ITERS`` Griffin-Lim iterations make
+consistent (``dsp.functional.griffin_lim_noise``). It is added *after* the reverb:
 ``reverb(harmonic) + residual`` (``model.species_model``), where the decoder's noise is rendered
 ``reverb(harmonic + noise)``.
 
@@ -41,6 +42,7 @@ from .background import noise_floor
 __all__ = [
     "RESIDUAL_BANDS",
     "RESIDUAL_FLOOR_DB",
+    "RESIDUAL_PHASE_ITERS",
     "RESIDUAL_POOL",
     "RESIDUAL_VERSION",
     "measure_residual",
@@ -53,13 +55,18 @@ __all__ = [
 RESIDUAL_BANDS = 257
 #: Level of a residual band with nothing in it, dB (re. the filtered-noise gain 1).
 RESIDUAL_FLOOR_DB = -120.0
-#: Control frames per frame of the rendered residual: 4 (hop 256, 8 ms at 32 kHz). Each band's
-#: level is measured through a 512-point (16 ms) window, which 2 ms frames oversample; rendered
-#: at 8 ms the filtered noise costs about a third (one filter response and one FFT pair per 4
-#: frames), and its per-band energy stays within a fraction of a dB of the 2 ms rendering's,
-#: less than one noise draw differs from another (tests/features/test_residual.py; README,
-#: "Sinusoids plus the recorded residual").
-RESIDUAL_POOL = 4
+#: Control frames per frame of the rendered residual: 2 (hop 128, 4 ms at 32 kHz), a quarter of
+#: the 512-point (16 ms) window each band's level is measured through: the 75 % overlap
+#: Griffin-Lim needs, and 2 ms frames oversample that window anyway. Each run of 2 frames is
+#: pooled to its RMS per band, so its energy is kept (the pooled frame sits 1 ms after the STFT
+#: frame it is rendered as, a sixteenth of the window).
+RESIDUAL_POOL = 2
+#: Griffin-Lim iterations that give the rendered residual a consistent phase. Random phase
+#: (0) smears the pulses and periodicity within each band that harsh calls carry. Chosen on a
+#: validation split (20 species, 24 songs each, BirdNET): over the old filtered noise at 8 ms,
+#: 0 iterations +0.025 confidence, 8 +0.047, 16 and 32 no more (docs/RESULTS.md, "The recorded
+#: residual's phase"); each iteration costs about 3 ms per 3 s clip on one CPU thread.
+RESIDUAL_PHASE_ITERS = 8
 #: How residuals are measured and rendered: 2 against the harmonics through the model's reverb,
 #: added after it; 1 (unversioned files) against the dry harmonics, rendered through the reverb.
 RESIDUAL_VERSION = 2
@@ -118,7 +125,7 @@ def song_residual(
 ) -> np.ndarray:
     """A recorded residual ``[R, bands]`` (dB) under a new song → the song's noise magnitudes
     ``[ceil(frames / RESIDUAL_POOL), bands]`` float32, to render at ``RESIDUAL_POOL`` times
-    the control hop.
+    the control hop (``dsp.functional.griffin_lim_noise``).
 
     ``sung [frames]`` (bool) marks the song's frames with a bird; the others have no noise.
     The ``i``-th sung frame takes residual frame ``rows[i]``, raised by ``gain_db[i]`` (clamped

@@ -17,6 +17,7 @@ from ..dsp import functional as F
 from ..dsp import numba_kernels as nk
 from ..dsp.effects import Reverb
 from ..dsp.synths import FilteredNoise, Harmonic
+from ..features.residual import RESIDUAL_PHASE_ITERS
 from .decoder import Controls, Decoder, DecoderConfig
 
 __all__ = ["SpeciesModel"]
@@ -78,11 +79,13 @@ class SpeciesModel(nn.Module):
         """Batched generation on the model's device: ``[batch, frames]`` contours and
         ``white_noise [batch, n_samples]`` → ``[batch, n_samples]``, no gradients.
 
-        ``noise_magnitudes [batch, noise_frames, bands]`` (any number of bands), when given,
-        shape the noise instead of the decoder's own noise branch (the recorded residual,
-        :mod:`..features.residual`), one frame per ``noise_hop_length`` samples (None: the
-        model's hop), and that noise is added after the reverb (recorded sound carries its
-        room): ``reverb(harmonic) + noise``; the decoder's noise is ``reverb(harmonic + noise)``.
+        ``noise_magnitudes [batch, noise_frames, bands]``, when given, shape the noise instead
+        of the decoder's own noise branch (the recorded residual, :mod:`..features.residual`):
+        an STFT's magnitudes (``n_fft = 2 (bands - 1)``), one frame per ``noise_hop_length``
+        samples (None: the model's hop), rendered with a Griffin-Lim phase
+        (:func:`..dsp.functional.griffin_lim_noise`, ``RESIDUAL_PHASE_ITERS`` iterations) and
+        added after the reverb (recorded sound carries its room): ``reverb(harmonic) + noise``;
+        the decoder's noise is ``reverb(harmonic + noise)``.
 
         Clips go through the decoder (:meth:`.decoder.Decoder.synthesis_controls`), synthesis
         (:func:`..dsp.functional.harmonic_synth_recurrent` and
@@ -110,8 +113,8 @@ class SpeciesModel(nn.Module):
                 parts.append(self.reverb.apply_batch(harmonic, noise))
             else:
                 wet = self.reverb.apply_batch(harmonic)
-                wet += F.filtered_noise_zero_phase(
-                    noise_magnitudes[part], white_noise[part], noise_hop
+                wet += F.griffin_lim_noise(
+                    noise_magnitudes[part], white_noise[part], noise_hop, RESIDUAL_PHASE_ITERS
                 )
                 parts.append(wet)
         return parts[0] if len(parts) == 1 else torch.cat(parts)  # one chunk: no copy
@@ -130,8 +133,9 @@ class SpeciesModel(nn.Module):
     ) -> np.ndarray:
         """Render one clip from ``[frames]`` contours → float32 ``[n_samples]``, no gradients.
 
-        ``backend="numba"`` runs the CPU fast path (numba decoder and kernels, numpy FFT, no
-        torch call); ``"torch"`` the differentiable path (on the model's device, see
+        ``backend="numba"`` runs the CPU fast path (numba decoder and kernels, numpy FFT; the
+        recorded residual's Griffin-Lim phase alone in torch on the CPU); ``"torch"`` the
+        differentiable path (on the model's device, see
         :meth:`render`). Both draw their white noise from ``rng`` so a seed fixes the output
         whatever the backend. ``noise_magnitudes [noise_frames, bands]`` and
         ``noise_hop_length``: as in :meth:`render`.
@@ -151,10 +155,15 @@ class SpeciesModel(nn.Module):
         )
         if noise_magnitudes is None:
             return self.reverb.apply_numpy(harmonic + nk.filtered_noise(magnitudes, white, hop))
-        # Block FFTs: the recorded residual's FIRs are long (512 taps at 257 bands), and direct
-        # convolution costs every tap per sample. Added after the reverb, as in `render`.
+        # The recorded residual: torch's FFTs on the CPU, the one implementation of its
+        # Griffin-Lim phase. Added after the reverb, as in `render`.
         noise_hop = _check_noise_hop(noise_hop_length, hop)
-        noise = nk.filtered_noise_zero_phase(noise_magnitudes, white, noise_hop)
+        noise = F.griffin_lim_noise(
+            torch.from_numpy(np.asarray(noise_magnitudes, np.float32))[None],
+            torch.from_numpy(white)[None],
+            noise_hop,
+            RESIDUAL_PHASE_ITERS,
+        )[0].numpy()
         return self.reverb.apply_numpy(harmonic) + noise
 
     @torch.inference_mode()

@@ -337,3 +337,59 @@ def test_torch_separable_conv_stack_matches_the_numba_kernel_and_has_gradients()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     with torch.no_grad():  # generation's in-place form: the same numbers
         torch.testing.assert_close(F.separable_conv_stack(x, **weights), out, rtol=0, atol=0)
+
+
+def _stft_gains(audio: torch.Tensor) -> torch.Tensor:
+    """``[n]`` → ``[frames, 257]``: |STFT| as filtered-noise gains (Hann 512, hop 128, centred
+    with zeros): the grid ``griffin_lim_noise`` takes."""
+    window = torch.hann_window(512)
+    spectrum = torch.stft(audio, 512, 128, window=window, pad_mode="constant", return_complex=True)
+    return spectrum.abs().T / window.pow(2).sum().sqrt()
+
+
+def test_griffin_lim_noise_gives_the_magnitudes_a_consistent_phase():
+    """The magnitudes of a buzzy call (400 Hz pulses through a 3-5 kHz band, 0.5 s in 1 s):
+    random phase (no iteration) renders them 0.44 off (spectral convergence) and 15 % short in
+    level; 8 iterations 0.18 off and within 3 %. Outside the call: exact silence."""
+    torch.manual_seed(0)
+    n = 32000
+    t = torch.arange(n) / 32000
+    pulses = (torch.remainder(t * 400, 1.0) < 0.05).float()
+    spectrum = torch.fft.rfft(pulses)
+    hz = torch.fft.rfftfreq(n, 1 / 32000)
+    spectrum[(hz < 3000) | (hz > 5000)] = 0
+    call = torch.fft.irfft(spectrum, n) * ((t > 0.25) & (t < 0.75))
+    target = _stft_gains(call)
+    noise = torch.randn(1, n)
+    errors, levels = [], []
+    for n_iter in (0, 8):
+        out = F.griffin_lim_noise(target[None], noise, 128, n_iter)
+        assert out.shape == (1, n) and torch.isfinite(out).all()
+        assert out[0, :7000].abs().max() == 0.0 and out[0, -7000:].abs().max() == 0.0
+        errors.append(float((_stft_gains(out[0]) - target).norm() / target.norm()))
+        levels.append(float(out.pow(2).mean().sqrt() / call.pow(2).mean().sqrt()))
+    assert errors[0] > 0.35 and errors[1] < 0.22
+    assert levels[0] < 0.9 and abs(levels[1] - 1.0) < 0.03
+
+
+def test_griffin_lim_noise_of_unit_gains_is_unit_noise_and_same_in_any_batch():
+    generator = torch.Generator().manual_seed(2)
+    n = 16000
+    noise = torch.randn(3, n, generator=generator)
+    ones = torch.ones(3, n // 128 + 1, 257)
+    out = F.griffin_lim_noise(ones, noise, 128, 8)
+    assert 0.95 < float(out[:, 1000:-1000].std()) < 1.02
+    # Each clip is its own: the same bits alone as in a batch, and the same for the same noise.
+    assert torch.equal(F.griffin_lim_noise(ones[1:2], noise[1:2], 128, 8), out[1:2])
+    assert torch.equal(F.griffin_lim_noise(ones, noise, 128, 8), out)
+    # Missing frames are silent; surplus ones are ignored.
+    short = F.griffin_lim_noise(ones[:, :50], noise, 128, 2)
+    assert short[:, 50 * 128 + 256 :].abs().max() == 0.0
+    long = torch.ones(3, n // 128 + 9, 257)
+    assert torch.equal(
+        F.griffin_lim_noise(long, noise, 128, 2), F.griffin_lim_noise(ones, noise, 128, 2)
+    )
+    with pytest.raises(ValueError, match="hop_length"):
+        F.griffin_lim_noise(ones, noise, 100, 8)
+    with pytest.raises(ValueError, match="n_iter"):
+        F.griffin_lim_noise(ones, noise, 128, -1)

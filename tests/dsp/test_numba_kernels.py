@@ -85,27 +85,19 @@ def test_filtered_noise_other_band_counts_and_hops(hop):
 @pytest.mark.parametrize(
     "n_bands, hop, extra", [(257, 256, 0), (257, 256, -200), (257, 64, 130), (65, 64, 3 * HOP)]
 )
-def test_zero_phase_filtered_noise_matches_the_direct_kernel_and_torch(n_bands, hop, extra):
-    # The residual's 257 bands at hop 256 (its rendering), past and short of the last frame;
-    # silent frames (skipped) at the start, inside and at the end.
+def test_zero_phase_filtered_noise_matches_the_direct_kernel(n_bands, hop, extra):
+    # Long FIRs at a long hop and the decoder's 65 bands at its hop, past and short of the
+    # last frame; silent frames at the start, inside and at the end.
     frames = 60
     n = (frames - 1) * hop + extra
     rng = np.random.default_rng(7)
     magnitudes = rng.uniform(0, 1, (frames, n_bands)).astype(np.float32)
     magnitudes[:3] = magnitudes[20:30] = magnitudes[-2:] = 0.0
     noise = rng.standard_normal(n).astype(np.float32)
-    fast = nk.filtered_noise_zero_phase(magnitudes, noise, hop)
     direct = nk.filtered_noise(magnitudes, noise, hop)
-    reference = F.filtered_noise_zero_phase(*batched(magnitudes, noise), hop)[0].numpy()
+    fast = F.filtered_noise_zero_phase(*batched(magnitudes, noise), hop)[0].numpy()
     assert fast.shape == (n,) and fast.dtype == np.float32
     assert np.abs(fast - direct).max() <= 1e-6 * np.abs(direct).max()
-    assert np.abs(fast - reference).max() <= 1e-6 * np.abs(reference).max()
-    silent = np.zeros_like(magnitudes)
-    np.testing.assert_array_equal(nk.filtered_noise_zero_phase(silent, noise, hop), 0.0)
-    with pytest.raises(ValueError, match="magnitudes"):
-        nk.filtered_noise_zero_phase(magnitudes[0], noise, hop)
-    with pytest.raises(ValueError, match="hop_length"):
-        nk.filtered_noise_zero_phase(magnitudes, noise, 0)
 
 
 def test_pool_frames_keeps_each_runs_power():
