@@ -393,3 +393,5 @@ def test_griffin_lim_noise_of_unit_gains_is_unit_noise_and_same_in_any_batch():
         F.griffin_lim_noise(ones, noise, 100, 8)
     with pytest.raises(ValueError, match="n_iter"):
         F.griffin_lim_noise(ones, noise, 128, -1)
+    with pytest.raises(ValueError, match="one batch"):
+        F.griffin_lim_noise(ones[:2], noise, 128, 8)
