@@ -64,8 +64,8 @@ RESIDUAL_POOL = 2
 #: Griffin-Lim iterations that give the rendered residual a consistent phase. Random phase
 #: (0) smears the pulses and periodicity within each band that harsh calls carry. Chosen on a
 #: validation split (20 species, 24 songs each, BirdNET): over the old filtered noise at 8 ms,
-#: 0 iterations +0.025 confidence, 8 +0.047, 16 and 32 no more (docs/RESULTS.md, "The recorded
-#: residual's phase"); each iteration costs about 3 ms per 3 s clip on one CPU thread.
+#: 0 iterations +0.025 confidence, 8 +0.047, 16 and 32 no more (docs/RESULTS.md, realism, "The
+#: phase"); each iteration costs about 3 ms per 3 s clip on one CPU thread.
 RESIDUAL_PHASE_ITERS = 8
 #: How residuals are measured and rendered: 2 against the harmonics through the model's reverb,
 #: added after it; 1 (unversioned files) against the dry harmonics, rendered through the reverb.
