@@ -46,13 +46,13 @@ import numpy as np
 
 from ddsp_augment.checks import NOISE_SOURCES
 from ddsp_augment.dsp import numba_kernels as nk
-from ddsp_augment.evaluation.birdnet import BirdNETJudge, judge_species
+from ddsp_augment.evaluation.birdnet import BirdNETJudge, BirdNETScreen, judge_species
 from ddsp_augment.evaluation.clip_judge import RealClipJudge
 from ddsp_augment.features.activity import bird_activity
 from ddsp_augment.features.loudness import loudness_db
 from ddsp_augment.io import AudioError, load_audio
 from ddsp_augment.sampling.bank import SpeciesBank
-from ddsp_augment.training.preprocess import Recording, analyse_audio
+from ddsp_augment.training.preprocess import Recording, SegmentScreen, analyse_audio
 from ddsp_augment.training.prior import PRIOR_DIR, train_prior
 from ddsp_augment.training.train import CollapseError, TrainSettings, train_species
 
@@ -174,14 +174,20 @@ def _mean(rows: list[dict], side: str, key: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _analysed(root: Path, species: str, rows: list[dict[str, str]]) -> list[Recording]:
-    """The manifest ``rows``' recordings of ``species``, analysed (unreadable ones skipped)."""
+def _analysed(
+    root: Path,
+    species: str,
+    rows: list[dict[str, str]],
+    screen: SegmentScreen | None = None,
+) -> list[Recording]:
+    """The manifest ``rows``' recordings of ``species``, analysed (unreadable ones skipped),
+    without the stretches ``screen`` hears another species in."""
     recs = []
     for row in rows:
         path = root / row["path"]
         try:
             audio, _ = load_audio(path, RATE)
-            recs.append(analyse_audio(audio, path, species, row["recordist"]))
+            recs.append(analyse_audio(audio, path, species, row["recordist"], screen=screen))
         except AudioError as error:
             print(f"skipping {error}", file=sys.stderr)
     return recs
@@ -192,6 +198,7 @@ def _shared_prior(
     by_species: dict[str, list[dict[str, str]]],
     train_recs: dict[str, list[Recording]],
     settings: TrainSettings,
+    screen: SegmentScreen | None,
 ) -> tuple[TrainSettings, dict]:
     """Train the prior on the judged species' training clips and every other species' clips
     outside its held-out recordists (the majority: all of them, not cut to a few); the
@@ -199,7 +206,7 @@ def _shared_prior(
     # Its own generator: the judged species' splits stay those of a run without a prior.
     rng = np.random.default_rng(args.seed + 1)
     majority = {
-        name: _analysed(args.data_path, name, split_species(rows, len(rows), rng)[0])
+        name: _analysed(args.data_path, name, split_species(rows, len(rows), rng)[0], screen)
         for name, rows in sorted(by_species.items())
         if name not in train_recs
     }
@@ -262,6 +269,21 @@ def main(argv: list[str] | None = None) -> int:
         help="what shapes the songs' noise (SpeciesBank.sample's noise)",
     )
     parser.add_argument(
+        "--screen",
+        choices=("none", "birdnet"),
+        default="none",
+        help="birdnet: train without the stretches BirdNET hears another genus in "
+        "(preprocess --screen birdnet)",
+    )
+    parser.add_argument(
+        "--screen_location",
+        type=float,
+        nargs=2,
+        metavar=("LAT", "LON"),
+        help="where the recordings were made: only species that occur there count "
+        "(BirdNETScreen location)",
+    )
+    parser.add_argument(
         "--decoder",
         type=json.loads,
         default={},
@@ -287,12 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     birdnet = BirdNETJudge()
     rng = np.random.default_rng(args.seed)
     splits = {name: split_species(by_species[name], args.train_recordings, rng) for name in names}
-    train_recs = {name: _analysed(args.data_path, name, splits[name][0]) for name in names}
+    # Only what the models learn from is screened; the held-out clips are judged as recorded.
+    screen = None
+    if args.screen == "birdnet":
+        screen = BirdNETScreen(location=args.screen_location, judge=birdnet)
+    train_recs = {name: _analysed(args.data_path, name, splits[name][0], screen) for name in names}
     test_recs = {name: _analysed(args.data_path, name, splits[name][1]) for name in names}
     train_audio = {name: [r.audio for r in recs] for name, recs in train_recs.items()}
     prior_info = {}
     if args.prior == "shared":
-        settings, prior_info = _shared_prior(args, by_species, train_recs, settings)
+        settings, prior_info = _shared_prior(args, by_species, train_recs, settings, screen)
     generated: dict[str, list[np.ndarray]] = {}
     rows: list[dict] = []
     for name in names:
@@ -300,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
         tic = time.perf_counter()
         row: dict = {"species": name, "train": [r.name for r in train]}
         row["test"] = [r.name for r in test_recs[name]]
+        if screen is not None:
+            row["screened"] = [
+                {"recording": r.name, "seconds": (b - a) * r.hop_length / RATE, "heard": heard}
+                for r in train
+                for a, b, heard in r.screened
+            ]
         model_dir = args.output_path / "models" / name
         try:
             if not (args.reuse_models and _is_complete(model_dir)):

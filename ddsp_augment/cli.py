@@ -121,6 +121,28 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
         )
     p.add_argument(*_flags("jobs"), type=int, default=1, help="parallel workers")
     p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
+    p.add_argument(
+        *_flags("screen"),
+        choices=("none", "birdnet"),
+        default="none",
+        help="birdnet: leave out active stretches in which BirdNET hears another genus (a "
+        "background bird the model would learn as the species' song; needs pip install "
+        '"ddsp-augment[birdnet]")',
+    )
+    p.add_argument(
+        *_flags("screen_min_score"),
+        type=float,
+        default=0.5,
+        help="BirdNET score from which the other bird counts (default %(default)s)",
+    )
+    p.add_argument(
+        *_flags("screen_location"),
+        type=float,
+        nargs=2,
+        metavar=("LAT", "LON"),
+        help="where the recordings were made: only species BirdNET's range model places "
+        "there count (recommended: without it an exotic mislabel can drop the species' own song)",
+    )
     p.set_defaults(handler=_run_preprocess)
 
 
@@ -381,20 +403,40 @@ def _run_preprocess(args: argparse.Namespace) -> int:
         f_min=args.f_min,
         f_max=args.f_max,
     )
+    screen = None
+    if args.screen == "birdnet":
+        from .evaluation.birdnet import BirdNETScreen, birdnet_available
+
+        if not birdnet_available():
+            raise UserError('--screen birdnet needs the extra: pip install "ddsp-augment[birdnet]"')
+        screen = BirdNETScreen(args.screen_min_score, args.screen_location)
     with warnings.catch_warnings():
-        # The summary below lists skipped files; the warning would only repeat it.
-        warnings.filterwarnings("ignore", message="preprocess skipped")
-        summary = preprocess_folder(data, args.output_path, settings, args.jobs, args.species)
+        # The summary below lists skipped files and screened stretches; the warnings would
+        # only repeat it.
+        warnings.filterwarnings("ignore", message="preprocess (skipped|left out)")
+        summary = preprocess_folder(
+            data, args.output_path, settings, args.jobs, args.species, screen=screen
+        )
+    headers = ["species", "files", "seconds", "voiced seconds", "skipped"]
     rows = [
         [name, s["files"], round(s["seconds"], 1), round(s["voiced_seconds"], 1), len(s["skipped"])]
+        + ([round(s["screened_seconds"], 1)] if screen else [])
         for name, s in summary.items()
     ]
-    print(format_table(["species", "files", "seconds", "voiced seconds", "skipped"], rows))
+    print(format_table(headers + (["screened seconds"] if screen else []), rows))
     skipped = [item for s in summary.values() for item in s["skipped"]]
     for item in skipped[:5]:
         print(f"skipped {item['reason']}")
     if len(skipped) > 5:
         print(f"... and {len(skipped) - 5} more")
+    screened = [item for s in summary.values() for item in s["screened"]]
+    for item in screened[:10]:
+        print(
+            f"left out {item['file']} {item['start_s']:.2f}-{item['end_s']:.2f} s: "
+            f"heard {item['heard']}"
+        )
+    if len(screened) > 10:
+        print(f"... and {len(screened) - 10} more")
     print(f"summary: {Path(args.output_path) / 'summary.json'}")
     return 0
 

@@ -200,7 +200,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "'synthetic_factor', 'resynthesis' (share of re-sung real clips) and 'noise' "
         "('recorded' or 'model': SpeciesBank.sample's noise) the songs, 'gate' "
         "the ddsp+gate condition's judge ('real' or 'birdnet') and min_confidence, 'prior' "
-        "a shared prior per split (a dict of TrainSettings overrides, {} for the defaults)",
+        "a shared prior per split (a dict of TrainSettings overrides, {} for the defaults), "
+        "'screen' (BirdNETScreen arguments, e.g. {\"location\": [51, 10]}: train the species "
+        "models without the stretches BirdNET hears another genus in)",
     )
     parser.add_argument(
         "--quick",

@@ -48,7 +48,7 @@ from ddsp_augment.io import AudioError, atomic_write
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.sampling.gate import Judge
 from ddsp_augment.sampling.scene import SceneConfig, apply_scene
-from ddsp_augment.training.preprocess import PreprocessSettings, analyse_audio
+from ddsp_augment.training.preprocess import PreprocessSettings, SegmentScreen, analyse_audio
 from ddsp_augment.training.prior import train_prior
 from ddsp_augment.training.train import CollapseError, TrainSettings
 
@@ -307,10 +307,24 @@ def ddsp_train_settings(options: dict[str, Any]) -> TrainSettings:
 
 def ddsp_song_settings(options: dict[str, Any]) -> dict[str, Any]:
     """The songs' jitter and number: :data:`DDSP_SONG_DEFAULTS` under ``options``' keys."""
-    unknown = set(options) - {"train", "scene", "gate", "prior", *DDSP_SONG_DEFAULTS}
+    unknown = set(options) - {"train", "scene", "gate", "prior", "screen", *DDSP_SONG_DEFAULTS}
     if unknown:
         raise ValueError(f"ddsp options: unknown keys {sorted(unknown)}")
     return {key: options.get(key, value) for key, value in DDSP_SONG_DEFAULTS.items()}
+
+
+def segment_screen(options: dict[str, Any]) -> SegmentScreen | None:
+    """The species models' segment screen: ``options["screen"]``, a dict of ``BirdNETScreen``
+    arguments (e.g. ``{"location": [51, 10]}``), trains them without the stretches BirdNET
+    hears another genus in; absent or None: every active stretch."""
+    arguments = options.get("screen")
+    if arguments is None:
+        return None
+    if not isinstance(arguments, dict):
+        raise ValueError(f"screen must be a dict of BirdNETScreen arguments, got {arguments!r}")
+    from ddsp_augment.evaluation.birdnet import BirdNETScreen
+
+    return BirdNETScreen(**arguments)
 
 
 def gate_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -370,11 +384,17 @@ def species_clips(
 _MODEL_FORMAT = 2
 
 
-def species_model_dir(model_root: Path, clips: Sequence[Clip], prior: Path | None = None) -> Path:
+def species_model_dir(
+    model_root: Path,
+    clips: Sequence[Clip],
+    prior: Path | None = None,
+    screen: SegmentScreen | None = None,
+) -> Path:
     """Where the model of one species' ``clips`` is cached: ``model_root/<hash of the file
     names>``, so a species cut to the same recordings in another split reuses it; a model
-    started from a shared ``prior`` keys that prior's folder too."""
+    started from a shared ``prior`` keys that prior's folder too, a screened one its screen."""
     names = sorted(c.name for c in clips) + ([prior.name] if prior is not None else [])
+    names += [f"screen {screen.name}"] if screen is not None else []
     names.append(f"format {_MODEL_FORMAT}")  # a model of an older format is trained again
     key = hashlib.sha1(json.dumps(names).encode()).hexdigest()[:16]
     return model_root / key
@@ -425,11 +445,16 @@ def _species_settings(prior: Path | None, options: dict[str, Any]) -> TrainSetti
     return settings if prior is None else replace(settings, prior=str(prior))
 
 
-def _train_cpu_seconds(clips: Sequence[Clip], directory: Path, settings: TrainSettings) -> float:
+def _train_cpu_seconds(
+    clips: Sequence[Clip],
+    directory: Path,
+    settings: TrainSettings,
+    screen: SegmentScreen | None,
+) -> float:
     """``build_bank`` of one species' clips; the CPU seconds it took in this process."""
     start = time.process_time()
     with contextlib.suppress(BankBuildError):  # cached by build_bank, reported by species_bank
-        build_bank(clips, directory, settings)
+        build_bank(clips, directory, settings, screen=screen)
     return time.process_time() - start
 
 
@@ -464,12 +489,13 @@ def train_species_models(
             delayed(_prior_cpu_seconds)(every, model_root, options) for every in priors.values()
         )
     unique = {}
+    screen = segment_screen(options)
     for species_clips, every in splits:
         prior = split_prior(every, model_root, options)  # cached above
         for clips in species_clips.values():
-            unique[species_model_dir(model_root, clips, prior)] = (clips, prior)
+            unique[species_model_dir(model_root, clips, prior, screen)] = (clips, prior)
     seconds += Parallel(n_jobs=max(1, min(jobs, len(unique))))(
-        delayed(_train_cpu_seconds)(clips, directory, _species_settings(prior, options))
+        delayed(_train_cpu_seconds)(clips, directory, _species_settings(prior, options), screen)
         for directory, (clips, prior) in unique.items()
     )
     return float(sum(seconds)) if jobs > 1 else 0.0
@@ -487,10 +513,11 @@ def species_bank(
     entries, failures = {}, {}
     prior = split_prior(prior_clips, model_root, options)
     settings = _species_settings(prior, options)
+    screen = segment_screen(options)
     for species, group in clips.items():
-        directory = species_model_dir(model_root, group, prior)
+        directory = species_model_dir(model_root, group, prior, screen)
         try:
-            bank, failed = build_bank(group, directory, settings)
+            bank, failed = build_bank(group, directory, settings, screen=screen)
         except BankBuildError as error:
             failures.update(error.failures)
             continue
@@ -658,4 +685,5 @@ def settings_record(options: dict[str, Any]) -> dict[str, Any]:
         },
         "ddsp_train": asdict(ddsp_train_settings(options)),
         "ddsp_prior": None if prior_settings(options) is None else asdict(prior_settings(options)),
+        "ddsp_screen": getattr(segment_screen(options), "name", None),
     }

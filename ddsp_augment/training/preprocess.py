@@ -12,8 +12,9 @@ import json
 import warnings
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple, Protocol
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -32,11 +33,14 @@ __all__ = [
     "FORMAT_VERSION",
     "PreprocessSettings",
     "Recording",
+    "Screened",
+    "SegmentScreen",
     "analyse_audio",
     "load_processed",
     "preprocess_file",
     "preprocess_folder",
     "read_manifest",
+    "screen_recording",
 ]
 
 FORMAT_VERSION = 2  # 2: loudness and segments of the bird above the noise floor
@@ -61,6 +65,28 @@ class PreprocessSettings:
             )
 
 
+class SegmentScreen(Protocol):
+    """Names another species heard in an active stretch of a recording, or None.
+
+    Called as ``screen(audio [samples], sample_rate, species)``; ``name`` identifies the screen
+    (and its settings) in the feature files, so a changed screen re-analyses them. The library's
+    own is ``evaluation.birdnet.BirdNETScreen``.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, audio: np.ndarray, sample_rate: int, species: str) -> str | None: ...
+
+
+class Screened(NamedTuple):
+    """An active stretch (frames ``[start, end)``) left out because ``heard`` sang in it."""
+
+    start: int
+    end: int
+    heard: str
+
+
 @dataclass
 class Recording:
     """One preprocessed recording (arrays at the control frame rate unless stated)."""
@@ -76,6 +102,7 @@ class Recording:
     loudness_db: np.ndarray  # A-weighted loudness of the bird above the background (activity)
     segments: np.ndarray  # [n, 2] frame ranges, end exclusive
     background: np.ndarray  # background magnitude per bin (features.background.noise_floor)
+    screened: tuple[Screened, ...] = ()  # stretches a SegmentScreen left out of ``segments``
 
     @property
     def seconds(self) -> float:
@@ -101,11 +128,15 @@ def read_manifest(data_path: Path) -> dict[str, str]:
 
 
 def preprocess_file(
-    path: Path, species: str, recordist: str, settings: PreprocessSettings
+    path: Path,
+    species: str,
+    recordist: str,
+    settings: PreprocessSettings,
+    screen: SegmentScreen | None = None,
 ) -> Recording:
     """Analyse one recording file. Raises :class:`AudioError` naming the file on bad input."""
     audio, _ = load_audio(path, settings.sample_rate)
-    return analyse_audio(audio, path, species, recordist, settings)
+    return analyse_audio(audio, path, species, recordist, settings, screen)
 
 
 def analyse_audio(
@@ -114,10 +145,12 @@ def analyse_audio(
     species: str,
     recordist: str,
     settings: PreprocessSettings | None = None,
+    screen: SegmentScreen | None = None,
 ) -> Recording:
     """Analyse mono ``audio [samples]`` already at ``settings.sample_rate``.
 
-    ``path`` names the recording in errors and in the model's training summary.
+    ``path`` names the recording in errors and in the model's training summary. ``screen``
+    leaves out the active stretches it hears another species in (:func:`screen_recording`).
     """
     settings = settings or PreprocessSettings()
     path = Path(path)
@@ -145,7 +178,7 @@ def analyse_audio(
     segments = np.array(segments, dtype=np.int64).reshape(-1, 2)
     if segments.shape[0] == 0:
         raise AudioError(path, "no bird heard above the background")
-    return Recording(
+    rec = Recording(
         name=path.stem,
         species=species,
         recordist=recordist,
@@ -158,13 +191,39 @@ def analyse_audio(
         segments=segments,
         background=background,
     )
+    return rec if screen is None else screen_recording(rec, screen, path)
+
+
+def screen_recording(rec: Recording, screen: SegmentScreen, path: str | Path) -> Recording:
+    """``rec`` without the active stretches in which ``screen`` hears another species.
+
+    Training crops centre on the kept segments and the contour bank holds only them, so a
+    model neither learns nor sings the other bird. The left-out stretches are listed in
+    ``screened``. Raises :class:`AudioError` naming ``path`` when no stretch is left.
+    """
+    hop = rec.hop_length
+    kept, screened = [], list(rec.screened)
+    for start, end in rec.segments:
+        heard = screen(rec.audio[start * hop : end * hop], rec.sample_rate, rec.species)
+        if heard is None:
+            kept.append((start, end))
+        else:
+            screened.append(Screened(int(start), int(end), heard))
+    if not kept:
+        heard = sorted({s.heard for s in screened})
+        raise AudioError(
+            path, f"every active stretch is heard as another species: {', '.join(heard)}"
+        )
+    return replace(rec, segments=np.array(kept, np.int64).reshape(-1, 2), screened=tuple(screened))
 
 
 def _output_path(output_path: Path, species: str, source: Path) -> Path:
     return output_path / species / f"{source.stem}.npz"
 
 
-def _save_recording(out: Path, rec: Recording, source: Path, mel: np.ndarray) -> None:
+def _save_recording(
+    out: Path, rec: Recording, source: Path, mel: np.ndarray, screen_name: str
+) -> None:
     stat = source.stat()
     arrays = {
         "format_version": np.int64(FORMAT_VERSION),
@@ -178,6 +237,9 @@ def _save_recording(out: Path, rec: Recording, source: Path, mel: np.ndarray) ->
         "meta": np.array([rec.name, rec.species, rec.recordist, str(source)]),
         "source_stamp": np.array([stat.st_size, stat.st_mtime_ns], np.int64),
         "background": rec.background,
+        "screen": np.array(screen_name),
+        "screened_segments": np.array([s[:2] for s in rec.screened], np.int64).reshape(-1, 2),
+        "screened_heard": np.array([s.heard for s in rec.screened], dtype=str),
     }
 
     def write(tmp: Path) -> None:
@@ -210,12 +272,25 @@ def load_processed(path: str | Path) -> Recording:
                 loudness_db=data["loudness_db"],
                 segments=data["segments"],
                 background=data["background"],
+                # Files written before screening existed hold no screened stretches.
+                screened=tuple(
+                    Screened(int(a), int(b), str(heard))
+                    for (a, b), heard in zip(
+                        data.get("screened_segments", np.zeros((0, 2), np.int64)),
+                        data.get("screened_heard", np.array([], dtype=str)),
+                        strict=True,
+                    )
+                ),
             )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path}: not a readable preprocessed recording ({error})") from error
 
 
-def _is_up_to_date(out: Path, source: Path, settings: PreprocessSettings) -> bool:
+def _screen_name(screen: SegmentScreen | None) -> str:
+    return "" if screen is None else screen.name
+
+
+def _is_up_to_date(out: Path, source: Path, settings: PreprocessSettings, screen_name: str) -> bool:
     if not out.is_file():
         return False
     try:
@@ -225,21 +300,27 @@ def _is_up_to_date(out: Path, source: Path, settings: PreprocessSettings) -> boo
                 int(data["format_version"]) == FORMAT_VERSION
                 and list(data["source_stamp"]) == [stat.st_size, stat.st_mtime_ns]
                 and list(data["grid"]) == [settings.sample_rate, settings.hop_length]
+                and str(data.get("screen", "")) == screen_name
             )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return False
 
 
 def _process_one(
-    source: Path, species: str, recordist: str, output_path: Path, settings: PreprocessSettings
+    source: Path,
+    species: str,
+    recordist: str,
+    output_path: Path,
+    settings: PreprocessSettings,
+    screen: SegmentScreen | None,
 ) -> dict:
     out = _output_path(output_path, species, source)
-    if _is_up_to_date(out, source, settings):
+    if _is_up_to_date(out, source, settings, _screen_name(screen)):
         rec = load_processed(out)
         status = "cached"
     else:
         try:
-            rec = preprocess_file(source, species, recordist, settings)
+            rec = preprocess_file(source, species, recordist, settings, screen)
         except AudioError as error:
             return {
                 "species": species,
@@ -248,7 +329,7 @@ def _process_one(
                 "reason": str(error),
             }
         mel = log_mel(rec.audio, rec.sample_rate, hop_length=rec.hop_length * 4)
-        _save_recording(out, rec, source, mel)
+        _save_recording(out, rec, source, mel, _screen_name(screen))
         status = "done"
     voiced = np.zeros(rec.f0_hz.shape[0], bool)
     for start, end in rec.segments:
@@ -259,6 +340,15 @@ def _process_one(
         "status": status,
         "seconds": rec.seconds,
         "voiced_seconds": float(voiced.sum() * rec.hop_length / rec.sample_rate),
+        "screened": [
+            {
+                "file": str(source),
+                "start_s": round(start * rec.hop_length / rec.sample_rate, 3),
+                "end_s": round(end * rec.hop_length / rec.sample_rate, 3),
+                "heard": heard,
+            }
+            for start, end, heard in rec.screened
+        ],
     }
 
 
@@ -269,11 +359,15 @@ def preprocess_folder(
     jobs: int = 1,
     species: Iterable[str] | None = None,
     progress: bool = True,
+    screen: SegmentScreen | None = None,
 ) -> dict[str, dict]:
     """Preprocess ``<data_path>/<species>/*`` into ``output_path``; returns the per-species summary.
 
     Bad files are skipped with a warning and listed with their reason in the summary; outputs
-    whose source is unchanged are reused.
+    whose source is unchanged (and analysed with the same ``screen``) are reused. ``screen``
+    leaves out active stretches in which it hears another species (:func:`screen_recording`);
+    they are warned about, counted and listed in the summary (``screened``). It runs in the
+    ``jobs`` workers, so it must pickle (``BirdNETScreen`` loads BirdNET once per worker).
     """
     settings = settings or PreprocessSettings()
     data_path, output_path = Path(data_path), Path(output_path)
@@ -291,6 +385,7 @@ def preprocess_folder(
             recordists.get(path.relative_to(data_path).as_posix(), path.stem),
             output_path,
             settings,
+            screen,
         )
         for path, sp in items
     )
@@ -307,7 +402,14 @@ def preprocess_folder(
     for r in results:
         s = summary.setdefault(
             r["species"],
-            {"files": 0, "seconds": 0.0, "voiced_seconds": 0.0, "skipped": []},
+            {
+                "files": 0,
+                "seconds": 0.0,
+                "voiced_seconds": 0.0,
+                "screened_seconds": 0.0,
+                "skipped": [],
+                "screened": [],
+            },
         )
         if r["status"] == "skipped":
             s["skipped"].append({"file": r["file"], "reason": r["reason"]})
@@ -315,10 +417,20 @@ def preprocess_folder(
         s["files"] += 1
         s["seconds"] += r["seconds"]
         s["voiced_seconds"] += r["voiced_seconds"]
+        s["screened"] += r["screened"]
+        s["screened_seconds"] += sum(x["end_s"] - x["start_s"] for x in r["screened"])
     n_skipped = sum(len(s["skipped"]) for s in summary.values())
     if n_skipped:
         warnings.warn(
             f"preprocess skipped {n_skipped} of {len(items)} files (reasons in summary.json)",
+            stacklevel=2,
+        )
+    n_screened = sum(len(s["screened"]) for s in summary.values())
+    if n_screened:
+        seconds = sum(s["screened_seconds"] for s in summary.values())
+        warnings.warn(
+            f"preprocess left out {n_screened} stretches ({seconds:.1f} s) in which the screen "
+            "heard another species (listed in summary.json)",
             stacklevel=2,
         )
     output_path.mkdir(parents=True, exist_ok=True)

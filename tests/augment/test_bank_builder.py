@@ -121,3 +121,34 @@ def test_a_collapsing_species_is_reported_cached_and_gets_no_model(
 def test_no_clips_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="clips"):
         build_bank([], tmp_path)
+
+
+class _ShortCallScreen:
+    """Hears "Other bird" in every active stretch shorter than ``seconds`` (deterministic)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.name = f"short<{seconds}"
+
+    def __call__(self, audio, sample_rate, species):
+        return "Other bird" if audio.size < self.seconds * sample_rate else None
+
+
+def test_a_screen_keeps_other_birds_out_of_the_models(tit_clips, tmp_path, count_training):
+    plain, _ = build_bank(tit_clips, tmp_path / "plain", TINY)
+    lengths = [len(s) / 500 for s in plain.entry("Parus_major").contours.segments]
+    cut = float(np.median(lengths))
+    assert min(lengths) < cut  # some stretches are shorter than others
+
+    screen = _ShortCallScreen(cut)
+    bank, _ = build_bank(tit_clips, tmp_path / "plain", TINY, screen=screen)
+    kept = [len(s) / 500 for s in bank.entry("Parus_major").contours.segments]
+    assert count_training == ["Parus_major"] * 2  # another screen: another model
+    assert sorted(kept) == sorted(x for x in lengths if x >= cut)
+    build_bank(tit_clips, tmp_path / "plain", TINY, screen=screen)
+    assert len(count_training) == 2  # the same screen: reused
+
+    with pytest.raises(BankBuildError) as error:
+        build_bank(tit_clips, tmp_path / "none", TINY, screen=_ShortCallScreen(1e3))
+    reason = error.value.failures["Parus_major"]
+    assert reason.count("every active stretch is heard as another species: Other bird") == 2

@@ -9,6 +9,7 @@ from conftest import XC_GERMANY
 from ddsp_augment.evaluation.birdnet import (
     BIRDNET_RATE,
     BirdNETJudge,
+    BirdNETScreen,
     birdnet_available,
     birdnet_files,
     judge_species,
@@ -120,3 +121,88 @@ def test_birdnet_confidence_is_a_gate_judge(judge, chaffinch_songs):
     )
     with pytest.raises(ValueError, match="BirdNET does not know species 'Imaginary_bird'"):
         judge.confidence(song, 32000, "Imaginary_bird")
+
+
+def test_the_screen_hears_a_background_bird_of_another_genus_only(judge, tmp_path):
+    """Real recordings: a firecrest sings over most of a carrion crow recording (XC243645); a
+    kestrel's call (XC402218) that BirdNET takes for a peregrine is kept (same genus)."""
+    from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
+
+    screen = BirdNETScreen(judge=judge)
+    crow = preprocess_file(
+        XC_GERMANY / "Corvus_corone" / "XC243645.mp3",
+        "Corvus_corone",
+        "r",
+        PreprocessSettings(),
+        screen,
+    )
+    [(start, end, heard)] = crow.screened
+    assert heard == "Regulus ignicapilla_Common Firecrest"
+    assert (end - start) * 64 / 32000 == pytest.approx(5.65, abs=0.1)
+    assert len(crow.segments) >= 1  # the crow's own calls stay
+
+    kestrel = load_audio(XC_GERMANY / "Falco_tinnunculus" / "XC402218.mp3", 32000)[0]
+    scores = judge.classify(kestrel, 32000).scores
+    assert judge.labels[int(np.argmax(scores))] == "Falco peregrinus_Peregrine Falcon"
+    assert screen(kestrel, 32000, "Falco_tinnunculus") is None
+    assert judge.heard_instead(kestrel, 32000, "Corvus_corone") == (
+        "Falco peregrinus_Peregrine Falcon"
+    )
+    # A species BirdNET does not know is never screened: it cannot tell it from its mistakes.
+    assert screen(kestrel, 32000, "Imaginary_bird") is None
+    assert BirdNETScreen(0.999, judge=judge).name == "birdnet-v2.4>=0.999"
+    assert BirdNETScreen(0.999, judge=judge)(kestrel, 32000, "Corvus_corone") is None
+
+
+def test_the_screen_pickles_without_its_judge(judge):
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(BirdNETScreen(0.4, (51, 10), judge=judge)))
+    assert copy.min_score == 0.4 and copy.location == (51.0, 10.0) and copy.judge is None
+    with pytest.raises(ValueError, match="min_score"):
+        BirdNETScreen(0.0)
+
+
+def test_preprocess_command_screens_with_birdnet(tmp_path, capsys):
+    from ddsp_augment.cli import main
+
+    raw = tmp_path / "raw" / "Corvus_corone"
+    raw.mkdir(parents=True)
+    (raw / "XC243645.mp3").write_bytes((XC_GERMANY / "Corvus_corone" / "XC243645.mp3").read_bytes())
+    code = main(
+        ["preprocess", "--data_path", str(tmp_path / "raw"), "--output_path", str(tmp_path / "out")]
+        + ["--screen", "birdnet", "--screen_location", "51", "10"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "screened seconds" in out and "heard Regulus ignicapilla_Common Firecrest" in out
+
+
+def test_the_range_model_places_species(judge):
+    here = judge.occurrence(51.0, 10.0)  # central Germany, any time of year
+    assert here.shape == (6522,)
+    assert here[judge.species_index("Fringilla_coelebs")] > 0.9
+    assert here[judge.species_index("Fulvetta_formosana")] < 0.03  # Taiwan's
+    with pytest.raises(ValueError, match="latitude"):
+        judge.occurrence(100.0, 10.0)
+    with pytest.raises(ValueError, match="week"):
+        judge.occurrence(51.0, 10.0, week=49)
+
+
+def test_a_location_keeps_stretches_heard_as_birds_of_elsewhere(judge):
+    """A woodpecker recording (XC211810): one short stretch BirdNET scores as a South American
+    pygmy-tyrant; with the recordings' location only birds of central Germany count. A jay
+    recording (XC1097507) with a chaffinch singing over it is screened either way."""
+    from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
+
+    def screened(path: str, species: str, screen: BirdNETScreen) -> list[str]:
+        rec = preprocess_file(XC_GERMANY / path, species, "r", PreprocessSettings(), screen)
+        return [s.heard for s in rec.screened]
+
+    anywhere, germany = BirdNETScreen(judge=judge), BirdNETScreen(location=(51, 10), judge=judge)
+    woodpecker = ("Dendrocopos_major/XC211810.mp3", "Dendrocopos_major")
+    assert screened(*woodpecker, anywhere) == ["Lophotriccus galeatus_Helmeted Pygmy-Tyrant"]
+    assert screened(*woodpecker, germany) == []
+    jay = ("Garrulus_glandarius/XC1097507.mp3", "Garrulus_glandarius")
+    assert screened(*jay, germany) == ["Fringilla coelebs_Common Chaffinch"]
+    assert germany.name == "birdnet-v2.4>=0.5@51,10,w-1,>=0.03"

@@ -81,3 +81,90 @@ def test_a_sound_held_through_the_recording_is_not_taken_for_background():
     audio = (0.3 * np.sin(2 * np.pi * 3000 * t) + noise).astype(np.float32)
     rec = analyse_audio(audio, "tone.wav", "A", "r")
     assert rec.segments.tolist() == [[0, 501]]
+
+
+class _HighPitchScreen:
+    """A stand-in for BirdNET: hears "Other bird" in a stretch whose loudest bin is over 4.5 kHz."""
+
+    def __init__(self, name: str = "pitch>4.5k") -> None:
+        self.name = name
+        self.calls = 0
+
+    def __call__(self, audio, sample_rate, species):
+        self.calls += 1
+        spectrum = np.abs(np.fft.rfft(audio))
+        peak_hz = np.argmax(spectrum) * sample_rate / audio.size
+        return "Other bird" if peak_hz > 4500 else None
+
+
+def _bursts(pitches_hz: list[float], seconds: float = 0.4, gap: float = 0.6) -> np.ndarray:
+    """Tone bursts at ``pitches_hz`` in turn, ``gap`` s apart, over a faint noise floor."""
+    sr = 32000
+    rng = np.random.default_rng(0)
+    parts = [np.zeros(int(gap * sr))]
+    for hz in pitches_hz:
+        t = np.arange(int(seconds * sr)) / sr
+        parts += [0.3 * np.sin(2 * np.pi * hz * t) * np.hanning(t.size), np.zeros(int(gap * sr))]
+    audio = np.concatenate(parts)
+    return (audio + 0.003 * rng.standard_normal(audio.size)).astype(np.float32)
+
+
+def test_a_screen_leaves_out_the_stretches_of_another_species():
+    from ddsp_augment.training.preprocess import analyse_audio
+
+    audio = _bursts([3000, 6000, 3000])  # bursts start at 0.6, 1.6 and 2.6 s
+    plain = analyse_audio(audio, "mix.wav", "A", "r")
+    screened = analyse_audio(audio, "mix.wav", "A", "r", screen=_HighPitchScreen())
+    assert len(plain.segments) == 3 and plain.screened == ()
+    assert screened.segments.tolist() == plain.segments[[0, 2]].tolist()
+    [(start, end, heard)] = screened.screened
+    assert heard == "Other bird" and [start, end] == plain.segments[1].tolist()
+    # The left-out stretch is the 6 kHz burst (1.6-2.0 s, padded by 20 ms)
+    assert 1.5 < start * 64 / 32000 < 1.6 and 2.0 < end * 64 / 32000 < 2.1
+
+
+def test_a_recording_of_only_another_species_is_skipped_with_the_reason(tmp_path):
+    root = tmp_path / "raw" / "A"
+    root.mkdir(parents=True)
+    sf.write(root / "own.wav", _bursts([3000, 6000]), 32000)
+    sf.write(root / "other.wav", _bursts([6000, 7000]), 32000)
+    with pytest.warns(UserWarning) as caught:
+        summary = preprocess_folder(
+            tmp_path / "raw", tmp_path / "out", progress=False, screen=_HighPitchScreen()
+        )
+    messages = " ".join(str(w.message) for w in caught)
+    assert "skipped 1 of 2" in messages and "left out 1 stretches (0.4 s)" in messages
+    [skipped] = summary["A"]["skipped"]
+    assert skipped["file"].endswith("other.wav")
+    assert skipped["reason"].endswith(
+        "every active stretch is heard as another species: Other bird"
+    )
+    [left_out] = summary["A"]["screened"]
+    assert left_out["file"].endswith("own.wav") and left_out["heard"] == "Other bird"
+    assert left_out["end_s"] - left_out["start_s"] == pytest.approx(0.42, abs=0.03)
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert saved["species"]["A"]["screened"] == summary["A"]["screened"]
+
+
+def test_screened_files_round_trip_and_a_changed_screen_redoes_them(tmp_path):
+    root = tmp_path / "raw" / "A"
+    root.mkdir(parents=True)
+    sf.write(root / "own.wav", _bursts([3000, 6000]), 32000)
+    out = tmp_path / "out"
+    screen = _HighPitchScreen()
+    with pytest.warns(UserWarning, match="left out 1"):
+        preprocess_folder(tmp_path / "raw", out, progress=False, screen=screen)
+    rec = load_processed(out / "A" / "own.npz")
+    assert len(rec.segments) == 1 and [s.heard for s in rec.screened] == ["Other bird"]
+    stamp = (out / "A" / "own.npz").stat().st_mtime_ns
+
+    with pytest.warns(UserWarning, match="left out 1"):  # the same screen: cached, still listed
+        preprocess_folder(tmp_path / "raw", out, progress=False, screen=screen)
+    assert (out / "A" / "own.npz").stat().st_mtime_ns == stamp and screen.calls == 2
+
+    preprocess_folder(tmp_path / "raw", out, progress=False)  # no screen: analysed again
+    rec = load_processed(out / "A" / "own.npz")
+    assert len(rec.segments) == 2 and rec.screened == ()
+    with pytest.warns(UserWarning, match="left out 1"):
+        preprocess_folder(tmp_path / "raw", out, progress=False, screen=_HighPitchScreen("v2"))
+    assert len(load_processed(out / "A" / "own.npz").segments) == 1
