@@ -276,12 +276,16 @@ def main(argv: list[str] | None = None) -> int:
         "(preprocess --screen birdnet)",
     )
     parser.add_argument(
+        "--screen_min_score", type=float, default=0.3, help="BirdNETScreen min_score"
+    )
+    parser.add_argument(
         "--screen_location",
         type=float,
         nargs=2,
         metavar=("LAT", "LON"),
+        default=(51.0, 10.0),
         help="where the recordings were made: only species that occur there count "
-        "(BirdNETScreen location)",
+        "(BirdNETScreen location; default central Germany, for xc-germany)",
     )
     parser.add_argument(
         "--decoder",
@@ -312,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     # Only what the models learn from is screened; the held-out clips are judged as recorded.
     screen = None
     if args.screen == "birdnet":
-        screen = BirdNETScreen(location=args.screen_location, judge=birdnet)
+        screen = BirdNETScreen(args.screen_location, args.screen_min_score, judge=birdnet)
     train_recs = {name: _analysed(args.data_path, name, splits[name][0], screen) for name in names}
     test_recs = {name: _analysed(args.data_path, name, splits[name][1]) for name in names}
     train_audio = {name: [r.audio for r in recs] for name, recs in train_recs.items()}

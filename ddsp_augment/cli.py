@@ -130,18 +130,18 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
         '"ddsp-augment[birdnet]")',
     )
     p.add_argument(
-        *_flags("screen_min_score"),
-        type=float,
-        default=0.5,
-        help="BirdNET score from which the other bird counts (default %(default)s)",
-    )
-    p.add_argument(
         *_flags("screen_location"),
         type=float,
         nargs=2,
         metavar=("LAT", "LON"),
-        help="where the recordings were made: only species BirdNET's range model places "
-        "there count (recommended: without it an exotic mislabel can drop the species' own song)",
+        help="where the recordings were made (needed with --screen birdnet): only species "
+        "BirdNET's range model places there count",
+    )
+    p.add_argument(
+        *_flags("screen_min_score"),
+        type=float,
+        default=0.3,
+        help="BirdNET score from which the other bird counts (default %(default)s)",
     )
     p.set_defaults(handler=_run_preprocess)
 
@@ -409,7 +409,12 @@ def _run_preprocess(args: argparse.Namespace) -> int:
 
         if not birdnet_available():
             raise UserError('--screen birdnet needs the extra: pip install "ddsp-augment[birdnet]"')
-        screen = BirdNETScreen(args.screen_min_score, args.screen_location)
+        if args.screen_location is None:
+            raise UserError(
+                "--screen birdnet needs --screen_location LAT LON, where the recordings were "
+                "made (BirdNET is trusted only about the birds that live there)"
+            )
+        screen = BirdNETScreen(tuple(args.screen_location), args.screen_min_score)
     with warnings.catch_warnings():
         # The summary below lists skipped files and screened stretches; the warnings would
         # only repeat it.

@@ -315,8 +315,9 @@ def ddsp_song_settings(options: dict[str, Any]) -> dict[str, Any]:
 
 def segment_screen(options: dict[str, Any]) -> SegmentScreen | None:
     """The species models' segment screen: ``options["screen"]``, a dict of ``BirdNETScreen``
-    arguments (e.g. ``{"location": [51, 10]}``), trains them without the stretches BirdNET
-    hears another genus in; absent or None: every active stretch."""
+    arguments (``{"location": [51, 10]}`` for the bundled German recordings), trains them
+    without the stretches BirdNET hears another genus in; absent or None: every active
+    stretch."""
     arguments = options.get("screen")
     if arguments is None:
         return None

@@ -128,7 +128,7 @@ def test_the_screen_hears_a_background_bird_of_another_genus_only(judge, tmp_pat
     kestrel's call (XC402218) that BirdNET takes for a peregrine is kept (same genus)."""
     from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
 
-    screen = BirdNETScreen(judge=judge)
+    screen = BirdNETScreen(None, 0.5, judge=judge)  # anywhere, at 0.5
     crow = preprocess_file(
         XC_GERMANY / "Corvus_corone" / "XC243645.mp3",
         "Corvus_corone",
@@ -150,32 +150,33 @@ def test_the_screen_hears_a_background_bird_of_another_genus_only(judge, tmp_pat
     )
     # A species BirdNET does not know is never screened: it cannot tell it from its mistakes.
     assert screen(kestrel, 32000, "Imaginary_bird") is None
-    assert BirdNETScreen(0.999, judge=judge).name == "birdnet-v2.4>=0.999"
-    assert BirdNETScreen(0.999, judge=judge)(kestrel, 32000, "Corvus_corone") is None
+    assert BirdNETScreen(None, 0.999, judge=judge).name == "birdnet-v2.4>=0.999"
+    assert BirdNETScreen(None, 0.999, judge=judge)(kestrel, 32000, "Corvus_corone") is None
 
 
 def test_the_screen_pickles_without_its_judge(judge):
     import pickle
 
-    copy = pickle.loads(pickle.dumps(BirdNETScreen(0.4, (51, 10), judge=judge)))
+    copy = pickle.loads(pickle.dumps(BirdNETScreen((51, 10), 0.4, judge=judge)))
     assert copy.min_score == 0.4 and copy.location == (51.0, 10.0) and copy.judge is None
     with pytest.raises(ValueError, match="min_score"):
-        BirdNETScreen(0.0)
+        BirdNETScreen(None, 0.0)
 
 
 def test_preprocess_command_screens_with_birdnet(tmp_path, capsys):
     from ddsp_augment.cli import main
 
-    raw = tmp_path / "raw" / "Corvus_corone"
+    raw = tmp_path / "raw" / "Garrulus_glandarius"
     raw.mkdir(parents=True)
-    (raw / "XC243645.mp3").write_bytes((XC_GERMANY / "Corvus_corone" / "XC243645.mp3").read_bytes())
-    code = main(
-        ["preprocess", "--data_path", str(tmp_path / "raw"), "--output_path", str(tmp_path / "out")]
-        + ["--screen", "birdnet", "--screen_location", "51", "10"]
-    )
+    jay = XC_GERMANY / "Garrulus_glandarius" / "XC1097507.mp3"  # a chaffinch sings over it
+    (raw / jay.name).write_bytes(jay.read_bytes())
+    command = ["preprocess", "--data_path", str(tmp_path / "raw")]
+    command += ["--output_path", str(tmp_path / "out"), "--screen", "birdnet"]
+    assert main(command) == 2  # no location: BirdNET would be trusted about every bird on Earth
+    assert "--screen_location" in capsys.readouterr().err
+    assert main(command + ["--screen_location", "51", "10"]) == 0
     out = capsys.readouterr().out
-    assert code == 0
-    assert "screened seconds" in out and "heard Regulus ignicapilla_Common Firecrest" in out
+    assert "screened seconds" in out and "heard Fringilla coelebs_Common Chaffinch" in out
 
 
 def test_the_range_model_places_species(judge):
@@ -199,10 +200,14 @@ def test_a_location_keeps_stretches_heard_as_birds_of_elsewhere(judge):
         rec = preprocess_file(XC_GERMANY / path, species, "r", PreprocessSettings(), screen)
         return [s.heard for s in rec.screened]
 
-    anywhere, germany = BirdNETScreen(judge=judge), BirdNETScreen(location=(51, 10), judge=judge)
+    anywhere, germany = BirdNETScreen(None, 0.5, judge=judge), BirdNETScreen((51, 10), judge=judge)
     woodpecker = ("Dendrocopos_major/XC211810.mp3", "Dendrocopos_major")
     assert screened(*woodpecker, anywhere) == ["Lophotriccus galeatus_Helmeted Pygmy-Tyrant"]
     assert screened(*woodpecker, germany) == []
     jay = ("Garrulus_glandarius/XC1097507.mp3", "Garrulus_glandarius")
-    assert screened(*jay, germany) == ["Fringilla coelebs_Common Chaffinch"]
-    assert germany.name == "birdnet-v2.4>=0.5@51,10,w-1,>=0.03"
+    assert (
+        screened(*jay, anywhere)
+        == screened(*jay, germany)
+        == ["Fringilla coelebs_Common Chaffinch"]
+    )
+    assert germany.name == "birdnet-v2.4>=0.3@51,10,w-1,>=0.03"
