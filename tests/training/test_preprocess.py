@@ -168,3 +168,20 @@ def test_screened_files_round_trip_and_a_changed_screen_redoes_them(tmp_path):
     with pytest.warns(UserWarning, match="left out 1"):
         preprocess_folder(tmp_path / "raw", out, progress=False, screen=_HighPitchScreen("v2"))
     assert len(load_processed(out / "A" / "own.npz").segments) == 1
+
+
+def test_files_written_before_screens_load_and_count_as_unscreened(tmp_path):
+    root = tmp_path / "raw" / "A"
+    root.mkdir(parents=True)
+    sf.write(root / "own.wav", _bursts([3000, 6000]), 32000)
+    out = tmp_path / "out"
+    preprocess_folder(tmp_path / "raw", out, progress=False)
+    path = out / "A" / "own.npz"
+    with np.load(path) as data:
+        old = {k: data[k] for k in data.files if not k.startswith("screen")}
+    np.savez(path, **old)  # as written before screening existed
+    stamp = path.stat().st_mtime_ns
+    rec = load_processed(path)
+    assert rec.screened == () and len(rec.segments) == 2
+    preprocess_folder(tmp_path / "raw", out, progress=False)  # no screen: still up to date
+    assert path.stat().st_mtime_ns == stamp
