@@ -197,9 +197,10 @@ def analyse_audio(
 def screen_recording(rec: Recording, screen: SegmentScreen, path: str | Path) -> Recording:
     """``rec`` without the active stretches in which ``screen`` hears another species.
 
-    Training crops centre on the kept segments and the contour bank holds only them, so a
-    model neither learns nor sings the other bird. The left-out stretches are listed in
-    ``screened``. Raises :class:`AudioError` naming ``path`` when no stretch is left.
+    Training crops centre on the kept segments (a crop's edge may still reach into a left-out
+    stretch) and the contour bank holds only them, so songs are composed from the species'
+    own stretches alone. The left-out stretches are listed in ``screened``. Raises
+    :class:`AudioError` naming ``path`` when no stretch is left.
     """
     hop = rec.hop_length
     kept, screened = [], list(rec.screened)
