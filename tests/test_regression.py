@@ -38,16 +38,20 @@ PARUS = sorted((TEST_DATA / "Parus_major").glob("*.wav"))[:2]
 # files, silent above 11 kHz at 32 kHz, and the loss now leaves that band out
 # (features.background.recorded_band_edge). Two Adam steps then land elsewhere: sums move by
 # 0.0-0.9 %, the reverb's by +2.6 % (51.450 -> 52.808).
+# Moved on purpose (issue 11, session 12): the decoder renders nothing where the input loudness
+# reads the floor (model.decoder._level), in training too: the floor frames of the crops no longer
+# pull on the weights (sums move by at most 5e-4 %, the reverb's by +0.01 %); the songs and
+# items by +0.1 to +0.4 % (see PINNED_SAMPLE and PINNED_ITEM).
 PINNED_WEIGHTS = {
     "decoder.core.0.depthwise.bias": 2.1288485527038574,
-    "decoder.core.0.depthwise.weight": 9.2578125,
-    "decoder.core.0.pointwise.bias": 1.7914469242095947,
-    "decoder.core.0.pointwise.weight": 11.048487663269043,
+    "decoder.core.0.depthwise.weight": 9.257814407348633,
+    "decoder.core.0.pointwise.bias": 1.7914466857910156,
+    "decoder.core.0.pointwise.weight": 11.048491477966309,
     "decoder.input.bias": 2.4300241470336914,
-    "decoder.input.weight": 6.219387054443359,
-    "decoder.output.bias": 756.3384399414062,
-    "decoder.output.weight": 141.10804748535156,
-    "reverb.ir": 52.80817794799805,
+    "decoder.input.weight": 6.219418525695801,
+    "decoder.output.bias": 756.3382568359375,
+    "decoder.output.weight": 141.10787963867188,
+    "reverb.ir": 52.81349182128906,
 }
 # By noise source. "model" (the decoder's noise branch) is the pin from before recorded residuals
 # existed, unchanged; "recorded" (the default since, issue 11) renders the residual instead.
@@ -80,15 +84,17 @@ PINNED_WEIGHTS = {
 # rms 0.0020389 -> 0.0020491 and 0.10015 -> 0.11086 (+0.04 and +0.9 dB), peaks [13712, 12524]
 # -> [13604, 12845]: another noise waveform. Over 20 seeds the two songs' mean levels moved
 # +0.2 and +0.4 dB (their spread across seeds: 13 dB).
+# The floor gate (see PINNED_WEIGHTS) moved "model" abs_sum 557.698 -> 559.729, rms 0.0013636
+# -> 0.0013633 and 0.080673 -> 0.080813, "recorded" 720.098 -> 721.774 (+0.02 dB at most).
 PINNED_SAMPLE = {
     "model": {
-        "abs_sum": 557.6983032226562,
-        "rms": [0.0013635906632696317, 0.08067313559100574],
+        "abs_sum": 559.7291870117188,
+        "rms": [0.001363289154582749, 0.08081330253916669],
         "peak_index": [13712, 12089],
     },
     "recorded": {
-        "abs_sum": 720.0979614257812,
-        "rms": [0.0020490660689362118, 0.11085877773622073],
+        "abs_sum": 721.7735595703125,
+        "rms": [0.002048474192436917, 0.11091773557725429],
         "peak_index": [13604, 12845],
     },
 }
@@ -107,11 +113,13 @@ PINNED_SAMPLE = {
 # jitter defaults of session 9 (see PINNED_SAMPLE) moved all three: 503.937 -> 509.174,
 # 1224.166 -> 1265.245, 564.770 -> 533.883 (+0.09, +0.29, -0.49 dB). The residual's Griffin-Lim
 # phase (see PINNED_SAMPLE) moved the recorded item 533.883 -> 543.248 (+0.15 dB).
+# The floor gate (see PINNED_WEIGHTS) moved the three: 509.174 -> 510.573, 1265.245 ->
+# 1268.886, 543.248 -> 544.594 (+0.02 to +0.03 dB).
 PINNED_ITEM = {
     "meta": ("Parus_major", 22050, (1, 22050)),
-    "abs_sum": 509.1741943359375,
-    "abs_sum_species_backgrounds": 1265.2451171875,
-    "abs_sum_recorded": 543.2477416992188,
+    "abs_sum": 510.5732116699219,
+    "abs_sum_species_backgrounds": 1268.8857421875,
+    "abs_sum_recorded": 544.5935668945312,
 }
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..constants import HOP_LENGTH, SAMPLE_RATE
+from ..constants import HOP_LENGTH, LOUDNESS_FLOOR_DB, SAMPLE_RATE
 from ..dsp import functional as F
 from ..dsp import numba_kernels as nk
 
@@ -161,7 +161,7 @@ class Decoder(nn.Module):
         # Amplitudes are relative to the input loudness (a sine of amplitude 10^(dB/20) reads
         # dB): the network learns a gain around 1 instead of the level itself, which keeps the
         # output from starting, or collapsing, to silence on a few seconds of song.
-        level = torch.pow(10.0, loudness_db / 20.0)[..., None]
+        level = _level(loudness_db)[..., None]
         amplitude = level[..., 0] * F.exp_sigmoid(raw[..., 0], max_value=4.0)
         harmonics = F.exp_sigmoid(raw[..., 1 : 1 + cfg.n_harmonics])
         distribution = harmonics / harmonics.sum(-1, keepdim=True)
@@ -192,7 +192,11 @@ class Decoder(nn.Module):
         loud = (loudness_db - cfg.loudness_mean) / cfg.loudness_std
         x = np.stack([f0, loud, np.asarray(confidence, np.float32)], axis=1)
         raw = nk.separable_conv_stack(x, *self._numpy_weights(with_noise))
-        level = np.power(np.float32(10.0), loudness_db / np.float32(20.0))
+        level = np.where(
+            loudness_db > LOUDNESS_FLOOR_DB,
+            np.power(np.float32(10.0), loudness_db / np.float32(20.0)),
+            np.float32(0.0),
+        )
         amplitude = level * nk.exp_sigmoid(raw[:, 0], max_value=4.0)
         ks = np.arange(1, cfg.n_harmonics + 1, dtype=np.float32)
         audible = (f0_hz[:, None] * ks < np.float32(cfg.sample_rate / 2)).sum(-1)
@@ -235,7 +239,7 @@ class Decoder(nn.Module):
         controls = torch.empty(batch, frames, output_bias.shape[0], device=f0_hz.device)
         raw = torch.empty(min(step, batch), frames, output_bias.shape[0], device=f0_hz.device)
         x = self.scale_inputs(f0_hz, loudness_db, confidence).transpose(1, 2)
-        level = torch.exp(loudness_db * (math.log(10.0) / 20.0))
+        level = _level(loudness_db)
         for i in range(0, batch, step):
             part, rows = slice(i, min(i + step, batch)), min(step, batch - i)
             F.separable_conv_stack(x[part], *core, output_weight, output_bias, out=raw[:rows])
@@ -280,3 +284,16 @@ class Decoder(nn.Module):
             }
             self._numpy_key = key
         return self._numpy_cache[with_noise]
+
+
+def _level(loudness_db: Tensor) -> Tensor:
+    """The linear level ``10^(dB/20)`` the amplitudes and noise bands scale with, zero where the
+    loudness reads ``LOUDNESS_FLOOR_DB`` (no bird, ``features.activity``; jitter keeps those
+    frames at the floor).
+
+    Without the gate a frame at the floor still sounds at up to the network's maximum gain times
+    1e-5; a model fitted on one short recording can carry that through a reverb of high gain
+    and sing at -65 dB where no bird was. ``[batch, frames]`` → ``[batch, frames]``.
+    """
+    level = torch.exp(loudness_db * (math.log(10.0) / 20.0))
+    return level * (loudness_db > LOUDNESS_FLOOR_DB)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from ddsp_augment.constants import LOUDNESS_FLOOR_DB
 from ddsp_augment.model.decoder import DecoderConfig
 from ddsp_augment.model.species_model import SpeciesModel
 
@@ -65,6 +66,32 @@ def test_decoder_outputs_follow_loudness_and_config_validation(contours):
         DecoderConfig(kernel_size=4)
     with pytest.raises(ValueError, match="unknown decoder config keys"):
         DecoderConfig.from_dict({"hidden": 8, "layers": 3})
+
+
+def test_frames_at_the_loudness_floor_render_nothing(contours):
+    """Where the input loudness reads the floor (no bird) every path renders silence, even from
+    a decoder at its maximum gain through a loud reverb (what a model fitted on one short
+    recording learned: a -65 dB song where no bird sang); one frame above the floor sounds."""
+    torch.manual_seed(0)
+    model = SpeciesModel(DecoderConfig(hidden=16, n_layers=2))
+    with torch.no_grad():
+        model.decoder.output.bias.add_(20.0)  # every gain saturated
+        model.reverb.ir.mul_(30.0)
+    f0, _, conf, n = contours
+    loud = np.full(len(f0), LOUDNESS_FLOOR_DB, np.float32)
+    for backend in ("numba", "torch"):
+        song = model.synthesize(f0, loud, conf, n, np.random.default_rng(1), backend=backend)
+        assert not song.any(), backend
+    inputs = [torch.from_numpy(a)[None] for a in (f0, loud, conf)]
+    with torch.inference_mode():
+        controls = [model.decoder(*inputs), model.decoder.synthesis_controls(*inputs)]
+    for c in controls:
+        assert not c.amplitude.any() and not c.noise_magnitudes.any()
+    _, amplitude, _, noise = model.decoder.numpy_forward(f0, loud, conf)
+    assert not amplitude.any() and not noise.any()
+    loud[150] = LOUDNESS_FLOOR_DB + 10.0
+    _, amplitude, _, noise = model.decoder.numpy_forward(f0, loud, conf)
+    assert np.flatnonzero(amplitude).tolist() == [150] and noise[150].all()
 
 
 def test_decoder_batch_matches_single_items():
