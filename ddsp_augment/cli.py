@@ -134,8 +134,9 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
         type=float,
         nargs=2,
         metavar=("LAT", "LON"),
-        help="where the recordings were made (needed with --screen birdnet): only species "
-        "BirdNET's range model places there count",
+        help="where the recordings were made (with --screen birdnet, for recordings without "
+        "lat/lon in <data_path>/manifest.csv): only species BirdNET's range model places "
+        "there count",
     )
     p.add_argument(
         *_flags("screen_min_score"),
@@ -409,12 +410,10 @@ def _run_preprocess(args: argparse.Namespace) -> int:
 
         if not birdnet_available():
             raise UserError('--screen birdnet needs the extra: pip install "ddsp-augment[birdnet]"')
-        if args.screen_location is None:
-            raise UserError(
-                "--screen birdnet needs --screen_location LAT LON, where the recordings were "
-                "made (BirdNET is trusted only about the birds that live there)"
-            )
-        screen = BirdNETScreen(tuple(args.screen_location), args.screen_min_score)
+        location = None if args.screen_location is None else tuple(args.screen_location)
+        if location is None:
+            _need_locations(data, args.species)
+        screen = BirdNETScreen(location, args.screen_min_score)
     with warnings.catch_warnings():
         # The summary below lists skipped files and screened stretches; the warnings would
         # only repeat it.
@@ -444,6 +443,28 @@ def _run_preprocess(args: argparse.Namespace) -> int:
         print(f"... and {len(screened) - 10} more")
     print(f"summary: {Path(args.output_path) / 'summary.json'}")
     return 0
+
+
+def _need_locations(data: Path, species: Sequence[str] | None) -> None:
+    """Without ``--screen_location``, every recording to screen needs its own in the manifest."""
+    from .io import scan_folder
+    from .training.preprocess import read_locations
+
+    located = read_locations(data)
+    files = [
+        p.relative_to(data).as_posix() for p, s in scan_folder(data) if not species or s in species
+    ]
+    missing = [f for f in files if f not in located]
+    if missing:
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        raise UserError(
+            "--screen birdnet needs where the recordings were made (BirdNET is trusted only "
+            "about the birds that live there): --screen_location LAT LON, or latitude and "
+            f"longitude columns in {data / 'manifest.csv'} ({len(missing)} of {len(files)} "
+            f"recordings have none: {shown})"
+        )
 
 
 def _run_train(args: argparse.Namespace) -> int:

@@ -245,7 +245,8 @@ class BirdNETScreen:
     which its model would learn as the species' song.
 
     ``location`` (latitude, longitude) is where the recordings were made: only classes that
-    BirdNET's range model places there count (occurrence at least ``min_occurrence`` in
+    BirdNET's range model places there count (a recording's own location, when preprocessing
+    passes one from ``manifest.csv``, takes its place) (occurrence at least ``min_occurrence`` in
     ``week``, -1: any time of year; non-bird classes always count), as BirdNET-Analyzer filters
     its detections. Without it (None) a dunnock's scratchy phrase scored 0.5 as a Taiwan
     fulvetta is dropped as another bird; with it, a greenfinch that BirdNET half takes for a
@@ -260,7 +261,9 @@ class BirdNETScreen:
     week: int = -1
     min_occurrence: float = 0.03
     judge: BirdNETJudge | None = None
-    _candidates: np.ndarray | None = field(default=None, init=False, repr=False)
+    _candidates: dict[tuple[float, float], np.ndarray] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.min_score <= 1:
@@ -273,37 +276,44 @@ class BirdNETScreen:
     @property
     def name(self) -> str:
         """What the screen is, stored with each screened recording (a changed screen redoes it)."""
-        where = ""
-        if self.location is not None:
-            where = (
-                f"@{self.location[0]:g},{self.location[1]:g},w{self.week},>={self.min_occurrence:g}"
-            )
-        return f"birdnet-v2.4>={self.min_score:g}{where}"
+        # The range settings are named without a location too: recordings may bring their own.
+        where = "" if self.location is None else f"@{self.location[0]:g},{self.location[1]:g}"
+        range_model = f",w{self.week},>={self.min_occurrence:g}"
+        return f"birdnet-v2.4>={self.min_score:g}{where}{range_model}"
 
     def __getstate__(self) -> dict[str, object]:
         # The TFLite interpreter does not pickle: a preprocess worker loads its own.
-        return {**self.__dict__, "judge": None, "_candidates": None}
+        return {**self.__dict__, "judge": None, "_candidates": {}}
 
-    def candidates(self) -> np.ndarray | None:
-        """The classes that may count as another species ``[6522]`` (None: all of them)."""
-        if self.location is None:
+    def candidates(self, location: tuple[float, float] | None = None) -> np.ndarray | None:
+        """The classes that may count as another species at ``location`` (None: the screen's
+        own), ``[6522]`` booleans; None (all of them) where neither is known."""
+        location = location or self.location
+        if location is None:
             return None
-        if self._candidates is None:
+        location = (float(location[0]), float(location[1]))
+        if location not in self._candidates:
             judge = self._judge()
-            occurs = judge.occurrence(*self.location, self.week) >= self.min_occurrence
+            occurs = judge.occurrence(*location, self.week) >= self.min_occurrence
             scientific, common = zip(*(label.split("_", 1) for label in judge.labels), strict=True)
             not_a_bird = np.array([a == b for a, b in zip(scientific, common, strict=True)])
-            self._candidates = occurs | not_a_bird
-        return self._candidates
+            self._candidates[location] = occurs | not_a_bird
+        return self._candidates[location]
 
     def _judge(self) -> BirdNETJudge:
         if self.judge is None:
             self.judge = _shared_judge()
         return self.judge
 
-    def __call__(self, audio: np.ndarray, sample_rate: int, species: str) -> str | None:
+    def __call__(
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        species: str,
+        location: tuple[float, float] | None = None,
+    ) -> str | None:
         return self._judge().heard_instead(
-            audio, sample_rate, species, self.min_score, self.candidates()
+            audio, sample_rate, species, self.min_score, self.candidates(location)
         )
 
 

@@ -27,10 +27,11 @@ from ..features.background import FLOOR_FFT_SIZE, noise_floor
 from ..features.contours import find_segments
 from ..features.loudness import loudness_db
 from ..features.pitch import F0Method, estimate_f0
-from ..io import AudioError, atomic_write, load_audio, scan_folder
+from ..io import AudioError, PathError, atomic_write, load_audio, scan_folder
 
 __all__ = [
     "FORMAT_VERSION",
+    "Location",
     "PreprocessSettings",
     "Recording",
     "Screened",
@@ -39,6 +40,7 @@ __all__ = [
     "load_processed",
     "preprocess_file",
     "preprocess_folder",
+    "read_locations",
     "read_manifest",
     "screen_recording",
 ]
@@ -65,18 +67,26 @@ class PreprocessSettings:
             )
 
 
+#: Where a recording was made: (latitude, longitude) in degrees.
+Location = tuple[float, float]
+
+
 class SegmentScreen(Protocol):
     """Names another species heard in an active stretch of a recording, or None.
 
-    Called as ``screen(audio [samples], sample_rate, species)``; ``name`` identifies the screen
-    (and its settings) in the feature files, so a changed screen re-analyses them. The library's
-    own is ``evaluation.birdnet.BirdNETScreen``.
+    Called as ``screen(audio [samples], sample_rate, species, location)``, ``location`` being
+    where the recording was made when known (``manifest.csv``'s latitude and longitude, see
+    :func:`read_locations`), else None; ``name`` identifies the screen (and its settings) in the
+    feature files, so a changed screen re-analyses them. The library's own is
+    ``evaluation.birdnet.BirdNETScreen``.
     """
 
     @property
     def name(self) -> str: ...
 
-    def __call__(self, audio: np.ndarray, sample_rate: int, species: str) -> str | None: ...
+    def __call__(
+        self, audio: np.ndarray, sample_rate: int, species: str, location: Location | None
+    ) -> str | None: ...
 
 
 class Screened(NamedTuple):
@@ -109,22 +119,66 @@ class Recording:
         return self.audio.shape[0] / self.sample_rate
 
 
+def _manifest_rows(data_path: Path) -> tuple[Path, list[dict[str, str]]]:
+    manifest = Path(data_path) / "manifest.csv"
+    if not manifest.is_file():
+        return manifest, []
+    with open(manifest, newline="", encoding="utf-8") as handle:
+        return manifest, list(csv.DictReader(handle))
+
+
 def read_manifest(data_path: Path) -> dict[str, str]:
     """``{relative path: recordist}`` from ``<data_path>/manifest.csv``; empty without one.
 
     Without a recordist per file, each file is its own group in validation and benchmark splits.
     """
-    manifest = Path(data_path) / "manifest.csv"
-    if not manifest.is_file():
+    manifest, rows = _manifest_rows(data_path)
+    if not rows:
         return {}
-    with open(manifest, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or "path" not in rows[0] or "recordist" not in rows[0]:
+    if "path" not in rows[0] or "recordist" not in rows[0]:
         warnings.warn(
             f"{manifest}: no path/recordist columns; every file is its own group", stacklevel=2
         )
         return {}
     return {row["path"]: row["recordist"] for row in rows}
+
+
+# Column names for a recording's place: ours, and those of xeno-canto's API and BirdCLEF's
+# train_metadata.csv, so their metadata can be used as it comes.
+_LATITUDE_COLUMNS = ("lat", "latitude")
+_LONGITUDE_COLUMNS = ("lon", "lng", "longitude")
+
+
+def read_locations(data_path: Path) -> dict[str, Location]:
+    """``{relative path: (latitude, longitude)}`` from ``<data_path>/manifest.csv``'s ``path``
+    column and a latitude (``lat`` or ``latitude``) and longitude (``lon``, ``lng`` or
+    ``longitude``) column; empty without them. Rows with either left blank (xeno-canto hides
+    some sites) are left out. A value that is not a number in range raises
+    :class:`..io.PathError` naming the manifest and the row.
+    """
+    manifest, rows = _manifest_rows(data_path)
+    columns = rows[0].keys() if rows else ()
+    lat_key = next((c for c in _LATITUDE_COLUMNS if c in columns), None)
+    lon_key = next((c for c in _LONGITUDE_COLUMNS if c in columns), None)
+    if "path" not in columns or lat_key is None or lon_key is None:
+        return {}
+    locations = {}
+    for line, row in enumerate(rows, start=2):  # the header is line 1
+        text = (row[lat_key].strip(), row[lon_key].strip())
+        if not all(text):
+            continue
+        try:
+            latitude, longitude = float(text[0]), float(text[1])
+        except ValueError:
+            latitude = longitude = float("nan")
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            raise PathError(
+                manifest,
+                f"line {line} ({row['path']}): {lat_key}, {lon_key} = {text[0]!r}, {text[1]!r} "
+                "is not a latitude in [-90, 90] and a longitude in [-180, 180]",
+            )
+        locations[row["path"]] = (latitude, longitude)
+    return locations
 
 
 def preprocess_file(
@@ -133,10 +187,11 @@ def preprocess_file(
     recordist: str,
     settings: PreprocessSettings,
     screen: SegmentScreen | None = None,
+    location: Location | None = None,
 ) -> Recording:
     """Analyse one recording file. Raises :class:`AudioError` naming the file on bad input."""
     audio, _ = load_audio(path, settings.sample_rate)
-    return analyse_audio(audio, path, species, recordist, settings, screen)
+    return analyse_audio(audio, path, species, recordist, settings, screen, location)
 
 
 def analyse_audio(
@@ -146,11 +201,13 @@ def analyse_audio(
     recordist: str,
     settings: PreprocessSettings | None = None,
     screen: SegmentScreen | None = None,
+    location: Location | None = None,
 ) -> Recording:
     """Analyse mono ``audio [samples]`` already at ``settings.sample_rate``.
 
     ``path`` names the recording in errors and in the model's training summary. ``screen``
-    leaves out the active stretches it hears another species in (:func:`screen_recording`).
+    leaves out the active stretches it hears another species in (:func:`screen_recording`),
+    told the recording's ``location`` when known.
     """
     settings = settings or PreprocessSettings()
     path = Path(path)
@@ -191,11 +248,14 @@ def analyse_audio(
         segments=segments,
         background=background,
     )
-    return rec if screen is None else screen_recording(rec, screen, path)
+    return rec if screen is None else screen_recording(rec, screen, path, location)
 
 
-def screen_recording(rec: Recording, screen: SegmentScreen, path: str | Path) -> Recording:
-    """``rec`` without the active stretches in which ``screen`` hears another species.
+def screen_recording(
+    rec: Recording, screen: SegmentScreen, path: str | Path, location: Location | None = None
+) -> Recording:
+    """``rec`` without the active stretches in which ``screen`` hears another species
+    (``location``: where ``rec`` was made, None if unknown).
 
     Training crops centre on the kept segments (a crop's edge may still reach into a left-out
     stretch) and the contour bank holds only them, so songs are composed from the species'
@@ -205,7 +265,7 @@ def screen_recording(rec: Recording, screen: SegmentScreen, path: str | Path) ->
     hop = rec.hop_length
     kept, screened = [], list(rec.screened)
     for start, end in rec.segments:
-        heard = screen(rec.audio[start * hop : end * hop], rec.sample_rate, rec.species)
+        heard = screen(rec.audio[start * hop : end * hop], rec.sample_rate, rec.species, location)
         if heard is None:
             kept.append((start, end))
         else:
@@ -287,8 +347,12 @@ def load_processed(path: str | Path) -> Recording:
         raise ValueError(f"{path}: not a readable preprocessed recording ({error})") from error
 
 
-def _screen_name(screen: SegmentScreen | None) -> str:
-    return "" if screen is None else screen.name
+def _screen_name(screen: SegmentScreen | None, location: Location | None) -> str:
+    """What a feature file was screened with: the screen and the recording's location (a moved
+    recording is screened again)."""
+    if screen is None:
+        return ""
+    return screen.name if location is None else f"{screen.name}|at {location[0]:g},{location[1]:g}"
 
 
 def _is_up_to_date(out: Path, source: Path, settings: PreprocessSettings, screen_name: str) -> bool:
@@ -314,14 +378,16 @@ def _process_one(
     output_path: Path,
     settings: PreprocessSettings,
     screen: SegmentScreen | None,
+    location: Location | None,
 ) -> dict:
     out = _output_path(output_path, species, source)
-    if _is_up_to_date(out, source, settings, _screen_name(screen)):
+    screen_name = _screen_name(screen, location)
+    if _is_up_to_date(out, source, settings, screen_name):
         rec = load_processed(out)
         status = "cached"
     else:
         try:
-            rec = preprocess_file(source, species, recordist, settings, screen)
+            rec = preprocess_file(source, species, recordist, settings, screen, location)
         except AudioError as error:
             return {
                 "species": species,
@@ -330,7 +396,7 @@ def _process_one(
                 "reason": str(error),
             }
         mel = log_mel(rec.audio, rec.sample_rate, hop_length=rec.hop_length * 4)
-        _save_recording(out, rec, source, mel, _screen_name(screen))
+        _save_recording(out, rec, source, mel, screen_name)
         status = "done"
     voiced = np.zeros(rec.f0_hz.shape[0], bool)
     for start, end in rec.segments:
@@ -367,8 +433,10 @@ def preprocess_folder(
     Bad files are skipped with a warning and listed with their reason in the summary; outputs
     whose source is unchanged (and analysed with the same ``screen``) are reused. ``screen``
     leaves out active stretches in which it hears another species (:func:`screen_recording`);
-    they are warned about, counted and listed in the summary (``screened``). It runs in the
-    ``jobs`` workers, so it must pickle (``BirdNETScreen`` loads BirdNET once per worker).
+    they are warned about, counted and listed in the summary (``screened``). Each recording's
+    location, where ``manifest.csv`` gives one (:func:`read_locations`), is passed to the
+    screen. It runs in the ``jobs`` workers, so it must pickle (``BirdNETScreen`` loads BirdNET
+    once per worker).
     """
     settings = settings or PreprocessSettings()
     data_path, output_path = Path(data_path), Path(output_path)
@@ -379,6 +447,7 @@ def preprocess_folder(
     if not items:
         raise FileNotFoundError(f"{data_path}: no audio files found under <species>/ folders")
     recordists = read_manifest(data_path)
+    locations = read_locations(data_path) if screen is not None else {}
     jobs_iter = (
         delayed(_process_one)(
             path,
@@ -387,6 +456,7 @@ def preprocess_folder(
             output_path,
             settings,
             screen,
+            locations.get(path.relative_to(data_path).as_posix()),
         )
         for path, sp in items
     )

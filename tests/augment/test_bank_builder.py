@@ -130,7 +130,7 @@ class _ShortCallScreen:
         self.seconds = seconds
         self.name = f"short<{seconds}"
 
-    def __call__(self, audio, sample_rate, species):
+    def __call__(self, audio, sample_rate, species, location):
         return "Other bird" if audio.size < self.seconds * sample_rate else None
 
 

@@ -150,7 +150,7 @@ def test_the_screen_hears_a_background_bird_of_another_genus_only(judge, tmp_pat
     )
     # A species BirdNET does not know is never screened: it cannot tell it from its mistakes.
     assert screen(kestrel, 32000, "Imaginary_bird") is None
-    assert BirdNETScreen(None, 0.999, judge=judge).name == "birdnet-v2.4>=0.999"
+    assert BirdNETScreen(None, 0.999, judge=judge).name == "birdnet-v2.4>=0.999,w-1,>=0.03"
     assert BirdNETScreen(None, 0.999, judge=judge)(kestrel, 32000, "Corvus_corone") is None
 
 
@@ -177,6 +177,16 @@ def test_preprocess_command_screens_with_birdnet(tmp_path, capsys):
     assert main(command + ["--screen_location", "51", "10"]) == 0
     out = capsys.readouterr().out
     assert "screened seconds" in out and "heard Fringilla coelebs_Common Chaffinch" in out
+    # Or each recording's own location, from the manifest; every one needs one then.
+    manifest = tmp_path / "raw" / "manifest.csv"
+    manifest.write_text(f"path,lat,lng\nGarrulus_glandarius/{jay.name},,\n")
+    assert main(command) == 2
+    assert "1 of 1 recordings have none: Garrulus_glandarius/XC1097507.mp3" in (
+        capsys.readouterr().err
+    )
+    manifest.write_text(f"path,lat,lng\nGarrulus_glandarius/{jay.name},50.1,8.7\n")
+    assert main(command) == 0
+    assert "heard Fringilla coelebs_Common Chaffinch" in capsys.readouterr().out
 
 
 def test_the_range_model_places_species(judge):
@@ -204,6 +214,12 @@ def test_a_location_keeps_stretches_heard_as_birds_of_elsewhere(judge):
     woodpecker = ("Dendrocopos_major/XC211810.mp3", "Dendrocopos_major")
     assert screened(*woodpecker, anywhere) == ["Lophotriccus galeatus_Helmeted Pygmy-Tyrant"]
     assert screened(*woodpecker, germany) == []
+    # A recording's own location (preprocess reads it from manifest.csv) counts the same.
+    unplaced = BirdNETScreen(None, judge=judge)
+    rec = preprocess_file(
+        XC_GERMANY / woodpecker[0], woodpecker[1], "r", PreprocessSettings(), unplaced, (51, 10)
+    )
+    assert rec.screened == ()
     jay = ("Garrulus_glandarius/XC1097507.mp3", "Garrulus_glandarius")
     assert (
         screened(*jay, anywhere)

@@ -90,11 +90,24 @@ class _HighPitchScreen:
         self.name = name
         self.calls = 0
 
-    def __call__(self, audio, sample_rate, species):
+    def __call__(self, audio, sample_rate, species, location):
         self.calls += 1
         spectrum = np.abs(np.fft.rfft(audio))
         peak_hz = np.argmax(spectrum) * sample_rate / audio.size
         return "Other bird" if peak_hz > 4500 else None
+
+
+class _NorthernScreen(_HighPitchScreen):
+    """The "other bird" lives only north of the equator: elsewhere its song is the species' own."""
+
+    def __init__(self) -> None:
+        super().__init__("pitch>4.5k, north")
+        self.locations = set()
+
+    def __call__(self, audio, sample_rate, species, location):
+        self.locations.add(location)
+        heard = super().__call__(audio, sample_rate, species, location)
+        return heard if location is None or location[0] > 0 else None
 
 
 def _bursts(pitches_hz: list[float], seconds: float = 0.4, gap: float = 0.6) -> np.ndarray:
@@ -185,3 +198,45 @@ def test_files_written_before_screens_load_and_count_as_unscreened(tmp_path):
     assert rec.screened == () and len(rec.segments) == 2
     preprocess_folder(tmp_path / "raw", out, progress=False)  # no screen: still up to date
     assert path.stat().st_mtime_ns == stamp
+
+
+def test_locations_are_read_from_the_manifest(tmp_path):
+    from ddsp_augment.io import PathError
+    from ddsp_augment.training.preprocess import read_locations
+
+    manifest = tmp_path / "manifest.csv"
+    assert read_locations(tmp_path) == {}  # no manifest
+    manifest.write_text("path,recordist\nA/a.wav,r\n")
+    assert read_locations(tmp_path) == {}  # no location columns
+    # BirdCLEF's train_metadata.csv names; xeno-canto leaves some sites blank.
+    manifest.write_text("path,latitude,longitude\nA/a.wav,51.5,-0.25\nA/b.wav,,\n")
+    assert read_locations(tmp_path) == {"A/a.wav": (51.5, -0.25)}
+    manifest.write_text("path,lat,lng\nA/a.wav,51.5,10\nA/b.wav,north,10\n")
+    with pytest.raises(PathError, match=r"manifest.csv: line 3 \(A/b.wav\): lat, lng = 'north'"):
+        read_locations(tmp_path)
+    manifest.write_text("path,lat,lon\nA/a.wav,95,10\n")
+    with pytest.raises(PathError, match="line 2 .* not a latitude in"):
+        read_locations(tmp_path)
+
+
+def test_each_recording_is_screened_where_the_manifest_says_it_was_made(tmp_path):
+    """The screen hears where each recording was made; moving one re-analyses that one only."""
+    raw = tmp_path / "raw"
+    (raw / "A").mkdir(parents=True)
+    for name in ("north.wav", "south.wav"):
+        sf.write(raw / "A" / name, _bursts([3000, 6000]), 32000)
+    manifest = "path,recordist,lat,lng\nA/north.wav,r1,51.5,10.25\nA/south.wav,r2,{},18.4\n"
+    (raw / "manifest.csv").write_text(manifest.format(-33.9))
+    out, screen = tmp_path / "out", _NorthernScreen()
+    with pytest.warns(UserWarning, match="left out 1"):
+        preprocess_folder(raw, out, progress=False, screen=screen)
+    assert screen.locations == {(51.5, 10.25), (-33.9, 18.4)}
+    assert len(load_processed(out / "A" / "north.npz").screened) == 1
+    assert len(load_processed(out / "A" / "south.npz").segments) == 2  # kept: its own song there
+
+    stamp = (out / "A" / "north.npz").stat().st_mtime_ns
+    (raw / "manifest.csv").write_text(manifest.format(33.9))
+    with pytest.warns(UserWarning, match="left out 2"):
+        preprocess_folder(raw, out, progress=False, screen=screen)
+    assert (out / "A" / "north.npz").stat().st_mtime_ns == stamp
+    assert len(load_processed(out / "A" / "south.npz").screened) == 1
