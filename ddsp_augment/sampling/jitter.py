@@ -409,9 +409,9 @@ def compose_song(
 
     Phrases are laid end to end with silent gaps drawn from ``config.gap_seconds`` (in
     ``"markov"``, from the species' recorded pauses between phrases when it has any), after a
-    random lead-in of up to the longest gap so songs do not all start at frame 0, until
-    ``n_frames`` are filled (the last phrase is cut); each phrase is jittered as a whole
-    (:func:`jitter_contours`). How a phrase is built depends on ``config.syntax``:
+    random lead-in of up to the longest gap (at most half the clip) so songs do not all start
+    at frame 0, until ``n_frames`` are filled (the last phrase is cut); each phrase is jittered
+    as a whole (:func:`jitter_contours`). How a phrase is built depends on ``config.syntax``:
 
     - ``"markov"``: a walk of the species' syllable chain ``syntax`` (learned from ``segments``
       by :func:`~ddsp_augment.sampling.syllables.learn_syntax` when None: pass the model to
@@ -447,7 +447,10 @@ def compose_song(
     loud = np.full(n_frames, LOUDNESS_FLOOR_DB, np.float32)
     conf = np.zeros(n_frames, np.float32)
     source = np.full(n_frames, np.nan)
-    position = int(rng.integers(0, int(config.gap_seconds[1] * frame_rate) + 1))
+    # Half the clip at most: a short clip (BatchDDSPSynth mixes 0.5 s ones) must still hold a
+    # song; a silent one would be mixed in at its SNR as an amplified hum, or not at all.
+    lead_in = min(int(config.gap_seconds[1] * frame_rate), n_frames // 2)
+    position = int(rng.integers(0, lead_in + 1))
     search = max(1, int(_CUT_SEARCH_S * frame_rate))
     while position < n_frames:
         # Only what can still fit is built and jittered (this keeps a 3 s song well under a
@@ -470,7 +473,7 @@ def compose_song(
         else:
             position = end + int(rng.uniform(*config.gap_seconds) * frame_rate)
     known = np.flatnonzero(~np.isnan(log_f0))
-    if known.size == 0:  # the lead-in covered the whole (very short) clip
+    if known.size == 0:  # no phrase frame written (only an empty phrase would leave none)
         f0 = np.full(n_frames, np.median(np.asarray(segments[pool[0]].f0_hz)), np.float32)
     else:
         f0 = np.exp2(np.interp(np.arange(n_frames), known, log_f0[known])).astype(np.float32)

@@ -234,6 +234,22 @@ def test_compose_song_silence_and_start_offsets(syntax):
 
 
 @pytest.mark.parametrize("syntax", ["markov", "shuffle"])
+def test_a_short_clip_still_holds_a_song(syntax):
+    """The lead-in takes at most half the clip: 0.2 s songs (shorter than the longest lead-in,
+    0.5 s) are never silent, and still start at different frames."""
+    segments = _segments(50.0)
+    n_frames = int(0.2 * FRAME_RATE)
+    starts = []
+    for seed in range(50):
+        song = compose_song(
+            segments, n_frames, JitterConfig(syntax=syntax), np.random.default_rng(seed), FRAME_RATE
+        )
+        starts.append(int(np.argmax(song.loudness_db > LOUDNESS_FLOOR_DB)))
+        assert (song.loudness_db > LOUDNESS_FLOOR_DB).any(), seed
+    assert len(set(starts)) > 10
+
+
+@pytest.mark.parametrize("syntax", ["markov", "shuffle"])
 def test_compose_song_without_recombine_stays_in_one_recording(syntax):
     rng = np.random.default_rng(0)
     segments = [
