@@ -52,7 +52,12 @@ from ddsp_augment.features.activity import bird_activity
 from ddsp_augment.features.loudness import loudness_db
 from ddsp_augment.io import AudioError, load_audio
 from ddsp_augment.sampling.bank import SpeciesBank
-from ddsp_augment.training.preprocess import Recording, SegmentScreen, analyse_audio
+from ddsp_augment.training.preprocess import (
+    Recording,
+    SegmentScreen,
+    analyse_audio,
+    read_locations,
+)
 from ddsp_augment.training.prior import PRIOR_DIR, train_prior
 from ddsp_augment.training.train import CollapseError, TrainSettings, train_species
 
@@ -181,13 +186,18 @@ def _analysed(
     screen: SegmentScreen | None = None,
 ) -> list[Recording]:
     """The manifest ``rows``' recordings of ``species``, analysed (unreadable ones skipped),
-    without the stretches ``screen`` hears another species in."""
+    without the stretches ``screen`` hears another species in (told each recording's location
+    where the manifest has one)."""
+    locations = read_locations(root) if screen is not None else {}
     recs = []
     for row in rows:
         path = root / row["path"]
         try:
             audio, _ = load_audio(path, RATE)
-            recs.append(analyse_audio(audio, path, species, row["recordist"], screen=screen))
+            location = locations.get(row["path"])
+            recs.append(
+                analyse_audio(audio, path, species, row["recordist"], None, screen, location)
+            )
         except AudioError as error:
             print(f"skipping {error}", file=sys.stderr)
     return recs
@@ -284,8 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         nargs=2,
         metavar=("LAT", "LON"),
         default=(51.0, 10.0),
-        help="where the recordings were made: only species that occur there count "
-        "(BirdNETScreen location; default central Germany, for xc-germany)",
+        help="where the recordings without lat/lon in the manifest were made: only species "
+        "that occur there count (BirdNETScreen location; default central Germany, for "
+        "xc-germany)",
     )
     parser.add_argument(
         "--decoder",

@@ -28,3 +28,33 @@ def test_sample_lengths_renders_each_length_and_is_seeded(small_bank):
     assert all(np.array_equal(a, b) for a, b in zip(songs, again, strict=True))
     other = sample_lengths(small_bank, species, lengths, seed=4)
     assert not np.array_equal(songs[2], other[2])
+
+
+class _WhereScreen:
+    """Hears nothing; notes where it was told each recording was made."""
+
+    name = "where"
+
+    def __init__(self) -> None:
+        self.locations = []
+
+    def __call__(self, audio, sample_rate, species, location):
+        self.locations.append(location)
+
+
+def test_training_recordings_are_screened_at_their_manifest_location(tmp_path):
+    import soundfile as sf
+    from realism import _analysed
+
+    t = np.arange(RATE) / RATE
+    tone = 0.3 * np.sin(2 * np.pi * 3000 * t) * np.hanning(t.size)
+    audio = np.concatenate([np.zeros(RATE // 2), tone, np.zeros(RATE // 2)])
+    audio = audio + 0.003 * np.random.default_rng(0).standard_normal(audio.size)
+    (tmp_path / "A").mkdir()
+    sf.write(tmp_path / "A" / "a.wav", audio.astype(np.float32), RATE)
+    sf.write(tmp_path / "A" / "b.wav", audio.astype(np.float32), RATE)
+    (tmp_path / "manifest.csv").write_text("path,recordist,lat,lon\nA/a.wav,r1,-33.9,18.4\n")
+    rows = [{"path": "A/a.wav", "recordist": "r1"}, {"path": "A/b.wav", "recordist": "r2"}]
+    screen = _WhereScreen()
+    recs = _analysed(tmp_path, "A", rows, screen)
+    assert len(recs) == 2 and screen.locations == [(-33.9, 18.4), None]
