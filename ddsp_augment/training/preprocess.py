@@ -119,18 +119,44 @@ class Recording:
         return self.audio.shape[0] / self.sample_rate
 
 
+# A manifest's columns as ours are named, and the names that mean the same in xeno-canto's API
+# (lat, lng) and BirdCLEF's train_metadata.csv (filename, author, latitude, longitude), so that
+# their metadata serves as it comes. Matched without regard to case.
+_COLUMN_ALIASES = {
+    "path": ("path", "filename"),
+    "recordist": ("recordist", "author"),
+    "lat": ("lat", "latitude"),
+    "lon": ("lon", "lng", "longitude"),
+}
+
+
 def _manifest_rows(data_path: Path) -> tuple[Path, list[dict[str, str]]]:
+    """``<data_path>/manifest.csv`` and its rows, keyed by lower-case column names with the
+    aliases of ``_COLUMN_ALIASES`` under our names (a missing cell reads "")."""
     manifest = Path(data_path) / "manifest.csv"
     if not manifest.is_file():
         return manifest, []
-    with open(manifest, newline="", encoding="utf-8") as handle:
-        return manifest, list(csv.DictReader(handle))
+    # utf-8-sig: a spreadsheet's CSV export starts with a byte-order mark.
+    with open(manifest, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [name.strip().lower() for name in next(reader, [])]
+        for ours, aliases in _COLUMN_ALIASES.items():
+            found = next((name for name in aliases if name in header), None)
+            if found is not None and ours not in header:
+                header[header.index(found)] = ours
+        return manifest, [
+            {name: values[i] if i < len(values) else "" for i, name in enumerate(header)}
+            for values in reader
+            if values
+        ]
 
 
 def read_manifest(data_path: Path) -> dict[str, str]:
     """``{relative path: recordist}`` from ``<data_path>/manifest.csv``; empty without one.
 
-    Without a recordist per file, each file is its own group in validation and benchmark splits.
+    The columns are ``path`` and ``recordist`` (BirdCLEF's ``filename`` and ``author`` serve
+    too). Without a recordist per file, each file is its own group in validation and benchmark
+    splits.
     """
     manifest, rows = _manifest_rows(data_path)
     if not rows:
@@ -143,12 +169,6 @@ def read_manifest(data_path: Path) -> dict[str, str]:
     return {row["path"]: row["recordist"] for row in rows}
 
 
-# Column names for a recording's place: ours, and those of xeno-canto's API and BirdCLEF's
-# train_metadata.csv, so their metadata can be used as it comes.
-_LATITUDE_COLUMNS = ("lat", "latitude")
-_LONGITUDE_COLUMNS = ("lon", "lng", "longitude")
-
-
 def read_locations(data_path: Path) -> dict[str, Location]:
     """``{relative path: (latitude, longitude)}`` from ``<data_path>/manifest.csv``'s ``path``
     column and a latitude (``lat`` or ``latitude``) and longitude (``lon``, ``lng`` or
@@ -157,14 +177,11 @@ def read_locations(data_path: Path) -> dict[str, Location]:
     :class:`..io.PathError` naming the manifest and the row.
     """
     manifest, rows = _manifest_rows(data_path)
-    columns = rows[0].keys() if rows else ()
-    lat_key = next((c for c in _LATITUDE_COLUMNS if c in columns), None)
-    lon_key = next((c for c in _LONGITUDE_COLUMNS if c in columns), None)
-    if "path" not in columns or lat_key is None or lon_key is None:
+    if not rows or not {"path", "lat", "lon"} <= rows[0].keys():
         return {}
     locations = {}
     for line, row in enumerate(rows, start=2):  # the header is line 1
-        text = (row[lat_key].strip(), row[lon_key].strip())
+        text = (row["lat"].strip(), row["lon"].strip())
         if not all(text):
             continue
         try:
@@ -174,7 +191,7 @@ def read_locations(data_path: Path) -> dict[str, Location]:
         if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
             raise PathError(
                 manifest,
-                f"line {line} ({row['path']}): {lat_key}, {lon_key} = {text[0]!r}, {text[1]!r} "
+                f"line {line} ({row['path']}): latitude, longitude {text[0]!r}, {text[1]!r} "
                 "is not a latitude in [-90, 90] and a longitude in [-180, 180]",
             )
         locations[row["path"]] = (latitude, longitude)

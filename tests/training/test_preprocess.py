@@ -212,11 +212,25 @@ def test_locations_are_read_from_the_manifest(tmp_path):
     manifest.write_text("path,latitude,longitude\nA/a.wav,51.5,-0.25\nA/b.wav,,\n")
     assert read_locations(tmp_path) == {"A/a.wav": (51.5, -0.25)}
     manifest.write_text("path,lat,lng\nA/a.wav,51.5,10\nA/b.wav,north,10\n")
-    with pytest.raises(PathError, match=r"manifest.csv: line 3 \(A/b.wav\): lat, lng = 'north'"):
+    with pytest.raises(PathError, match=r"manifest.csv: line 3 \(A/b.wav\): .* 'north', '10'"):
         read_locations(tmp_path)
     manifest.write_text("path,lat,lon\nA/a.wav,95,10\n")
     with pytest.raises(PathError, match="line 2 .* not a latitude in"):
         read_locations(tmp_path)
+
+
+def test_birdclef_metadata_serves_as_the_manifest(tmp_path):
+    """BirdCLEF's train_metadata.csv names (filename, author, latitude, longitude), in any case,
+    saved by a spreadsheet (a byte-order mark first), read as ours."""
+    from ddsp_augment.training.preprocess import read_locations, read_manifest
+
+    (tmp_path / "manifest.csv").write_text(
+        "\ufeffprimary_label,FileName,Author,Latitude,Longitude\n"
+        "A,A/XC1.ogg,Ann,51.5,10.25\nA,A/XC2.ogg,Bo\n",
+        encoding="utf-8",
+    )
+    assert read_manifest(tmp_path) == {"A/XC1.ogg": "Ann", "A/XC2.ogg": "Bo"}
+    assert read_locations(tmp_path) == {"A/XC1.ogg": (51.5, 10.25)}
 
 
 def test_each_recording_is_screened_where_the_manifest_says_it_was_made(tmp_path):
