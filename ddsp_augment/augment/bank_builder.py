@@ -24,7 +24,13 @@ from joblib import Parallel, delayed
 from ..io import AudioError, atomic_write
 from ..model.storage import ModelFileError, load_species_model
 from ..sampling.bank import SpeciesBank
-from ..training.preprocess import PreprocessSettings, Recording, SegmentScreen, analyse_audio
+from ..training.preprocess import (
+    Location,
+    PreprocessSettings,
+    Recording,
+    SegmentScreen,
+    analyse_audio,
+)
 from ..training.prior import PRIOR_DIR, train_prior
 from ..training.train import CollapseError, TrainSettings, train_species
 
@@ -43,12 +49,14 @@ class BankBuildError(ValueError):
 
 @dataclass(frozen=True)
 class Clip:
-    """One training clip: mono ``audio [samples]`` at the model rate."""
+    """One training clip: mono ``audio [samples]`` at the model rate; ``location`` (latitude,
+    longitude) is where it was recorded, for a segment screen (None: unknown)."""
 
     audio: np.ndarray
     species: str
     name: str
     recordist: str = ""
+    location: Location | None = None
 
 
 def _fingerprint(
@@ -69,6 +77,9 @@ def _fingerprint(
     train = {k: v for k, v in asdict(settings).items() if not (k.startswith("prior") and not prior)}
     keyed = [train, asdict(pre)] + ([prior, sorted({c.species for c in clips})] if prior else [])
     keyed += [screen] if screen else []
+    places = [c.location for c in sorted(clips, key=lambda c: (c.name, c.species))]
+    # Screened where they were recorded: a clip moved is screened again.
+    keyed += [places] if screen and any(p is not None for p in places) else []
     digest.update(json.dumps(keyed, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
@@ -101,7 +112,9 @@ def _analyse(
         recordist = clip.recordist or clip.name
         try:
             recordings.append(
-                analyse_audio(clip.audio, clip.name, clip.species, recordist, pre, screen)
+                analyse_audio(
+                    clip.audio, clip.name, clip.species, recordist, pre, screen, clip.location
+                )
             )
         except AudioError as error:
             problems.append(str(error))
@@ -161,9 +174,10 @@ def build_bank(
     A prior whose training collapses is warned about (and cached) and the species train from
     scratch.
 
-    ``screen`` (e.g. ``evaluation.birdnet.BirdNETScreen()``): each species' clips are trained
-    on without the stretches in which it hears another species (``preprocess --screen``); the
-    prior's clips are not screened (it learns timbre, not a species' song).
+    ``screen`` (e.g. ``evaluation.birdnet.BirdNETScreen((lat, lon))``): each species' clips
+    are trained on without the stretches in which it hears another species (``preprocess
+    --screen``), each screened at its ``Clip.location`` when it has one; the prior's clips are
+    not screened (it learns timbre, not a species' song).
 
     Returns:
         The bank of the species that have a model, and ``{species: reason}`` for those that do

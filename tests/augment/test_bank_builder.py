@@ -152,3 +152,32 @@ def test_a_screen_keeps_other_birds_out_of_the_models(tit_clips, tmp_path, count
         build_bank(tit_clips, tmp_path / "none", TINY, screen=_ShortCallScreen(1e3))
     reason = error.value.failures["Parus_major"]
     assert reason.count("every active stretch is heard as another species: Other bird") == 2
+
+
+class _PlaceScreen:
+    """Hears nothing; notes where it was told each clip was recorded."""
+
+    name = "place"
+
+    def __init__(self) -> None:
+        self.places = set()
+
+    def __call__(self, audio, sample_rate, species, location):
+        self.places.add(location)
+
+
+def test_clips_are_screened_where_they_were_recorded(tit_clips, tmp_path, count_training):
+    from dataclasses import replace
+
+    screen = _PlaceScreen()
+    build_bank(tit_clips, tmp_path / "m", TINY, screen=screen)
+    assert screen.places == {None}
+    placed = [replace(c, location=(51.5, 10.0)) for c in tit_clips]
+    build_bank(placed, tmp_path / "m", TINY, screen=screen)
+    assert screen.places == {None, (51.5, 10.0)} and len(count_training) == 2
+    moved = [replace(placed[0], location=(-33.9, 18.4)), *placed[1:]]
+    build_bank(moved, tmp_path / "m", TINY, screen=screen)
+    assert (-33.9, 18.4) in screen.places and len(count_training) == 3  # moved: trained again
+    build_bank(placed, tmp_path / "plain", TINY)  # no screen: locations do not matter
+    build_bank(moved, tmp_path / "plain", TINY)
+    assert len(count_training) == 4
