@@ -179,6 +179,29 @@ def _mean(rows: list[dict], side: str, key: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def ratio_interval(
+    rows: list[dict], key: str, resamples: int = 10000, seed: int = 0
+) -> tuple[float, float] | None:
+    """95 % bootstrap interval, over species, of the generated-to-real ratio of the mean
+    ``key`` (``"top1"``, ``"confidence"``), from the ``rows`` that have both sides; None
+    without any. A species' score is a mean over 3-12 clips and the targets are ratios of two
+    such means, so the point ratio alone reads sampling noise as a verdict."""
+    pairs = np.array(
+        [
+            (r["generated"][key], r["real"][key])
+            for r in rows
+            if r.get("generated") and r.get("real")
+        ]
+    )
+    if pairs.size == 0:
+        return None
+    draws = np.random.default_rng(seed).integers(0, len(pairs), (resamples, len(pairs)))
+    sums = pairs[draws].sum(axis=1)  # [resamples, 2]
+    ratios = sums[:, 0] / np.maximum(sums[:, 1], 1e-12)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def _analysed(
     root: Path,
     species: str,
@@ -409,9 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     if real["top1"] and gen["top1"] is not None:
         targets["top1_ratio"] = gen["top1"] / real["top1"]
         targets["top1_holds"] = targets["top1_ratio"] >= TARGET_TOP1_RATIO
+        targets["top1_ratio_ci"] = ratio_interval(known, "top1")
     if real["confidence"] and gen["confidence"] is not None:
         targets["confidence_ratio"] = gen["confidence"] / real["confidence"]
         targets["confidence_holds"] = targets["confidence_ratio"] >= TARGET_CONFIDENCE_RATIO
+        targets["confidence_ratio_ci"] = ratio_interval(known, "confidence")
     if "train_on_synthetic" in tstr and tstr["train_on_real"]:
         targets["tstr_ratio"] = tstr["train_on_synthetic"] / tstr["train_on_real"]
         targets["tstr_holds"] = targets["tstr_ratio"] >= TARGET_TSTR_RATIO

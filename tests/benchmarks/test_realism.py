@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import pytest
 from conftest import BANK_SPECIES
-from realism import RATE, sample_lengths, song_lengths
+from realism import RATE, ratio_interval, sample_lengths, song_lengths
 
 
 def test_songs_take_the_held_out_lengths_in_turn_unless_seconds_is_given():
@@ -58,3 +59,16 @@ def test_training_recordings_are_screened_at_their_manifest_location(tmp_path):
     screen = _WhereScreen()
     recs = _analysed(tmp_path, "A", rows, screen)
     assert len(recs) == 2 and screen.locations == [(-33.9, 18.4), None]
+
+
+def test_the_target_ratios_come_with_a_bootstrap_interval_over_species():
+    def row(generated, real):
+        return {"generated": {"top1": generated}, "real": {"top1": real}}
+
+    rows = [row(1.0, 1.0), row(1.0, 1.0), row(0.0, 1.0), row(0.0, 1.0), {"real": {"top1": 1.0}}]
+    low, high = ratio_interval(rows, "top1")  # the point ratio is 0.5; a failed species is out
+    assert 0.0 <= low < 0.5 < high <= 1.0
+    assert ratio_interval(rows, "top1") == (low, high)  # seeded
+    same = [row(0.45, 0.5)] * 6  # every species alike: no spread
+    assert ratio_interval(same, "top1") == pytest.approx((0.9, 0.9))
+    assert ratio_interval([{"real": {"top1": 1.0}}], "top1") is None
