@@ -202,7 +202,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "the ddsp+gate condition's judge ('real' or 'birdnet') and min_confidence, 'prior' "
         "a shared prior per split (a dict of TrainSettings overrides, {} for the defaults), "
         "'screen' (BirdNETScreen arguments, e.g. {\"location\": [51, 10]}: train the species "
-        "models without the stretches BirdNET hears another genus in)",
+        "models without the stretches BirdNET hears another genus in; each clip is screened "
+        "at its manifest lat/lon where it has one, at this location otherwise)",
     )
     parser.add_argument(
         "--quick",

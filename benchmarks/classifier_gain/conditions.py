@@ -48,7 +48,12 @@ from ddsp_augment.io import AudioError, atomic_write
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.sampling.gate import Judge
 from ddsp_augment.sampling.scene import SceneConfig, apply_scene
-from ddsp_augment.training.preprocess import PreprocessSettings, SegmentScreen, analyse_audio
+from ddsp_augment.training.preprocess import (
+    Location,
+    PreprocessSettings,
+    SegmentScreen,
+    analyse_audio,
+)
 from ddsp_augment.training.prior import train_prior
 from ddsp_augment.training.train import CollapseError, TrainSettings
 
@@ -315,9 +320,9 @@ def ddsp_song_settings(options: dict[str, Any]) -> dict[str, Any]:
 
 def segment_screen(options: dict[str, Any]) -> SegmentScreen | None:
     """The species models' segment screen: ``options["screen"]``, a dict of ``BirdNETScreen``
-    arguments (``{"location": [51, 10]}`` for the bundled German recordings), trains them
-    without the stretches BirdNET hears another genus in; absent or None: every active
-    stretch."""
+    arguments (``{"location": [51, 10]}`` for the bundled German recordings: the place of the
+    clips whose manifest row gives none), trains them without the stretches BirdNET hears
+    another genus in; absent or None: every active stretch."""
     arguments = options.get("screen")
     if arguments is None:
         return None
@@ -369,13 +374,17 @@ def species_clips(
     recordists: Sequence[str],
     classes: Sequence[str],
     wanted: Sequence[int],
+    locations: Sequence[Location | None] | None = None,
 ) -> dict[str, list[Clip]]:
     """``{species: its training clips}`` of the classes ``wanted`` among ``base``'s items (item
-    ``i`` is file ``names[i]`` by ``recordists[i]``)."""
+    ``i`` is file ``names[i]`` by ``recordists[i]``, recorded at ``locations[i]``; None: not
+    known)."""
     clips: dict[str, list[Clip]] = {}
     for i, label in enumerate(base.targets):
         if label in wanted:
-            clip = Clip(base.waveforms[i][0].numpy(), classes[label], names[i], recordists[i])
+            place = None if locations is None else locations[i]
+            audio = base.waveforms[i][0].numpy()
+            clip = Clip(audio, classes[label], names[i], recordists[i], place)
             clips.setdefault(classes[label], []).append(clip)
     return clips
 
@@ -396,6 +405,9 @@ def species_model_dir(
     started from a shared ``prior`` keys that prior's folder too, a screened one its screen."""
     names = sorted(c.name for c in clips) + ([prior.name] if prior is not None else [])
     names += [f"screen {screen.name}"] if screen is not None else []
+    places = [c.location for c in sorted(clips, key=lambda c: c.name)]
+    # Screened where they were recorded: the same clips placed elsewhere are another model.
+    names += [f"at {places}"] if screen is not None and any(places) else []
     names.append(f"format {_MODEL_FORMAT}")  # a model of an older format is trained again
     key = hashlib.sha1(json.dumps(names).encode()).hexdigest()[:16]
     return model_root / key
@@ -538,11 +550,13 @@ def ddsp_training_set(
     options: dict[str, Any],
     backgrounds: np.ndarray | None = None,
     quality_gate: tuple[Judge, float] | None = None,
+    locations: Sequence[Location | None] | None = None,
 ) -> tuple[Dataset, dict[str, str]]:
     """``base`` followed by ``n_synthetic[c]`` DDSP songs of each class ``c``.
 
     One species model per class in ``n_synthetic`` (:func:`species_bank`), trained on that
-    class's clips of ``base`` only (item ``i`` is file ``names[i]`` by ``recordists[i]``),
+    class's clips of ``base`` only (item ``i`` is file ``names[i]`` by ``recordists[i]``,
+    recorded at ``locations[i]``, which a segment screen in ``options["screen"]`` uses),
     cached under ``model_root`` and reused while the clips and settings are unchanged. The
     songs are heard in :func:`scene_config` over ``backgrounds`` (noise floors; default
     :func:`scene_backgrounds` of ``base``). ``options["train"]`` overrides
@@ -559,10 +573,10 @@ def ddsp_training_set(
         could not be trained: they get no songs (``base`` alone if none could).
     """
     wanted = [c for c, n in n_synthetic.items() if n > 0]
-    clips = species_clips(base, names, recordists, classes, wanted)
+    clips = species_clips(base, names, recordists, classes, wanted, locations)
     if not clips:
         return base, {}
-    every = species_clips(base, names, recordists, classes, range(len(classes)))
+    every = species_clips(base, names, recordists, classes, range(len(classes)), locations)
     prior_clips = [clip for group in every.values() for clip in group]
     bank, failures = species_bank(clips, model_root, options, prior_clips)
     if bank is None:
@@ -620,9 +634,10 @@ def split_species_clips(split: Split, corpus: Corpus) -> tuple[dict[str, list[Cl
         [corpus.recordists[i] for i in split.train_idx],
         corpus.classes,
     )
-    every = species_clips(*arguments, range(len(corpus.classes)))
+    locations = [corpus.locations[i] for i in split.train_idx]
+    every = species_clips(*arguments, range(len(corpus.classes)), locations)
     return (
-        species_clips(*arguments, [c for c, n in missing.items() if n > 0]),
+        species_clips(*arguments, [c for c, n in missing.items() if n > 0], locations),
         [clip for group in every.values() for clip in group],
     )
 
@@ -652,6 +667,7 @@ def training_set(
             base,
             names=[corpus.names[i] for i in split.train_idx],
             recordists=[corpus.recordists[i] for i in split.train_idx],
+            locations=[corpus.locations[i] for i in split.train_idx],
             classes=corpus.classes,
             n_synthetic={c: n - n_classic.get(c, 0) for c, n in missing.items()},
             seed=seed,

@@ -1,7 +1,9 @@
-"""The benchmark's data: every clip of a data root decoded once at 32 kHz, with its recordist.
+"""The benchmark's data: every clip of a data root decoded once at 32 kHz, with its recordist
+and where it was recorded.
 
-``<root>/<species>/<clip>`` folders and an optional ``manifest.csv`` (path, recordist), as
-``ddsp_augment.training.preprocess.read_manifest`` reads it.
+``<root>/<species>/<clip>`` folders and an optional ``manifest.csv`` (path, recordist, latitude
+and longitude), as ``ddsp_augment.training.preprocess.read_manifest`` and ``read_locations``
+read it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ddsp_augment.constants import SAMPLE_RATE
 from ddsp_augment.io import AudioError, load_audio, scan_folder
-from ddsp_augment.training.preprocess import read_manifest
+from ddsp_augment.training.preprocess import Location, read_locations, read_manifest
 
 from .classifiers import ClipDataset
 from .splits import normalise_recordist, recordist_groups
@@ -31,7 +33,9 @@ class Corpus:
     """Every clip of a data root, decoded once at 32 kHz.
 
     ``labels[i]`` indexes ``classes``; ``groups[i]`` is the recordist group
-    (``splits.recordist_groups``; a file without a manifest row is its own group).
+    (``splits.recordist_groups``; a file without a manifest row is its own group);
+    ``locations[i]`` is where clip ``i`` was recorded (None: the manifest does not say), which a
+    segment screen of the species models uses.
     """
 
     root: Path
@@ -39,6 +43,7 @@ class Corpus:
     classes: list[str]
     labels: np.ndarray  # int64 [n]
     recordists: list[str]
+    locations: list[Location | None]
     groups: np.ndarray  # int64 [n]
     waveforms: list[torch.Tensor]  # [1, time] float32 at SAMPLE_RATE
     fingerprint: str  # hash of file names, sizes and the manifest
@@ -59,7 +64,7 @@ def load_corpus(
             clips of other species are skipped with a warning).
         species: Keep only these species.
     """
-    recordist_of = read_manifest(root)
+    recordist_of, location_of = read_manifest(root), read_locations(root)
     entries = [(p, s) for p, s in scan_folder(root) if species is None or s in species]
     if classes is not None:
         unknown = sorted({s for _, s in entries if s not in classes})
@@ -71,7 +76,8 @@ def load_corpus(
     if not entries:
         raise SystemExit(f"{root}: no audio files in <species>/ folders")
     digest = hashlib.sha1()
-    names, labels_by_name, recordists, waveforms, skipped = [], [], [], [], []
+    names, labels_by_name, recordists, locations, waveforms = [], [], [], [], []
+    skipped = []
     clipped = 0
     for path, name in tqdm(entries, desc=f"decoding {root.name}", unit="clip"):
         relative = path.relative_to(root).as_posix()
@@ -87,6 +93,7 @@ def load_corpus(
         names.append(relative)
         labels_by_name.append(name)
         recordists.append(recordist_of.get(relative, ""))
+        locations.append(location_of.get(relative))
         waveforms.append(torch.from_numpy(audio)[None])
     if skipped:
         warnings.warn(
@@ -103,6 +110,7 @@ def load_corpus(
         classes=class_list,
         labels=np.array([class_list.index(s) for s in labels_by_name], np.int64),
         recordists=recordists,
+        locations=locations,
         groups=recordist_groups(recordists),
         waveforms=waveforms,
         fingerprint=digest.hexdigest()[:16],

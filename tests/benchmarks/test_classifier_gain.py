@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from classifier_gain import cli
 from classifier_gain.classifiers import ClipDataset, set_epoch
@@ -189,6 +190,7 @@ def _gate_corpus():
         classes=["Parus_major", "Fringilla_coelebs"],
         labels=labels,
         recordists=[f"r{i}" for i in range(len(labels))],
+        locations=[None] * len(labels),
         groups=np.arange(len(labels)),
         waveforms=waveforms,
         fingerprint="tiny",
@@ -248,6 +250,63 @@ def test_species_models_are_cached_per_species_and_clip_set(tmp_path):
     assert species_model_dir(tmp_path, [a, b]) == species_model_dir(tmp_path, [b, a])
     assert species_model_dir(tmp_path, [a, b]) != species_model_dir(tmp_path, [a, c])
     assert species_model_dir(tmp_path, [a, b]).parent == tmp_path
+
+
+def test_a_screened_model_is_keyed_by_where_its_clips_were_recorded(tmp_path):
+    from classifier_gain.conditions import species_model_dir
+
+    from ddsp_augment.augment.bank_builder import Clip
+
+    class Screen:
+        name = "fake"
+
+    audio = np.zeros(8, np.float32)
+    here = [Clip(audio, "A", "A/1.wav", location=(51.0, 10.0))]
+    moved = [Clip(audio, "A", "A/1.wav", location=(40.0, -3.0))]
+    unknown = [Clip(audio, "A", "A/1.wav")]
+    # Only a screen asks where: unscreened, the three are one model.
+    assert species_model_dir(tmp_path, here) == species_model_dir(tmp_path, moved)
+    assert species_model_dir(tmp_path, here) == species_model_dir(tmp_path, unknown)
+    screened = [species_model_dir(tmp_path, clips, screen=Screen()) for clips in (here, moved)]
+    assert screened[0] != screened[1]
+    # A screened model of clips with no place keeps the key it had before places were read.
+    assert species_model_dir(tmp_path, unknown, screen=Screen()) not in screened
+
+
+def test_the_corpus_reads_where_each_clip_was_recorded_and_splits_carry_it(tmp_path):
+    from classifier_gain.conditions import split_species_clips
+    from classifier_gain.corpus import load_corpus
+
+    rng = np.random.default_rng(0)
+    for species in ("Parus_major", "Fringilla_coelebs"):
+        for i in range(2):
+            path = tmp_path / species / f"{i}.wav"
+            path.parent.mkdir(exist_ok=True)
+            sf.write(path, 0.1 * rng.standard_normal(3200).astype(np.float32), 32000)
+    (tmp_path / "manifest.csv").write_text(
+        "path,recordist,lat,lng\n"
+        "Parus_major/0.wav,Ann,51.5,10.25\n"
+        "Parus_major/1.wav,Bob,,\n"  # xeno-canto hides some sites: no place
+        "Fringilla_coelebs/0.wav,Cy,-33.9,18.4\n"
+    )
+    corpus = load_corpus(tmp_path)
+    places = dict(zip(corpus.names, corpus.locations, strict=True))
+    assert places == {
+        "Fringilla_coelebs/0.wav": (-33.9, 18.4),
+        "Fringilla_coelebs/1.wav": None,
+        "Parus_major/0.wav": (51.5, 10.25),
+        "Parus_major/1.wav": None,
+    }
+    minority = corpus.classes.index("Parus_major")
+    train = np.array([i for i, n in enumerate(corpus.names) if n != "Parus_major/1.wav"])
+    split = Split(0, 0, [minority], train, np.arange(4), np.array([]))
+    clips, every = split_species_clips(split, corpus)
+    assert [(c.name, c.location) for c in clips["Parus_major"]] == [
+        ("Parus_major/0.wav", (51.5, 10.25))
+    ]
+    assert {c.name: c.location for c in every} == {
+        n: places[n] for n in corpus.names if n != "Parus_major/1.wav"
+    }
 
 
 def test_run_gives_the_same_rows_with_one_or_two_jobs(tmp_path):
