@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import pytest
 from conftest import BANK_SPECIES
-from realism import RATE, ratio_interval, sample_lengths, song_lengths
+from realism import RATE, main, pool_runs, ratio_interval, sample_lengths, song_lengths
 
 
 def test_songs_take_the_held_out_lengths_in_turn_unless_seconds_is_given():
@@ -72,3 +73,49 @@ def test_the_target_ratios_come_with_a_bootstrap_interval_over_species():
     same = [row(0.45, 0.5)] * 6  # every species alike: no spread
     assert ratio_interval(same, "top1") == pytest.approx((0.9, 0.9))
     assert ratio_interval([{"real": {"top1": 1.0}}], "top1") is None
+
+
+def _run(seed, scores, ratios):
+    """A realism.json's content: ``scores`` = ``{species: (generated top-1, real top-1)}``."""
+    rows = [
+        {
+            "species": name,
+            "known": True,
+            "generated": {"top1": g, "confidence": g / 2},
+            "real": {"top1": r, "confidence": r / 2},
+        }
+        for name, (g, r) in scores.items()
+    ]
+    return {"settings": {"seed": seed}, "species": rows, "summary": {"targets": ratios}}
+
+
+def test_pooled_runs_give_one_ratio_over_every_species_split_and_draw_species_whole():
+    first = _run(0, {"A": (1.0, 1.0), "B": (0.5, 1.0)}, {"top1_ratio": 0.75, "tstr_ratio": 1.0})
+    second = _run(1, {"A": (0.8, 1.0), "B": (0.7, 1.0)}, {"top1_ratio": 0.75})
+    second["species"].append({"species": "C", "known": True, "real": {"top1": 1.0}})  # failed
+    second["species"].append({"species": "D", "known": False, "real": {"top1": 0.0}})
+    pooled = pool_runs([first, second])
+    assert pooled["top1_ratio"] == pytest.approx(3.0 / 4.0)
+    assert pooled["confidence_ratio"] == pytest.approx(3.0 / 4.0)
+    assert not pooled["top1_holds"] and not pooled["confidence_holds"]  # 0.9 and 0.8
+    assert (pooled["species"], pooled["species_splits"], pooled["left_out"]) == (2, 4, 1)
+    assert pooled["per_run"] == [
+        {"seed": 0, "top1_ratio": 0.75, "tstr_ratio": 1.0},
+        {"seed": 1, "top1_ratio": 0.75},
+    ]
+    # Species are drawn with both their splits: A (1.8 of 2) and B (1.2 of 2) are the only
+    # two draws' worth of spread, so the interval lies within [0.6, 0.9].
+    low, high = pooled["top1_ratio_ci"]
+    assert low == pytest.approx(0.6) and high == pytest.approx(0.9)
+
+
+def test_pool_reads_finished_runs_and_names_a_missing_one(tmp_path, capsys):
+    run = tmp_path / "seed0"
+    run.mkdir()
+    (run / "realism.json").write_text(json.dumps(_run(0, {"A": (0.9, 1.0)}, {})))
+    assert main(["--pool", str(run), str(run / "realism.json")]) == 0
+    pooled = json.loads(capsys.readouterr().out)
+    assert pooled["top1_ratio"] == pytest.approx(0.9) and pooled["species_splits"] == 2
+    with pytest.raises(SystemExit):
+        main(["--pool", str(tmp_path / "nothing")])
+    assert f"no realism.json at {tmp_path / 'nothing'}" in capsys.readouterr().err
