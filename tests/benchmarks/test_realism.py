@@ -8,7 +8,15 @@ import json
 import numpy as np
 import pytest
 from conftest import BANK_SPECIES
-from realism import RATE, main, pool_runs, ratio_interval, sample_lengths, song_lengths
+from realism import (
+    RATE,
+    birdnet_targets,
+    main,
+    pool_runs,
+    ratio_interval,
+    sample_lengths,
+    song_lengths,
+)
 
 
 def test_songs_take_the_held_out_lengths_in_turn_unless_seconds_is_given():
@@ -119,3 +127,15 @@ def test_pool_reads_finished_runs_and_names_a_missing_one(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--pool", str(tmp_path / "nothing")])
     assert f"no realism.json at {tmp_path / 'nothing'}" in capsys.readouterr().err
+
+
+def test_a_species_without_songs_does_not_move_the_target_ratio():
+    sung = {"species": "A", "generated": {"top1": 0.8, "confidence": 0.4}}
+    sung["real"] = {"top1": 1.0, "confidence": 0.5}
+    failed = {"species": "B", "real": {"top1": 0.5, "confidence": 0.5}}  # its model failed
+    targets = birdnet_targets([sung, failed])
+    # Against both species' real clips the ratio would read 0.8 / 0.75 = 1.07: held.
+    assert targets["top1_ratio"] == pytest.approx(0.8) and not targets["top1_holds"]
+    assert targets["confidence_ratio"] == pytest.approx(0.8) and targets["confidence_holds"]
+    assert targets["left_out"] == 1
+    assert birdnet_targets([failed]) == {"left_out": 1}
