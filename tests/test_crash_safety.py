@@ -193,6 +193,7 @@ TRAIN = TrainSettings(
     learning_rate=1e-2,
     crop_seconds=0.25,
     decoder={"hidden": 16, "n_layers": 2},
+    device="cpu",  # bit-identical resumes: CUDA training is reproducible only to rounding
 )
 
 

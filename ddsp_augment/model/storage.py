@@ -475,7 +475,11 @@ def save_checkpoint(
         for key, value in values.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["generator"] = generator.get_state()
-    write_checkpoint(directory, tensors, {"param_groups": optim["param_groups"], **state})
+    write_checkpoint(
+        directory,
+        tensors,
+        {"param_groups": optim["param_groups"], "device": generator.device.type, **state},
+    )
 
 
 def write_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], state: dict) -> None:
@@ -535,7 +539,31 @@ def load_checkpoint(
                 _, index, name = key.split(".", 2)
                 optim_state.setdefault(int(index), {})[name] = value
         optimizer.load_state_dict({"state": optim_state, "param_groups": meta["param_groups"]})
-        generator.set_state(tensors["generator"])
+        random_state = tensors["generator"]
     except _LOAD_ERRORS as error:
         raise ModelFileError(path, f"corrupt or foreign checkpoint ({error})") from error
+    restore_generator(generator, random_state, meta, path)
     return meta
+
+
+def restore_generator(
+    generator: torch.Generator, state: torch.Tensor, meta: dict[str, Any], path: Path
+) -> None:
+    """``generator.set_state(state)`` for a checkpoint's random state. A CPU generator's state
+    cannot seed a CUDA one nor the reverse, and a resumed run on another device would not be
+    the run it resumes anyway (other kernels, other rounding): that raises
+    :class:`ModelFileError` naming the device to resume on."""
+    here = generator.device.type
+    if state.numel() != generator.get_state().numel():
+        # Checkpoints from before the device was recorded do not say which it was.
+        there = meta.get("device")
+        advice = f"resume with --device {there}" if there else "resume on that device"
+        raise ModelFileError(
+            path,
+            f"written by a run on {there or 'another device'}, this run is on {here}: "
+            f"{advice}, or train without --resume",
+        )
+    try:
+        generator.set_state(state)
+    except RuntimeError as error:
+        raise ModelFileError(path, f"corrupt random state ({error})") from error

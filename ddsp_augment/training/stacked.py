@@ -46,7 +46,14 @@ from tqdm.auto import tqdm
 from ..model.decoder import Controls
 from ..model.losses import MultiScaleSpectralLoss
 from ..model.species_model import SpeciesModel
-from ..model.storage import has_checkpoint, load_weights, read_checkpoint, write_checkpoint
+from ..model.storage import (
+    CHECKPOINT_FILE,
+    has_checkpoint,
+    load_weights,
+    read_checkpoint,
+    restore_generator,
+    write_checkpoint,
+)
 from .preprocess import Recording
 from .train import (
     CollapseError,
@@ -308,6 +315,7 @@ class _Group:
         tensors.update({f"generator.{k}": g.get_state() for k, g in enumerate(self.generators)})
         state = {
             "species": self.names,
+            "device": self.device.type,
             "adam_steps": self.adam_steps,
             "fresh_draws": self.fresh_draws,
             "failed": [None if e is None else str(e) for e in self.failed],
@@ -330,7 +338,9 @@ class _Group:
             for name, value in values.items():
                 value.copy_(tensors[f"{kind}.{name}"])
         for k, generator in enumerate(self.generators):
-            generator.set_state(tensors[f"generator.{k}"])
+            restore_generator(
+                generator, tensors[f"generator.{k}"], state, directory / CHECKPOINT_FILE
+            )
         self.adam_steps, self.fresh_draws = state["adam_steps"], state["fresh_draws"]
         self.failed = [None if e is None else CollapseError(e) for e in state["failed"]]
         for k, (run, meta) in enumerate(zip(self.runs, state["progress"], strict=True)):

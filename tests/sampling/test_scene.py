@@ -277,7 +277,7 @@ def test_device_drawn_scenes_match_the_host_draws_in_distribution(device):
     """draws="device": the same parameters and reverb, the bulk white spectra drawn from each
     clip's torch generator; realised SNRs as the host's, noise spectra within 0.25 dB per band
     (16 bands, 24 clips; measured 0.06); bit-identical for the same generator seeds, clip by
-    clip."""
+    clip (on CUDA to float rounding)."""
     songs = np.stack([_song(seed, seconds=1.0) for seed in range(24)])
     silence = np.zeros_like(songs)
     scenes = [
@@ -305,7 +305,10 @@ def test_device_drawn_scenes_match_the_host_draws_in_distribution(device):
         want = apply_scenes_torch(batch, SR, host).cpu().numpy()
         got = apply_scenes_torch(batch, SR, deferred, generators(24)).cpu().numpy()
         again = apply_scenes_torch(batch[:3], SR, deferred[:3], generators(3)).cpu().numpy()
-        np.testing.assert_array_equal(again, got[:3])
+        if device == "cpu":
+            np.testing.assert_array_equal(again, got[:3])
+        else:  # cuFFT plans for 3 and 24 clips round differently: 1.1e-8 apart on an H200
+            np.testing.assert_allclose(again, got[:3], rtol=0, atol=1e-6)
         assert np.isfinite(got).all() and got.dtype == np.float32
         if audio is songs:  # levels clip by clip (noise set by the SNR)
             levels = [_db(g) - _db(w) for g, w in zip(got, want, strict=True)]

@@ -16,6 +16,7 @@ from safetensors.numpy import load_file
 from ddsp_augment import SpeciesBank
 from ddsp_augment.model.losses import MultiScaleSpectralLoss
 from ddsp_augment.model.species_model import SpeciesModel
+from ddsp_augment.model.storage import ModelFileError, read_checkpoint, write_checkpoint
 from ddsp_augment.training import stacked as stacked_module
 from ddsp_augment.training import train as train_module
 from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
@@ -104,7 +105,9 @@ def test_one_step_has_train_species_losses_and_gradients(species, monkeypatch, d
             output, t(audio), [t(f) for f in floors], band_edges=t(edges)
         )
         loss.backward()
-        assert float(losses[k]) == pytest.approx(float(loss.detach()), rel=5e-6)
+        # CUDA's kernels for a stack and for one model sum in other orders: 1.2e-5 on an H200.
+        rel = 5e-6 if device == "cpu" else 1e-4
+        assert float(losses[k]) == pytest.approx(float(loss.detach()), rel=rel)
         for name, param in model.named_parameters():
             error = float((captured[name][k] - param.grad).norm() / param.grad.norm())
             # Measured: ≤ 3e-4 on the decoder, 8e-3 on the reverb taps, whose gradients sum
@@ -242,6 +245,21 @@ def test_resume_after_interruption_equals_uninterrupted_run(species, reference, 
         assert [row["epoch"] for row in result.history] == [1, 2, 3]
         assert_same_weights(reference / result.species, tmp_path / result.species)
         assert _history(tmp_path / result.species) == _history(reference / result.species)
+
+
+def test_resume_on_another_device_names_the_device_of_the_checkpoint(species, tmp_path):
+    def interrupt(epoch):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_stacked(species, tmp_path, TINY, progress=False, log=quiet, on_epoch_end=interrupt)
+    (directory,) = (tmp_path / "checkpoints").glob("stacked-*")
+    tensors, state = read_checkpoint(directory)
+    assert state["device"] == "cpu"
+    tensors["generator.1"] = torch.zeros(16, dtype=torch.uint8)  # a CUDA generator's state
+    write_checkpoint(directory, tensors, {**state, "device": "cuda"})
+    with pytest.raises(ModelFileError, match="written by a run on cuda, this run is on cpu"):
+        train_stacked(species, tmp_path, TINY, resume=True, progress=False, log=quiet)
 
 
 def test_species_of_different_architectures_train_in_separate_groups(species, tmp_path):

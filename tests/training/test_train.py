@@ -6,7 +6,12 @@ import torch
 from conftest import TEST_DATA
 
 from ddsp_augment import SpeciesBank
-from ddsp_augment.model.storage import ModelFileError, load_species_model
+from ddsp_augment.model.storage import (
+    ModelFileError,
+    load_species_model,
+    read_checkpoint,
+    write_checkpoint,
+)
 from ddsp_augment.training import train as train_module
 from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
 from ddsp_augment.training.train import (
@@ -18,8 +23,14 @@ from ddsp_augment.training.train import (
 )
 
 TIT = TEST_DATA / "Parus_major"
+# On the CPU: resumed and repeated runs are compared bit for bit, and CUDA training is
+# reproducible only to float rounding (atomic adds in the backward pass).
 TINY = dict(
-    steps_per_epoch=2, batch_size=2, crop_seconds=0.25, decoder={"hidden": 16, "n_layers": 2}
+    steps_per_epoch=2,
+    batch_size=2,
+    crop_seconds=0.25,
+    decoder={"hidden": 16, "n_layers": 2},
+    device="cpu",
 )
 
 
@@ -75,6 +86,29 @@ def test_resume_after_interruption_matches_uninterrupted_run(recordings, tmp_pat
     b = load_species_model(tmp_path / "run").model.state_dict()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_resume_on_another_device_names_the_device_of_the_checkpoint(recordings, tmp_path):
+    """A CUDA run's random state cannot seed a CPU generator (nor the reverse): resuming it on
+    the CPU says where it was written instead of calling the checkpoint corrupt."""
+    settings = TrainSettings(epochs=2, **TINY)
+
+    def interrupt(epoch):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_species(recordings, tmp_path, settings, progress=False, on_epoch_end=interrupt)
+    tensors, state = read_checkpoint(tmp_path / "checkpoint")
+    assert state["device"] == "cpu"
+    # What a CUDA generator's get_state() returns: 16 bytes (seed and offset).
+    tensors["generator"] = torch.zeros(16, dtype=torch.uint8)
+    write_checkpoint(tmp_path / "checkpoint", tensors, {**state, "device": "cuda"})
+    with pytest.raises(
+        ModelFileError,
+        match="written by a run on cuda, this run is on cpu: "
+        "resume with --device cuda, or train without --resume",
+    ):
+        train_species(recordings, tmp_path, settings, resume=True, progress=False)
 
 
 def test_detect_collapse_on_contrived_outputs(recordings):
