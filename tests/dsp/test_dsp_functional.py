@@ -41,6 +41,28 @@ def test_upsample_linear_hits_frame_centres_interpolates_and_holds():
     assert up[0, :, 0].tolist() == expected
 
 
+@pytest.mark.parametrize(
+    ("frames", "hop", "n_samples"),
+    [(126, 64, 8000), (126, 64, 8100), (10, 7, 50), (10, 7, 70), (1, 64, 100), (3, 4, 5)],
+)
+def test_upsample_linear_equals_the_interpolation_formula_and_its_gradient(frames, hop, n_samples):
+    """Shorter and longer than the frames span, one frame, a hop that is not a power of two:
+    sample s is x[left] * (1 - frac) + x[left + 1] * frac at position s / hop (held past the
+    last frame), and the gradient is that formula's."""
+    x = torch.randn(2, frames, 3, dtype=torch.float64, requires_grad=True)
+    position = (torch.arange(n_samples, dtype=torch.float64) / hop).clamp(max=frames - 1)
+    left = position.floor().long()
+    frac = (position - left)[None, :, None]
+    want = x[:, left] * (1 - frac) + x[:, (left + 1).clamp(max=frames - 1)] * frac
+    got = F.upsample_linear(x, hop, n_samples)
+    assert got.shape == (2, n_samples, 3)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    weights = torch.randn(2, n_samples, 3, dtype=torch.float64)
+    (grad_got,) = torch.autograd.grad((got * weights).sum(), x)
+    (grad_want,) = torch.autograd.grad((want * weights).sum(), x)
+    torch.testing.assert_close(grad_got, grad_want, rtol=1e-12, atol=1e-12)
+
+
 def test_remove_above_nyquist_masks_and_renormalises():
     dist = torch.ones(1, 1, 8)
     out = F.remove_above_nyquist(dist, torch.tensor([[6000.0]]), SR)
