@@ -38,7 +38,14 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..constants import ACTIVE_RANGE_DB, HOP_LENGTH, SAMPLE_RATE, VOICED_THRESHOLD
+from ..constants import (
+    ACTIVE_RANGE_DB,
+    F0_MAX_HZ,
+    F0_MIN_HZ,
+    HOP_LENGTH,
+    SAMPLE_RATE,
+    VOICED_THRESHOLD,
+)
 from ..dsp.spectral import log_mel
 from ..features.activity import bird_activity
 from ..features.background import noise_floor
@@ -118,19 +125,20 @@ def analyse_clip(
     confidence: np.ndarray | None = None,
     loudness: np.ndarray | None = None,
     hop_length: int = HOP_LENGTH,
+    band: tuple[float, float] = (F0_MIN_HZ, F0_MAX_HZ),
 ) -> ClipStats:
     """Frame statistics and window embeddings of ``audio [samples]`` at ``sample_rate``.
 
     ``f0_hz``/``confidence``/``loudness`` ``[frames]`` are tracked here unless given (a
-    preprocessed recording already has them).
+    preprocessed recording already has them), in ``band`` (Hz: the real recordings' own).
     """
     audio = np.asarray(audio, np.float32)
     if f0_hz is None or confidence is None:
-        f0_hz, confidence = estimate_f0(audio, sample_rate, hop_length=hop_length)
+        f0_hz, confidence = estimate_f0(audio, sample_rate, hop_length, *band)
     if loudness is None:
         # As preprocessing measures real recordings: the bird above the clip's own background.
         floor = noise_floor(audio)
-        loudness = bird_activity(audio, sample_rate, floor, hop_length=hop_length).loudness_db
+        loudness = bird_activity(audio, sample_rate, floor, None, hop_length, *band).loudness_db
     n = min(f0_hz.shape[0], confidence.shape[0], loudness.shape[0])
     f0_hz, confidence, loudness = f0_hz[:n], confidence[:n], loudness[:n]
     active = loudness >= loudness.max() - ACTIVE_RANGE_DB
@@ -274,7 +282,7 @@ def _resynthesis(
             continue
         rng = np.random.default_rng(_RESYNTH_SEED)
         out = model.synthesize(rec.f0_hz, rec.loudness_db, rec.confidence, rec.audio.shape[0], rng)
-        f0_out, _ = estimate_f0(out, rec.sample_rate, hop_length=rec.hop_length)
+        f0_out, _ = estimate_f0(out, rec.sample_rate, rec.hop_length, *rec.band)
         scores[rec.name] = f0_accuracy(rec.f0_hz, f0_out, voiced)
 
     def mean(names: Iterable[str]) -> float | None:
@@ -476,7 +484,9 @@ def evaluate(
             except AudioError as error:
                 report["skipped"].append({"file": str(path), "reason": error.reason})
                 continue
-            synthetic.append(analyse_clip(path.name, "synthetic", audio, SAMPLE_RATE))
+            synthetic.append(
+                analyse_clip(path.name, "synthetic", audio, SAMPLE_RATE, band=recordings[0].band)
+            )
             synthetic_audio.append(audio)
         if not synthetic:
             report["unmatched"].append(name)

@@ -56,7 +56,7 @@ from ..features.pitch import estimate_f0
 from ..features.residual import RESIDUAL_FLOOR_DB, measure_residual
 from ..io import atomic_write
 from ..model.species_model import SpeciesModel
-from ..model.storage import find_model_dirs
+from ..model.storage import analysis_band, find_model_dirs
 from ..plotting import draw_spectrogram, save_figure
 from ..sampling.bank import SpeciesBank
 from ..sampling.generate import real_clips
@@ -585,11 +585,12 @@ def explain_species(
         if audio.ndim != 1 or audio.size == 0:
             raise ValueError(f"real_clip {name!r}: expected non-empty [samples], got {audio.shape}")
         n_samples, seconds = audio.size, audio.size / sr
-        f0, conf = estimate_f0(audio, sr, hop_length=hop)
+        band = analysis_band(entry.info)  # as its training recordings were measured
+        f0, conf = estimate_f0(audio, sr, hop, *band)
         # As resynthesize: no background to measure in under half an analysis window.
         short = audio.size <= FLOOR_FFT_SIZE // 2
         floor = np.zeros(FLOOR_FFT_SIZE // 2 + 1, np.float32) if short else noise_floor(audio)
-        loud = bird_activity(audio, sr, floor, conf, hop).loudness_db
+        loud = bird_activity(audio, sr, floor, conf, hop, *band).loudness_db
         residual = measure_residual(audio, model.harmonic_part(f0, loud, conf, audio.size), hop)
         stem = Path(name).stem
         if stem in data.get("recordings", []):

@@ -46,6 +46,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from ..constants import F0_MAX_HZ, F0_MIN_HZ
 from ..features.background import FLOOR_FFT_SIZE
 from ..features.contours import ContourBank
 from ..features.residual import RESIDUAL_FLOOR_DB
@@ -62,6 +63,7 @@ __all__ = [
     "PRIOR_SPECIES",
     "ModelFileError",
     "SavedSpecies",
+    "analysis_band",
     "find_model_dirs",
     "has_checkpoint",
     "is_model_dir",
@@ -113,6 +115,15 @@ class SavedSpecies:
     backgrounds: np.ndarray  # [n_recordings, 1025] background magnitude per bin
     info: dict[str, Any]  # config.json contents
     directory: Path | None = None
+
+
+def analysis_band(info: dict[str, Any]) -> tuple[float, float]:
+    """The band (Hz) a model's recordings were analysed in (``preprocess --f_min/--f_max``),
+    where audio analysed for that model again has its F0 tracked and its bird measured: from
+    ``info["training_data"]["band"]`` (``config.json``); the defaults for models saved before
+    it was recorded."""
+    low, high = info.get("training_data", {}).get("band", (F0_MIN_HZ, F0_MAX_HZ))
+    return float(low), float(high)
 
 
 def is_model_dir(path: str | Path) -> bool:

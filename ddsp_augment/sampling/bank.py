@@ -23,7 +23,7 @@ from ..features.residual import (
     song_residual,
 )
 from ..io import resample
-from ..model.storage import SavedSpecies, find_model_dirs, load_species_model
+from ..model.storage import SavedSpecies, analysis_band, find_model_dirs, load_species_model
 from .gate import GateStats, Judge, gated_draw
 from .jitter import ComposedSong, JitterConfig, compose_song, jitter_contours
 from .scene import SceneConfig, SceneDraw, apply_scene, apply_scenes_torch, draw_scene
@@ -509,13 +509,14 @@ class SpeciesBank:
         hop = entry.model.config.hop_length
         rng = _rngs(seed, 1)[0]
         x = resample(audio, sample_rate, model_sr) if sample_rate != model_sr else audio
+        band = analysis_band(entry.info)  # as its training recordings were measured
         with _one_torch_thread():
-            f0, conf = estimate_f0(x, model_sr, hop_length=hop)
+            f0, conf = estimate_f0(x, model_sr, hop, *band)
             # The bird above the clip's background: the background is not re-sung as noise.
             # Too short to measure a background (under half an analysis window): none.
             short = x.shape[0] <= FLOOR_FFT_SIZE // 2
             floor = np.zeros(FLOOR_FFT_SIZE // 2 + 1, np.float32) if short else noise_floor(x)
-            loud = bird_activity(x, model_sr, floor, conf, hop).loudness_db
+            loud = bird_activity(x, model_sr, floor, conf, hop, *band).loudness_db
             new = jitter_contours(f0, loud, conf, config, rng, model_sr / hop)
             magnitudes = None
             if noise == "recorded":

@@ -113,6 +113,9 @@ class Recording:
     segments: np.ndarray  # [n, 2] frame ranges, end exclusive
     background: np.ndarray  # background magnitude per bin (features.background.noise_floor)
     screened: tuple[Screened, ...] = ()  # stretches a SegmentScreen left out of ``segments``
+    # Where F0 was tracked and the bird's activity measured, Hz (PreprocessSettings.f_min,
+    # f_max): whatever measures this bird again (validation, resynthesis) measures it there.
+    band: tuple[float, float] = (F0_MIN_HZ, F0_MAX_HZ)
 
     @property
     def seconds(self) -> float:
@@ -264,6 +267,7 @@ def analyse_audio(
         loudness_db=loud,
         segments=segments,
         background=background,
+        band=(settings.f_min, settings.f_max),
     )
     return rec if screen is None else screen_recording(rec, screen, path, location)
 
@@ -318,6 +322,7 @@ def _save_recording(
         "screen": np.array(screen_name),
         "screened_segments": np.array([s[:2] for s in rec.screened], np.int64).reshape(-1, 2),
         "screened_heard": np.array([s.heard for s in rec.screened], dtype=str),
+        "band": np.array(rec.band, np.float64),
     }
 
     def write(tmp: Path) -> None:
@@ -359,9 +364,18 @@ def load_processed(path: str | Path) -> Recording:
                         strict=True,
                     )
                 ),
+                band=_band(data),
             )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path}: not a readable preprocessed recording ({error})") from error
+
+
+def _band(data) -> tuple[float, float]:
+    """A feature file's analysis band; files written before it was stored used the defaults."""
+    if "band" not in data:
+        return (F0_MIN_HZ, F0_MAX_HZ)
+    low, high = (float(v) for v in data["band"])
+    return (low, high)
 
 
 def _screen_name(screen: SegmentScreen | None, location: Location | None) -> str:
@@ -383,6 +397,7 @@ def _is_up_to_date(out: Path, source: Path, settings: PreprocessSettings, screen
                 and list(data["source_stamp"]) == [stat.st_size, stat.st_mtime_ns]
                 and list(data["grid"]) == [settings.sample_rate, settings.hop_length]
                 and str(data.get("screen", "")) == screen_name
+                and _band(data) == (settings.f_min, settings.f_max)
             )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return False

@@ -392,11 +392,13 @@ def _validate(
         edge = recorded_band_edge(rec.background, rec.sample_rate)
         scores["spectral"].append(spectral_distance(rec.audio, heard, rec.sample_rate, f_max=edge))
         # Measured as preprocessing measured the recording: the bird above its background.
-        heard_loud = bird_activity(heard, rec.sample_rate, rec.background, None, rec.hop_length)
+        heard_loud = bird_activity(
+            heard, rec.sample_rate, rec.background, None, rec.hop_length, *rec.band
+        )
         scores["loud"].append(loudness_mae_db(rec.loudness_db, heard_loud.loudness_db, active))
         voiced = active & (rec.confidence >= VOICED_THRESHOLD)
         if voiced.any():
-            f0_out, _ = estimate_f0(bird, rec.sample_rate, hop_length=rec.hop_length)
+            f0_out, _ = estimate_f0(bird, rec.sample_rate, rec.hop_length, *rec.band)
             scores["f0"].append(f0_accuracy(rec.f0_hz, f0_out, voiced))
     model.train()
     return {
@@ -482,6 +484,15 @@ def _prepare(
     if not recordings:
         raise ValueError("train_species needs at least one recording")
     species = recordings[0].species
+    bands = {r.band for r in [*recordings, *(r for part in split or () for r in part)]}
+    if len(bands) > 1:
+        # Validation and resynthesis measure the bird in one band: the species' recordings must
+        # share it.
+        raise ValueError(
+            f"{species}: recordings preprocessed with different --f_min/--f_max "
+            f"({', '.join(f'{lo:g}-{hi:g} Hz' for lo, hi in sorted(bands))}); preprocess them "
+            "again with one band"
+        )
     train, val = split or split_by_recordist(recordings, settings.val_fraction, settings.seed)
     train, val = list(train), list(val)
     config = _decoder_config(train, settings.decoder)
@@ -512,6 +523,7 @@ def _prepare(
                 else "training recordings (too few to hold out)"
             ),
             "recordists": sorted({r.recordist for r in recordings}),
+            "band": list(recordings[0].band),
             "seconds": round(sum(r.seconds for r in train), 2),
             "voiced_seconds": round(
                 sum(float(np.sum(r.confidence >= VOICED_THRESHOLD)) for r in train) / frame_rate, 2

@@ -156,6 +156,29 @@ def test_resynthesis_keeps_length_and_level(small_bank, tonal_clips):
     np.testing.assert_array_equal(song, small_bank.resynthesize(species, audio, rate, seed=0))
 
 
+def test_resynthesis_analyses_the_clip_in_the_models_band(small_bank, tonal_clips, monkeypatch):
+    """A model of recordings preprocessed with --f_min 500 tracks a clip's F0 and measures its
+    bird between 500 Hz and 12 kHz too (``config.json``'s ``training_data.band``)."""
+    from ddsp_augment.io import load_audio
+    from ddsp_augment.sampling import bank as bank_module
+
+    species = small_bank.species[0]
+    small_bank.entry(species).info["training_data"]["band"] = [500.0, 12000.0]
+    bands = []
+    for name in ("estimate_f0", "bird_activity"):
+        real = getattr(bank_module, name)
+        first = 3 if name == "estimate_f0" else 5  # where f_min, f_max sit in each signature
+
+        def spy(*args, _real=real, _first=first):
+            bands.append(args[_first : _first + 2])
+            return _real(*args)
+
+        monkeypatch.setattr(bank_module, name, spy)
+    audio, rate = load_audio(tonal_clips[species][0])
+    small_bank.resynthesize(species, audio, rate, seed=0)
+    assert bands == [(500.0, 12000.0), (500.0, 12000.0)]
+
+
 def test_resynthesis_with_the_clips_own_residual_is_nearer_the_clip(small_bank, tonal_clips):
     """Without jitter, the recorded residual re-renders what the briefly trained model's
     harmonics miss, so the re-sung clip is nearer the original (multi-scale spectral distance

@@ -7,7 +7,11 @@ import pytest
 import soundfile as sf
 from conftest import TEST_DATA
 
-from ddsp_augment.training.preprocess import load_processed, preprocess_folder
+from ddsp_augment.training.preprocess import (
+    PreprocessSettings,
+    load_processed,
+    preprocess_folder,
+)
 
 TIT = TEST_DATA / "Parus_major"
 
@@ -59,6 +63,26 @@ def test_rerun_reuses_up_to_date_outputs(raw, tmp_path):
     with pytest.warns(UserWarning):
         preprocess_folder(raw, out, progress=False)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_the_analysis_band_is_stored_and_a_changed_band_analyses_again(raw, tmp_path):
+    """--f_min/--f_max decide where F0 is tracked and the bird measured: the file keeps them
+    (whatever measures the bird again uses them), and another band is not served stale."""
+    out = tmp_path / "processed"
+    with pytest.warns(UserWarning):
+        preprocess_folder(raw, out, progress=False)
+    files = sorted((out / "Parus_major").glob("*.npz"))
+    assert {load_processed(p).band for p in files} == {(1000.0, 12000.0)}
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    with pytest.warns(UserWarning):
+        preprocess_folder(raw, out, PreprocessSettings(f_min=500.0), progress=False)
+    assert all(p.stat().st_mtime_ns != stamps[p] for p in files)
+    assert {load_processed(p).band for p in files} == {(500.0, 12000.0)}
+    path = files[0]
+    with np.load(path) as data:
+        old = {k: data[k] for k in data.files if k != "band"}
+    np.savez(path, **old)  # as written before the band was stored: the defaults
+    assert load_processed(path).band == (1000.0, 12000.0)
 
 
 def test_missing_folder_and_corrupt_output_name_the_file(tmp_path):

@@ -8,6 +8,7 @@ from conftest import TEST_DATA
 from ddsp_augment import SpeciesBank
 from ddsp_augment.model.storage import (
     ModelFileError,
+    analysis_band,
     load_species_model,
     read_checkpoint,
     write_checkpoint,
@@ -109,6 +110,33 @@ def test_resume_on_another_device_names_the_device_of_the_checkpoint(recordings,
         "resume with --device cuda, or train without --resume",
     ):
         train_species(recordings, tmp_path, settings, resume=True, progress=False)
+
+
+def test_validation_measures_the_bird_in_the_band_it_was_preprocessed_in(
+    recordings, tmp_path, monkeypatch
+):
+    """A species preprocessed with --f_min 500 is validated (loudness and F0 of the
+    resynthesis) between 500 Hz and 12 kHz, and its model remembers the band; recordings of
+    two bands do not train together."""
+    low = [replace(r, band=(500.0, 12000.0)) for r in recordings]
+    seen = set()
+    real = train_module.bird_activity
+
+    def spy(*args):
+        seen.add(tuple(args[5:7]))
+        return real(*args)
+
+    monkeypatch.setattr(train_module, "bird_activity", spy)
+    train_species(low, tmp_path / "low", TrainSettings(epochs=1, **TINY), progress=False)
+    assert seen == {(500.0, 12000.0)}
+    saved = load_species_model(tmp_path / "low")
+    assert saved.info["training_data"]["band"] == [500.0, 12000.0]
+    assert analysis_band(saved.info) == (500.0, 12000.0)
+    assert analysis_band({}) == (1000.0, 12000.0)  # a model saved before the band was kept
+    with pytest.raises(ValueError, match="Parus_major: recordings preprocessed with different"):
+        train_species(
+            [low[0], *recordings[1:]], tmp_path / "mixed", TrainSettings(epochs=1, **TINY)
+        )
 
 
 def test_detect_collapse_on_contrived_outputs(recordings):
