@@ -17,11 +17,27 @@ from torch import Tensor, nn
 
 from ..dsp.spectral import stft_magnitude
 
-__all__ = ["FFT_SIZES", "MultiScaleSpectralLoss"]
+__all__ = ["FFT_SIZES", "LOSS_F_MIN_HZ", "MultiScaleSpectralLoss", "loss_f_min"]
 
 # Birdsong changes within milliseconds: 1024 (32 ms) resolves 31 Hz, 64 (2 ms) the fastest
 # trills; a 2048 window (64 ms) smears sweeps and punishes harmonics for small F0-track errors.
 FFT_SIZES: tuple[int, ...] = (1024, 512, 256, 128, 64)
+
+# Birds of the default analysis band (1-12 kHz) sing above it; wind and traffic sit below.
+LOSS_F_MIN_HZ = 500.0
+
+
+def loss_f_min(band_low_hz: float) -> float:
+    """The loss's ``f_min`` for a species analysed from ``band_low_hz`` up (its
+    ``Recording.band``): ``LOSS_F_MIN_HZ``, or half the band's low edge when that is lower.
+
+    A low-voiced species (a wood pigeon's coo, an owl's hoot) is analysed from a lower edge, and
+    its fundamental can sit right at it; half the edge keeps the fundamental's whole spectral
+    peak in the loss and still drops the rumble further down.
+    """
+    if band_low_hz <= 0:
+        raise ValueError(f"band_low_hz must be positive, got {band_low_hz}")
+    return min(LOSS_F_MIN_HZ, band_low_hz / 2)
 
 
 class MultiScaleSpectralLoss(nn.Module):
@@ -31,7 +47,8 @@ class MultiScaleSpectralLoss(nn.Module):
         sample_rate: Audio rate, to place ``f_min``.
         fft_sizes: FFT sizes (75 % overlap, Hann).
         f_min: Bins below this are ignored: birds sing above it, and low-frequency wind and
-            handling noise are not the species' sound.
+            handling noise are not the species' sound (:func:`loss_f_min` places it for a
+            species' analysis band).
         log_weight: Weight of the log-magnitude term (the linear term has weight 1).
     """
 
@@ -39,7 +56,7 @@ class MultiScaleSpectralLoss(nn.Module):
         self,
         sample_rate: int,
         fft_sizes: Sequence[int] = FFT_SIZES,
-        f_min: float = 500.0,
+        f_min: float = LOSS_F_MIN_HZ,
         log_weight: float = 1.0,
     ) -> None:
         super().__init__()

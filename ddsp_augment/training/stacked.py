@@ -78,9 +78,10 @@ _MAX_GRAD_NORM = 3.0
 
 def _stack_key(run: _Species) -> tuple:
     """What species must share to be stacked: the architecture (the decoder config but its
-    loudness normalisation, which each species carries as a buffer) and the crop length."""
+    loudness normalisation, which each species carries as a buffer), the crop length and the
+    loss's lowest frequency (from the analysis band)."""
     config = {k: v for k, v in run.config.to_dict().items() if not k.startswith("loudness_")}
-    return (tuple(sorted(config.items())), run.sampler.crop_frames)
+    return (tuple(sorted(config.items())), run.sampler.crop_frames, run.loss_f_min)
 
 
 def train_stacked(
@@ -165,7 +166,7 @@ class _Group:
         self.best_states: list[dict[str, Tensor] | None] = [None] * len(runs)
         self.fresh_draws = [0] * len(runs)
         self.failed: list[CollapseError | None] = [None] * len(runs)
-        self.loss_fn = MultiScaleSpectralLoss(runs[0].config.sample_rate)
+        self.loss_fn = MultiScaleSpectralLoss(runs[0].config.sample_rate, f_min=runs[0].loss_f_min)
 
     # -- one step for every active species -------------------------------------------------
 

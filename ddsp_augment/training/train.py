@@ -34,7 +34,7 @@ from ..features.pitch import estimate_f0
 from ..features.residual import measure_residual
 from ..io import atomic_write
 from ..model.decoder import DecoderConfig
-from ..model.losses import FFT_SIZES, MultiScaleSpectralLoss
+from ..model.losses import FFT_SIZES, MultiScaleSpectralLoss, loss_f_min
 from ..model.species_model import SpeciesModel
 from ..model.storage import (
     ModelFileError,
@@ -451,6 +451,11 @@ class _Species:
     def val_on(self) -> list[Recording]:
         return self.val or self.train
 
+    @property
+    def loss_f_min(self) -> float:
+        """Where the training loss starts listening, Hz: below the species' analysis band."""
+        return loss_f_min(self.train[0].band[0])
+
     def fresh_model(self, device: torch.device) -> SpeciesModel:
         """The starting point: random weights (from torch's global generator), or the prior's
         (with its frozen layers)."""
@@ -681,7 +686,7 @@ def train_species(
     model = run.fresh_model(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
-    loss_fn = MultiScaleSpectralLoss(model.config.sample_rate)
+    loss_fn = MultiScaleSpectralLoss(model.config.sample_rate, f_min=run.loss_f_min)
 
     state = _Progress(settings.learning_rate)
     best_state: dict[str, torch.Tensor] | None = None

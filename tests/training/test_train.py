@@ -18,6 +18,7 @@ from ddsp_augment.training.preprocess import PreprocessSettings, preprocess_file
 from ddsp_augment.training.train import (
     CollapseError,
     TrainSettings,
+    _prepare,
     detect_collapse,
     split_by_recordist,
     train_species,
@@ -116,9 +117,13 @@ def test_validation_measures_the_bird_in_the_band_it_was_preprocessed_in(
     recordings, tmp_path, monkeypatch
 ):
     """A species preprocessed with --f_min 500 is validated (loudness and F0 of the
-    resynthesis) between 500 Hz and 12 kHz, and its model remembers the band; recordings of
-    two bands do not train together."""
+    resynthesis) between 500 Hz and 12 kHz, its loss listens from 250 Hz, and its model
+    remembers the band; recordings of two bands do not train together."""
     low = [replace(r, band=(500.0, 12000.0)) for r in recordings]
+    cpu = torch.device("cpu")
+    quiet = lambda message: None  # noqa: E731
+    assert _prepare(low, tmp_path, TrainSettings(**TINY), cpu, quiet).loss_f_min == 250.0
+    assert _prepare(recordings, tmp_path, TrainSettings(**TINY), cpu, quiet).loss_f_min == 500.0
     seen = set()
     real = train_module.bird_activity
 
