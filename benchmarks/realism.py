@@ -57,6 +57,7 @@ from ddsp_augment.features.loudness import loudness_db
 from ddsp_augment.io import AudioError, load_audio
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.training.preprocess import (
+    PreprocessSettings,
     Recording,
     SegmentScreen,
     analyse_audio,
@@ -258,11 +259,12 @@ def _analysed(
     root: Path,
     species: str,
     rows: list[dict[str, str]],
+    settings: PreprocessSettings,
     screen: SegmentScreen | None = None,
 ) -> list[Recording]:
-    """The manifest ``rows``' recordings of ``species``, analysed (unreadable ones skipped),
-    without the stretches ``screen`` hears another species in (told each recording's location
-    where the manifest has one)."""
+    """The manifest ``rows``' recordings of ``species``, analysed with ``settings`` (unreadable
+    ones skipped), without the stretches ``screen`` hears another species in (told each
+    recording's location where the manifest has one)."""
     locations = read_locations(root) if screen is not None else {}
     recs = []
     for row in rows:
@@ -271,7 +273,7 @@ def _analysed(
             audio, _ = load_audio(path, RATE)
             location = locations.get(row["path"])
             recs.append(
-                analyse_audio(audio, path, species, row["recordist"], None, screen, location)
+                analyse_audio(audio, path, species, row["recordist"], settings, screen, location)
             )
         except AudioError as error:
             print(f"skipping {error}", file=sys.stderr)
@@ -291,7 +293,9 @@ def _shared_prior(
     # Its own generator: the judged species' splits stay those of a run without a prior.
     rng = np.random.default_rng(args.seed + 1)
     majority = {
-        name: _analysed(args.data_path, name, split_species(rows, len(rows), rng)[0], screen)
+        name: _analysed(
+            args.data_path, name, split_species(rows, len(rows), rng)[0], args.preprocess, screen
+        )
         for name, rows in sorted(by_species.items())
         if name not in train_recs
     }
@@ -314,6 +318,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data_path", type=Path, default=ROOT / "benchmarks/data/xc-germany")
     parser.add_argument("--species", nargs="+", help="only these species (default: all)")
     parser.add_argument("--train_recordings", type=int, default=2)
+    parser.add_argument(
+        "--band",
+        nargs=2,
+        type=float,
+        metavar=("F_MIN", "F_MAX"),
+        default=(PreprocessSettings.f_min, PreprocessSettings.f_max),
+        help="analysis band in Hz (preprocess --f_min/--f_max), e.g. 250 8000 for doves",
+    )
     # The training defaults of `ddsp-augment train`, what a user's models get. Early stopping
     # keeps each species' best validation epoch: at 30 epochs it lay past the eighth for most
     # species, and songs scored top-1 +0.025 [+0.004, +0.054] and +0.008 [-0.013, +0.033] over
@@ -395,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--pool: no realism.json at {', '.join(missing)}")
         print(json.dumps(pool_runs([json.loads(f.read_text("utf-8")) for f in files]), indent=2))
         return 0
+    args.preprocess = PreprocessSettings(f_min=args.band[0], f_max=args.band[1])
     # JSON has no tuples: ranges come as lists.
     args.jitter = {k: tuple(v) if isinstance(v, list) else v for k, v in args.jitter.items()}
     with open(args.data_path / "manifest.csv", newline="", encoding="utf-8") as handle:
@@ -418,8 +431,13 @@ def main(argv: list[str] | None = None) -> int:
     screen = None
     if args.screen == "birdnet":
         screen = BirdNETScreen(args.screen_location, args.screen_min_score, judge=birdnet)
-    train_recs = {name: _analysed(args.data_path, name, splits[name][0], screen) for name in names}
-    test_recs = {name: _analysed(args.data_path, name, splits[name][1]) for name in names}
+    train_recs = {
+        name: _analysed(args.data_path, name, splits[name][0], args.preprocess, screen)
+        for name in names
+    }
+    test_recs = {
+        name: _analysed(args.data_path, name, splits[name][1], args.preprocess) for name in names
+    }
     train_audio = {name: [r.audio for r in recs] for name, recs in train_recs.items()}
     prior_info = {}
     if args.prior == "shared":
@@ -500,7 +518,10 @@ def main(argv: list[str] | None = None) -> int:
         targets["tstr_holds"] = targets["tstr_ratio"] >= TARGET_TSTR_RATIO
     summary["targets"] = targets
     result = {
-        "settings": {**vars(args), "data_path": str(args.data_path)},
+        "settings": {
+            **{k: v for k, v in vars(args).items() if k != "preprocess"},
+            "data_path": str(args.data_path),
+        },
         "summary": summary,
         "species": rows,
         "prior": prior_info,
