@@ -1,9 +1,10 @@
 """A light judge fitted on the user's own real clips, for species BirdNET does not know.
 
-Logistic regression on the log-mel statistics (``metrics.log_mel_embedding``) of the loud 1 s
-windows of each real clip, at the model rate; a clip's confidence for a species is the mean
-probability of that species over its windows. Needs scikit-learn (extra ``ddsp-augment[gate]``).
-Fitting takes seconds, judging a 3 s clip ~10 ms.
+Logistic regression on log-mel statistics (per band: mean and standard deviation over 1 s) of
+each clip's loudest 1 s windows, at the model rate, each band measured above the clip's own
+floor; a clip's confidence for a species is the mean probability of that species over its
+windows. Needs scikit-learn (extra ``ddsp-augment[gate]``). Fitting takes seconds, judging a
+3 s clip ~10 ms.
 """
 
 from __future__ import annotations
@@ -13,17 +14,35 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..constants import SAMPLE_RATE
+from ..dsp.spectral import log_mel
 from ..io import judged_clip
-from .evaluate import _windows
-from .metrics import log_mel_embeddings
 
 __all__ = ["RealClipJudge"]
 
+_HOP = 256  # log-mel frames of 8 ms
+_WINDOW_FRAMES = SAMPLE_RATE // _HOP  # 1 s
+_MAX_WINDOWS = 16  # per clip, so long recordings do not outweigh short ones
+# Every band is measured above this percentile of its own frames: the clip's background and
+# channel (microphone, distance, site), which differ between recordists and say nothing of the
+# species. On the realism splits (20 species, 2 training recordings each, held-out
+# recordists) it raised held-out accuracy from 0.128 to 0.198 (validation split; 10th and
+# 35th percentiles 0.174 and 0.209) and from 0.213 to 0.270 on the reported split.
+_FLOOR_PERCENTILE = 20.0
+
 
 def _features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``[windows, 128]`` log-mel statistics of a clip's loud 1 s windows at the model rate."""
+    """``[windows, 128]``: per log-mel band, mean and standard deviation above the clip's floor
+    over each of its (at most 16) loudest 1 s windows (hop 0.5 s), at the model rate."""
     audio = judged_clip(audio, sample_rate, SAMPLE_RATE)
-    return log_mel_embeddings(np.stack(_windows(audio, SAMPLE_RATE)), SAMPLE_RATE)
+    mel = log_mel(audio, SAMPLE_RATE, hop_length=_HOP)
+    above = mel - np.percentile(mel, _FLOOR_PERCENTILE, axis=1, keepdims=True)
+    length = min(_WINDOW_FRAMES, above.shape[1])
+    starts = np.arange(0, above.shape[1] - length + 1, max(length // 2, 1))
+    windows = np.stack([above[:, s : s + length] for s in starts])
+    energy = np.clip(windows, 0.0, None).mean(axis=(1, 2))
+    keep = np.sort(np.argsort(-energy, kind="stable")[:_MAX_WINDOWS])
+    windows = windows[keep]
+    return np.concatenate([windows.mean(axis=-1), windows.std(axis=-1)], axis=-1)
 
 
 class RealClipJudge:

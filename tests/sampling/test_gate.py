@@ -7,9 +7,7 @@ import pytest
 from conftest import TEST_DATA
 
 from ddsp_augment.evaluation.clip_judge import RealClipJudge
-from ddsp_augment.evaluation.evaluate import _windows
-from ddsp_augment.evaluation.metrics import log_mel_embedding
-from ddsp_augment.io import judged_clip, load_audio
+from ddsp_augment.io import load_audio
 from ddsp_augment.sampling.bank import SpeciesBank
 from ddsp_augment.sampling.gate import GateStats, gated_draw
 
@@ -79,14 +77,12 @@ def test_real_clip_judge_names_a_held_out_great_tit(tonal_clips):
     tit = judge.confidence(held_out, 32000, "Parus_major")
     assert tit > 0.9
     assert judge.confidence(held_out, 32000, "Fringilla_coelebs") == pytest.approx(1 - tit)
-    # The judge embeds a clip's loud windows in one batch; each window's embedding alone gives
-    # the same probabilities bit for bit, so batching cannot move a gate decision.
-    windows = _windows(judged_clip(held_out, 32000, 32000), 32000)
-    alone = np.stack([log_mel_embedding(w, 32000) for w in windows])
-    assert len(windows) > 1
-    np.testing.assert_array_equal(
-        judge.probabilities(held_out, 32000), judge.model.predict_proba(alone).mean(axis=0)
-    )
+    # Each band is measured above the clip's own floor, so another recordist's level and hiss
+    # do not change the verdict: the clip 20 dB quieter, or under white noise 21 dB below its
+    # RMS (plain log-mel statistics gave those 0.83 and 0.05: a chaffinch).
+    hiss = 0.003 * np.random.default_rng(0).standard_normal(held_out.shape).astype(np.float32)
+    for version in (0.1 * held_out, held_out + hiss):
+        assert judge.confidence(version, 32000, "Parus_major") > 0.9
     with pytest.raises(ValueError, match="not fitted on 'Turdus_merula'"):
         judge.confidence(held_out, 32000, "Turdus_merula")
     with pytest.raises(ValueError, match="two species"):
