@@ -28,10 +28,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, LOUDNESS_FLOOR_DB
-from ..dsp.spectral import frame_signal, hann_window, power_blocks
+from ..dsp.spectral import frame_signal, hann_window, magnitude_spectrogram, power_blocks
 from .loudness import _a_weights
 
-__all__ = ["BirdActivity", "bird_activity"]
+__all__ = ["BirdActivity", "bird_activity", "share_below"]
 
 _BIN_SNR = 6.0
 _BAND_LOW_RATIO = 0.5  # the band starts an octave under f_min: lower partials of low calls
@@ -134,3 +134,47 @@ def bird_activity(
     near = spread[reach : reach + n_frames] > 0.5
     loud = np.where(near, loud, LOUDNESS_FLOOR_DB).astype(np.float32)
     return BirdActivity(loud, active, floor_db)
+
+
+def share_below(
+    audio: np.ndarray,
+    sample_rate: int,
+    floor: np.ndarray,
+    active: np.ndarray,
+    split_hz: float,
+    hop_length: int = HOP_LENGTH,
+    low_hz: float = 100.0,
+    high_hz: float = F0_MAX_HZ,
+) -> float:
+    """Share of a recording's bird power, between ``low_hz`` and ``high_hz``, below ``split_hz``.
+
+    The bird's power is what rises over the noise ``floor`` (as in :func:`bird_activity`: bins
+    ``_BIN_SNR`` over it, less the floor) in the ``active [n_frames]`` frames (frames of
+    ``hop_length``), on the floor's own FFT grid (``floor [n_fft // 2 + 1]``, hop ``n_fft // 4``).
+    Near 1 for a species singing below the analysis band: on xc-germany-20, below 1 kHz, the
+    wood pigeon's recordings read 0.03-1.00 (median 1.00), no other species' median exceeds
+    0.12. 0 when nothing rises over the floor.
+    """
+    audio = np.asarray(audio, np.float32)
+    floor = np.asarray(floor, np.float64)
+    active = np.asarray(active, bool)
+    if audio.ndim != 1 or floor.ndim != 1 or floor.shape[0] < 2:
+        raise ValueError(
+            f"share_below: need mono audio and a [bins] floor, got {audio.shape} and {floor.shape}"
+        )
+    if not low_hz < split_hz < high_hz:
+        raise ValueError(
+            f"share_below: need low_hz < split_hz < high_hz, got {low_hz}, {split_hz}, {high_hz}"
+        )
+    n_fft = 2 * (floor.shape[0] - 1)
+    power = magnitude_spectrogram(audio, n_fft, n_fft // 4, power=2.0)  # [bins, frames]
+    # Each spectrum frame is centred at j * n_fft / 4 samples: the control frame there says
+    # whether the bird sang.
+    at = np.minimum(np.arange(power.shape[1]) * (n_fft // 4) // hop_length, active.shape[0] - 1)
+    power = power[:, active[at]].astype(np.float64)
+    floor_power = floor[:, None] ** 2
+    excess = np.where(power > _BIN_SNR * floor_power, power - floor_power, 0.0).sum(axis=1)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    total = float(excess[(freqs >= low_hz) & (freqs < high_hz)].sum())
+    below = float(excess[(freqs >= low_hz) & (freqs < split_hz)].sum())
+    return below / total if total > 0 else 0.0

@@ -53,8 +53,11 @@ class _WhereScreen:
 
 
 def test_training_recordings_are_screened_at_their_manifest_location(tmp_path):
+    """... and analysed in the run's band (``--band``)."""
     import soundfile as sf
     from realism import _analysed
+
+    from ddsp_augment.training.preprocess import PreprocessSettings
 
     t = np.arange(RATE) / RATE
     tone = 0.3 * np.sin(2 * np.pi * 3000 * t) * np.hanning(t.size)
@@ -66,8 +69,9 @@ def test_training_recordings_are_screened_at_their_manifest_location(tmp_path):
     (tmp_path / "manifest.csv").write_text("path,recordist,lat,lon\nA/a.wav,r1,-33.9,18.4\n")
     rows = [{"path": "A/a.wav", "recordist": "r1"}, {"path": "A/b.wav", "recordist": "r2"}]
     screen = _WhereScreen()
-    recs = _analysed(tmp_path, "A", rows, screen)
+    recs = _analysed(tmp_path, "A", rows, PreprocessSettings(f_min=500.0, f_max=8000.0), screen)
     assert len(recs) == 2 and screen.locations == [(-33.9, 18.4), None]
+    assert [r.band for r in recs] == [(500.0, 8000.0)] * 2
 
 
 def test_the_target_ratios_come_with_a_bootstrap_interval_over_species():

@@ -7,7 +7,7 @@ import pytest
 from conftest import XC_GERMANY
 
 from ddsp_augment.constants import LOUDNESS_FLOOR_DB
-from ddsp_augment.features.activity import bird_activity
+from ddsp_augment.features.activity import bird_activity, share_below
 from ddsp_augment.features.background import noise_floor
 from ddsp_augment.features.contours import find_segments
 from ddsp_augment.features.loudness import loudness_db
@@ -116,3 +116,26 @@ def test_clips_shorter_than_a_window_keep_the_frame_grid():
         result = bird_activity(np.full(n, 0.1, np.float32), SR, np.zeros(1025), hop_length=HOP)
         assert result.loudness_db.shape == result.active.shape == (n // HOP + 1,)
         assert np.all(np.isfinite(result.loudness_db))
+
+
+def test_share_below_counts_the_birds_power_over_the_floor_in_active_frames():
+    """A 400 Hz coo over hiss lies wholly below 1 kHz, a 3 kHz whistle not at all; outside the
+    active frames the coo does not count, and what does is the hiss's own rare peaks over its
+    floor, spread evenly (0.9 of 11.9 kHz: 0.08)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(4 * SR) / SR
+    hiss = 0.01 * rng.standard_normal(t.size)
+    burst = (t >= 1.0) & (t < 2.0)
+    active = np.zeros(4 * SR // HOP + 1, bool)
+    active[SR // HOP : 2 * SR // HOP] = True
+    for freq, expected in ((400.0, 1.0), (3000.0, 0.0)):
+        audio = (hiss + 0.1 * np.sin(2 * np.pi * freq * t) * burst).astype(np.float32)
+        share = share_below(audio, SR, noise_floor(audio), active, 1000.0, HOP)
+        assert share == pytest.approx(expected, abs=0.02)
+    coo = (hiss + 0.1 * np.sin(2 * np.pi * 400.0 * t) * burst).astype(np.float32)
+    elsewhere = np.roll(active, 2 * SR // HOP)
+    assert share_below(coo, SR, noise_floor(coo), elsewhere, 1000.0, HOP) < 0.15
+    quiet = hiss.astype(np.float32)
+    assert share_below(quiet, SR, noise_floor(quiet), active, 1000.0, HOP) < 0.15
+    with pytest.raises(ValueError, match="low_hz < split_hz < high_hz"):
+        share_below(coo, SR, noise_floor(coo), active, 50.0, HOP)
