@@ -96,6 +96,18 @@ def split_species(
     return train, test
 
 
+def draw_splits(
+    by_species: dict[str, list[dict[str, str]]], train_recordings: int, seed: int
+) -> dict[str, tuple[list[dict[str, str]], list[dict[str, str]]]]:
+    """:func:`split_species` of every species, in name order from one ``seed``-ed generator:
+    a run of some species (``--species``) judges the very recordings a full run does."""
+    rng = np.random.default_rng(seed)
+    return {
+        name: split_species(rows, train_recordings, rng)
+        for name, rows in sorted(by_species.items())
+    }
+
+
 def sine_following(rec: Recording) -> np.ndarray:
     """A sinusoid on ``rec``'s F0 with the bird's loudness (a full-scale sine reads 0 dB)."""
     amplitude = np.power(10.0, rec.loudness_db / 20.0).astype(np.float32)
@@ -316,7 +328,11 @@ def _shared_prior(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_path", type=Path, default=ROOT / "benchmarks/data/xc-germany")
-    parser.add_argument("--species", nargs="+", help="only these species (default: all)")
+    parser.add_argument(
+        "--species",
+        nargs="+",
+        help="only these species (default: all), on the recordings a full run of --seed uses",
+    )
     parser.add_argument("--train_recordings", type=int, default=2)
     parser.add_argument(
         "--band",
@@ -416,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in manifest:
         by_species.setdefault(row["species"], []).append(row)
     names = sorted(args.species or by_species)
+    unknown = sorted(set(names) - set(by_species))
+    if unknown:
+        parser.error(f"--species: not in {args.data_path / 'manifest.csv'}: {', '.join(unknown)}")
     settings = TrainSettings(
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
@@ -425,8 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     birdnet = BirdNETJudge()
-    rng = np.random.default_rng(args.seed)
-    splits = {name: split_species(by_species[name], args.train_recordings, rng) for name in names}
+    splits = draw_splits(by_species, args.train_recordings, args.seed)
     # Only what the models learn from is screened; the held-out clips are judged as recorded.
     screen = None
     if args.screen == "birdnet":

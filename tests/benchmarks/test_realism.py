@@ -143,3 +143,21 @@ def test_a_species_without_songs_does_not_move_the_target_ratio():
     assert targets["confidence_ratio"] == pytest.approx(0.8) and targets["confidence_holds"]
     assert targets["left_out"] == 1
     assert birdnet_targets([failed]) == {"left_out": 1}
+
+
+def test_a_run_of_some_species_judges_the_recordings_a_full_run_does(tmp_path, capsys):
+    from realism import draw_splits, main
+
+    by_species = {
+        name: [{"path": f"{name}/{i}.wav", "recordist": f"r{i % 4}"} for i in range(9)]
+        for name in ("A_a", "B_b", "C_c")
+    }
+    full = draw_splits(by_species, 2, seed=2)
+    assert [len(train) for train, _ in full.values()] == [2, 2, 2]
+    # Drawn alone, C_c would take the generator's first draws and other recordings: a
+    # --species run draws every species' split, as the full run does, and keeps its own.
+    assert full["C_c"] != draw_splits({"C_c": by_species["C_c"]}, 2, seed=2)["C_c"]
+    (tmp_path / "manifest.csv").write_text("path,species,recordist\nA_a/0.wav,A_a,r0\n")
+    with pytest.raises(SystemExit):
+        main(["--data_path", str(tmp_path), "--species", "Z_z", "--output_path", str(tmp_path)])
+    assert "--species: not in" in capsys.readouterr().err
