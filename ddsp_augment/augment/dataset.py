@@ -182,8 +182,9 @@ class DDSPBalancedDataset(Dataset):
             recall -0.011 on average with "recorded").
         quality_gate: ``(judge, min_confidence)``: a song the judge gives less than
             ``min_confidence`` for its species is redrawn (``SpeciesBank.sample``'s gate; e.g.
-            ``(RealClipJudge.fit(...), 0.5)`` or ``(BirdNETJudge().confidence, 0.3)``). The judge
-            travels to DataLoader workers, so it must pickle. None: no gate.
+            ``(RealClipJudge(clips, 32000).confidence, 0.5)`` or
+            ``(BirdNETJudge().confidence, 0.3)``). The judge travels to DataLoader workers, so
+            it must pickle. None: no gate.
         strict: Raise instead of warning when a class that needs synthetic items has no model.
         return_synthetic_flag: Append ``is_synthetic`` (tuples: a last bool; dicts: a key).
         cache_dir: Keep synthetic songs as float wav files here, one per (seed, epoch, index) and
