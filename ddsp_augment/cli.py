@@ -23,6 +23,7 @@ from . import __version__
 from .constants import F0_MAX_HZ, F0_MIN_HZ, HOP_LENGTH, SAMPLE_RATE
 
 if TYPE_CHECKING:
+    from .sampling.gate import Judge
     from .sampling.scene import SceneConfig
 
 __all__ = ["build_parser", "format_table", "main"]
@@ -227,6 +228,19 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(*_flags("species"), nargs="+", metavar="NAME", help="only these species")
     p.add_argument(*_flags("real_path"), help="real recordings (<species>/*) for contact sheets")
     p.add_argument(*_flags("from_sidecar"), metavar="JSON", help="regenerate the song of a sidecar")
+    gate = p.add_argument_group(
+        "quality gate", "redraw songs a judge does not give --min_confidence for their species"
+    )
+    gate.add_argument(
+        *_flags("gate"),
+        choices=("light", "birdnet"),
+        help="'light': a classifier fitted on --real_path's recordings (of 2+ species; needs "
+        "the [gate] extra); 'birdnet': BirdNET (the [birdnet] extra)",
+    )
+    gate.add_argument(*_flags("min_confidence"), type=float, default=0.5, help="(default 0.5)")
+    gate.add_argument(
+        *_flags("max_draws"), type=int, default=8, help="clips drawn at most per song (default 8)"
+    )
 
     jitter = p.add_argument_group(
         "jitter", "JitterConfig fields; unset ones keep each species' own measured variation"
@@ -565,6 +579,7 @@ def _scene(args: argparse.Namespace) -> SceneConfig | None:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
+    from .sampling.gate import GateStats
     from .sampling.generate import generate_songs, regenerate
 
     if args.from_sidecar:
@@ -574,6 +589,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         )
         print(f"regenerated {wav} ({state})")
         return 0 if identical else 1
+    stats = GateStats()
+    gate = _generate_gate(args)
     written = generate_songs(
         args.model_checkpoint or "models/",
         args.output_path or "results/songs/",
@@ -587,6 +604,9 @@ def _run_generate(args: argparse.Namespace) -> int:
         scene=_scene(args),
         real_path=args.real_path,
         noise=args.noise,
+        gate=gate,
+        max_draws=args.max_draws,
+        gate_stats=stats,
     )
     out = Path(args.output_path or "results/songs/")
     rows = [
@@ -594,7 +614,50 @@ def _run_generate(args: argparse.Namespace) -> int:
         for name, paths in written.items()
     ]
     print(format_table(["species", "songs", "folder", "contact sheet"], rows))
+    if gate is not None:
+        print(
+            f"gate ({args.gate}, min_confidence {args.min_confidence:g}): {stats.accepted} of "
+            f"{stats.items} songs accepted, {stats.draws} clips drawn "
+            f"({stats.acceptance_rate:.2f} accepted), {stats.seconds_per_item:.2f} s a song; "
+            "each sidecar holds its verdict"
+        )
     return 0
+
+
+def _generate_gate(args: argparse.Namespace) -> tuple[Judge, float] | None:
+    """``generate --gate``'s (judge, min_confidence), or None."""
+    if args.gate is None:
+        return None
+    if not 0 <= args.min_confidence <= 1:
+        raise UserError(f"--min_confidence must be in [0, 1], got {args.min_confidence}")
+    if args.gate == "birdnet":
+        from .evaluation.birdnet import BirdNETJudge
+
+        return BirdNETJudge().confidence, args.min_confidence
+    import numpy as np
+
+    from .evaluation.clip_judge import RealClipJudge
+    from .io import AudioError, load_audio, scan_folder
+    from .model.storage import find_model_dirs
+
+    if not args.real_path:
+        raise UserError("--gate light fits its judge on real recordings: give --real_path")
+    clips: dict[str, list[np.ndarray]] = {}
+    for path, species in scan_folder(_need_dir(args.real_path, "real recordings", "<species>/*")):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # clipping notes: the judge only reads spectra
+                clips.setdefault(species, []).append(load_audio(path, SAMPLE_RATE)[0])
+        except AudioError as error:
+            print(f"--gate light: skipping {error}", file=sys.stderr)
+    judge = RealClipJudge(clips, SAMPLE_RATE)
+    wanted = find_model_dirs(args.model_checkpoint or "models/", args.species)
+    unknown = sorted(set(wanted) - set(judge.species))
+    if unknown:
+        raise UserError(
+            f"--gate light: no real recordings of {', '.join(unknown)} in {args.real_path}"
+        )
+    return judge.confidence, args.min_confidence
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:

@@ -257,3 +257,38 @@ def test_format_table_aligns_columns():
     assert lines[0] == "species    files  seconds"
     assert lines[2] == "a              2     1.50"
     assert lines[3] == "long_name     10        -"
+
+
+def test_generate_through_the_light_gate(tonal_clips, small_bank_path, tmp_path, capsys):
+    """``generate --gate light`` fits its judge on --real_path's recordings and redraws songs
+    it doubts; each sidecar holds the verdict. Without real recordings of 2 species, or of the
+    species generated, it stops before writing anything, saying why."""
+    real = tmp_path / "real"
+    for species, paths in tonal_clips.items():
+        (real / species).mkdir(parents=True)
+        for path in paths:
+            shutil.copy(path, real / species / path.name)
+    songs = tmp_path / "songs"
+    argv = ["generate", "--model_checkpoint", str(small_bank_path), "--output_path", str(songs)]
+    argv += ["--n", "2", "--seconds", "1", "--gate", "light", "--max_draws", "3"]
+    assert main([*argv, "--real_path", str(real)]) == 0
+    out = capsys.readouterr().out
+    assert "gate (light, min_confidence 0.5): " in out and "songs accepted" in out
+    sidecars = sorted(songs.glob("*/*.json"))
+    assert len(sidecars) == 4
+    for sidecar in sidecars:
+        verdict = json.loads(sidecar.read_text())["gate"]
+        assert 1 <= verdict["draws"] <= 3
+        assert verdict["accepted"] == (verdict["confidence"] >= 0.5)
+    assert main(argv) == 2
+    assert "--gate light fits its judge on real recordings: give --real_path" in (
+        capsys.readouterr().err
+    )
+    shutil.rmtree(real / "Fringilla_coelebs")
+    shutil.rmtree(songs)
+    assert main([*argv, "--real_path", str(real)]) == 2
+    assert "at least two species" in capsys.readouterr().err
+    shutil.copytree(real / "Parus_major", real / "Turdus_merula")
+    assert main([*argv, "--real_path", str(real)]) == 2
+    assert "no real recordings of Fringilla_coelebs in" in capsys.readouterr().err
+    assert not songs.exists()

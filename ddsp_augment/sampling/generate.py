@@ -43,6 +43,7 @@ from ..model.storage import find_model_dirs
 from ..plotting import contact_sheet, spectrogram_png
 from ..training.preprocess import load_processed
 from .bank import SpeciesBank, check_sample_args
+from .gate import GateStats, Judge, gated_draw
 from .jitter import JitterConfig
 from .scene import SceneConfig
 
@@ -83,15 +84,18 @@ class SongRequest:
     jitter: JitterConfig
     scene: SceneConfig | None
     noise: NoiseSource = "recorded"
+    # Which clip of the song's seed: a quality gate's redraws are draws 1, 2, ... (0: the first).
+    draw: int = 0
 
     @property
     def stem(self) -> str:
         return f"{self.species}_{self.seed}_{self.index}"
 
 
-def song_seed(seed: int, index: int) -> np.random.SeedSequence:
-    """The seed sequence of song ``index`` of a run seeded ``seed`` (independent of ``n``)."""
-    return np.random.SeedSequence(seed, spawn_key=(index,))
+def song_seed(seed: int, index: int, draw: int = 0) -> np.random.SeedSequence:
+    """The seed sequence of song ``index`` of a run seeded ``seed`` (independent of ``n``);
+    ``draw`` > 0: of a quality gate's ``draw``-th redraw of it."""
+    return np.random.SeedSequence(seed, spawn_key=(index,) if draw == 0 else (index, draw))
 
 
 def render_song(bank: SpeciesBank, request: SongRequest) -> np.ndarray:
@@ -101,7 +105,7 @@ def render_song(bank: SpeciesBank, request: SongRequest) -> np.ndarray:
         n=1,
         seconds=request.seconds,
         sample_rate=request.sample_rate,
-        seed=song_seed(request.seed, request.index),
+        seed=song_seed(request.seed, request.index, request.draw),
         backend=request.backend,
         scene=request.scene,
         jitter=request.jitter,
@@ -183,7 +187,9 @@ def _config_from_dict(cls: type, values: Mapping[str, Any]) -> Any:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-def _sidecar(request: SongRequest, model_dir: Path, wav: Path, png: Path) -> dict[str, Any]:
+def _sidecar(
+    request: SongRequest, model_dir: Path, wav: Path, png: Path, verdict: dict[str, Any] | None
+) -> dict[str, Any]:
     return {
         "format": SIDECAR_FORMAT,
         "format_version": SIDECAR_VERSION,
@@ -193,7 +199,10 @@ def _sidecar(request: SongRequest, model_dir: Path, wav: Path, png: Path) -> dic
         "species": request.species,
         "seed": request.seed,
         "index": request.index,
-        "seed_derivation": "SeedSequence(seed, spawn_key=(index,)) -> SpeciesBank.sample(n=1)",
+        "draw": request.draw,
+        "seed_derivation": "SeedSequence(seed, spawn_key=(index,), or (index, draw) for a "
+        "gate's redraw) -> SpeciesBank.sample(n=1)",
+        "gate": verdict,
         "seconds": request.seconds,
         "sample_rate": request.sample_rate,
         "backend": request.backend,
@@ -209,10 +218,49 @@ def _sidecar(request: SongRequest, model_dir: Path, wav: Path, png: Path) -> dic
     }
 
 
+def _gated_song(
+    bank: SpeciesBank,
+    request: SongRequest,
+    gate: tuple[Judge, float],
+    max_draws: int,
+    stats: GateStats,
+) -> tuple[SongRequest, np.ndarray, dict[str, Any]]:
+    """:func:`.gate.gated_draw` over draws 0, 1, ... of ``request``: the request of the clip
+    kept, its audio and the verdict a sidecar records."""
+    judge, min_confidence = gate
+    attempts: list[SongRequest] = []
+    clips: list[np.ndarray] = []
+    scores: list[float] = []
+
+    def draw() -> np.ndarray:
+        attempts.append(dataclasses.replace(request, draw=len(attempts)))
+        clips.append(render_song(bank, attempts[-1]))
+        return clips[-1]
+
+    def judged(audio: np.ndarray, sample_rate: int, species: str) -> float:
+        scores.append(float(judge(audio, sample_rate, species)))
+        return scores[-1]
+
+    kept = gated_draw(
+        draw, judged, request.species, request.sample_rate, min_confidence, max_draws, stats
+    )
+    index = next(i for i, clip in enumerate(clips) if clip is kept)
+    verdict = {
+        "confidence": scores[index],
+        "min_confidence": min_confidence,
+        "accepted": scores[index] >= min_confidence,
+        "draws": len(clips),
+    }
+    return attempts[index], kept, verdict
+
+
 def _write_song(
-    bank: SpeciesBank, request: SongRequest, model_dir: Path, folder: Path
-) -> tuple[Path, np.ndarray]:
-    audio = render_song(bank, request)
+    request: SongRequest,
+    audio: np.ndarray,
+    model_dir: Path,
+    folder: Path,
+    verdict: dict[str, Any] | None = None,
+) -> Path:
     wav = folder / f"{request.stem}.wav"
     png = folder / f"{request.stem}.png"
     save_audio(wav, audio, request.sample_rate)
@@ -222,12 +270,12 @@ def _write_song(
         png,
         f"{request.species} — seed {request.seed}, #{request.index}",
     )
-    payload = _sidecar(request, model_dir, wav, png)
+    payload = _sidecar(request, model_dir, wav, png, verdict)
     atomic_write(
         folder / f"{request.stem}.json",
         lambda tmp: tmp.write_text(json.dumps(payload, indent=2), "utf-8"),
     )
-    return wav, audio
+    return wav
 
 
 def generate_songs(
@@ -244,6 +292,9 @@ def generate_songs(
     real_path: str | Path | None = None,
     progress: bool = True,
     noise: NoiseSource = "recorded",
+    gate: tuple[Judge, float] | None = None,
+    max_draws: int = 8,
+    gate_stats: GateStats | None = None,
 ) -> dict[str, list[Path]]:
     """Write ``n`` songs per species (wav + spectrogram + sidecar) and a contact sheet each.
 
@@ -254,6 +305,10 @@ def generate_songs(
         noise: What shapes the songs' noise (``SpeciesBank.sample``'s ``noise``).
         real_path: Folder of real recordings (``<species>/*`` audio or preprocessed ``.npz``)
             for the contact sheets' real column.
+        gate: ``(judge, min_confidence)`` (see :mod:`.gate`): a song the judge gives less is
+            drawn again from its seed, up to ``max_draws`` clips, and the most convincing kept.
+            The sidecar records the draw (``--from_sidecar`` renders it without the judge)
+            and the judge's verdict; ``gate_stats`` collects the totals.
 
     Returns:
         ``{species: [wav paths]}``.
@@ -266,6 +321,11 @@ def generate_songs(
     check_noise(noise)
     if real_path is not None and not Path(real_path).is_dir():
         raise FileNotFoundError(f"{real_path}: no such folder of real recordings")
+    if gate is not None and (not callable(gate[0]) or not 0 <= gate[1] <= 1):
+        raise ValueError(f"gate must be (judge callable, min_confidence in [0, 1]), got {gate}")
+    if isinstance(max_draws, bool) or not isinstance(max_draws, int) or max_draws < 1:
+        raise ValueError(f"max_draws must be an int >= 1, got {max_draws!r}")
+    stats = gate_stats if gate_stats is not None else GateStats()
     dirs = find_model_dirs(model_path, species)
     banks = {name: SpeciesBank.load(model_dir) for name, model_dir in dirs.items()}
     # Resolve (and so validate) every species' jitter before writing anything.
@@ -288,7 +348,12 @@ def generate_songs(
                 scene,
                 noise,
             )
-            wav, audio = _write_song(banks[name], request, model_dir, folder)
+            verdict = None
+            if gate is None:
+                audio = render_song(banks[name], request)
+            else:
+                request, audio, verdict = _gated_song(banks[name], request, gate, max_draws, stats)
+            wav = _write_song(request, audio, model_dir, folder, verdict)
             written.setdefault(name, []).append(wav)
             if index < _SHEET_ROWS:
                 synthetic.append((wav.name, audio))
@@ -322,6 +387,7 @@ def read_sidecar(path: str | Path) -> tuple[SongRequest, dict[str, Any]]:
             backend=str(payload["backend"]),
             # Sidecars written before recorded residuals rendered the decoder's noise.
             noise=str(payload.get("noise", "model")),
+            draw=int(payload.get("draw", 0)),  # none before the gate: the first draw
             # Sidecars written before syntax models sang shuffled phrases, and before
             # tempo_scope stretched whole phrases: they regenerate so.
             jitter=_config_from_dict(
@@ -362,5 +428,6 @@ def regenerate(
             "(sha256 mismatch); pass the original model with --model_checkpoint",
         )
     folder = Path(output_path) if output_path is not None else sidecar.parent / "regenerated"
-    wav, _ = _write_song(SpeciesBank.load(model_dir), request, model_dir, folder / request.species)
+    audio = render_song(SpeciesBank.load(model_dir), request)
+    wav = _write_song(request, audio, model_dir, folder / request.species, payload.get("gate"))
     return wav, _sha256(wav) == payload.get("wav_sha256")

@@ -175,3 +175,47 @@ def test_file_errors_share_one_base(tmp_path):
         assert isinstance(error, PathError) and isinstance(error, ValueError)
         assert (error.path, error.reason) == (tmp_path / "x.bin", "broken")
         assert str(error) == f"{tmp_path / 'x.bin'}: broken"
+
+
+def test_a_gated_song_is_the_first_accepted_draw_and_regenerates_without_the_judge(
+    small_bank_path, tmp_path
+):
+    """Song 0's draws are judged 0.1, 0.2, 0.9: draw 2 is kept and its sidecar says so; song 1
+    is never accepted in its 3 draws (0.4, 0.3, 0.2), so its best, draw 0, is kept, marked so.
+    Ungated songs are draw 0: the same audio as before the gate existed."""
+    from ddsp_augment.sampling.gate import GateStats
+
+    verdicts = iter([0.1, 0.2, 0.9, 0.4, 0.3, 0.2])
+    stats = GateStats()
+    out = tmp_path / "gated"
+    written = generate_songs(
+        small_bank_path,
+        out,
+        n=2,
+        seconds=0.5,
+        seed=3,
+        species=["Parus_major"],
+        progress=False,
+        gate=(lambda audio, rate, species: next(verdicts), 0.5),
+        max_draws=3,
+        gate_stats=stats,
+    )
+    assert (stats.items, stats.draws, stats.accepted) == (2, 6, 1)
+    first, second = (json.loads(w.with_suffix(".json").read_text()) for w in written["Parus_major"])
+    assert (first["draw"], first["gate"]["accepted"], first["gate"]["confidence"]) == (2, True, 0.9)
+    assert (second["draw"], second["gate"]["accepted"], second["gate"]["draws"]) == (0, False, 3)
+    plain = generate_songs(
+        small_bank_path,
+        tmp_path / "plain",
+        n=2,
+        seconds=0.5,
+        seed=3,
+        species=["Parus_major"],
+        progress=False,
+    )["Parus_major"]
+    np.testing.assert_array_equal(sf.read(plain[1])[0], sf.read(written["Parus_major"][1])[0])
+    assert not np.array_equal(sf.read(plain[0])[0], sf.read(written["Parus_major"][0])[0])
+    wav, identical = regenerate(written["Parus_major"][0].with_suffix(".json"))
+    assert identical and read_sidecar(wav.with_suffix(".json"))[0].draw == 2
+    with pytest.raises(ValueError, match="max_draws must be an int >= 1"):
+        generate_songs(small_bank_path, out, gate=(lambda *a: 1.0, 0.5), max_draws=0)
